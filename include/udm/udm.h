@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * <udm/udm.h> — the public C API of libudm, a userspace device mapper.
+ *
+ * A udm_ctx is one "kernel": a namespace of devices and the registry of
+ * target types.  The daemon udmd owns one; a program may own its own and
+ * use devices in-process with no daemon at all.
+ *
+ * Devices hold a live table and an inactive table, exactly as Linux dm:
+ * udm_table_load() builds the inactive table (every constructor runs,
+ * every error is reported) without touching the live one; udm_device_resume()
+ * swaps it in atomically; udm_device_suspend() drains in-flight I/O and
+ * holds new I/O until resume.
+ *
+ * Error convention: functions return -1 (or NULL) on failure, set errno,
+ * and leave a message naming the call and the cause in udm_errmsg(),
+ * which is per-thread.
+ */
+#ifndef UDM_UDM_H
+#define UDM_UDM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define UDM_VERSION_MAJOR 0
+#define UDM_VERSION_MINOR 1
+#define UDM_VERSION_PATCH 0
+#define UDM_SECTOR_SIZE 512u
+#define UDM_NAME_MAX 127 /* like DM_NAME_LEN - 1 */
+#define UDM_UUID_MAX 128
+
+struct udm_ctx;
+struct udm_device;
+
+/* Per-thread message of the last failure, never NULL. */
+const char *udm_errmsg(void);
+/* errno of the last failure on this thread. */
+int udm_errno(void);
+/* The library version as "MAJOR.MINOR.PATCH". */
+const char *udm_version_string(void);
+
+/* ---- context ---------------------------------------------------------- */
+struct udm_ctx *udm_ctx_new(void);
+/* Removes (forcibly) every device and frees the context. */
+void udm_ctx_free(struct udm_ctx *ctx);
+
+/* Calls fn for each device name, in creation order.  fn returns non-zero to stop. */
+int udm_ctx_foreach_device(struct udm_ctx *ctx,
+                           int (*fn)(void *opaque, const char *name), void *opaque);
+
+/* Target types known to ctx: fn(opaque, name, version[3]). */
+int udm_ctx_foreach_target(struct udm_ctx *ctx,
+                           int (*fn)(void *opaque, const char *name,
+                                     const unsigned version[3]),
+                           void *opaque);
+
+/* ---- device lifecycle ------------------------------------------------- */
+#define UDM_DEVICE_READONLY 0x1u
+
+/*
+ * Create a device with no table (like "dmsetup create --notable").
+ * Returns a referenced handle; drop it with udm_device_unref().
+ */
+struct udm_device *udm_device_create(struct udm_ctx *ctx, const char *name,
+                                     const char *uuid, unsigned flags);
+/* Look a device up by name; referenced handle, or NULL with errno ENXIO. */
+struct udm_device *udm_device_lookup(struct udm_ctx *ctx, const char *name);
+void udm_device_ref(struct udm_device *dev);
+void udm_device_unref(struct udm_device *dev);
+
+/* Mark the device open (an export, an attached client); counted in info. */
+void udm_device_open(struct udm_device *dev);
+void udm_device_close(struct udm_device *dev);
+
+#define UDM_REMOVE_FORCE 0x1u
+/*
+ * Remove the device from its context.  Refused with EBUSY while it is open
+ * or used by another device's table.  With UDM_REMOVE_FORCE an open device
+ * first gets a table that fails all I/O (as "dmsetup remove --force"),
+ * then is removed; holders of references see EIO until they let go.
+ * A device used by another device's table is never removed.
+ */
+int udm_device_remove(struct udm_device *dev, unsigned flags);
+
+/* ---- tables ----------------------------------------------------------- */
+/*
+ * Load TEXT (dmsetup table syntax, one segment per line; blank lines and
+ * lines starting with '#' ignored) as the inactive table.  Any previous
+ * inactive table is replaced.  On failure nothing changes and the message
+ * names the line and token at fault.
+ */
+int udm_table_load(struct udm_device *dev, const char *text);
+/* Drop the inactive table ("dmsetup clear"). */
+int udm_table_clear(struct udm_device *dev);
+
+/*
+ * Wait for in-flight I/O, then hold new I/O until resume.  Idempotent.
+ * flags must be 0 (reserved; dm's noflush has no meaning yet: udm holds no
+ * queued I/O outside targets).
+ */
+int udm_device_suspend(struct udm_device *dev, unsigned flags);
+/*
+ * Swap in the inactive table if there is one (suspending first if needed),
+ * then let held I/O go.  A device with no live table cannot be resumed.
+ */
+int udm_device_resume(struct udm_device *dev);
+
+#define UDM_TABLE_SHOWKEYS 0x1u
+#define UDM_TABLE_INACTIVE 0x2u
+/* "dmsetup table": malloc'd text, one line per segment, in *out. */
+int udm_device_table(struct udm_device *dev, unsigned flags, char **out);
+/* "dmsetup status": malloc'd text in *out. */
+int udm_device_status(struct udm_device *dev, unsigned flags, char **out);
+/* "dmsetup message NAME SECTOR MSG": reply (maybe empty) malloc'd in *reply. */
+int udm_device_message(struct udm_device *dev, uint64_t sector,
+                       const char *message, char **reply);
+
+/* Device names this device's live and inactive tables use (udm stacking). */
+int udm_device_foreach_dep(struct udm_device *dev,
+                           int (*fn)(void *opaque, const char *path),
+                           void *opaque);
+
+struct udm_info {
+  char name[UDM_NAME_MAX + 1];
+  char uuid[UDM_UUID_MAX + 1];
+  int suspended;          /* 1 when suspended */
+  int live_table;         /* a live table is present */
+  int inactive_table;     /* an inactive table is present */
+  int readonly;
+  unsigned open_count;    /* frontends and clients holding it open */
+  unsigned holders;       /* tables of other devices using it */
+  uint32_t event_nr;
+  unsigned target_count;  /* segments of the live table */
+  uint64_t size;          /* bytes of the live table (0 without one) */
+  unsigned minor;         /* udm's stable device number, for "Major, minor" */
+};
+int udm_device_info(struct udm_device *dev, struct udm_info *info);
+const char *udm_device_name(const struct udm_device *dev);
+/* Live table size in bytes (0 when no live table). */
+uint64_t udm_device_size(struct udm_device *dev);
+
+/* What the live table can do, for frontends to advertise. */
+#define UDM_CAP_DISCARD      0x1u  /* every segment accepts discard */
+#define UDM_CAP_WRITE_ZEROES 0x2u  /* every segment accepts write-zeroes */
+#define UDM_CAP_FUA          0x4u
+#define UDM_CAP_READONLY     0x8u
+#define UDM_CAP_FLUSH        0x10u
+unsigned udm_device_caps(struct udm_device *dev);
+
+/* ---- I/O (thread-safe; many threads may call at once) -------------- */
+#define UDM_IO_FUA         0x1u /* write through to stable storage */
+#define UDM_IO_MAY_UNMAP   0x2u /* write-zeroes may deallocate */
+#define UDM_IO_NO_FALLBACK 0x4u /* write-zeroes must be fast or fail ENOTSUP */
+
+/*
+ * Byte-addressed I/O on the live table.  Offsets and lengths that are not
+ * multiples of 512 are handled by read-modify-write of the edge sectors.
+ * Return 0, or -1 with errno (EIO from an error target, ENOSPC, ...).
+ */
+int udm_device_pread(struct udm_device *dev, void *buf, size_t len, uint64_t off);
+int udm_device_pwrite(struct udm_device *dev, const void *buf, size_t len,
+                      uint64_t off, unsigned flags);
+int udm_device_flush(struct udm_device *dev);
+int udm_device_discard(struct udm_device *dev, uint64_t len, uint64_t off,
+                       unsigned flags);
+int udm_device_write_zeroes(struct udm_device *dev, uint64_t len, uint64_t off,
+                            unsigned flags);
+
+/* Allocation status of a byte range (NBD's base:allocation). */
+#define UDM_EXTENT_HOLE 0x1u /* not allocated */
+#define UDM_EXTENT_ZERO 0x2u /* reads as zeros */
+#define UDM_EXTENT_BAD  0x4u /* reads fail (bad blocks) */
+/*
+ * Calls fn for consecutive extents from OFF covering at least one byte and at
+ * most LEN bytes; fn returns non-zero to stop early.  Unknown ranges are
+ * reported as data (flags 0).
+ */
+int udm_device_extents(struct udm_device *dev, uint64_t len, uint64_t off,
+                       int (*fn)(void *opaque, uint64_t off, uint64_t len,
+                                 unsigned flags),
+                       void *opaque);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Growable text buffers for status, table and message output. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+void udm_buf_init(struct udm_buf *b)
+{
+  memset(b, 0, sizeof *b);
+}
+
+void udm_buf_free(struct udm_buf *b)
+{
+  free(b->data);
+  udm_buf_init(b);
+}
+
+static bool reserve(struct udm_buf *b, size_t extra)
+{
+  if (b->failed)
+    return false;
+  if (b->len + extra + 1 <= b->cap)
+    return true;
+  size_t cap = b->cap ? b->cap : 128;
+  while (cap < b->len + extra + 1)
+    cap *= 2;
+  char *p = realloc(b->data, cap);
+  if (!p) {
+    b->failed = true;
+    return false;
+  }
+  b->data = p;
+  b->cap = cap;
+  return true;
+}
+
+void udm_buf_printf(struct udm_buf *b, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0 || !reserve(b, (size_t)n)) {
+    b->failed = true;
+    return;
+  }
+  va_start(ap, fmt);
+  vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)n;
+}
+
+void udm_buf_puts(struct udm_buf *b, const char *s)
+{
+  size_t n = strlen(s);
+  if (!reserve(b, n))
+    return;
+  memcpy(b->data + b->len, s, n + 1);
+  b->len += n;
+}
+
+char *udm_buf_steal(struct udm_buf *b)
+{
+  if (b->failed) {
+    udm_buf_free(b);
+    return NULL;
+  }
+  if (!reserve(b, 0))
+    return NULL;
+  b->data[b->len] = '\0';
+  char *s = b->data;
+  udm_buf_init(b);
+  return s;
+}

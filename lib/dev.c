@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Backing device names, as written in tables:
+ *   /path/to/file, ./file, /dev/sdX   a regular file or block device ("vnode")
+ *   raw:PATH[?direct=on|off]            the same, with options
+ *   udm:NAME, /dev/mapper/NAME          another udm device (stacking)
+ * A word before ':' names an image format; formats other than raw are the
+ * business of image drivers and are refused here until one is registered.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static char *msgf(const char *fmt, const char *a, const char *b)
+{
+  size_t n = strlen(fmt) + strlen(a) + (b ? strlen(b) : 0) + 1;
+  char *s = malloc(n);
+  if (s)
+    snprintf(s, n, fmt, a, b ? b : "");
+  return s;
+}
+
+/* Length of a leading "format:" word, or 0. */
+static size_t format_prefix(const char *name)
+{
+  size_t i = 0;
+  while ((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+         name[i] == '_' || name[i] == '-')
+    i++;
+  return (i > 0 && name[i] == ':') ? i : 0;
+}
+
+static int parse_raw_options(const char *opts, bool *direct, char **errmsg)
+{
+  char *copy = strdup(opts), *save = NULL;
+  if (!copy)
+    return -ENOMEM;
+  for (char *o = strtok_r(copy, ",&", &save); o; o = strtok_r(NULL, ",&", &save)) {
+    if (strcmp(o, "direct=on") == 0 || strcmp(o, "direct") == 0)
+      *direct = true;
+    else if (strcmp(o, "direct=off") == 0)
+      *direct = false;
+    else {
+      *errmsg = msgf("unknown raw option '%s' (known: direct=on|off)", o, NULL);
+      free(copy);
+      return -EINVAL;
+    }
+  }
+  free(copy);
+  return 0;
+}
+
+int udm__dev_open(struct udm_ctx *ctx, struct udm_device *owner, const char *name,
+                  unsigned mode, bool readonly_device, struct udm_dev **out,
+                  char **errmsg)
+{
+  if (readonly_device)
+    mode &= ~UDM_DEV_WRITE;
+  if (strncmp(name, "udm:", 4) == 0)
+    return udm__dev_open_udm(ctx, owner, name, name + 4, mode, out, errmsg);
+  if (strncmp(name, "/dev/mapper/", 12) == 0)
+    return udm__dev_open_udm(ctx, owner, name, name + 12, mode, out, errmsg);
+
+  size_t fl = format_prefix(name);
+  if (fl == 0)
+    return udm__dev_open_file(name, name, mode, false, out, errmsg);
+  if (fl == 3 && strncmp(name, "raw", 3) == 0) {
+    const char *path = name + 4;
+    const char *q = strchr(path, '?');
+    bool direct = false;
+    char *p = q ? strndup(path, (size_t)(q - path)) : strdup(path);
+    if (!p)
+      return -ENOMEM;
+    int r = q ? parse_raw_options(q + 1, &direct, errmsg) : 0;
+    if (r == 0)
+      r = udm__dev_open_file(name, p, mode, direct, out, errmsg);
+    free(p);
+    return r;
+  }
+  char fmt[64];
+  snprintf(fmt, sizeof fmt, "%.*s", (int)(fl < 63 ? fl : 63), name);
+  if (fmt[0] >= '0' && fmt[0] <= '9')
+    *errmsg = msgf("'%s' looks like a major:minor device number; udm names devices "
+                   "by path (or udm:NAME)%s",
+                   name, NULL);
+  else
+    *errmsg = msgf("unknown image format '%s' in '%s' (write ./ before a file name "
+                   "that contains ':')",
+                   fmt, name);
+  return -EINVAL;
+}

@@ -1,0 +1,286 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * File-backed ("vnode") devices: regular files and block devices.
+ * Sparse files keep their holes: discard punches holes, write-zeroes with
+ * MAY_UNMAP punches too, flush is fdatasync.  With direct=on the page cache
+ * is bypassed and misaligned buffers are bounced.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../platform/platform.h"
+#include "internal.h"
+
+#define DIRECT_ALIGN 4096u
+
+struct file_dev {
+  int fd;
+  bool blockdev;
+  bool direct;
+  unsigned block_size; /* direct I/O alignment */
+};
+
+static int full_pread(int fd, void *buf, size_t len, uint64_t off)
+{
+  char *p = buf;
+  while (len > 0) {
+    ssize_t n = pread(fd, p, len, (off_t)off);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return -errno;
+    }
+    if (n == 0) { /* past end of a file that shrank: zeros, as a hole */
+      memset(p, 0, len);
+      return 0;
+    }
+    p += n;
+    len -= (size_t)n;
+    off += (uint64_t)n;
+  }
+  return 0;
+}
+
+static int full_pwrite(int fd, const void *buf, size_t len, uint64_t off)
+{
+  const char *p = buf;
+  while (len > 0) {
+    ssize_t n = pwrite(fd, p, len, (off_t)off);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return -errno;
+    }
+    p += n;
+    len -= (size_t)n;
+    off += (uint64_t)n;
+  }
+  return 0;
+}
+
+static int bounce_io(struct file_dev *f, struct udm_io *io, size_t len, uint64_t off)
+{
+  void *b;
+  if (posix_memalign(&b, DIRECT_ALIGN, len))
+    return -ENOMEM;
+  int r;
+  if (io->op == UDM_OP_READ) {
+    r = full_pread(f->fd, b, len, off);
+    if (r == 0)
+      memcpy(io->buf, b, len);
+  } else {
+    memcpy(b, io->buf, len);
+    r = full_pwrite(f->fd, b, len, off);
+  }
+  free(b);
+  return r;
+}
+
+static int write_zero_buffers(int fd, uint64_t off, uint64_t len)
+{
+  static const size_t chunk = 1u << 20;
+  void *z;
+  if (posix_memalign(&z, DIRECT_ALIGN, chunk))
+    return -ENOMEM;
+  memset(z, 0, chunk);
+  int r = 0;
+  while (len > 0 && r == 0) {
+    size_t n = len < chunk ? (size_t)len : chunk;
+    r = full_pwrite(fd, z, n, off);
+    off += n;
+    len -= n;
+  }
+  free(z);
+  return r;
+}
+
+static int sync_fd(int fd)
+{
+  return fdatasync(fd) < 0 ? -errno : 0;
+}
+
+static int file_submit(struct udm_dev *d, struct udm_io *io)
+{
+  struct file_dev *f = d->priv;
+  uint64_t off = io->sector * UDM_SECTOR_SIZE;
+  uint64_t len = io->nr_sectors * UDM_SECTOR_SIZE;
+  int r;
+  switch (io->op) {
+  case UDM_OP_READ:
+  case UDM_OP_WRITE:
+    if (f->direct && (((uintptr_t)io->buf % DIRECT_ALIGN) || (off % f->block_size) ||
+                      (len % f->block_size)))
+      r = bounce_io(f, io, (size_t)len, off);
+    else if (io->op == UDM_OP_READ)
+      r = full_pread(f->fd, io->buf, (size_t)len, off);
+    else
+      r = full_pwrite(f->fd, io->buf, (size_t)len, off);
+    if (r == 0 && io->op == UDM_OP_WRITE && (io->flags & UDM_IO_FUA))
+      r = sync_fd(f->fd);
+    return r;
+  case UDM_OP_FLUSH:
+    return sync_fd(f->fd);
+  case UDM_OP_DISCARD:
+    r = udm_platform_punch_hole(f->fd, f->blockdev, off, len);
+    break;
+  case UDM_OP_WRITE_ZEROES:
+    r = -EOPNOTSUPP;
+    if (io->flags & UDM_IO_MAY_UNMAP)
+      r = udm_platform_punch_hole(f->fd, f->blockdev, off, len);
+    if (r == -EOPNOTSUPP || r == -ENOTTY)
+      r = udm_platform_zero_range(f->fd, f->blockdev, off, len);
+    if ((r == -EOPNOTSUPP || r == -ENOTTY) && !(io->flags & UDM_IO_NO_FALLBACK))
+      r = write_zero_buffers(f->fd, off, len);
+    if (r == -ENOTTY)
+      r = -EOPNOTSUPP;
+    break;
+  default:
+    return -EINVAL;
+  }
+  if (r == 0 && (io->flags & UDM_IO_FUA))
+    r = sync_fd(f->fd);
+  return r;
+}
+
+/*
+ * Holes come from SEEK_DATA/SEEK_HOLE.  Extents are whole sectors: a hole is
+ * rounded inwards and data outwards, so a sector that is partly data is data.
+ */
+static int file_extents(struct udm_dev *d, udm_sector_t sector, uint64_t nr,
+                        udm_extent_fn fn, void *opaque)
+{
+  struct file_dev *f = d->priv;
+  const uint64_t ss = UDM_SECTOR_SIZE;
+  uint64_t off = sector * ss, end = (sector + nr) * ss;
+  if (f->blockdev)
+    return fn(opaque, sector, nr, 0);
+  while (off < end) {
+    uint64_t data, hole;
+    int r = udm_platform_seek_data(f->fd, off, &data);
+    if (r == -ENXIO)
+      data = end;
+    else if (r < 0)
+      return fn(opaque, off / ss, (end - off) / ss, 0);
+    if (data > end)
+      data = end;
+    uint64_t hole_end = data / ss * ss;
+    if (hole_end > off) {
+      r = fn(opaque, off / ss, (hole_end - off) / ss, UDM_EXTENT_HOLE | UDM_EXTENT_ZERO);
+      if (r)
+        return r;
+      off = hole_end;
+      continue;
+    }
+    /* off is data, or a hole shorter than the sector that holds data. */
+    if (udm_platform_seek_hole(f->fd, data, &hole) < 0 || hole > end)
+      hole = end;
+    uint64_t data_end = (hole + ss - 1) / ss * ss;
+    if (data_end > end)
+      data_end = end;
+    r = fn(opaque, off / ss, (data_end - off) / ss, 0);
+    if (r)
+      return r;
+    off = data_end;
+  }
+  return 0;
+}
+
+static void file_close(struct udm_dev *d)
+{
+  struct file_dev *f = d->priv;
+  if (f) {
+    close(f->fd);
+    free(f);
+  }
+  free(d->name);
+  free(d);
+}
+
+static const struct udm_dev_ops file_ops = {
+    .submit = file_submit,
+    .extents = file_extents,
+    .close = file_close,
+};
+
+static char *errf(const char *what, const char *path, int err)
+{
+  const char *why = strerror(err);
+  size_t n = strlen(what) + strlen(path) + strlen(why) + 8;
+  char *s = malloc(n);
+  if (s)
+    snprintf(s, n, "%s %s: %s", what, path, why);
+  return s;
+}
+
+int udm__dev_open_file(const char *name, const char *path, unsigned mode, bool direct,
+                       struct udm_dev **out, char **errmsg)
+{
+  int flags = (mode & UDM_DEV_WRITE) ? O_RDWR : O_RDONLY;
+  int fd = direct ? udm_platform_open_direct(path, flags) : open(path, flags | O_CLOEXEC);
+  if (fd < 0) {
+    int e = direct ? -fd : errno;
+    *errmsg = errf((mode & UDM_DEV_WRITE) ? "cannot open for reading and writing"
+                                          : "cannot open for reading",
+                   path, e);
+    if (direct && e == EINVAL) {
+      free(*errmsg);
+      *errmsg = errf("cannot open with direct=on (the file system refuses O_DIRECT)",
+                     path, e);
+    }
+    return -e;
+  }
+  struct stat st;
+  struct file_dev *f = NULL;
+  struct udm_dev *d = NULL;
+  int r;
+  if (fstat(fd, &st) < 0) {
+    r = -errno;
+    *errmsg = errf("cannot stat", path, -r);
+    goto fail;
+  }
+  f = calloc(1, sizeof *f);
+  d = calloc(1, sizeof *d);
+  if (!f || !d || !(d->name = strdup(name))) {
+    r = -ENOMEM;
+    goto fail;
+  }
+  f->fd = fd;
+  f->direct = direct;
+  f->block_size = UDM_SECTOR_SIZE;
+  uint64_t bytes;
+  if (S_ISBLK(st.st_mode)) {
+    f->blockdev = true;
+    r = udm_platform_blockdev_size(fd, &bytes);
+    if (r < 0) {
+      *errmsg = errf("cannot get the size of block device", path, -r);
+      goto fail;
+    }
+    unsigned lbs;
+    if (direct && udm_platform_blockdev_logical_block_size(fd, &lbs) == 0)
+      f->block_size = lbs;
+  } else if (S_ISREG(st.st_mode)) {
+    bytes = (uint64_t)st.st_size;
+  } else {
+    r = -EINVAL;
+    *errmsg = errf("not a regular file or block device:", path, ENODEV);
+    goto fail;
+  }
+  d->ops = &file_ops;
+  d->priv = f;
+  d->mode = mode;
+  d->size = bytes / UDM_SECTOR_SIZE;
+  *out = d;
+  return 0;
+fail:
+  close(fd);
+  free(f);
+  if (d)
+    free(d->name);
+  free(d);
+  return r;
+}

@@ -1,0 +1,494 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Devices and their control operations: create, load, suspend, resume,
+ * remove, table/status/message/info.  Control operations of a context are
+ * serialised by ctx->lock; the I/O path never takes it (see io.c).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static bool valid_name(const char *name)
+{
+  size_t n = strlen(name);
+  if (n == 0 || n > UDM_NAME_MAX || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+    return false;
+  for (const char *p = name; *p; p++)
+    if (*p == '/' || (unsigned char)*p <= ' ' || *p == 0x7f)
+      return false;
+  return true;
+}
+
+struct udm_device *udm_device_create(struct udm_ctx *ctx, const char *name,
+                                     const char *uuid, unsigned flags)
+{
+  if (!name || !valid_name(name))
+    return udm__fail_null(EINVAL,
+                          "udm_device_create: invalid device name '%s' (1 to %d "
+                          "characters, no '/', blanks or control characters)",
+                          name ? name : "", UDM_NAME_MAX);
+  if (uuid && strlen(uuid) > UDM_UUID_MAX)
+    return udm__fail_null(EINVAL, "udm_device_create: uuid longer than %d characters",
+                          UDM_UUID_MAX);
+  if (flags & ~UDM_DEVICE_READONLY)
+    return udm__fail_null(EINVAL, "udm_device_create: unknown flags 0x%x", flags);
+  struct udm_device *d = calloc(1, sizeof *d);
+  if (!d)
+    return udm__fail_null(ENOMEM, "udm_device_create: out of memory");
+  snprintf(d->name, sizeof d->name, "%s", name);
+  if (uuid)
+    snprintf(d->uuid, sizeof d->uuid, "%s", uuid);
+  d->ctx = ctx;
+  d->flags = flags;
+  atomic_init(&d->refs, 2); /* the context's and the caller's */
+  pthread_mutex_init(&d->ctl_lock, NULL);
+  pthread_mutex_init(&d->gate_lock, NULL);
+  pthread_cond_init(&d->gate_cond, NULL);
+
+  pthread_mutex_lock(&ctx->lock);
+  struct udm_device **tail = &ctx->devices;
+  for (struct udm_device *o = ctx->devices; o; o = o->next) {
+    if (strcmp(o->name, name) == 0 || (uuid && *uuid && strcmp(o->uuid, uuid) == 0)) {
+      bool same_name = strcmp(o->name, name) == 0;
+      pthread_mutex_unlock(&ctx->lock);
+      pthread_mutex_destroy(&d->ctl_lock);
+      pthread_mutex_destroy(&d->gate_lock);
+      pthread_cond_destroy(&d->gate_cond);
+      free(d);
+      return same_name
+                 ? udm__fail_null(EEXIST, "udm_device_create: device '%s' already exists",
+                                  name)
+                 : udm__fail_null(EEXIST, "udm_device_create: uuid '%s' is already used",
+                                  uuid);
+    }
+    tail = &o->next;
+  }
+  d->minor = ctx->next_minor++;
+  *tail = d;
+  pthread_mutex_unlock(&ctx->lock);
+  return d;
+}
+
+struct udm_device *udm_device_lookup(struct udm_ctx *ctx, const char *name)
+{
+  pthread_mutex_lock(&ctx->lock);
+  struct udm_device *d = udm__ctx_find_device(ctx, name);
+  if (d)
+    udm_device_ref(d);
+  pthread_mutex_unlock(&ctx->lock);
+  if (!d)
+    return udm__fail_null(ENXIO, "no device named '%s'", name);
+  return d;
+}
+
+void udm_device_ref(struct udm_device *dev)
+{
+  atomic_fetch_add(&dev->refs, 1);
+}
+
+void udm_device_unref(struct udm_device *dev)
+{
+  if (!dev || atomic_fetch_sub(&dev->refs, 1) != 1)
+    return;
+  /* Tables were destroyed by remove; nothing else holds the device. */
+  pthread_mutex_destroy(&dev->ctl_lock);
+  pthread_mutex_destroy(&dev->gate_lock);
+  pthread_cond_destroy(&dev->gate_cond);
+  free(dev);
+}
+
+void udm_device_open(struct udm_device *dev)
+{
+  pthread_mutex_lock(&dev->ctx->lock);
+  dev->open_count++;
+  pthread_mutex_unlock(&dev->ctx->lock);
+}
+
+void udm_device_close(struct udm_device *dev)
+{
+  pthread_mutex_lock(&dev->ctx->lock);
+  if (dev->open_count)
+    dev->open_count--;
+  pthread_mutex_unlock(&dev->ctx->lock);
+}
+
+static bool in_ctx(struct udm_device *dev)
+{
+  for (struct udm_device *d = dev->ctx->devices; d; d = d->next)
+    if (d == dev)
+      return true;
+  return false;
+}
+
+static int ctl_device_remove(struct udm_device *dev, unsigned flags)
+{
+  struct udm_ctx *ctx = dev->ctx;
+  pthread_mutex_lock(&ctx->lock);
+  if (!in_ctx(dev)) {
+    pthread_mutex_unlock(&ctx->lock);
+    return udm__fail(ENXIO, "remove %s: the device was already removed", dev->name);
+  }
+  if (dev->holders) {
+    pthread_mutex_unlock(&ctx->lock);
+    return udm__fail(EBUSY,
+                     "remove %s: the device is used by the table of another device "
+                     "(%u reference%s); remove that device first",
+                     dev->name, dev->holders, dev->holders == 1 ? "" : "s");
+  }
+  if (dev->open_count && !(flags & UDM_REMOVE_FORCE)) {
+    pthread_mutex_unlock(&ctx->lock);
+    return udm__fail(EBUSY,
+                     "remove %s: the device is open (open count %u); close it or "
+                     "force the removal",
+                     dev->name, dev->open_count);
+  }
+  /*
+   * From now on the name is free and every request fails; drain what is in
+   * flight and drop the tables.
+   */
+  atomic_store(&dev->dead, true);
+  for (struct udm_device **p = &ctx->devices; *p; p = &(*p)->next)
+    if (*p == dev) {
+      *p = dev->next;
+      break;
+    }
+  bool was_suspended = atomic_load(&dev->suspended);
+  udm_table *live = atomic_load(&dev->live);
+  if (live && !was_suspended)
+    udm__table_presuspend(live);
+  udm__gate_close(dev);
+  if (live && !was_suspended)
+    udm__table_postsuspend(live);
+  atomic_store(&dev->live, NULL);
+  udm__table_destroy(live);
+  udm__table_destroy(dev->inactive);
+  dev->inactive = NULL;
+  udm__gate_open(dev);
+  pthread_mutex_unlock(&ctx->lock);
+  udm_device_unref(dev); /* the context's reference */
+  return 0;
+}
+
+/* Is this device still usable for a control operation?  ctx->lock held. */
+static int check_alive(struct udm_device *dev, const char *op)
+{
+  if (atomic_load(&dev->dead))
+    return udm__fail(ENXIO, "%s %s: the device was removed", op, dev->name);
+  return 0;
+}
+
+static int ctl_table_load(struct udm_device *dev, const char *text)
+{
+  struct udm_ctx *ctx = dev->ctx;
+  char *msg = NULL;
+  udm_table *t;
+  pthread_mutex_lock(&ctx->lock);
+  if (check_alive(dev, "load") < 0) {
+    pthread_mutex_unlock(&ctx->lock);
+    return -1;
+  }
+  int r = udm__table_create(ctx, dev, text, dev->flags & UDM_DEVICE_READONLY, &t, &msg);
+  if (r < 0) {
+    pthread_mutex_unlock(&ctx->lock);
+    udm__fail(-r, "load %s: %s", dev->name, msg ? msg : "invalid table");
+    free(msg);
+    return -1;
+  }
+  udm__table_destroy(dev->inactive);
+  dev->inactive = t;
+  pthread_mutex_unlock(&ctx->lock);
+  return 0;
+}
+
+static int ctl_table_clear(struct udm_device *dev)
+{
+  pthread_mutex_lock(&dev->ctx->lock);
+  udm__table_destroy(dev->inactive);
+  dev->inactive = NULL;
+  pthread_mutex_unlock(&dev->ctx->lock);
+  return 0;
+}
+
+/* ctx->lock held. */
+static void suspend_locked(struct udm_device *dev)
+{
+  if (atomic_load(&dev->suspended))
+    return;
+  udm_table *live = atomic_load(&dev->live);
+  if (live)
+    udm__table_presuspend(live);
+  udm__gate_close(dev);
+  if (live)
+    udm__table_postsuspend(live);
+}
+
+static int ctl_device_suspend(struct udm_device *dev, unsigned flags)
+{
+  if (flags)
+    return udm__fail(EINVAL, "suspend %s: unknown flags 0x%x", dev->name, flags);
+  pthread_mutex_lock(&dev->ctx->lock);
+  int r = check_alive(dev, "suspend");
+  if (r == 0)
+    suspend_locked(dev);
+  pthread_mutex_unlock(&dev->ctx->lock);
+  return r;
+}
+
+static int ctl_device_resume(struct udm_device *dev)
+{
+  struct udm_ctx *ctx = dev->ctx;
+  pthread_mutex_lock(&ctx->lock);
+  if (check_alive(dev, "resume") < 0) {
+    pthread_mutex_unlock(&ctx->lock);
+    return -1;
+  }
+  if (dev->inactive) {
+    char *msg = NULL;
+    suspend_locked(dev);
+    int r = udm__table_preresume(dev->inactive, &msg);
+    if (r < 0) {
+      pthread_mutex_unlock(&ctx->lock);
+      udm__fail(-r, "resume %s: %s (the device stays suspended)", dev->name,
+                msg ? msg : "preresume failed");
+      free(msg);
+      return -1;
+    }
+    udm_table *old = atomic_load(&dev->live);
+    atomic_store(&dev->live, dev->inactive);
+    dev->inactive = NULL;
+    udm__table_destroy(old);
+    atomic_fetch_add(&dev->event_nr, 1);
+  } else if (!atomic_load(&dev->live)) {
+    pthread_mutex_unlock(&ctx->lock);
+    return udm__fail(ENXIO, "resume %s: no table is loaded", dev->name);
+  } else if (!atomic_load(&dev->suspended)) {
+    pthread_mutex_unlock(&ctx->lock);
+    return 0;
+  } else {
+    char *msg = NULL;
+    int r = udm__table_preresume(atomic_load(&dev->live), &msg);
+    if (r < 0) {
+      pthread_mutex_unlock(&ctx->lock);
+      udm__fail(-r, "resume %s: %s (the device stays suspended)", dev->name,
+                msg ? msg : "preresume failed");
+      free(msg);
+      return -1;
+    }
+  }
+  udm__table_resume(atomic_load(&dev->live));
+  udm__gate_open(dev);
+  pthread_mutex_unlock(&ctx->lock);
+  return 0;
+}
+
+int udm_device_table(struct udm_device *dev, unsigned flags, char **out)
+{
+  pthread_mutex_lock(&dev->ctx->lock);
+  udm_table *t = (flags & UDM_TABLE_INACTIVE) ? dev->inactive : atomic_load(&dev->live);
+  int r = t ? udm__table_text(t, UDM_STATUS_TABLE, flags & UDM_TABLE_SHOWKEYS, out)
+            : ((*out = strdup("")) ? 0 : -ENOMEM);
+  pthread_mutex_unlock(&dev->ctx->lock);
+  if (r < 0)
+    return udm__fail(-r, "table %s: out of memory", dev->name);
+  return 0;
+}
+
+int udm_device_status(struct udm_device *dev, unsigned flags, char **out)
+{
+  pthread_mutex_lock(&dev->ctx->lock);
+  udm_table *t = (flags & UDM_TABLE_INACTIVE) ? dev->inactive : atomic_load(&dev->live);
+  int r = t ? udm__table_text(t, UDM_STATUS_INFO, 0, out)
+            : ((*out = strdup("")) ? 0 : -ENOMEM);
+  pthread_mutex_unlock(&dev->ctx->lock);
+  if (r < 0)
+    return udm__fail(-r, "status %s: out of memory", dev->name);
+  return 0;
+}
+
+int udm_device_message(struct udm_device *dev, uint64_t sector, const char *message,
+                       char **reply)
+{
+  struct udm_ctx *ctx = dev->ctx;
+  *reply = NULL;
+  char *copy = strdup(message ? message : "");
+  char *argv[64];
+  unsigned argc = 0;
+  if (!copy)
+    return udm__fail(ENOMEM, "message %s: out of memory", dev->name);
+  for (char *save = NULL, *w = strtok_r(copy, " \t\n", &save); w;
+       w = strtok_r(NULL, " \t\n", &save)) {
+    if (argc == UDM_ARRAY_SIZE(argv)) {
+      free(copy);
+      return udm__fail(E2BIG, "message %s: too many words", dev->name);
+    }
+    argv[argc++] = w;
+  }
+  if (argc == 0) {
+    free(copy);
+    return udm__fail(EINVAL, "message %s: the message is empty", dev->name);
+  }
+  pthread_mutex_lock(&ctx->lock);
+  udm_table *t = atomic_load(&dev->live);
+  int r;
+  if (!t) {
+    r = udm__fail(ENXIO, "message %s: the device has no live table", dev->name);
+  } else if (sector >= t->size) {
+    r = udm__fail(EINVAL, "message %s: sector %llu is beyond the device (%llu sectors)",
+                  dev->name, (unsigned long long)sector, (unsigned long long)t->size);
+  } else {
+    struct udm_target *ti = &t->targets[udm__table_find(t, sector)];
+    if (!ti->type->message) {
+      r = udm__fail(EINVAL, "message %s: target '%s' does not take messages", dev->name,
+                    ti->type->name);
+    } else {
+      struct udm_buf b;
+      udm_buf_init(&b);
+      free(ti->error);
+      ti->error = NULL;
+      int e = ti->type->message(ti, argc, argv, &b);
+      if (e < 0) {
+        r = udm__fail(-e, "message %s: %s: %s", dev->name, ti->type->name,
+                      ti->error ? ti->error : strerror(-e));
+        free(ti->error);
+        ti->error = NULL;
+        udm_buf_free(&b);
+      } else if (!(*reply = udm_buf_steal(&b))) {
+        r = udm__fail(ENOMEM, "message %s: out of memory", dev->name);
+      } else {
+        r = 0;
+      }
+    }
+  }
+  pthread_mutex_unlock(&ctx->lock);
+  free(copy);
+  return r;
+}
+
+static int foreach_dep_in(udm_table *t, int (*fn)(void *, const char *), void *opaque)
+{
+  if (!t)
+    return 0;
+  for (struct udm_dev *d = t->devs; d; d = d->next) {
+    int r = fn(opaque, d->name);
+    if (r)
+      return r;
+  }
+  return 0;
+}
+
+int udm_device_foreach_dep(struct udm_device *dev, int (*fn)(void *, const char *),
+                           void *opaque)
+{
+  pthread_mutex_lock(&dev->ctx->lock);
+  int r = foreach_dep_in(atomic_load(&dev->live), fn, opaque);
+  if (r == 0)
+    r = foreach_dep_in(dev->inactive, fn, opaque);
+  pthread_mutex_unlock(&dev->ctx->lock);
+  return r;
+}
+
+static bool table_uses(udm_table *t, struct udm_device *to)
+{
+  if (!t)
+    return false;
+  for (struct udm_dev *d = t->devs; d; d = d->next) {
+    struct udm_device *u = udm__dev_udm_device(d);
+    if (u && (u == to || udm__device_depends_on(u, to)))
+      return true;
+  }
+  return false;
+}
+
+bool udm__device_depends_on(struct udm_device *from, struct udm_device *to)
+{
+  return table_uses(atomic_load(&from->live), to) || table_uses(from->inactive, to);
+}
+
+int udm_device_info(struct udm_device *dev, struct udm_info *info)
+{
+  memset(info, 0, sizeof *info);
+  pthread_mutex_lock(&dev->ctx->lock);
+  udm_table *live = atomic_load(&dev->live);
+  snprintf(info->name, sizeof info->name, "%s", dev->name);
+  snprintf(info->uuid, sizeof info->uuid, "%s", dev->uuid);
+  info->suspended = atomic_load(&dev->suspended);
+  info->live_table = live != NULL;
+  info->inactive_table = dev->inactive != NULL;
+  info->readonly = (dev->flags & UDM_DEVICE_READONLY) != 0;
+  info->open_count = dev->open_count;
+  info->holders = dev->holders;
+  info->event_nr = atomic_load(&dev->event_nr);
+  info->target_count = live ? live->num_targets : 0;
+  info->size = live ? live->size * UDM_SECTOR_SIZE : 0;
+  info->minor = dev->minor;
+  pthread_mutex_unlock(&dev->ctx->lock);
+  return 0;
+}
+
+const char *udm_device_name(const struct udm_device *dev)
+{
+  return dev->name;
+}
+
+uint64_t udm_device_size(struct udm_device *dev)
+{
+  pthread_mutex_lock(&dev->ctx->lock);
+  udm_table *live = atomic_load(&dev->live);
+  uint64_t s = live ? live->size * UDM_SECTOR_SIZE : 0;
+  pthread_mutex_unlock(&dev->ctx->lock);
+  return s;
+}
+
+unsigned udm_device_caps(struct udm_device *dev)
+{
+  pthread_mutex_lock(&dev->ctx->lock);
+  udm_table *live = atomic_load(&dev->live);
+  unsigned caps = live ? live->caps : 0;
+  if (dev->flags & UDM_DEVICE_READONLY)
+    caps = (caps & ~(UDM_CAP_DISCARD | UDM_CAP_WRITE_ZEROES)) | UDM_CAP_READONLY;
+  pthread_mutex_unlock(&dev->ctx->lock);
+  return caps;
+}
+
+int udm_device_remove(struct udm_device *dev, unsigned flags)
+{
+  pthread_mutex_lock(&dev->ctl_lock);
+  int r = ctl_device_remove(dev, flags);
+  pthread_mutex_unlock(&dev->ctl_lock);
+  return r;
+}
+
+int udm_table_load(struct udm_device *dev, const char *text)
+{
+  pthread_mutex_lock(&dev->ctl_lock);
+  int r = ctl_table_load(dev, text);
+  pthread_mutex_unlock(&dev->ctl_lock);
+  return r;
+}
+
+int udm_table_clear(struct udm_device *dev)
+{
+  pthread_mutex_lock(&dev->ctl_lock);
+  int r = ctl_table_clear(dev);
+  pthread_mutex_unlock(&dev->ctl_lock);
+  return r;
+}
+
+int udm_device_suspend(struct udm_device *dev, unsigned flags)
+{
+  pthread_mutex_lock(&dev->ctl_lock);
+  int r = ctl_device_suspend(dev, flags);
+  pthread_mutex_unlock(&dev->ctl_lock);
+  return r;
+}
+
+int udm_device_resume(struct udm_device *dev)
+{
+  pthread_mutex_lock(&dev->ctl_lock);
+  int r = ctl_device_resume(dev);
+  pthread_mutex_unlock(&dev->ctl_lock);
+  return r;
+}

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* libudm internals shared by the files of lib/.  Not installed. */
+#ifndef UDM_LIB_INTERNAL_H
+#define UDM_LIB_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include <udm/target.h>
+#include <udm/udm.h>
+
+#define UDM_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- errors (error.c) ---- */
+/* Record a failure for udm_errmsg(); returns -1 and sets errno = err. */
+int udm__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void *udm__fail_null(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- text buffers (buf.c) ---- */
+struct udm_buf {
+  char *data;
+  size_t len;
+  size_t cap;
+  bool failed;
+};
+void udm_buf_init(struct udm_buf *b);
+void udm_buf_free(struct udm_buf *b);
+/* Hand the text to the caller (never NULL unless allocation failed). */
+char *udm_buf_steal(struct udm_buf *b);
+
+/* ---- backing devices (dev.c, dev_file.c, dev_udm.c) ---- */
+struct udm_dev_ops {
+  int (*submit)(struct udm_dev *d, struct udm_io *io);
+  int (*extents)(struct udm_dev *d, udm_sector_t sector, uint64_t nr,
+                 udm_extent_fn fn, void *opaque);
+  void (*close)(struct udm_dev *d);
+};
+
+struct udm_dev {
+  const struct udm_dev_ops *ops;
+  char *name;              /* as written in the table */
+  unsigned users;          /* targets of the table sharing this open */
+  unsigned mode;           /* UDM_DEV_READ | UDM_DEV_WRITE */
+  udm_sector_t size;       /* sectors */
+  struct udm_dev *next;    /* the table's list of opened devices */
+  void *priv;              /* per kind */
+};
+
+/* Open by table name; the kind is chosen from the name's form. */
+int udm__dev_open(struct udm_ctx *ctx, struct udm_device *owner, const char *name,
+                  unsigned mode, bool readonly_device, struct udm_dev **out,
+                  char **errmsg);
+int udm__dev_open_file(const char *name, const char *path, unsigned mode,
+                       bool direct, struct udm_dev **out, char **errmsg);
+int udm__dev_open_udm(struct udm_ctx *ctx, struct udm_device *owner,
+                      const char *name, const char *devname, unsigned mode,
+                      struct udm_dev **out, char **errmsg);
+/* The udm device behind a dev, or NULL for files. */
+struct udm_device *udm__dev_udm_device(struct udm_dev *d);
+
+/* ---- tables (table.c) ---- */
+struct udm_table_ctx {
+  struct udm_ctx *ctx;
+  struct udm_device *owner;
+  bool readonly;
+  unsigned num_targets;
+  struct udm_target *targets;
+  udm_sector_t size;       /* sectors */
+  struct udm_dev *devs;    /* opened backing devices, shared by targets */
+  unsigned caps;           /* UDM_CAP_* */
+};
+typedef struct udm_table_ctx udm_table;
+
+/* Build a table from text; on failure *errmsg says which line and why. */
+int udm__table_create(struct udm_ctx *ctx, struct udm_device *owner, const char *text,
+                      bool readonly, udm_table **out, char **errmsg);
+void udm__table_destroy(udm_table *t);
+/* Index of the target holding sector (sector < t->size). */
+unsigned udm__table_find(const udm_table *t, udm_sector_t sector);
+int udm__table_text(udm_table *t, enum udm_status_type type, unsigned flags,
+                    char **out);
+void udm__table_presuspend(udm_table *t);
+void udm__table_postsuspend(udm_table *t);
+int udm__table_preresume(udm_table *t, char **errmsg);
+void udm__table_resume(udm_table *t);
+
+/* ---- contexts and devices (ctx.c, device.c) ---- */
+struct udm_target_reg {
+  const struct udm_target_type *type;
+};
+
+struct udm_ctx {
+  pthread_mutex_t lock;      /* namespace, registry and all control operations */
+  struct udm_device *devices;
+  struct udm_target_reg *types;
+  unsigned num_types;
+  unsigned next_minor;
+};
+
+/* The registry entry for NAME, or NULL.  Caller holds ctx->lock. */
+const struct udm_target_type *udm__ctx_find_type(struct udm_ctx *ctx, const char *name);
+struct udm_device *udm__ctx_find_device(struct udm_ctx *ctx, const char *name);
+
+struct udm_device {
+  struct udm_ctx *ctx;
+  char name[UDM_NAME_MAX + 1];
+  char uuid[UDM_UUID_MAX + 1];
+  unsigned flags;            /* UDM_DEVICE_* */
+  unsigned minor;
+  atomic_uint refs;
+  struct udm_device *next;   /* ctx list, under ctx->lock */
+
+  /* Serialises control operations on this device; taken before ctx->lock. */
+  pthread_mutex_t ctl_lock;
+  /* I/O gate: see io.c for the protocol. */
+  pthread_mutex_t gate_lock;
+  pthread_cond_t gate_cond;
+  atomic_uint in_flight;
+  atomic_bool suspended;
+  atomic_bool dead;          /* removed: every request fails with EIO */
+
+  _Atomic(udm_table *) live; /* swapped only while suspended and drained */
+  udm_table *inactive;       /* under ctx->lock */
+  unsigned open_count;       /* under ctx->lock */
+  unsigned holders;          /* tables of other devices using this one */
+  atomic_uint event_nr;
+};
+
+/* Enter/leave the I/O gate; enter returns the live table (NULL: none). */
+udm_table *udm__io_enter(struct udm_device *d);
+void udm__io_leave(struct udm_device *d);
+/*
+ * Drain and hold / release.  Caller holds d->ctl_lock and ctx->lock;
+ * gate_close drops ctx->lock while it waits, so that a stacked device below
+ * can still be resumed while this one drains.
+ */
+void udm__gate_close(struct udm_device *d);
+void udm__gate_open(struct udm_device *d);
+
+/* Submit a sector-aligned request to a device (used for stacking). */
+int udm__device_submit(struct udm_device *d, struct udm_io *io);
+/* Extents of a device in sectors. */
+int udm__device_extents(struct udm_device *d, udm_sector_t sector, uint64_t nr,
+                        udm_extent_fn fn, void *opaque);
+
+/* Does device `from` depend (through any table) on device `to`? ctx->lock held. */
+bool udm__device_depends_on(struct udm_device *from, struct udm_device *to);
+
+/* ---- builtin targets (generated from targets/meson.build) ---- */
+extern const struct udm_target_type *const udm__builtin_targets[];
+extern const unsigned udm__num_builtin_targets;
+
+#endif

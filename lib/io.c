@@ -1,0 +1,408 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The I/O path.  No context-wide lock is taken here.
+ *
+ * The gate: a request increments d->in_flight, then checks d->suspended.
+ * If the device is suspended it backs out and sleeps until resume.  suspend
+ * sets d->suspended, then waits for in_flight to reach zero.  With
+ * sequentially consistent atomics a request either sees the flag, or is
+ * counted before the suspender looks at the counter, so nothing slips past a
+ * suspend.  The live table is swapped only while the gate is closed and
+ * drained, so a request that passed the gate may use it without a lock.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+udm_table *udm__io_enter(struct udm_device *d)
+{
+  for (;;) {
+    atomic_fetch_add(&d->in_flight, 1);
+    if (!atomic_load(&d->suspended))
+      return atomic_load(&d->live);
+    udm__io_leave(d);
+    pthread_mutex_lock(&d->gate_lock);
+    while (atomic_load(&d->suspended))
+      pthread_cond_wait(&d->gate_cond, &d->gate_lock);
+    pthread_mutex_unlock(&d->gate_lock);
+  }
+}
+
+void udm__io_leave(struct udm_device *d)
+{
+  if (atomic_fetch_sub(&d->in_flight, 1) == 1 && atomic_load(&d->suspended)) {
+    pthread_mutex_lock(&d->gate_lock);
+    pthread_cond_broadcast(&d->gate_cond);
+    pthread_mutex_unlock(&d->gate_lock);
+  }
+}
+
+void udm__gate_close(struct udm_device *d)
+{
+  pthread_mutex_lock(&d->gate_lock);
+  atomic_store(&d->suspended, true);
+  if (atomic_load(&d->in_flight)) {
+    pthread_mutex_unlock(&d->ctx->lock);
+    while (atomic_load(&d->in_flight))
+      pthread_cond_wait(&d->gate_cond, &d->gate_lock);
+    pthread_mutex_unlock(&d->gate_lock);
+    pthread_mutex_lock(&d->ctx->lock);
+    return;
+  }
+  pthread_mutex_unlock(&d->gate_lock);
+}
+
+void udm__gate_open(struct udm_device *d)
+{
+  pthread_mutex_lock(&d->gate_lock);
+  atomic_store(&d->suspended, false);
+  pthread_cond_broadcast(&d->gate_cond);
+  pthread_mutex_unlock(&d->gate_lock);
+}
+
+static bool is_write_op(enum udm_op op)
+{
+  return op == UDM_OP_WRITE || op == UDM_OP_DISCARD || op == UDM_OP_WRITE_ZEROES;
+}
+
+static int map_and_submit(struct udm_target *ti, struct udm_io *io)
+{
+  int r = ti->type->map(ti, io);
+  if (r == UDM_MAPIO_REMAPPED)
+    return io->dev ? udm_dev_submit(io->dev, io) : -EIO;
+  if (r == UDM_MAPIO_DONE)
+    return 0;
+  return r < 0 ? r : -EIO;
+}
+
+/* Write-zeroes for a target that cannot: plain writes of a zero buffer. */
+static int zero_by_writing(struct udm_target *ti, const struct udm_io *io)
+{
+  const uint64_t chunk = 2048; /* sectors: 1 MiB */
+  uint64_t n = io->nr_sectors < chunk ? io->nr_sectors : chunk;
+  void *zeros = calloc(n, UDM_SECTOR_SIZE);
+  if (!zeros)
+    return -ENOMEM;
+  int r = 0;
+  for (uint64_t done = 0; done < io->nr_sectors && r == 0; done += n) {
+    if (io->nr_sectors - done < n)
+      n = io->nr_sectors - done;
+    struct udm_io w = {
+        .op = UDM_OP_WRITE,
+        .flags = io->flags & UDM_IO_FUA,
+        .sector = io->sector + done,
+        .nr_sectors = n,
+        .buf = zeros,
+    };
+    r = map_and_submit(ti, &w);
+  }
+  free(zeros);
+  return r;
+}
+
+static int flush_table(udm_table *t, const struct udm_io *io)
+{
+  struct udm_dev *done[16];
+  unsigned ndone = 0;
+  for (unsigned i = 0; i < t->num_targets; i++) {
+    struct udm_target *ti = &t->targets[i];
+    for (unsigned n = 0; n < ti->num_flush_ios; n++) {
+      struct udm_io c = {
+          .op = UDM_OP_FLUSH,
+          .flags = io->flags,
+          .sector = ti->begin,
+          .target_io_nr = n,
+      };
+      int r = ti->type->map(ti, &c);
+      if (r == UDM_MAPIO_DONE)
+        continue;
+      if (r != UDM_MAPIO_REMAPPED)
+        return r < 0 ? r : -EIO;
+      bool seen = false;
+      for (unsigned k = 0; k < ndone; k++)
+        seen |= done[k] == c.dev;
+      if (seen)
+        continue;
+      r = c.dev ? udm_dev_submit(c.dev, &c) : -EIO;
+      if (r < 0)
+        return r;
+      if (ndone < UDM_ARRAY_SIZE(done))
+        done[ndone++] = c.dev;
+    }
+  }
+  return 0;
+}
+
+static int dispatch(udm_table *t, struct udm_io *io)
+{
+  if (io->op == UDM_OP_FLUSH)
+    return flush_table(t, io);
+  udm_sector_t sector = io->sector;
+  uint64_t left = io->nr_sectors;
+  char *buf = io->buf;
+  while (left > 0) {
+    struct udm_target *ti = &t->targets[udm__table_find(t, sector)];
+    uint64_t n = ti->begin + ti->len - sector;
+    if (n > left)
+      n = left;
+    if (ti->max_io_len) {
+      uint64_t to_boundary = ti->max_io_len - (sector - ti->begin) % ti->max_io_len;
+      if (n > to_boundary)
+        n = to_boundary;
+    }
+    struct udm_io c = {
+        .op = io->op,
+        .flags = io->flags,
+        .sector = sector,
+        .nr_sectors = n,
+        .buf = buf,
+    };
+    int r;
+    if (io->op == UDM_OP_DISCARD && !ti->num_discard_ios)
+      r = -EOPNOTSUPP;
+    else if (io->op == UDM_OP_WRITE_ZEROES && !ti->num_write_zeroes_ios)
+      r = (io->flags & UDM_IO_NO_FALLBACK) ? -EOPNOTSUPP : zero_by_writing(ti, &c);
+    else
+      r = map_and_submit(ti, &c);
+    if (r < 0)
+      return r;
+    sector += n;
+    left -= n;
+    if (buf)
+      buf += n * UDM_SECTOR_SIZE;
+  }
+  return 0;
+}
+
+int udm__device_submit(struct udm_device *d, struct udm_io *io)
+{
+  udm_table *t = udm__io_enter(d);
+  int r;
+  if (atomic_load(&d->dead) || !t)
+    r = -EIO;
+  else if (is_write_op(io->op) && (d->flags & UDM_DEVICE_READONLY))
+    r = -EROFS;
+  else if (io->op != UDM_OP_FLUSH &&
+           (io->sector > t->size || io->nr_sectors > t->size - io->sector))
+    r = -EIO; /* beyond the end of the device, as the kernel answers */
+  else
+    r = dispatch(t, io);
+  udm__io_leave(d);
+  return r;
+}
+
+struct extent_shift {
+  udm_extent_fn fn;
+  void *opaque;
+  udm_sector_t add;
+};
+
+static int shift_extent(void *opaque, udm_sector_t sector, uint64_t nr, unsigned flags)
+{
+  struct extent_shift *s = opaque;
+  return s->fn(s->opaque, sector + s->add, nr, flags);
+}
+
+int udm__device_extents(struct udm_device *d, udm_sector_t sector, uint64_t nr,
+                        udm_extent_fn fn, void *opaque)
+{
+  udm_table *t = udm__io_enter(d);
+  int r = 0;
+  if (atomic_load(&d->dead) || !t || sector >= t->size) {
+    r = -EIO;
+    goto out;
+  }
+  if (nr > t->size - sector)
+    nr = t->size - sector;
+  while (nr > 0 && r == 0) {
+    struct udm_target *ti = &t->targets[udm__table_find(t, sector)];
+    uint64_t n = ti->begin + ti->len - sector;
+    if (n > nr)
+      n = nr;
+    if (ti->type->extents) {
+      struct extent_shift s = {fn, opaque, ti->begin};
+      r = ti->type->extents(ti, sector - ti->begin, n, shift_extent, &s);
+    } else {
+      r = fn(opaque, sector, n, 0);
+    }
+    sector += n;
+    nr -= n;
+  }
+out:
+  udm__io_leave(d);
+  return r;
+}
+
+/* ---- the public byte-addressed API ---- */
+
+#define SS UDM_SECTOR_SIZE
+
+static int submit_public(struct udm_device *dev, enum udm_op op, unsigned flags,
+                         void *buf, uint64_t off, uint64_t len)
+{
+  struct udm_io io = {
+      .op = op,
+      .flags = flags,
+      .sector = off / SS,
+      .nr_sectors = len / SS,
+      .buf = buf,
+  };
+  return udm__device_submit(dev, &io);
+}
+
+static int op_fail(struct udm_device *dev, const char *op, int r, uint64_t off,
+                   uint64_t len)
+{
+  return udm__fail(-r, "%s %s: %llu bytes at offset %llu: %s", op, dev->name,
+                   (unsigned long long)len, (unsigned long long)off, strerror(-r));
+}
+
+static bool aligned(uint64_t off, uint64_t len)
+{
+  return off % SS == 0 && len % SS == 0;
+}
+
+/* Read the sectors covering [off, off+len) into a bounce buffer. */
+static int read_covering(struct udm_device *dev, uint64_t off, uint64_t len,
+                         char **bounce, uint64_t *a0, uint64_t *alen)
+{
+  *a0 = off / SS * SS;
+  uint64_t a1 = (off + len + SS - 1) / SS * SS;
+  *alen = a1 - *a0;
+  *bounce = malloc(*alen);
+  if (!*bounce)
+    return -ENOMEM;
+  int r = submit_public(dev, UDM_OP_READ, 0, *bounce, *a0, *alen);
+  if (r < 0) {
+    free(*bounce);
+    *bounce = NULL;
+  }
+  return r;
+}
+
+int udm_device_pread(struct udm_device *dev, void *buf, size_t len, uint64_t off)
+{
+  if (len == 0)
+    return 0;
+  if (off + len < off)
+    return op_fail(dev, "read", -EINVAL, off, len);
+  int r;
+  if (aligned(off, len)) {
+    r = submit_public(dev, UDM_OP_READ, 0, buf, off, len);
+  } else {
+    char *b;
+    uint64_t a0, alen;
+    r = read_covering(dev, off, len, &b, &a0, &alen);
+    if (r == 0) {
+      memcpy(buf, b + (off - a0), len);
+      free(b);
+    }
+  }
+  return r < 0 ? op_fail(dev, "read", r, off, len) : 0;
+}
+
+int udm_device_pwrite(struct udm_device *dev, const void *buf, size_t len, uint64_t off,
+                      unsigned flags)
+{
+  if (len == 0)
+    return 0;
+  if (off + len < off)
+    return op_fail(dev, "write", -EINVAL, off, len);
+  int r;
+  if (aligned(off, len)) {
+    r = submit_public(dev, UDM_OP_WRITE, flags & UDM_IO_FUA, (void *)buf, off, len);
+  } else {
+    /* Read-modify-write of the edge sectors: not atomic against a racing writer. */
+    char *b;
+    uint64_t a0, alen;
+    r = read_covering(dev, off, len, &b, &a0, &alen);
+    if (r == 0) {
+      memcpy(b + (off - a0), buf, len);
+      r = submit_public(dev, UDM_OP_WRITE, flags & UDM_IO_FUA, b, a0, alen);
+      free(b);
+    }
+  }
+  return r < 0 ? op_fail(dev, "write", r, off, len) : 0;
+}
+
+int udm_device_flush(struct udm_device *dev)
+{
+  int r = submit_public(dev, UDM_OP_FLUSH, 0, NULL, 0, 0);
+  return r < 0 ? udm__fail(-r, "flush %s: %s", dev->name, strerror(-r)) : 0;
+}
+
+int udm_device_discard(struct udm_device *dev, uint64_t len, uint64_t off,
+                       unsigned flags)
+{
+  /* Discard is advisory: only whole sectors inside the range are discarded. */
+  uint64_t a0 = (off + SS - 1) / SS * SS, a1 = (off + len) / SS * SS;
+  if (off + len < off)
+    return op_fail(dev, "discard", -EINVAL, off, len);
+  if (a1 <= a0)
+    return 0;
+  int r = submit_public(dev, UDM_OP_DISCARD, flags & UDM_IO_FUA, NULL, a0, a1 - a0);
+  return r < 0 ? op_fail(dev, "discard", r, off, len) : 0;
+}
+
+int udm_device_write_zeroes(struct udm_device *dev, uint64_t len, uint64_t off,
+                            unsigned flags)
+{
+  if (off + len < off)
+    return op_fail(dev, "write-zeroes", -EINVAL, off, len);
+  uint64_t a0 = (off + SS - 1) / SS * SS, a1 = (off + len) / SS * SS;
+  int r = 0;
+  if (a1 <= a0) { /* inside one sector */
+    if (len == 0)
+      return 0;
+    if (flags & UDM_IO_NO_FALLBACK)
+      return op_fail(dev, "write-zeroes", -EOPNOTSUPP, off, len);
+    char z[SS] = {0};
+    return udm_device_pwrite(dev, z, (size_t)len, off, flags & UDM_IO_FUA);
+  }
+  if (a0 > off || a1 < off + len) {
+    if (flags & UDM_IO_NO_FALLBACK)
+      return op_fail(dev, "write-zeroes", -EOPNOTSUPP, off, len);
+    char z[SS] = {0};
+    if (a0 > off && udm_device_pwrite(dev, z, (size_t)(a0 - off), off, flags) < 0)
+      return -1;
+    if (a1 < off + len &&
+        udm_device_pwrite(dev, z, (size_t)(off + len - a1), a1, flags) < 0)
+      return -1;
+  }
+  r = submit_public(dev, UDM_OP_WRITE_ZEROES, flags, NULL, a0, a1 - a0);
+  return r < 0 ? op_fail(dev, "write-zeroes", r, off, len) : 0;
+}
+
+struct byte_extents {
+  int (*fn)(void *, uint64_t, uint64_t, unsigned);
+  void *opaque;
+  uint64_t off, end; /* the requested byte range */
+};
+
+static int to_bytes(void *opaque, udm_sector_t sector, uint64_t nr, unsigned flags)
+{
+  struct byte_extents *b = opaque;
+  uint64_t s = sector * SS, e = (sector + nr) * SS;
+  if (s < b->off)
+    s = b->off;
+  if (e > b->end)
+    e = b->end;
+  if (e <= s)
+    return 0;
+  return b->fn(b->opaque, s, e - s, flags);
+}
+
+int udm_device_extents(struct udm_device *dev, uint64_t len, uint64_t off,
+                       int (*fn)(void *, uint64_t, uint64_t, unsigned), void *opaque)
+{
+  if (len == 0 || off + len < off)
+    return udm__fail(EINVAL, "extents %s: empty or overflowing range", dev->name);
+  struct byte_extents b = {fn, opaque, off, off + len};
+  udm_sector_t s0 = off / SS, s1 = (off + len + SS - 1) / SS;
+  int r = udm__device_extents(dev, s0, s1 - s0, to_bytes, &b);
+  if (r < 0)
+    return udm__fail(-r, "extents %s: %s", dev->name, strerror(-r));
+  return 0;
+}

@@ -1,0 +1,419 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Tables: text in dmsetup syntax ("<start> <length> <target> <args...>" per
+ * line) turned into constructed targets.  All parsing, device opening and
+ * validation happens here, before a table can become live, so that a bad
+ * table is refused without touching a working device.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define MAX_ARGS 1024
+
+static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xasprintf(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return NULL;
+  char *s = malloc((size_t)n + 1);
+  if (!s)
+    return NULL;
+  va_start(ap, fmt);
+  vsnprintf(s, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  return s;
+}
+
+/*
+ * Split LINE in place into words on blanks; a backslash makes the next
+ * character literal (as dm_split_args does), so "a\ b" is one word.
+ */
+static int split_words(char *line, char **argv, unsigned max, unsigned *argc)
+{
+  unsigned n = 0;
+  char *r = line, *w = line;
+  for (;;) {
+    while (*r == ' ' || *r == '\t' || *r == '\r')
+      r++;
+    if (!*r)
+      break;
+    if (n == max)
+      return -E2BIG;
+    argv[n++] = w;
+    while (*r && *r != ' ' && *r != '\t' && *r != '\r') {
+      if (*r == '\\' && r[1])
+        r++;
+      *w++ = *r++;
+    }
+    bool end = !*r;
+    if (!end)
+      r++;
+    *w++ = '\0';
+    if (end)
+      break;
+  }
+  *argc = n;
+  return 0;
+}
+
+static void target_destroy(struct udm_target *ti)
+{
+  if (ti->type && ti->type->dtr)
+    ti->type->dtr(ti);
+  free(ti->error);
+  ti->error = NULL;
+}
+
+void udm__table_destroy(udm_table *t)
+{
+  if (!t)
+    return;
+  for (unsigned i = 0; i < t->num_targets; i++)
+    target_destroy(&t->targets[i]);
+  /* Devices left behind by a target that did not put them. */
+  while (t->devs) {
+    struct udm_dev *d = t->devs;
+    t->devs = d->next;
+    d->ops->close(d);
+  }
+  free(t->targets);
+  free(t);
+}
+
+unsigned udm__table_find(const udm_table *t, udm_sector_t sector)
+{
+  unsigned lo = 0, hi = t->num_targets;
+  while (hi - lo > 1) {
+    unsigned mid = lo + (hi - lo) / 2;
+    if (t->targets[mid].begin <= sector)
+      lo = mid;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+/* ---- device handling for constructors ---- */
+
+int udm_get_device(struct udm_target *ti, const char *path, unsigned mode,
+                   struct udm_dev **out)
+{
+  udm_table *t = ti->table;
+  if (!path || !*path) {
+    udm_target_error(ti, "device path missing");
+    return -EINVAL;
+  }
+  if (t->readonly)
+    mode &= ~UDM_DEV_WRITE;
+  for (struct udm_dev *d = t->devs; d; d = d->next) {
+    if (strcmp(d->name, path) == 0 && (d->mode & mode) == mode) {
+      d->users++;
+      *out = d;
+      return 0;
+    }
+  }
+  char *msg = NULL;
+  struct udm_dev *d;
+  int r = udm__dev_open(t->ctx, t->owner, path, mode, t->readonly, &d, &msg);
+  if (r < 0) {
+    udm_target_error(ti, "%s", msg ? msg : "cannot open device");
+    free(msg);
+    return r;
+  }
+  d->users = 1;
+  d->next = t->devs;
+  t->devs = d;
+  *out = d;
+  return 0;
+}
+
+void udm_put_device(struct udm_target *ti, struct udm_dev *dev)
+{
+  udm_table *t = ti->table;
+  for (struct udm_dev **p = &t->devs; *p; p = &(*p)->next) {
+    if (*p == dev) {
+      if (--dev->users == 0) {
+        *p = dev->next;
+        dev->ops->close(dev);
+      }
+      return;
+    }
+  }
+}
+
+const char *udm_dev_name(const struct udm_dev *dev)
+{
+  return dev->name;
+}
+
+udm_sector_t udm_dev_size(const struct udm_dev *dev)
+{
+  return dev->size;
+}
+
+int udm_dev_submit(struct udm_dev *dev, struct udm_io *io)
+{
+  if (io->op != UDM_OP_FLUSH && io->sector + io->nr_sectors > dev->size)
+    return -EIO;
+  if ((io->op == UDM_OP_WRITE || io->op == UDM_OP_DISCARD ||
+       io->op == UDM_OP_WRITE_ZEROES) &&
+      !(dev->mode & UDM_DEV_WRITE))
+    return -EROFS;
+  return dev->ops->submit(dev, io);
+}
+
+int udm_dev_extents(struct udm_dev *dev, udm_sector_t sector, uint64_t nr,
+                    udm_extent_fn fn, void *opaque)
+{
+  if (!dev->ops->extents)
+    return fn(opaque, sector, nr, 0);
+  return dev->ops->extents(dev, sector, nr, fn, opaque);
+}
+
+/* ---- validation of device areas (dm's device_area_is_invalid) ---- */
+
+struct area_check {
+  char *msg;
+};
+
+static int check_area(struct udm_target *ti, struct udm_dev *dev, udm_sector_t start,
+                      udm_sector_t len, void *data)
+{
+  struct area_check *c = data;
+  if (start > dev->size || len > dev->size - start) {
+    c->msg = xasprintf("device %s is too small: the table needs sectors %llu..%llu "
+                       "but it has %llu sectors",
+                       dev->name, (unsigned long long)start,
+                       (unsigned long long)(start + len),
+                       (unsigned long long)dev->size);
+    return -EINVAL;
+  }
+  (void)ti;
+  return 0;
+}
+
+/* ---- building ---- */
+
+static int add_line(udm_table *t, unsigned lineno, char *line, char **errmsg)
+{
+  char **argv = malloc(MAX_ARGS * sizeof *argv);
+  unsigned argc;
+  int r;
+  if (!argv)
+    return -ENOMEM;
+  r = split_words(line, argv, MAX_ARGS, &argc);
+  if (r < 0) {
+    *errmsg = xasprintf("line %u: more than %d words", lineno, MAX_ARGS);
+    goto out;
+  }
+  if (argc == 0)
+    goto out;
+  r = -EINVAL;
+  if (argc < 3) {
+    *errmsg = xasprintf("line %u: expected '<start> <length> <target> [args]', got %u "
+                        "word%s",
+                        lineno, argc, argc == 1 ? "" : "s");
+    goto out;
+  }
+  uint64_t start, len;
+  if (udm_parse_u64(argv[0], &start) < 0) {
+    *errmsg = xasprintf("line %u: invalid start sector '%s'", lineno, argv[0]);
+    goto out;
+  }
+  if (udm_parse_u64(argv[1], &len) < 0 || len == 0) {
+    *errmsg = xasprintf("line %u: invalid length '%s' (a positive number of sectors)",
+                        lineno, argv[1]);
+    goto out;
+  }
+  if (start != t->size) {
+    *errmsg = xasprintf(
+        start < t->size
+            ? "line %u: start sector %llu overlaps the previous segment, which ends at %llu"
+            : "line %u: start sector %llu leaves a gap: the previous segment ends at %llu",
+        lineno, (unsigned long long)start, (unsigned long long)t->size);
+    goto out;
+  }
+  if (len > UINT64_MAX / UDM_SECTOR_SIZE - start) {
+    *errmsg = xasprintf("line %u: length '%s' is too large", lineno, argv[1]);
+    goto out;
+  }
+  const struct udm_target_type *type = udm__ctx_find_type(t->ctx, argv[2]);
+  if (!type) {
+    *errmsg = xasprintf("line %u: unknown target type '%s' (see 'udm targets')",
+                        lineno, argv[2]);
+    goto out;
+  }
+  struct udm_target *nt = realloc(t->targets, (t->num_targets + 1) * sizeof *nt);
+  if (!nt) {
+    r = -ENOMEM;
+    goto out;
+  }
+  t->targets = nt;
+  struct udm_target *ti = &t->targets[t->num_targets];
+  memset(ti, 0, sizeof *ti);
+  ti->begin = start;
+  ti->len = len;
+  ti->type = type;
+  ti->table = t;
+  ti->num_flush_ios = 1;
+  ti->num_discard_ios = 1;
+  ti->num_write_zeroes_ios = 1;
+  r = type->ctr(ti, argc - 3, argv + 3);
+  if (r < 0) {
+    *errmsg = xasprintf("line %u: %s: %s", lineno, type->name,
+                        ti->error ? ti->error : strerror(-r));
+    target_destroy(ti);
+    goto out;
+  }
+  t->num_targets++;
+  t->size = start + len;
+  if (type->iterate_devices) {
+    struct area_check c = {0};
+    r = type->iterate_devices(ti, check_area, &c);
+    if (r < 0) {
+      *errmsg = xasprintf("line %u: %s: %s", lineno, type->name,
+                          c.msg ? c.msg : strerror(-r));
+      free(c.msg);
+      goto out;
+    }
+  }
+  r = 0;
+out:
+  free(argv);
+  return r;
+}
+
+static unsigned compute_caps(const udm_table *t)
+{
+  unsigned caps = UDM_CAP_DISCARD | UDM_CAP_WRITE_ZEROES | UDM_CAP_FUA | UDM_CAP_FLUSH;
+  for (unsigned i = 0; i < t->num_targets; i++) {
+    if (!t->targets[i].num_discard_ios)
+      caps &= ~UDM_CAP_DISCARD;
+    if (!t->targets[i].num_write_zeroes_ios)
+      caps &= ~UDM_CAP_WRITE_ZEROES;
+  }
+  if (t->readonly)
+    caps = (caps & ~(UDM_CAP_DISCARD | UDM_CAP_WRITE_ZEROES)) | UDM_CAP_READONLY;
+  return caps;
+}
+
+int udm__table_create(struct udm_ctx *ctx, struct udm_device *owner, const char *text,
+                      bool readonly, udm_table **out, char **errmsg)
+{
+  *errmsg = NULL;
+  udm_table *t = calloc(1, sizeof *t);
+  char *copy = strdup(text ? text : "");
+  int r = -ENOMEM;
+  if (!t || !copy)
+    goto fail;
+  t->ctx = ctx;
+  t->owner = owner;
+  t->readonly = readonly;
+
+  unsigned lineno = 0;
+  char *save = NULL;
+  for (char *line = copy;; line = NULL) {
+    /* strtok_r would merge empty lines and break line numbers; walk by hand. */
+    char *nl;
+    if (line == NULL)
+      line = save;
+    if (!line)
+      break;
+    nl = strchr(line, '\n');
+    if (nl) {
+      *nl = '\0';
+      save = nl + 1;
+    } else {
+      save = NULL;
+    }
+    lineno++;
+    const char *p = line;
+    while (*p == ' ' || *p == '\t')
+      p++;
+    if (*p == '#' || *p == '\0' || *p == '\r')
+      continue;
+    r = add_line(t, lineno, line, errmsg);
+    if (r < 0)
+      goto fail;
+  }
+  if (t->num_targets == 0) {
+    r = -EINVAL;
+    *errmsg = xasprintf("the table is empty: at least one segment is needed");
+    goto fail;
+  }
+  t->caps = compute_caps(t);
+  free(copy);
+  *out = t;
+  return 0;
+fail:
+  if (!*errmsg)
+    *errmsg = xasprintf("%s", strerror(-r));
+  free(copy);
+  udm__table_destroy(t);
+  return r;
+}
+
+int udm__table_text(udm_table *t, enum udm_status_type type, unsigned flags, char **out)
+{
+  struct udm_buf b;
+  udm_buf_init(&b);
+  for (unsigned i = 0; i < t->num_targets; i++) {
+    struct udm_target *ti = &t->targets[i];
+    udm_buf_printf(&b, "%llu %llu %s ", (unsigned long long)ti->begin,
+                   (unsigned long long)ti->len, ti->type->name);
+    size_t mark = b.len;
+    if (ti->type->status)
+      ti->type->status(ti, type, flags, &b);
+    /* dmsetup prints "... linear 8:0 0" for tables: no dangling blank there. */
+    if (type == UDM_STATUS_TABLE && b.len == mark && !b.failed)
+      b.data[--b.len] = '\0';
+    udm_buf_puts(&b, "\n");
+  }
+  *out = udm_buf_steal(&b);
+  return *out ? 0 : -ENOMEM;
+}
+
+void udm__table_presuspend(udm_table *t)
+{
+  for (unsigned i = 0; i < t->num_targets; i++)
+    if (t->targets[i].type->presuspend)
+      t->targets[i].type->presuspend(&t->targets[i]);
+}
+
+void udm__table_postsuspend(udm_table *t)
+{
+  for (unsigned i = 0; i < t->num_targets; i++)
+    if (t->targets[i].type->postsuspend)
+      t->targets[i].type->postsuspend(&t->targets[i]);
+}
+
+int udm__table_preresume(udm_table *t, char **errmsg)
+{
+  for (unsigned i = 0; i < t->num_targets; i++) {
+    struct udm_target *ti = &t->targets[i];
+    if (!ti->type->preresume)
+      continue;
+    int r = ti->type->preresume(ti);
+    if (r < 0) {
+      *errmsg = xasprintf("%s: %s", ti->type->name, ti->error ? ti->error : strerror(-r));
+      return r;
+    }
+  }
+  return 0;
+}
+
+void udm__table_resume(udm_table *t)
+{
+  for (unsigned i = 0; i < t->num_targets; i++)
+    if (t->targets[i].type->resume)
+      t->targets[i].type->resume(&t->targets[i]);
+}

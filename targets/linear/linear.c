@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* linear: map a range of the device onto a range of one backing device. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include <udm/target.h>
+
+struct linear {
+  struct udm_dev *dev;
+  udm_sector_t start;
+};
+
+/*
+ * Construct a linear mapping:
+ *   <dev> <offset>
+ * offset is the first sector of dev that the segment maps to.
+ */
+static int linear_ctr(struct udm_target *ti, unsigned argc, char **argv)
+{
+  if (argc != 2) {
+    udm_target_error(ti, "invalid argument count %u: expected '<dev> <offset>'", argc);
+    return -EINVAL;
+  }
+  struct linear *lc = calloc(1, sizeof *lc);
+  if (!lc)
+    return -ENOMEM;
+  ti->private = lc;
+  if (udm_parse_u64(argv[1], &lc->start) < 0) {
+    udm_target_error(ti, "invalid device sector '%s'", argv[1]);
+    return -EINVAL;
+  }
+  return udm_get_device(ti, argv[0], UDM_DEV_READ | UDM_DEV_WRITE, &lc->dev);
+}
+
+static void linear_dtr(struct udm_target *ti)
+{
+  struct linear *lc = ti->private;
+  if (!lc)
+    return;
+  if (lc->dev)
+    udm_put_device(ti, lc->dev);
+  free(lc);
+}
+
+static int linear_map(struct udm_target *ti, struct udm_io *io)
+{
+  struct linear *lc = ti->private;
+  io->dev = lc->dev;
+  if (io->op != UDM_OP_FLUSH)
+    io->sector = lc->start + udm_target_offset(ti, io->sector);
+  return UDM_MAPIO_REMAPPED;
+}
+
+static void linear_status(struct udm_target *ti, enum udm_status_type type,
+                          unsigned flags, struct udm_buf *out)
+{
+  struct linear *lc = ti->private;
+  (void)flags;
+  if (type == UDM_STATUS_TABLE)
+    udm_buf_printf(out, "%s %llu", udm_dev_name(lc->dev), (unsigned long long)lc->start);
+}
+
+static int linear_iterate_devices(struct udm_target *ti, udm_iterate_devices_fn fn,
+                                  void *data)
+{
+  struct linear *lc = ti->private;
+  return fn(ti, lc->dev, lc->start, ti->len, data);
+}
+
+struct shift {
+  udm_extent_fn fn;
+  void *opaque;
+  udm_sector_t start;
+};
+
+static int unshift(void *opaque, udm_sector_t sector, uint64_t nr, unsigned flags)
+{
+  struct shift *s = opaque;
+  return s->fn(s->opaque, sector - s->start, nr, flags);
+}
+
+static int linear_extents(struct udm_target *ti, udm_sector_t sector, uint64_t nr,
+                          udm_extent_fn fn, void *opaque)
+{
+  struct linear *lc = ti->private;
+  struct shift s = {fn, opaque, lc->start};
+  return udm_dev_extents(lc->dev, lc->start + sector, nr, unshift, &s);
+}
+
+const struct udm_target_type udm_target_type_linear = {
+    UDM_TARGET_TYPE_INIT,
+    .name = "linear",
+    .version = {1, 5, 0},
+    .ctr = linear_ctr,
+    .dtr = linear_dtr,
+    .map = linear_map,
+    .status = linear_status,
+    .iterate_devices = linear_iterate_devices,
+    .extents = linear_extents,
+};
