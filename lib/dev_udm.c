@@ -60,7 +60,7 @@ int udm__dev_open_udm(struct udm_ctx *ctx, struct udm_device *owner, const char 
   struct udm_device *used = udm__ctx_find_device(ctx, devname);
   if (!used) {
     *errmsg = errf("no udm device named '%s'", devname);
-    return -ENODEV;
+    return -ENOENT; /* what the kernel answers for a missing device */
   }
   if (used == owner || (owner && udm__device_depends_on(used, owner))) {
     *errmsg = errf("using udm device '%s' here would make a cycle of devices", devname);

@@ -25,6 +25,7 @@ static bool valid_name(const char *name)
 struct udm_device *udm_device_create(struct udm_ctx *ctx, const char *name,
                                      const char *uuid, unsigned flags)
 {
+  /* Errors as the kernel's: EBUSY for a name or uuid in use. */
   if (!name || !valid_name(name))
     return udm__fail_null(EINVAL,
                           "udm_device_create: invalid device name '%s' (1 to %d "
@@ -59,9 +60,9 @@ struct udm_device *udm_device_create(struct udm_ctx *ctx, const char *name,
       pthread_cond_destroy(&d->gate_cond);
       free(d);
       return same_name
-                 ? udm__fail_null(EEXIST, "udm_device_create: device '%s' already exists",
+                 ? udm__fail_null(EBUSY, "udm_device_create: device '%s' already exists",
                                   name)
-                 : udm__fail_null(EEXIST, "udm_device_create: uuid '%s' is already used",
+                 : udm__fail_null(EBUSY, "udm_device_create: uuid '%s' is already used",
                                   uuid);
     }
     tail = &o->next;

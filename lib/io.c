@@ -135,10 +135,17 @@ static int flush_table(udm_table *t, const struct udm_io *io)
   return 0;
 }
 
+/*
+ * Split io at segment and max_io_len boundaries and map each piece.  As in
+ * the kernel, every piece is issued even when an earlier one failed (a write
+ * that straddles an error segment still lands where it can); the request
+ * reports the first error.
+ */
 static int dispatch(udm_table *t, struct udm_io *io)
 {
   if (io->op == UDM_OP_FLUSH)
     return flush_table(t, io);
+  int first_error = 0;
   udm_sector_t sector = io->sector;
   uint64_t left = io->nr_sectors;
   char *buf = io->buf;
@@ -166,14 +173,14 @@ static int dispatch(udm_table *t, struct udm_io *io)
       r = (io->flags & UDM_IO_NO_FALLBACK) ? -EOPNOTSUPP : zero_by_writing(ti, &c);
     else
       r = map_and_submit(ti, &c);
-    if (r < 0)
-      return r;
+    if (r < 0 && !first_error)
+      first_error = r;
     sector += n;
     left -= n;
     if (buf)
       buf += n * UDM_SECTOR_SIZE;
   }
-  return 0;
+  return first_error;
 }
 
 int udm__device_submit(struct udm_device *d, struct udm_io *io)

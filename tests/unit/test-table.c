@@ -67,7 +67,7 @@ static void bad_tables_are_refused_and_the_live_table_survives(void)
       {"0 96 striped", "not enough arguments", EINVAL},
       {"0 100 zero extra", "line 1: zero: no arguments required, 1 given", EINVAL},
       {"0 100 error a", "line 1: error: expected no arguments or '<dev> <offset>', got 1", EINVAL},
-      {"0 100 linear udm:nosuch 0", "no udm device named 'nosuch'", ENODEV},
+      {"0 100 linear udm:nosuch 0", "no udm device named 'nosuch'", ENOENT},
       {"0 100 linear qcow2:/x.img 0", "unknown image format 'qcow2'", EINVAL},
       {"0 100 linear 8:16 0", "looks like a major:minor device number", EINVAL},
       {"0 100 linear raw:%s?bogus=1 0", "unknown raw option 'bogus=1'", EINVAL},
@@ -220,9 +220,9 @@ static void names_are_checked(void)
   CHECK(udm_device_create(ctx, "..", NULL, 0) == NULL);
   struct udm_device *d = udm_device_create(ctx, "dup", "uuid-1", 0);
   CHECK(d != NULL);
-  CHECK(udm_device_create(ctx, "dup", NULL, 0) == NULL && errno == EEXIST);
+  CHECK(udm_device_create(ctx, "dup", NULL, 0) == NULL && errno == EBUSY);
   CHECK_CONTAINS(udm_errmsg(), "device 'dup' already exists");
-  CHECK(udm_device_create(ctx, "other", "uuid-1", 0) == NULL && errno == EEXIST);
+  CHECK(udm_device_create(ctx, "other", "uuid-1", 0) == NULL && errno == EBUSY);
   CHECK_CONTAINS(udm_errmsg(), "uuid 'uuid-1' is already used");
   CHECK(udm_device_resume(d) == -1 && errno == ENXIO);
   CHECK_CONTAINS(udm_errmsg(), "resume dup: no table is loaded");
