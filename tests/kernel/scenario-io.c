@@ -141,9 +141,12 @@ static int dmsetup(char *const argv[], const char *input, char **out)
   int rc = 0;
   if (!WIFEXITED(status) || WEXITSTATUS(status)) {
     rc = scn_errno_from_text(err_text);
+    /* "info" reports the DM_DEV_STATUS ioctl's ENXIO in words of its own. */
+    if (!rc && strstr(err_text, "Device does not exist"))
+      rc = ENXIO;
     if (!rc)
       rc = -1;
-    fprintf(stderr, "dmsetup %s %s failed:\n%s", argv[1], argv[2] ? argv[2] : "", err_text);
+    fprintf(stderr, "dmsetup %s failed:\n%s", argv[1], err_text);
   }
   free(err_text);
   return rc;

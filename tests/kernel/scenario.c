@@ -46,13 +46,24 @@ static const struct {
   {ENOSYS, "ENOSYS"}, {ENOTEMPTY, "ENOTEMPTY"}, {ENOMSG, "ENOMSG"}, {ENODATA, "ENODATA"},
   {ETIME, "ETIME"}, {ENOLINK, "ENOLINK"}, {EBADMSG, "EBADMSG"}, {EOVERFLOW, "EOVERFLOW"},
   {EILSEQ, "EILSEQ"}, {EOPNOTSUPP, "EOPNOTSUPP"}, {ETIMEDOUT, "ETIMEDOUT"},
-  {ECANCELED, "ECANCELED"}, {EREMOTEIO, "EREMOTEIO"}, {ENOKEY, "ENOKEY"},
-  {EKEYREJECTED, "EKEYREJECTED"}, {EMEDIUMTYPE, "EMEDIUMTYPE"}, {ENOMEDIUM, "ENOMEDIUM"},
+  {ECANCELED, "ECANCELED"},
+#ifdef ENOTSUP
+  {ENOTSUP, "EOPNOTSUPP"}, /* the same value on Linux; one name for both sides */
+#endif
+#ifdef EREMOTEIO
+  {EREMOTEIO, "EREMOTEIO"},
+#endif
+#ifdef ENOKEY
+  {ENOKEY, "ENOKEY"}, {EKEYREJECTED, "EKEYREJECTED"},
+#endif
+#ifdef ENOMEDIUM
+  {EMEDIUMTYPE, "EMEDIUMTYPE"}, {ENOMEDIUM, "ENOMEDIUM"},
+#endif
 };
 
 const char *scn_errno_name(int err)
 {
-  static __thread char buf[32];
+  static _Thread_local char buf[32];
   for (size_t i = 0; i < sizeof errno_names / sizeof errno_names[0]; i++)
     if (errno_names[i].err == err)
       return errno_names[i].name;

@@ -20,8 +20,27 @@ timeout_s=$(cat /in/timeout 2>/dev/null || echo 120)
 for scn in /in/scn/*.scn; do
 	name=$(basename "$scn" .scn)
 	echo "udm-vm: scenario $name"
-	timeout "$timeout_s" /in/scenario-io "$scn" "/tmp/work-$name" > "/out/$name.out" 2> "/out/$name.err"
-	echo $? > "/out/$name.rc"
+	/in/scenario-io "$scn" "/tmp/work-$name" > "/out/$name.out" 2> "/out/$name.err" &
+	pid=$!
+	ticks=$((timeout_s * 20))
+	while kill -0 "$pid" 2>/dev/null && [ "$ticks" -gt 0 ]; do
+		usleep 50000
+		ticks=$((ticks - 1))
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		# Most likely I/O held by a suspended device (uninterruptible):
+		# resume everything so it can finish, then kill it.
+		echo "scenario-io: timed out after ${timeout_s}s" >> "/out/$name.err"
+		for dev in $(dmsetup info -c --noheadings -o name 2>/dev/null); do
+			dmsetup resume --noudevsync --noudevrules "$dev" >/dev/null 2>&1
+		done
+		kill -9 "$pid" 2>/dev/null
+		wait "$pid"
+		echo 124 > "/out/$name.rc"
+	else
+		wait "$pid"
+		echo $? > "/out/$name.rc"
+	fi
 	dmsetup remove_all --force --noudevsync --noudevrules >/dev/null 2>&1
 	rm -rf "/tmp/work-$name"
 done

@@ -1,0 +1,255 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * udm-scenario: the udm side of the kernel differential test.  Runs a .scn
+ * file against libudm in-process: disks are plain files named in tables by
+ * path, dm commands are udm_* calls, I/O is udm_device_pread/pwrite/...
+ * Prints exactly what scenario-io prints in the VM for the same behaviour.
+ *
+ *   udm-scenario SCENARIO.scn [WORKDIR]
+ */
+#define _GNU_SOURCE
+#include "scenario.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <udm/udm.h>
+
+struct udm_side {
+  struct udm_ctx *ctx;
+  struct scn_run run;
+};
+
+/* The errno of a failed udm call, its message to stderr for the report. */
+static int failed(const char *call, const char *name)
+{
+  int err = udm_errno();
+  if (!err)
+    err = errno ? errno : -1;
+  fprintf(stderr, "%s %s: %s\n", call, name, udm_errmsg());
+  return err;
+}
+
+static int udm_disk_attach(void *opaque, struct scn_disk *disk)
+{
+  (void)opaque;
+  char *abs = realpath(disk->file, NULL);
+  if (!abs)
+    return errno;
+  snprintf(disk->devpath, sizeof disk->devpath, "%s", abs);
+  free(abs);
+  return 0;
+}
+
+static void udm_disk_detach(void *opaque, struct scn_disk *disk)
+{
+  (void)opaque;
+  (void)disk;
+}
+
+static int udm_dm(void *opaque, enum scn_dm_verb verb, const char *name, uint64_t sector,
+                  const char *text, char **out)
+{
+  struct udm_side *side = opaque;
+  struct udm_device *dev;
+  int rc = 0;
+  *out = NULL;
+
+  if (verb == SCN_CREATE) {
+    /* As dmsetup create: make the device, load, resume; undo on failure. */
+    dev = udm_device_create(side->ctx, name, NULL, 0);
+    if (!dev)
+      return failed("udm_device_create", name);
+    if (udm_table_load(dev, text) < 0)
+      rc = failed("udm_table_load", name);
+    else if (udm_device_resume(dev) < 0)
+      rc = failed("udm_device_resume", name);
+    if (rc)
+      udm_device_remove(dev, 0);
+    udm_device_unref(dev);
+    return rc;
+  }
+
+  dev = udm_device_lookup(side->ctx, name);
+  if (!dev)
+    return failed("udm_device_lookup", name);
+  switch (verb) {
+  case SCN_CREATE:
+    break;
+  case SCN_LOAD:
+    if (udm_table_load(dev, text) < 0)
+      rc = failed("udm_table_load", name);
+    break;
+  case SCN_SUSPEND:
+    if (udm_device_suspend(dev, 0) < 0)
+      rc = failed("udm_device_suspend", name);
+    break;
+  case SCN_RESUME:
+    if (udm_device_resume(dev) < 0)
+      rc = failed("udm_device_resume", name);
+    break;
+  case SCN_REMOVE:
+    if (udm_device_remove(dev, 0) < 0)
+      rc = failed("udm_device_remove", name);
+    break;
+  case SCN_TABLE:
+    if (udm_device_table(dev, 0, out) < 0)
+      rc = failed("udm_device_table", name);
+    break;
+  case SCN_STATUS:
+    if (udm_device_status(dev, 0, out) < 0)
+      rc = failed("udm_device_status", name);
+    break;
+  case SCN_MESSAGE:
+    if (udm_device_message(dev, sector, text, out) < 0)
+      rc = failed("udm_device_message", name);
+    break;
+  case SCN_INFO: {
+    struct udm_info info;
+    if (udm_device_info(dev, &info) < 0) {
+      rc = failed("udm_device_info", name);
+      break;
+    }
+    *out = malloc(128);
+    snprintf(*out, 128, "live=%d inactive=%d suspended=%d readonly=%d", info.live_table ? 1 : 0,
+             info.inactive_table ? 1 : 0, info.suspended ? 1 : 0, info.readonly ? 1 : 0);
+    break;
+  }
+  }
+  udm_device_unref(dev);
+  return rc;
+}
+
+static struct udm_device *lookup(struct udm_side *side, const char *name, int *err)
+{
+  struct udm_device *dev = udm_device_lookup(side->ctx, name);
+  if (!dev)
+    *err = failed("udm_device_lookup", name);
+  return dev;
+}
+
+static ssize_t udm_pread_op(void *opaque, const char *name, void *buf, size_t len, uint64_t off)
+{
+  int err = 0;
+  struct udm_device *dev = lookup(opaque, name, &err);
+  if (!dev)
+    return -err;
+  ssize_t rc = (ssize_t)len;
+  if (udm_device_pread(dev, buf, len, off) < 0)
+    rc = -failed("udm_device_pread", name);
+  udm_device_unref(dev);
+  return rc;
+}
+
+static ssize_t udm_pwrite_op(void *opaque, const char *name, const void *buf, size_t len,
+                             uint64_t off)
+{
+  int err = 0;
+  struct udm_device *dev = lookup(opaque, name, &err);
+  if (!dev)
+    return -err;
+  ssize_t rc = (ssize_t)len;
+  if (udm_device_pwrite(dev, buf, len, off, 0) < 0)
+    rc = -failed("udm_device_pwrite", name);
+  udm_device_unref(dev);
+  return rc;
+}
+
+static int udm_discard_op(void *opaque, const char *name, uint64_t off, uint64_t len)
+{
+  int err = 0;
+  struct udm_device *dev = lookup(opaque, name, &err);
+  if (!dev)
+    return err;
+  if (udm_device_discard(dev, len, off, 0) < 0)
+    err = failed("udm_device_discard", name);
+  udm_device_unref(dev);
+  return err;
+}
+
+static int udm_zeroout_op(void *opaque, const char *name, uint64_t off, uint64_t len)
+{
+  int err = 0;
+  struct udm_device *dev = lookup(opaque, name, &err);
+  if (!dev)
+    return err;
+  if (udm_device_write_zeroes(dev, len, off, 0) < 0)
+    err = failed("udm_device_write_zeroes", name);
+  udm_device_unref(dev);
+  return err;
+}
+
+static int udm_flush_op(void *opaque, const char *name)
+{
+  int err = 0;
+  struct udm_device *dev = lookup(opaque, name, &err);
+  if (!dev)
+    return err;
+  if (udm_device_flush(dev) < 0)
+    err = failed("udm_device_flush", name);
+  udm_device_unref(dev);
+  return err;
+}
+
+static int udm_size_op(void *opaque, const char *name, uint64_t *size)
+{
+  int err = 0;
+  struct udm_device *dev = lookup(opaque, name, &err);
+  if (!dev)
+    return err;
+  *size = udm_device_size(dev);
+  udm_device_unref(dev);
+  return 0;
+}
+
+/* A disk's path becomes $role; "udm:NAME" is udm's spelling of /dev/mapper/NAME. */
+static const char *udm_canon_token(void *opaque, const char *token, char *buf, size_t size)
+{
+  struct udm_side *side = opaque;
+  for (unsigned i = 0; i < side->run.ndisks; i++)
+    if (!strcmp(token, side->run.disks[i].devpath) || !strcmp(token, side->run.disks[i].file)) {
+      snprintf(buf, size, "$%s", side->run.disks[i].role);
+      return buf;
+    }
+  if (!strncmp(token, "udm:", 4)) {
+    snprintf(buf, size, "/dev/mapper/%s", token + 4);
+    return buf;
+  }
+  return NULL;
+}
+
+int main(int argc, char **argv)
+{
+  if (argc < 2 || argc > 3) {
+    fprintf(stderr, "usage: %s SCENARIO.scn [WORKDIR]\n", argv[0]);
+    return 2;
+  }
+  const char *workdir = argc == 3 ? argv[2] : "/tmp/udm-scenario";
+  mkdir(workdir, 0700);
+  static struct udm_side side;
+  side.ctx = udm_ctx_new();
+  if (!side.ctx) {
+    fprintf(stderr, "udm_ctx_new: %s\n", udm_errmsg());
+    return 2;
+  }
+  struct scn_backend be = {
+    .opaque = &side,
+    .disk_attach = udm_disk_attach,
+    .disk_detach = udm_disk_detach,
+    .dm = udm_dm,
+    .dev_pread = udm_pread_op,
+    .dev_pwrite = udm_pwrite_op,
+    .dev_discard = udm_discard_op,
+    .dev_zeroout = udm_zeroout_op,
+    .dev_flush = udm_flush_op,
+    .dev_size = udm_size_op,
+    .canon_token = udm_canon_token,
+    .disk_open_flags = 0,
+  };
+  int rc = scn_run_file(argv[1], workdir, &be, &side.run);
+  udm_ctx_free(side.ctx);
+  return rc;
+}
