@@ -10,6 +10,7 @@
 
 struct error_target {
   struct udm_dev *dev; /* only with the two-argument form */
+  udm_sector_t start;
 };
 
 /*
@@ -20,7 +21,10 @@ struct error_target {
  */
 static int error_ctr(struct udm_target *ti, unsigned argc, char **argv)
 {
+  /* As the kernel: flushes are not sent, write-zeroes is not offered (a
+   * caller's fallback writes then fail with EIO). */
   ti->num_flush_ios = 0;
+  ti->num_write_zeroes_ios = 0;
   if (argc == 0)
     return 0;
   if (argc != 2) {
@@ -28,11 +32,10 @@ static int error_ctr(struct udm_target *ti, unsigned argc, char **argv)
     return -EINVAL;
   }
   struct error_target *et = calloc(1, sizeof *et);
-  uint64_t start;
   if (!et)
     return -ENOMEM;
   ti->private = et;
-  if (udm_parse_u64(argv[1], &start) < 0) {
+  if (udm_parse_u64(argv[1], &et->start) < 0) {
     udm_target_error(ti, "invalid device sector '%s'", argv[1]);
     return -EINVAL;
   }
@@ -49,6 +52,13 @@ static void error_dtr(struct udm_target *ti)
   free(et);
 }
 
+static int error_iterate_devices(struct udm_target *ti, udm_iterate_devices_fn fn,
+                                 void *data)
+{
+  struct error_target *et = ti->private;
+  return et && et->dev ? fn(ti, et->dev, et->start, ti->len, data) : 0;
+}
+
 static int error_map(struct udm_target *ti, struct udm_io *io)
 {
   (void)ti, (void)io;
@@ -62,4 +72,5 @@ const struct udm_target_type udm_target_type_error = {
     .ctr = error_ctr,
     .dtr = error_dtr,
     .map = error_map,
+    .iterate_devices = error_iterate_devices,
 };

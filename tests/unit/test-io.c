@@ -114,6 +114,12 @@ static void linear_offsets_and_multi_segment_reads(void)
   CHECK(udm_device_discard(d, 512, 24 * 512, 0) == -1 && errno == EIO);
   /* Flush is not sent to error targets: it succeeds, as in the kernel. */
   CHECK(udm_device_flush(d) == 0);
+  /* Write-zeroes is not offered by error: fallback writes fail with EIO, a
+   * no-fallback request with EOPNOTSUPP, as in the kernel. */
+  CHECK(udm_device_write_zeroes(d, 512, 24 * 512, 0) == -1 && errno == EIO);
+  CHECK(udm_device_write_zeroes(d, 512, 24 * 512, UDM_IO_NO_FALLBACK) == -1 &&
+        errno == EOPNOTSUPP);
+  CHECK(!(udm_device_caps(d) & UDM_CAP_WRITE_ZEROES));
   /* Writes to zero are dropped; reads stay zero. */
   CHECK(udm_device_pwrite(d, w, 512, 0, 0) == 0);
   CHECK(udm_device_pread(d, b, 512, 0) == 0 && memcmp(b, z, 512) == 0);
