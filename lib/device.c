@@ -260,8 +260,8 @@ static int ctl_device_resume(struct udm_device *dev)
     udm_table *old = atomic_load(&dev->live);
     atomic_store(&dev->live, dev->inactive);
     dev->inactive = NULL;
+    /* No event: as in the kernel, events count what targets signal, not swaps. */
     udm__table_destroy(old);
-    atomic_fetch_add(&dev->event_nr, 1);
   } else if (!atomic_load(&dev->live)) {
     pthread_mutex_unlock(&ctx->lock);
     return udm__fail(ENXIO, "resume %s: no table is loaded", dev->name);

@@ -39,7 +39,8 @@ struct udm_dev_ops {
 
 struct udm_dev {
   const struct udm_dev_ops *ops;
-  char *name;              /* as written in the table */
+  char *name;              /* as written in the table, escapes removed */
+  char *display;           /* name with blanks and backslashes escaped again */
   unsigned users;          /* targets of the table sharing this open */
   unsigned mode;           /* UDM_DEV_READ | UDM_DEV_WRITE */
   udm_sector_t size;       /* sectors */

@@ -65,6 +65,31 @@ static int split_words(char *line, char **argv, unsigned max, unsigned *argc)
   return 0;
 }
 
+/* The name as it must be written in a table to read back as NAME. */
+static char *escape_name(const char *name)
+{
+  size_t n = 0;
+  for (const char *p = name; *p; p++)
+    n += (*p == ' ' || *p == '\t' || *p == '\\') ? 2 : 1;
+  char *out = malloc(n + 1), *o = out;
+  if (!out)
+    return NULL;
+  for (const char *p = name; *p; p++) {
+    if (*p == ' ' || *p == '\t' || *p == '\\')
+      *o++ = '\\';
+    *o++ = *p;
+  }
+  *o = '\0';
+  return out;
+}
+
+static void dev_close(struct udm_dev *d)
+{
+  free(d->display);
+  d->display = NULL;
+  d->ops->close(d);
+}
+
 static void target_destroy(struct udm_target *ti)
 {
   if (ti->type && ti->type->dtr)
@@ -83,7 +108,7 @@ void udm__table_destroy(udm_table *t)
   while (t->devs) {
     struct udm_dev *d = t->devs;
     t->devs = d->next;
-    d->ops->close(d);
+    dev_close(d);
   }
   free(t->targets);
   free(t);
@@ -129,6 +154,10 @@ int udm_get_device(struct udm_target *ti, const char *path, unsigned mode,
     free(msg);
     return r;
   }
+  if (strpbrk(d->name, " \t\\") && !(d->display = escape_name(d->name))) {
+    dev_close(d);
+    return -ENOMEM;
+  }
   d->users = 1;
   d->next = t->devs;
   t->devs = d;
@@ -143,7 +172,7 @@ void udm_put_device(struct udm_target *ti, struct udm_dev *dev)
     if (*p == dev) {
       if (--dev->users == 0) {
         *p = dev->next;
-        dev->ops->close(dev);
+        dev_close(dev);
       }
       return;
     }
@@ -152,8 +181,9 @@ void udm_put_device(struct udm_target *ti, struct udm_dev *dev)
 
 const char *udm_dev_name(const struct udm_dev *dev)
 {
-  return dev->name;
+  return dev->display ? dev->display : dev->name;
 }
+
 
 udm_sector_t udm_dev_size(const struct udm_dev *dev)
 {

@@ -73,8 +73,10 @@ int main(int argc, char **argv)
   if (!strncmp(table, "LOWER=", 6) && bar) {
     *bar = '\0';
     top = bar + 1;
-    if (!make(ctx, "lower", table + 6))
+    struct udm_device *lower = make(ctx, "lower", table + 6);
+    if (!lower)
       return 1;
+    udm_device_unref(lower); /* the context keeps it until udm_ctx_free */
   }
   if (!strcmp(cmd, "load-error")) {
     struct udm_device *d = udm_device_create(ctx, "c", NULL, 0);

@@ -150,6 +150,14 @@ static void comments_blank_lines_and_escapes_are_understood(void)
   unsigned char b[512], w[512];
   fill_pattern(w, 512, 3, 0);
   CHECK(udm_device_pread(d, b, 512, 0) == 0 && memcmp(b, w, 512) == 0);
+  /* ... and table output escapes it again, so the table loads back. */
+  CHECK(udm_device_table(d, 0, &text) == 0);
+  char want_esc[600];
+  snprintf(want_esc, sizeof want_esc, "%s\n", esc);
+  CHECK_STR(text, want_esc);
+  CHECK(udm_table_load(d, text) == 0 && udm_device_resume(d) == 0);
+  CHECK(udm_device_pread(d, b, 512, 0) == 0 && memcmp(b, w, 512) == 0);
+  free(text);
   udm_device_remove(d, 0);
   udm_device_unref(d);
 }
@@ -207,7 +215,7 @@ static void inactive_table_is_separate_until_resume(void)
   fill_pattern(w, 512, 1, 64 * 512);
   CHECK(udm_device_pread(d, b, 512, 0) == 0 && memcmp(b, w, 512) == 0);
   udm_device_info(d, &info);
-  CHECK(info.event_nr == 2);
+  CHECK(info.event_nr == 0); /* swaps are not events, as in the kernel */
   udm_device_remove(d, 0);
   udm_device_unref(d);
 }
