@@ -17,7 +17,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_LINES 4096
@@ -459,6 +464,198 @@ static int make_disk(struct scn_run *run, const struct scn_backend *be, const ch
   return 0;
 }
 
+/* ---- exec: a program on this side (in the VM, or on the host for udm) ----------- */
+/*
+ * TEXT of "--stdin TEXT" is one word: "\n" is a newline, "\xHH" a byte, "\\" a
+ * backslash; a final newline is added.  Decoded into OUT, length in *len.
+ */
+static int decode_input(const char *text, char *out, size_t outsize, size_t *len)
+{
+  size_t n = 0;
+  for (const char *p = text; *p; p++) {
+    char c = *p;
+    if (c == '\\' && p[1] == 'n') {
+      c = '\n';
+      p++;
+    } else if (c == '\\' && p[1] == '\\') {
+      p++;
+    } else if (c == '\\' && p[1] == 'x' && p[2] && p[3]) {
+      char hex[3] = {p[2], p[3], 0}, *end;
+      c = (char)strtoul(hex, &end, 16);
+      if (*end)
+        return -1;
+      p += 3;
+    }
+    if (n + 2 > outsize)
+      return -1;
+    out[n++] = c;
+  }
+  out[n++] = '\n';
+  *len = n;
+  return 0;
+}
+
+static bool child_running(pid_t pid, int *status)
+{
+  pid_t r = waitpid(pid, status, WNOHANG);
+  return r == 0;
+}
+
+/*
+ * Feed INPUT to the child one line at a time, each only once the child has
+ * read the one before: a program that prompts twice ("Passphrase:", "Repeat
+ * passphrase:") and does one read() per prompt, as tcplay does, then gets
+ * one line per read from a pipe too.  Returns with the child reaped if it
+ * exited meanwhile (*reaped set).
+ */
+static void feed_lines(int wfd, int rfd, const char *input, size_t len, pid_t pid, int *status,
+                       bool *reaped)
+{
+  size_t at = 0;
+  while (at < len && !*reaped) {
+    const char *nl = memchr(input + at, '\n', len - at);
+    size_t chunk = nl ? (size_t)(nl - (input + at)) + 1 : len - at;
+    if (write(wfd, input + at, chunk) != (ssize_t)chunk)
+      return;
+    at += chunk;
+    for (;;) {
+      int queued = 0;
+      if (ioctl(rfd, FIONREAD, &queued) < 0 || queued == 0)
+        break;
+      if (!child_running(pid, status)) {
+        *reaped = true;
+        break;
+      }
+      struct timespec ts = {0, 5 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+    }
+  }
+}
+
+static void print_indented(const char *text)
+{
+  const char *p = text;
+  while (*p) {
+    size_t len = strcspn(p, "\n");
+    size_t keep = len;
+    while (keep && (p[keep - 1] == ' ' || p[keep - 1] == '\t' || p[keep - 1] == '\r'))
+      keep--;
+    printf("  %.*s\n", (int)keep, p);
+    p += len;
+    if (*p)
+      p++;
+  }
+  fflush(stdout);
+}
+
+static char *read_all(int fd)
+{
+  size_t cap = 4096, len = 0;
+  char *s = malloc(cap);
+  lseek(fd, 0, SEEK_SET);
+  for (;;) {
+    if (len + 1 >= cap)
+      s = realloc(s, cap *= 2);
+    ssize_t got = read(fd, s + len, cap - len - 1);
+    if (got <= 0)
+      break;
+    len += (size_t)got;
+  }
+  s[len] = '\0';
+  return s;
+}
+
+static int scratch_fd(const struct scn_run *run)
+{
+  char path[600];
+  snprintf(path, sizeof path, "%s/exec.XXXXXX", run->workdir);
+  int fd = mkstemp(path);
+  if (fd >= 0)
+    unlink(path);
+  return fd;
+}
+
+/*
+ * Run ARGV (a "$role" word becomes the disk's device: its loop device in the
+ * VM, its file for udm) in a new session, so it has no controlling terminal.
+ * Prints "ok" or "exit N" / "signal N", then its stdout indented; its stderr
+ * goes to ours, prefixed, for the report.  Returns -1 on a harness error.
+ */
+static int op_exec(const struct scn_run *run, const struct scn_backend *be, char **words, int n,
+                   const char *input_text)
+{
+  char *argv[MAX_TOKENS + 1];
+  for (int k = 0; k < n; k++) {
+    argv[k] = words[k];
+    if (words[k][0] == '$') {
+      const struct scn_disk *d = scn_find_disk(run, words[k] + 1);
+      if (!d)
+        return -1;
+      argv[k] = (char *)d->devpath;
+    }
+  }
+  argv[n] = NULL;
+  char input[4096];
+  size_t input_len = 0;
+  if (input_text && decode_input(input_text, input, sizeof input, &input_len))
+    return -1;
+
+  int in[2];
+  int out = scratch_fd(run), err = scratch_fd(run);
+  if (out < 0 || err < 0 || pipe(in) < 0) {
+    result_err(errno);
+    return 0;
+  }
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid < 0) {
+    result_err(errno);
+    return 0;
+  }
+  if (pid == 0) {
+    setsid();
+    dup2(in[0], 0);
+    dup2(out, 1);
+    dup2(err, 2);
+    close(in[0]);
+    close(in[1]);
+    for (const char *const *e = be->exec_env; e && *e; e++)
+      putenv((char *)*e);
+    execvp(argv[0], argv);
+    fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  int status = 0;
+  bool reaped = false;
+  void (*old_pipe)(int) = signal(SIGPIPE, SIG_IGN);
+  feed_lines(in[1], in[0], input, input_len, pid, &status, &reaped);
+  close(in[1]);
+  close(in[0]);
+  signal(SIGPIPE, old_pipe);
+  while (!reaped && waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  char *out_text = read_all(out), *err_text = read_all(err);
+  close(out);
+  close(err);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+    result("ok");
+  else if (WIFEXITED(status))
+    result("exit %d", WEXITSTATUS(status));
+  else
+    result("signal %d", WTERMSIG(status));
+  print_indented(out_text);
+  if (*err_text) {
+    fprintf(stderr, "%s (stderr):\n", echo_buf);
+    fputs(err_text, stderr);
+    if (err_text[strlen(err_text) - 1] != '\n')
+      fputc('\n', stderr);
+  }
+  free(out_text);
+  free(err_text);
+  return 0;
+}
+
 /* ---- the interpreter ------------------------------------------------------------ */
 static void harness_error(const char *path, unsigned lineno, const char *what)
 {
@@ -473,16 +670,20 @@ static void forget_device(struct scn_run *run, const char *name)
     if (!strcmp(run->devices[i], name)) {
       memmove(run->devices[i], run->devices[i + 1],
               (run->ndevices - i - 1) * sizeof run->devices[0]);
+      memmove(&run->device_side_only[i], &run->device_side_only[i + 1],
+              (run->ndevices - i - 1) * sizeof run->device_side_only[0]);
       run->ndevices--;
       return;
     }
 }
 
-static void remember_device(struct scn_run *run, const char *name)
+static void remember_device(struct scn_run *run, const char *name, bool side_only)
 {
   forget_device(run, name);
-  if (run->ndevices < SCN_MAX_DEVICES)
+  if (run->ndevices < SCN_MAX_DEVICES) {
+    run->device_side_only[run->ndevices] = side_only;
     snprintf(run->devices[run->ndevices++], sizeof run->devices[0], "%s", name);
+  }
 }
 
 /* Substitute $role tokens of a table line with the disk's devpath. */
@@ -515,7 +716,7 @@ static int substitute(const struct scn_run *run, const char *in, char *out, size
 }
 
 static int run_dm(struct scn_run *run, const struct scn_backend *be, enum scn_dm_verb verb,
-                  const char *name, uint64_t sector, const char *text)
+                  const char *name, uint64_t sector, const char *text, bool side_only)
 {
   char *out = NULL;
   int err = be->dm(be->opaque, verb, name, sector, text, &out);
@@ -523,7 +724,7 @@ static int run_dm(struct scn_run *run, const struct scn_backend *be, enum scn_dm
     result_err(err);
   } else {
     if (verb == SCN_CREATE)
-      remember_device(run, name);
+      remember_device(run, name, side_only);
     if (verb == SCN_REMOVE)
       forget_device(run, name);
     result("ok");
@@ -592,6 +793,35 @@ int scn_run_file(const char *path, const char *workdir, const struct scn_backend
       break;
     }
     set_echo(tok, n);
+    /*
+     * "kernel: COMMAND" and "udm: COMMAND" run on that side only (a table
+     * after it belongs to it).  Their lines keep the prefix, and run-diff
+     * leaves them out of the comparison: they set up what the compared
+     * commands after them then check.
+     */
+    bool side_only = false;
+    if (!strcmp(tok[0], "kernel:") || !strcmp(tok[0], "udm:")) {
+      if (n < 2) {
+        harness_error(path, ln, "nothing after kernel:/udm:");
+        rc = 2;
+        break;
+      }
+      char mine[16];
+      snprintf(mine, sizeof mine, "%s:", be->side ? be->side : "");
+      if (!strcmp(tok[1], "disk")) {
+        harness_error(path, ln, "disks belong to both sides (no kernel:/udm: before disk)");
+        rc = 2;
+        break;
+      }
+      if (strcmp(tok[0], mine)) {
+        while (i + 1 < nlines && lines[i + 1].indented)
+          i++;
+        continue;
+      }
+      side_only = true;
+      memmove(tok, tok + 1, (size_t)(n - 1) * sizeof tok[0]);
+      n--;
+    }
     const char *cmd = tok[0];
     uint64_t a, b;
 
@@ -635,7 +865,7 @@ int scn_run_file(const char *path, const char *workdir, const struct scn_backend
       }
       if (rc)
         break;
-      run_dm(run, be, cmd[0] == 'c' ? SCN_CREATE : SCN_LOAD, tok[1], 0, table);
+      run_dm(run, be, cmd[0] == 'c' ? SCN_CREATE : SCN_LOAD, tok[1], 0, table, side_only);
     } else if (!strcmp(cmd, "suspend") || !strcmp(cmd, "resume") || !strcmp(cmd, "remove") ||
                !strcmp(cmd, "table") || !strcmp(cmd, "status") || !strcmp(cmd, "info")) {
       static const struct {
@@ -650,7 +880,25 @@ int scn_run_file(const char *path, const char *workdir, const struct scn_backend
       }
       for (size_t v = 0; v < sizeof verbs / sizeof verbs[0]; v++)
         if (!strcmp(cmd, verbs[v].word))
-          run_dm(run, be, verbs[v].verb, tok[1], 0, NULL);
+          run_dm(run, be, verbs[v].verb, tok[1], 0, NULL, side_only);
+    } else if (!strcmp(cmd, "exec")) {
+      /* exec [--stdin TEXT] PROGRAM ARGS... */
+      int first = 1;
+      const char *input = NULL;
+      if (n >= 3 && !strcmp(tok[1], "--stdin")) {
+        input = tok[2];
+        first = 3;
+      }
+      if (first >= n || tok[first][0] == '-') {
+        harness_error(path, ln, "usage: exec [--stdin TEXT] PROGRAM ARGS...");
+        rc = 2;
+        break;
+      }
+      if (op_exec(run, be, tok + first, n - first, input)) {
+        harness_error(path, ln, "exec: unknown $disk or input too long");
+        rc = 2;
+        break;
+      }
     } else if (!strcmp(cmd, "message")) {
       /* message NAME SECTOR WORDS... */
       if (n < 4 || parse_size(tok[2], &a)) {
@@ -664,7 +912,7 @@ int scn_run_file(const char *path, const char *workdir, const struct scn_backend
       for (int k = 3; k < n; k++)
         used += (size_t)snprintf(msg + used, used < sizeof msg ? sizeof msg - used : 0, "%s%s",
                                  k > 3 ? " " : "", tok[k]);
-      run_dm(run, be, SCN_MESSAGE, tok[1], a, msg);
+      run_dm(run, be, SCN_MESSAGE, tok[1], a, msg, side_only);
     } else {
       /* I/O: VERB TARGET [OFF LEN [SEED]] */
       struct target t;
@@ -749,8 +997,11 @@ int scn_run_file(const char *path, const char *workdir, const struct scn_backend
     while (run->ndevices) {
       char name[128];
       snprintf(name, sizeof name, "%s", run->devices[run->ndevices - 1]);
-      char *words[2] = {"remove", name};
-      set_echo(words, 2);
+      char side[16];
+      snprintf(side, sizeof side, "%s:", be->side ? be->side : "?");
+      char *words[3] = {side, "remove", name};
+      bool side_only = run->device_side_only[run->ndevices - 1];
+      set_echo(words + !side_only, 3 - !side_only);
       char *out = NULL;
       int err = be->dm(be->opaque, SCN_REMOVE, name, 0, NULL, &out);
       free(out);

@@ -61,12 +61,17 @@ struct scn_backend {
   const char *(*canon_token)(void *opaque, const char *token, char *buf, size_t bufsize);
   /* How a disk is opened for direct I/O: O_DIRECT for block devices. */
   int disk_open_flags;
+  /* "kernel" or "udm": which "SIDE: COMMAND" lines this backend runs. */
+  const char *side;
+  /* Extra NAME=VALUE entries for programs run by "exec" (NULL-terminated), or NULL. */
+  const char *const *exec_env;
 };
 
 struct scn_run {
   struct scn_disk disks[SCN_MAX_DISKS];
   unsigned ndisks;
   char devices[SCN_MAX_DEVICES][128]; /* mapped devices alive, creation order */
+  unsigned char device_side_only[SCN_MAX_DEVICES]; /* made by a "SIDE: create" line */
   unsigned ndevices;
   const char *workdir;
 };

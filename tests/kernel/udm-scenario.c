@@ -248,6 +248,7 @@ int main(int argc, char **argv)
     .dev_size = udm_size_op,
     .canon_token = udm_canon_token,
     .disk_open_flags = 0,
+    .side = "udm",
   };
   int rc = scn_run_file(argv[1], workdir, &be, &side.run);
   udm_ctx_free(side.ctx);

@@ -3,7 +3,11 @@
 # Runs inside the test VM (started by the base initramfs's /init from the
 # input disk): load the dm modules, run every scenario with scenario-io, and
 # write the results as a tar onto the disk with serial "udm-out".
-export PATH=/bin:/sbin
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+# Host programs for "exec" (tests/kernel/vm-programs), with their libraries,
+# at their host paths.
+[ -d /in/root ] && cp -a /in/root/. /
+mkdir -p /run/cryptsetup /run/lock
 for m in loop dm-mod dm-zero dm-crypt dm-flakey dm-delay dm-snapshot dm-mirror \
 	dm-thin-pool dm-cache dm-cache-smq dm-era dm-multipath dm-unstripe dm-log-writes \
 	dm-integrity dm-verity dm-writecache dm-switch dm-dust; do
@@ -16,6 +20,9 @@ done
 mkdir -p /out
 uname -r > /out/kernel-version
 lsmod > /out/lsmod.txt
+# The target types this kernel has, once every module above had its chance:
+# run-diff calls a scenario using a dm target missing here "not comparable".
+dmsetup targets > /out/targets.txt 2>&1
 timeout_s=$(cat /in/timeout 2>/dev/null || echo 120)
 for scn in /in/scn/*.scn; do
 	name=$(basename "$scn" .scn)
