@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * One client connection of udm's NBD server, shared by the files of nbd/:
+ * nbd_server.c accepts and reaps, nbd_handshake.c negotiates,
+ * nbd_transmit.c serves requests, nbd_socket.c moves bytes.
+ * Internal convention: functions return 0 or a negative errno.
+ */
+#ifndef UDM_NBD_CONN_H
+#define UDM_NBD_CONN_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include <udm/udm.h>
+
+struct udm_nbd_server;
+
+/* Received bytes not yet consumed: requests are read in bulk, not 28 bytes a call. */
+#define NBD_RBUF_SIZE (64u * 1024)
+
+struct nbd_conn {
+  struct udm_nbd_server *srv;
+  struct udm_ctx *ctx;
+  int fd;
+  pthread_t thread;
+  bool finished;           /* the thread has returned; under the server's lock */
+  struct nbd_conn *next;   /* the server's list, under its lock */
+  unsigned workers;        /* threads serving requests once transmission starts */
+
+  /* Negotiated in the handshake. */
+  bool no_zeroes;
+  bool structured;
+  bool meta_allocation;    /* base:allocation selected */
+  char *meta_export;       /* the export that selection was made for */
+
+  /* The export, held open for the life of the connection. */
+  struct udm_device *dev;
+  uint64_t size;
+  uint16_t tflags;         /* NBD_FLAG_* sent to the client */
+
+  /*
+   * Transmission: whoever holds recv_lock reads the next request (and its
+   * payload), then lets go and serves it; replies go out whole under
+   * send_lock.  So requests run in parallel with no queue between threads.
+   */
+  pthread_mutex_t recv_lock;
+  pthread_mutex_t send_lock;
+  atomic_bool quit;        /* stop reading requests: DISC, EOF, a fatal error */
+  unsigned char *rbuf;     /* under recv_lock */
+  size_t rpos, rlen;
+};
+
+/* nbd_socket.c */
+/* Read exactly len bytes through the connection's buffer; -EPIPE at EOF. */
+int nbd_recv(struct nbd_conn *c, void *buf, size_t len);
+/* Read and throw away len bytes (an option or payload we refuse). */
+int nbd_discard(struct nbd_conn *c, uint64_t len);
+/* Send all of iov (which is modified); never raises SIGPIPE. */
+int nbd_sendv(int fd, struct iovec *iov, int iovcnt);
+int nbd_send(int fd, const void *buf, size_t len);
+
+/* nbd_handshake.c: 0 when the client chose an export (c->dev set), else < 0. */
+int nbd_handshake(struct nbd_conn *c);
+/* Transmission flags and block sizes for an export. */
+uint16_t nbd_export_flags(struct udm_device *dev, bool structured);
+
+/* nbd_transmit.c: serve requests until the client leaves or the server stops. */
+void nbd_transmit(struct nbd_conn *c);
+
+/* nbd_server.c: the server is stopping (refuse options with ERR_SHUTDOWN). */
+bool nbd_server_stopping(const struct udm_nbd_server *srv);
+
+#endif

@@ -1,0 +1,356 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * udm's NBD server: listening sockets, one accept thread each, one thread
+ * per connection (which becomes the first of the connection's workers).
+ *
+ * The server lock guards only the list of connections; it is never taken on
+ * the I/O path.  A finished connection is reaped (joined and freed) by the
+ * accept thread at its next wake-up, or by udm_nbd_server_free().
+ * Stopping: a pipe wakes the accept threads; shutdown() on every connection
+ * socket wakes its reader; each connection flushes its device and closes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "internal.h" /* udm__fail: one error convention with libudm */
+#include "nbd_conn.h"
+#include "nbd_server.h"
+
+#define LISTEN_MAX 16
+#define CONNECTIONS_MAX 1024
+#define WORKERS_DEFAULT 4
+#define WORKERS_MAX 64
+
+struct listener {
+  int fd;
+  char *unix_path; /* unlinked at free */
+  pthread_t thread;
+  bool running;
+  struct udm_nbd_server *srv;
+};
+
+struct udm_nbd_server {
+  struct udm_ctx *ctx;
+  struct listener listeners[LISTEN_MAX];
+  unsigned nlisteners;
+  int wake[2];                /* written once to stop the accept threads */
+  atomic_bool stopping;
+  unsigned workers;
+
+  pthread_mutex_t lock;       /* conns, nconns */
+  struct nbd_conn *conns;
+  unsigned nconns;
+};
+
+bool nbd_server_stopping(const struct udm_nbd_server *srv)
+{
+  return atomic_load(&srv->stopping);
+}
+
+static int set_cloexec(int fd)
+{
+  int f = fcntl(fd, F_GETFD);
+  return f < 0 || fcntl(fd, F_SETFD, f | FD_CLOEXEC) < 0 ? -errno : 0;
+}
+
+struct udm_nbd_server *udm_nbd_server_new(struct udm_ctx *ctx)
+{
+  if (!ctx)
+    return udm__fail_null(EINVAL, "nbd server: no context");
+  struct udm_nbd_server *srv = calloc(1, sizeof *srv);
+  if (!srv)
+    return udm__fail_null(ENOMEM, "nbd server: out of memory");
+  srv->ctx = ctx;
+  srv->workers = WORKERS_DEFAULT;
+  if (pipe(srv->wake) < 0) {
+    int e = errno;
+    free(srv);
+    return udm__fail_null(e, "nbd server: pipe: %s", strerror(e));
+  }
+  set_cloexec(srv->wake[0]);
+  set_cloexec(srv->wake[1]);
+  pthread_mutex_init(&srv->lock, NULL);
+  return srv;
+}
+
+int udm_nbd_server_set_workers(struct udm_nbd_server *srv, unsigned workers)
+{
+  if (workers < 1 || workers > WORKERS_MAX)
+    return udm__fail(EINVAL, "nbd server: %u workers per connection (1 to %d)", workers,
+                     WORKERS_MAX);
+  srv->workers = workers;
+  return 0;
+}
+
+static int add_listener(struct udm_nbd_server *srv, int fd, char *unix_path)
+{
+  if (srv->nlisteners == LISTEN_MAX) {
+    close(fd);
+    free(unix_path);
+    return udm__fail(EMFILE, "nbd server: more than %d listening sockets", LISTEN_MAX);
+  }
+  struct listener *l = &srv->listeners[srv->nlisteners++];
+  l->fd = fd;
+  l->unix_path = unix_path;
+  l->srv = srv;
+  return 0;
+}
+
+/* A socket file nobody answers on is stale: remove it.  A live one is not ours. */
+static int remove_stale(const char *path, const struct sockaddr_un *sa)
+{
+  struct stat st;
+  if (lstat(path, &st) < 0)
+    return errno == ENOENT ? 0 : -errno;
+  if (!S_ISSOCK(st.st_mode))
+    return -EEXIST;
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (fd < 0)
+    return -errno;
+  int r = connect(fd, (const struct sockaddr *)sa, sizeof *sa);
+  close(fd);
+  if (r == 0)
+    return -EADDRINUSE;
+  return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+int udm_nbd_server_listen_unix(struct udm_nbd_server *srv, const char *path)
+{
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof sa.sun_path)
+    return udm__fail(ENAMETOOLONG, "nbd server: socket path too long: %s", path);
+  memcpy(sa.sun_path, path, strlen(path) + 1);
+  int r = remove_stale(path, &sa);
+  if (r < 0)
+    return udm__fail(-r, "nbd server: %s: %s", path,
+                     r == -EEXIST ? "exists and is not a socket"
+                     : r == -EADDRINUSE ? "another server is listening there"
+                                        : strerror(-r));
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (fd < 0)
+    return udm__fail(errno, "nbd server: socket: %s", strerror(errno));
+  set_cloexec(fd);
+  /*
+   * Mode 0600: the socket gives full access to every device.  chmod after
+   * bind rather than umask, which is process-wide and would race with other
+   * threads; connecting needs write permission, which the usual umask
+   * already denies to others in between.
+   */
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || chmod(path, 0600) < 0 ||
+      listen(fd, 128) < 0) {
+    int e = errno;
+    close(fd);
+    return udm__fail(e, "nbd server: cannot listen on %s: %s", path, strerror(e));
+  }
+  char *copy = strdup(path);
+  if (!copy) {
+    close(fd);
+    unlink(path);
+    return udm__fail(ENOMEM, "nbd server: out of memory");
+  }
+  return add_listener(srv, fd, copy);
+}
+
+int udm_nbd_server_listen_tcp(struct udm_nbd_server *srv, const char *host,
+                              const char *port)
+{
+  struct addrinfo hints = {
+      .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+  struct addrinfo *res;
+  int r = getaddrinfo(host, port ? port : "10809", &hints, &res);
+  if (r != 0)
+    return udm__fail(EINVAL, "nbd server: %s:%s: %s", host ? host : "*",
+                     port ? port : "10809", gai_strerror(r));
+  int bound = 0, e = 0;
+  for (struct addrinfo *a = res; a; a = a->ai_next) {
+    int fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+    if (fd < 0) {
+      e = errno;
+      continue;
+    }
+    set_cloexec(fd);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, a->ai_addr, a->ai_addrlen) < 0 || listen(fd, 128) < 0) {
+      e = errno;
+      close(fd);
+      continue;
+    }
+    if (add_listener(srv, fd, NULL) < 0) {
+      freeaddrinfo(res);
+      return -1;
+    }
+    bound++;
+  }
+  freeaddrinfo(res);
+  if (!bound)
+    return udm__fail(e ? e : EADDRNOTAVAIL, "nbd server: cannot listen on %s:%s: %s",
+                     host ? host : "*", port ? port : "10809", strerror(e));
+  return 0;
+}
+
+static void conn_free(struct nbd_conn *c)
+{
+  if (c->fd >= 0)
+    close(c->fd);
+  pthread_mutex_destroy(&c->recv_lock);
+  pthread_mutex_destroy(&c->send_lock);
+  free(c->meta_export);
+  free(c->rbuf);
+  free(c);
+}
+
+static void *conn_main(void *arg)
+{
+  struct nbd_conn *c = arg;
+  if (nbd_handshake(c) == 0) {
+    udm_device_open(c->dev);
+    nbd_transmit(c);
+  }
+  /* Hang up and let the device go now (so that it can be removed); the
+   * memory goes when the connection is reaped. */
+  shutdown(c->fd, SHUT_RDWR);
+  if (c->dev) {
+    udm_device_close(c->dev);
+    udm_device_unref(c->dev);
+    c->dev = NULL;
+  }
+  pthread_mutex_lock(&c->srv->lock);
+  c->finished = true;
+  pthread_mutex_unlock(&c->srv->lock);
+  return NULL;
+}
+
+/* Join and free finished connections (all of them when `all`). */
+static void reap(struct udm_nbd_server *srv, bool all)
+{
+  for (;;) {
+    struct nbd_conn *victim = NULL;
+    pthread_mutex_lock(&srv->lock);
+    for (struct nbd_conn **p = &srv->conns; *p; p = &(*p)->next) {
+      if (all || (*p)->finished) {
+        victim = *p;
+        *p = victim->next;
+        srv->nconns--;
+        break;
+      }
+    }
+    pthread_mutex_unlock(&srv->lock);
+    if (!victim)
+      return;
+    pthread_join(victim->thread, NULL);
+    conn_free(victim);
+  }
+}
+
+static void start_conn(struct udm_nbd_server *srv, int fd)
+{
+  struct nbd_conn *c = calloc(1, sizeof *c);
+  if (!c || !(c->rbuf = malloc(NBD_RBUF_SIZE))) {
+    free(c);
+    close(fd);
+    return;
+  }
+  c->srv = srv;
+  c->ctx = srv->ctx;
+  c->fd = fd;
+  c->workers = srv->workers;
+  pthread_mutex_init(&c->recv_lock, NULL);
+  pthread_mutex_init(&c->send_lock, NULL);
+  pthread_mutex_lock(&srv->lock);
+  if (srv->nconns >= CONNECTIONS_MAX || atomic_load(&srv->stopping) ||
+      pthread_create(&c->thread, NULL, conn_main, c) != 0) {
+    pthread_mutex_unlock(&srv->lock);
+    conn_free(c);
+    return;
+  }
+  c->next = srv->conns;
+  srv->conns = c;
+  srv->nconns++;
+  pthread_mutex_unlock(&srv->lock);
+}
+
+static void *accept_main(void *arg)
+{
+  struct listener *l = arg;
+  struct udm_nbd_server *srv = l->srv;
+  while (!atomic_load(&srv->stopping)) {
+    struct pollfd p[2] = {{.fd = l->fd, .events = POLLIN},
+                          {.fd = srv->wake[0], .events = POLLIN}};
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      break;
+    }
+    if (p[1].revents)
+      break;
+    reap(srv, false);
+    if (!(p[0].revents & POLLIN))
+      continue;
+    int fd = accept(l->fd, NULL, NULL);
+    if (fd < 0)
+      continue; /* ECONNABORTED, EMFILE...: the listener itself is fine */
+    set_cloexec(fd);
+#ifdef SO_NOSIGPIPE
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#endif
+    start_conn(srv, fd);
+  }
+  return NULL;
+}
+
+int udm_nbd_server_start(struct udm_nbd_server *srv)
+{
+  if (srv->nlisteners == 0)
+    return udm__fail(EINVAL, "nbd server: start: no listening socket");
+  for (unsigned i = 0; i < srv->nlisteners; i++) {
+    struct listener *l = &srv->listeners[i];
+    if (l->running)
+      continue;
+    int r = pthread_create(&l->thread, NULL, accept_main, l);
+    if (r != 0)
+      return udm__fail(r, "nbd server: cannot start a thread: %s", strerror(r));
+    l->running = true;
+  }
+  return 0;
+}
+
+void udm_nbd_server_free(struct udm_nbd_server *srv)
+{
+  if (!srv)
+    return;
+  atomic_store(&srv->stopping, true);
+  if (write(srv->wake[1], "x", 1) < 0) {
+    /* A full pipe already wakes everyone. */
+  }
+  for (unsigned i = 0; i < srv->nlisteners; i++) {
+    struct listener *l = &srv->listeners[i];
+    if (l->running)
+      pthread_join(l->thread, NULL);
+    close(l->fd);
+    if (l->unix_path) {
+      unlink(l->unix_path);
+      free(l->unix_path);
+    }
+  }
+  /* Wake every reader; in-flight requests finish, devices are flushed. */
+  pthread_mutex_lock(&srv->lock);
+  for (struct nbd_conn *c = srv->conns; c; c = c->next)
+    shutdown(c->fd, SHUT_RDWR);
+  pthread_mutex_unlock(&srv->lock);
+  reap(srv, true);
+  close(srv->wake[0]);
+  close(srv->wake[1]);
+  pthread_mutex_destroy(&srv->lock);
+  free(srv);
+}
