@@ -86,3 +86,9 @@ int udm_platform_self_exe(char *buf, size_t size)
   uint32_t n = (uint32_t)size;
   return _NSGetExecutablePath(buf, &n) < 0 ? -ENAMETOOLONG : 0;
 }
+
+int udm_platform_peer_uid(int fd, uid_t *uid)
+{
+  gid_t gid;
+  return getpeereid(fd, uid, &gid) < 0 ? -errno : 0;
+}

@@ -5,7 +5,20 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <linux/loop.h>
+#include <dirent.h>
+#include <limits.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h> /* after linux/fs.h, which it must not precede */
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "platform.h"
@@ -80,4 +93,326 @@ int udm_platform_self_exe(char *buf, size_t size)
     return -errno;
   buf[n] = '\0';
   return 0;
+}
+
+int udm_platform_peer_uid(int fd, uid_t *uid)
+{
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+    return -errno;
+  *uid = cred.uid;
+  return 0;
+}
+
+/* ---- block devices over files (docs/fuse.md) ---- */
+
+#ifndef PR_SET_IO_FLUSHER
+#define PR_SET_IO_FLUSHER 57
+#endif
+
+int udm_platform_set_io_flusher(void)
+{
+  return prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) < 0 ? -errno : 0;
+}
+
+/*
+ * PATH made absolute with its longest existing prefix resolved: the mount
+ * point of a FUSE server that died cannot be resolved (ENOTCONN), but the
+ * directories above it can, which is enough to compare with what the loop
+ * driver recorded.
+ */
+static int canonical_path(const char *path, char *out, size_t n)
+{
+  char abs[PATH_MAX];
+  if (path[0] != '/') {
+    if (!getcwd(abs, sizeof abs))
+      return -errno;
+    if (strlen(abs) + 1 + strlen(path) >= sizeof abs)
+      return -ENAMETOOLONG;
+    strcat(strcat(abs, "/"), path);
+  } else if (snprintf(abs, sizeof abs, "%s", path) >= (int)sizeof abs) {
+    return -ENAMETOOLONG;
+  }
+  size_t len = strlen(abs);
+  while (len > 1 && abs[len - 1] == '/')
+    abs[--len] = '\0';
+  char resolved[PATH_MAX];
+  if (realpath(abs, resolved)) {
+    if (snprintf(out, n, "%s", resolved) >= (int)n)
+      return -ENAMETOOLONG;
+    return 0;
+  }
+  char *slash = strrchr(abs, '/');
+  if (slash == abs) /* "/x" with x unresolvable: keep it as written */
+    return snprintf(out, n, "%s", abs) >= (int)n ? -ENAMETOOLONG : 0;
+  *slash = '\0';
+  int r = canonical_path(abs, out, n);
+  if (r < 0)
+    return r;
+  size_t used = strlen(out);
+  if (snprintf(out + used, n - used, "%s%s", strcmp(out, "/") ? "/" : "", slash + 1) >=
+      (int)(n - used))
+    return -ENAMETOOLONG;
+  return 0;
+}
+
+/* One line of a sysfs file, without its newline. */
+static int read_sysfs(const char *path, char *buf, size_t n)
+{
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  ssize_t got = read(fd, buf, n - 1);
+  int e = errno;
+  close(fd);
+  if (got < 0)
+    return -e;
+  buf[got] = '\0';
+  buf[strcspn(buf, "\n")] = '\0';
+  return 0;
+}
+
+/* "/dev/loopN" -> "loopN", the name under /sys/block. */
+static const char *block_name(const char *devpath)
+{
+  const char *s = strrchr(devpath, '/');
+  return s ? s + 1 : devpath;
+}
+
+static bool loop_is_bound(const char *name)
+{
+  char p[PATH_MAX], v[16];
+  snprintf(p, sizeof p, "/sys/block/%s/loop/backing_file", name);
+  return read_sysfs(p, v, sizeof v) == 0;
+}
+
+/*
+ * Open /dev/loopN.  Containers often have a static /dev with a few loop
+ * nodes only: the node is made from the numbers sysfs gives.
+ */
+static int open_loop(int nr, bool readonly, char *devpath, size_t n)
+{
+  if (snprintf(devpath, n, "/dev/loop%d", nr) >= (int)n)
+    return -ENAMETOOLONG;
+  int flags = (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+  int fd = open(devpath, flags);
+  if (fd >= 0 || errno != ENOENT)
+    return fd >= 0 ? fd : -errno;
+  char p[64], numbers[32];
+  unsigned maj, min;
+  snprintf(p, sizeof p, "/sys/block/loop%d/dev", nr);
+  if (read_sysfs(p, numbers, sizeof numbers) < 0 || sscanf(numbers, "%u:%u", &maj, &min) != 2)
+    return -ENOENT;
+  if (mknod(devpath, S_IFBLK | 0660, makedev(maj, min)) < 0 && errno != EEXIST)
+    return -errno;
+  fd = open(devpath, flags);
+  return fd >= 0 ? fd : -errno;
+}
+
+/* The loop ioctls of kernels before 5.8, which lack LOOP_CONFIGURE. */
+static int configure_legacy(int lfd, const struct loop_config *c)
+{
+  if (ioctl(lfd, LOOP_SET_FD, c->fd) < 0)
+    return -errno;
+  struct loop_info64 info = c->info;
+  info.lo_flags &= ~(unsigned)(LO_FLAGS_DIRECT_IO | LO_FLAGS_READ_ONLY);
+  int r = 0;
+  if (ioctl(lfd, LOOP_SET_STATUS64, &info) < 0)
+    r = -errno;
+  if (r == 0 && c->block_size != 512 && ioctl(lfd, LOOP_SET_BLOCK_SIZE, c->block_size) < 0)
+    r = -errno;
+  if (r < 0) {
+    ioctl(lfd, LOOP_CLR_FD, 0);
+    return r;
+  }
+  /* Best effort: the loop works without it, and the caller reads what it got. */
+  if (c->info.lo_flags & LO_FLAGS_DIRECT_IO)
+    (void)ioctl(lfd, LOOP_SET_DIRECT_IO, 1UL);
+  return 0;
+}
+
+/*
+ * One step when possible.  EINVAL with direct I/O asked may be the kernel
+ * refusing direct I/O for this file, so it is tried once more without;
+ * EINVAL or ENOTTY then means no LOOP_CONFIGURE at all.
+ */
+static int configure_loop(int lfd, struct loop_config *c)
+{
+  if (ioctl(lfd, LOOP_CONFIGURE, c) == 0)
+    return 0;
+  if (errno != EINVAL && errno != ENOTTY)
+    return -errno;
+  if (c->info.lo_flags & LO_FLAGS_DIRECT_IO) {
+    c->info.lo_flags &= ~(unsigned)LO_FLAGS_DIRECT_IO;
+    if (ioctl(lfd, LOOP_CONFIGURE, c) == 0)
+      return 0;
+    if (errno != EINVAL && errno != ENOTTY)
+      return -errno;
+    c->info.lo_flags |= LO_FLAGS_DIRECT_IO;
+  }
+  return configure_legacy(lfd, c);
+}
+
+int udm_platform_attach(const char *file, bool readonly, unsigned logical_block_size,
+                        char *devpath, size_t n, bool *direct_io)
+{
+  int ffd = open(file, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  if (ffd < 0)
+    return -errno;
+  int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+  if (ctl < 0) {
+    int e = errno;
+    close(ffd);
+    return -e;
+  }
+  /*
+   * No LO_FLAGS_AUTOCLEAR: it detaches the device when its last opener
+   * closes it, which the first udev probe or a short-lived mkfs would do.
+   * An attach lasts until udm_platform_detach.
+   */
+  struct loop_config c = {
+      .fd = (unsigned)ffd,
+      .block_size = logical_block_size ? logical_block_size : 512,
+      .info.lo_flags = LO_FLAGS_DIRECT_IO | (readonly ? LO_FLAGS_READ_ONLY : 0),
+  };
+  snprintf((char *)c.info.lo_file_name, sizeof c.info.lo_file_name, "%s", file);
+  int r = -EBUSY;
+  /* GET_FREE then CONFIGURE races with other attachers: EBUSY means try the next. */
+  for (int attempt = 0; attempt < 64 && r == -EBUSY; attempt++) {
+    int nr = ioctl(ctl, LOOP_CTL_GET_FREE);
+    if (nr < 0) {
+      r = -errno;
+      break;
+    }
+    int lfd = open_loop(nr, readonly, devpath, n);
+    if (lfd < 0) {
+      r = lfd;
+      break;
+    }
+    r = configure_loop(lfd, &c);
+    close(lfd);
+  }
+  close(ctl);
+  close(ffd);
+  if (r == 0 && direct_io) {
+    char p[PATH_MAX], v[8] = "0";
+    snprintf(p, sizeof p, "/sys/block/%s/loop/dio", block_name(devpath));
+    (void)read_sysfs(p, v, sizeof v);
+    *direct_io = v[0] == '1';
+  }
+  return r;
+}
+
+int udm_platform_detach(const char *devpath)
+{
+  int fd = open(devpath, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  int r = ioctl(fd, LOOP_CLR_FD, 0) < 0 ? -errno : 0;
+  close(fd);
+  /*
+   * A busy loop device is not detached: the kernel marks it autoclear and
+   * answers 0.  The release that follows our close() is what detaches an
+   * idle one, so look a little while before calling it busy.
+   */
+  for (int i = 0; r == 0 && loop_is_bound(block_name(devpath)); i++) {
+    if (i == 20)
+      return -EBUSY;
+    usleep(10 * 1000);
+  }
+  return r;
+}
+
+int udm_platform_attach_update_size(const char *devpath, const char *file)
+{
+  /* The loop driver reads the size the kernel caches for FILE: refresh it first. */
+  struct statx stx;
+  if (statx(AT_FDCWD, file, AT_STATX_FORCE_SYNC, STATX_SIZE, &stx) < 0)
+    return -errno;
+  int fd = open(devpath, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  int r = ioctl(fd, LOOP_SET_CAPACITY, 0) < 0 ? -errno : 0;
+  close(fd);
+  return r;
+}
+
+int udm_platform_foreach_attached(const char *path,
+                                  int (*fn)(void *opaque, const char *devpath,
+                                            const char *backing_file),
+                                  void *opaque)
+{
+  char want[PATH_MAX];
+  int r = canonical_path(path, want, sizeof want - 1);
+  if (r < 0)
+    return r;
+  size_t wlen = strlen(want);
+  bool under = path[0] && path[strlen(path) - 1] == '/';
+  if (under && strcmp(want, "/") != 0)
+    want[wlen++] = '/', want[wlen] = '\0';
+  DIR *d = opendir("/sys/block");
+  if (!d)
+    return -errno;
+  struct dirent *e;
+  r = 0;
+  while (r == 0 && (e = readdir(d))) {
+    if (strncmp(e->d_name, "loop", 4) != 0)
+      continue;
+    char p[PATH_MAX], backing[PATH_MAX];
+    snprintf(p, sizeof p, "/sys/block/%s/loop/backing_file", e->d_name);
+    if (read_sysfs(p, backing, sizeof backing) < 0)
+      continue; /* not bound */
+    size_t blen = strlen(backing);
+    static const char deleted[] = " (deleted)";
+    if (blen >= sizeof deleted - 1 && !strcmp(backing + blen - (sizeof deleted - 1), deleted))
+      backing[blen - (sizeof deleted - 1)] = '\0';
+    if (under ? strncmp(backing, want, wlen) != 0 : strcmp(backing, want) != 0)
+      continue;
+    char dev[sizeof "/dev/" + 256];
+    snprintf(dev, sizeof dev, "/dev/%s", e->d_name);
+    r = fn(opaque, dev, backing);
+  }
+  closedir(d);
+  return r;
+}
+
+struct find_first {
+  char *devpath;
+  size_t n;
+  int r;
+};
+
+static int take_first(void *opaque, const char *devpath, const char *backing_file)
+{
+  (void)backing_file;
+  struct find_first *ff = opaque;
+  ff->r = snprintf(ff->devpath, ff->n, "%s", devpath) >= (int)ff->n ? -ENAMETOOLONG : 0;
+  return 1;
+}
+
+int udm_platform_find_attached(const char *file, char *devpath, size_t n)
+{
+  struct find_first ff = {devpath, n, -ENOENT};
+  int r = udm_platform_foreach_attached(file, take_first, &ff);
+  return r < 0 ? r : ff.r;
+}
+
+int udm_platform_unmount_stale(const char *dir)
+{
+  if (umount2(dir, MNT_DETACH) == 0)
+    return 0;
+  if (errno != EPERM)
+    return -errno;
+  /* Not root: the setuid helper of FUSE unmounts what the user mounted. */
+  char *argv[] = {"fusermount3", "-u", "-q", "-z", "--", (char *)dir, NULL};
+  pid_t pid;
+  int r = posix_spawnp(&pid, "fusermount3", NULL, NULL, argv, environ);
+  if (r)
+    return -r;
+  int status;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR)
+      return -errno;
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EPERM;
 }

@@ -30,5 +30,50 @@ int udm_platform_seek_data(int fd, uint64_t off, uint64_t *data);
 int udm_platform_seek_hole(int fd, uint64_t off, uint64_t *hole);
 /* Absolute path of the running executable, into buf. */
 int udm_platform_self_exe(char *buf, size_t size);
+/* User id of the process at the other end of a connected Unix socket. */
+int udm_platform_peer_uid(int fd, uid_t *uid);
+
+
+/* ---- block devices over files: the FUSE export's attach (docs/fuse.md) ---- */
+/*
+ * Mark the calling thread, and threads it creates from now on, as working
+ * for the I/O path (Linux PR_SET_IO_FLUSHER: no reclaim recursion into
+ * filesystem I/O, so writeback through a loop device over our own files
+ * cannot deadlock on us).  -EPERM without CAP_SYS_RESOURCE; a no-op on macOS.
+ */
+int udm_platform_set_io_flusher(void);
+/*
+ * Attach FILE as a kernel block device; its path (/dev/loopN, /dev/diskN)
+ * goes into devpath.  logical_block_size 0 means 512.  On Linux: a loop
+ * device set up in one LOOP_CONFIGURE (legacy ioctls when the kernel lacks
+ * it), read-only when asked, direct I/O when the kernel accepts it for FILE
+ * (*direct_io says whether it did; may be NULL), never autoclear, so the
+ * device stays until detached even when nobody has it open.
+ */
+int udm_platform_attach(const char *file, bool readonly, unsigned logical_block_size,
+                        char *devpath, size_t n, bool *direct_io);
+/*
+ * Detach a block device made by udm_platform_attach.  -EBUSY when it is in
+ * use (mounted, open): Linux then detaches it by itself when the last user
+ * closes it.  -ENXIO when nothing is attached there.
+ */
+int udm_platform_detach(const char *devpath);
+/* After FILE was resized: make the attached device's size follow it. */
+int udm_platform_attach_update_size(const char *devpath, const char *file);
+/*
+ * Calls fn for every attached block device whose backing file is PATH, or
+ * lies under PATH when PATH ends with '/' (to find what a dead daemon left
+ * attached).  Paths are compared after resolving PATH's existing prefix,
+ * so a directory whose FUSE server died still matches.  fn returns
+ * non-zero to stop; that value is returned.
+ */
+int udm_platform_foreach_attached(const char *path,
+                                  int (*fn)(void *opaque, const char *devpath,
+                                            const char *backing_file),
+                                  void *opaque);
+/* The first device attached to FILE into devpath, or -ENOENT. */
+int udm_platform_find_attached(const char *file, char *devpath, size_t n);
+/* Unmount DIR, a FUSE mount whose server is gone, lazily. */
+int udm_platform_unmount_stale(const char *dir);
 
 #endif

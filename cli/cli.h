@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Shared declarations of the udm command-line tool. */
+#ifndef UDM_CLI_H
+#define UDM_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "protocol.h"
+
+/* udm has no kernel device numbers; "Major, minor" shows this fixed major. */
+#define UDM_CLI_MAJOR 253
+/* What dmsetup shows for a device-mapper device's default read-ahead. */
+#define UDM_CLI_READ_AHEAD 256
+
+/* Exit statuses. */
+#define EXIT_OK 0
+#define EXIT_FAIL 1
+#define EXIT_USAGE 2
+
+struct cli {
+  char dir[4096]; /* the runtime directory */
+  int fd;         /* connection to udmd, -1 before cli_connect */
+};
+
+/* ---- parsed command line of one verb ---- */
+#define CLI_MAX_OPTS 8
+struct cli_opt {
+  const char *name; /* long name, without "--" */
+  char letter;      /* short form, or 0 */
+  bool has_arg;
+};
+struct cli_args {
+  const struct cli_opt *opts;
+  bool set[CLI_MAX_OPTS];
+  const char *val[CLI_MAX_OPTS];
+  int npos;
+  char **pos;
+};
+bool cli_opt_set(const struct cli_args *a, const char *name);
+const char *cli_opt_val(const struct cli_args *a, const char *name);
+
+/* ---- client.c: talking to udmd ---- */
+/* Resolve the runtime directory into c->dir; prints the error. */
+int cli_runtime_dir(struct cli *c);
+/* Connect (starting udmd when nobody answers) and say hello; prints errors. */
+int cli_connect(struct cli *c);
+void cli_disconnect(struct cli *c);
+/*
+ * Send req and read the answer into resp (which must be empty).  On a
+ * failure answer, prints "udm: MESSAGE" and returns -1 (resp keeps it).
+ */
+int cli_call(struct cli *c, const struct udm_msg *req, struct udm_msg *resp);
+/* Path of the udmd to start: next to udm, in the build tree, or in bindir. */
+int cli_find_udmd(char *buf, size_t size);
+int cli_find_program(const char *prog, const char *env_name, const char *build_dir,
+                     char *buf, size_t size);
+/* Connect to DIR/control.sock; returns an fd or -errno. */
+int cli_connect_socket(const char *dir);
+/* Say hello on fd; prints errors. */
+int cli_hello(int fd);
+
+/* ---- json.c ---- */
+void json_str(FILE *f, const char *s);
+
+/* ---- verbs.c, run.c ---- */
+int verb_create(struct cli *c, struct cli_args *a);
+int verb_remove(struct cli *c, struct cli_args *a);
+int verb_load(struct cli *c, struct cli_args *a);
+int verb_suspend(struct cli *c, struct cli_args *a);
+int verb_resume(struct cli *c, struct cli_args *a);
+int verb_table(struct cli *c, struct cli_args *a);
+int verb_status(struct cli *c, struct cli_args *a);
+int verb_info(struct cli *c, struct cli_args *a);
+int verb_ls(struct cli *c, struct cli_args *a);
+int verb_message(struct cli *c, struct cli_args *a);
+int verb_targets(struct cli *c, struct cli_args *a);
+int verb_version(struct cli *c, struct cli_args *a);
+int verb_uri(struct cli *c, struct cli_args *a);
+/* udm run parses its own arguments (everything after "--" is the command). */
+int verb_run(int argc, char **argv);
+
+/* Print "udm: " and the message to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print the NBD URI of device name on dir's nbd.sock. */
+void cli_print_uri(FILE *f, const char *dir, const char *name);
+/* The URI as a malloc'd string. */
+char *cli_uri(const char *dir, const char *name);
+
+#endif

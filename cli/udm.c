@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * udm: the command-line tool of udm, with dmsetup's verbs.  It talks to
+ * udmd over the control socket and starts udmd when nobody answers.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const struct cli_opt opts_create[] = {{"table", 0, true},
+                                             {"readonly", 'r', false},
+                                             {"uuid", 'u', true},
+                                             {"notable", 'n', false},
+                                             {NULL, 0, false}};
+static const struct cli_opt opts_remove[] = {{"force", 'f', false}, {NULL, 0, false}};
+static const struct cli_opt opts_load[] = {{"table", 0, true}, {NULL, 0, false}};
+/* dmsetup's --noflush and --nolockfs are accepted; udm holds no queue to flush. */
+static const struct cli_opt opts_suspend[] = {
+    {"noflush", 0, false}, {"nolockfs", 0, false}, {NULL, 0, false}};
+static const struct cli_opt opts_table[] = {{"showkeys", 0, false},
+                                            {"inactive", 0, false},
+                                            {"json", 0, false},
+                                            {NULL, 0, false}};
+static const struct cli_opt opts_status[] = {
+    {"inactive", 0, false}, {"json", 0, false}, {NULL, 0, false}};
+static const struct cli_opt opts_json[] = {{"json", 0, false}, {NULL, 0, false}};
+static const struct cli_opt opts_none[] = {{NULL, 0, false}};
+
+struct verb {
+  const char *name;
+  int (*fn)(struct cli *, struct cli_args *);
+  const struct cli_opt *opts;
+  int min_args, max_args; /* positional; -1: no limit */
+  const char *usage;
+  const char *help;
+};
+
+static const struct verb verbs[] = {
+    {"create", verb_create, opts_create, 1, 2,
+     "create NAME [--table TABLE | FILE] [-r|--readonly] [-u|--uuid UUID] [-n|--notable]",
+     "Create device NAME and make TABLE (from --table, FILE, or standard input) its\n"
+     "live table.  With --notable the device is created without a table.\n"
+     "Example: udm create data --table '0 2048 linear /srv/disk.img 0'"},
+    {"remove", verb_remove, opts_remove, 1, -1, "remove [-f|--force] NAME...",
+     "Remove devices.  An open device is refused unless --force, which first makes\n"
+     "its I/O fail.  A device used by another device's table is never removed.\n"
+     "Example: udm remove data"},
+    {"load", verb_load, opts_load, 1, 2, "load NAME [--table TABLE | FILE]",
+     "Load TABLE as the inactive table of NAME; 'udm resume NAME' makes it live.\n"
+     "A bad table is refused and the device keeps working.  'reload' is the same.\n"
+     "Example: udm load data --table '0 4096 linear /srv/big.img 0' && udm resume data"},
+    {"reload", verb_load, opts_load, 1, 2, "reload NAME [--table TABLE | FILE]",
+     "Same as load."},
+    {"suspend", verb_suspend, opts_suspend, 1, -1, "suspend NAME...",
+     "Wait for in-flight I/O on NAME and hold new I/O until resume.\n"
+     "Example: udm suspend data"},
+    {"resume", verb_resume, opts_suspend, 1, -1, "resume NAME...",
+     "Make the inactive table live (if one was loaded) and let held I/O go.\n"
+     "Example: udm resume data"},
+    {"table", verb_table, opts_table, 0, -1, "table [--showkeys] [--inactive] [--json] [NAME...]",
+     "Print the table of each device as dmsetup does (prefixed with 'NAME: ' when\n"
+     "listing all devices).  Keys stay hidden without --showkeys.\n"
+     "Example: udm table data > data.table"},
+    {"status", verb_status, opts_status, 0, -1, "status [--inactive] [--json] [NAME...]",
+     "Print the status line of each target of each device, as dmsetup does.\n"
+     "Example: udm status data"},
+    {"info", verb_info, opts_json, 0, -1, "info [--json] [NAME...]",
+     "Print dmsetup's information block for each device.\n"
+     "Example: udm info data"},
+    {"ls", verb_ls, opts_json, 0, 0, "ls [--json]",
+     "List devices as 'NAME<TAB>(MAJOR:MINOR)'; udm's major is always 253.\n"
+     "Example: udm ls"},
+    {"message", verb_message, opts_none, 3, -1, "message NAME SECTOR MESSAGE...",
+     "Send MESSAGE to the target holding SECTOR of NAME and print its reply.\n"
+     "Example: udm message data 0 some-message"},
+    {"targets", verb_targets, opts_json, 0, 0, "targets [--json]",
+     "List the target types udmd knows, with their versions.\nExample: udm targets"},
+    {"version", verb_version, opts_json, 0, 0, "version [--json]",
+     "Print the versions of udm (library) and of the running udmd (driver).\n"
+     "Example: udm version"},
+    {"uri", verb_uri, opts_none, 1, 1, "uri NAME",
+     "Print the NBD URI of device NAME (nbd+unix:///NAME?socket=RUNTIME/nbd.sock).\n"
+     "Example: nbdinfo \"$(udm uri data)\""},
+};
+
+static const struct verb run_verb = {
+    "run", NULL, opts_none, 0, -1,
+    "run --table NAME=TABLE [--table NAME=TABLE...] [-r|--readonly] -- COMMAND [ARG...]",
+    "Start a private udmd in a new temporary runtime directory, create the devices,\n"
+    "run COMMAND with $uri (NBD URI of the first device) and $UDM_RUNTIME_DIR set,\n"
+    "then tear everything down.  Exits with COMMAND's status.\n"
+    "Example: udm run --table d='0 2048 zero' -- sh -c 'nbdinfo \"$uri\"'"};
+
+static void usage(FILE *f)
+{
+  fprintf(f, "Usage: udm VERB [OPTIONS] [ARGS]\n       udm --help | --version\n\nVerbs:\n");
+  for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+    fprintf(f, "  udm %s\n", verbs[i].usage);
+  fprintf(f, "  udm %s\n", run_verb.usage);
+  fprintf(f, "  udm image formats|info|verify|table|convert ...  (disk images: udm-image --help)\n");
+  fprintf(f, "\n'udm VERB --help' explains a verb; see also udm(8).\n");
+}
+
+static void verb_help(const struct verb *v)
+{
+  printf("Usage: udm %s\n\n%s\n", v->usage, v->help);
+}
+
+bool cli_opt_set(const struct cli_args *a, const char *name)
+{
+  for (int i = 0; a->opts[i].name; i++)
+    if (strcmp(a->opts[i].name, name) == 0)
+      return a->set[i];
+  return false;
+}
+
+const char *cli_opt_val(const struct cli_args *a, const char *name)
+{
+  for (int i = 0; a->opts[i].name; i++)
+    if (strcmp(a->opts[i].name, name) == 0)
+      return a->val[i];
+  return NULL;
+}
+
+/*
+ * Options may come before or after the positional arguments, as dmsetup
+ * allows; "--" ends them.  Returns 0, PARSE_HELP, EXIT_USAGE or EXIT_FAIL.
+ */
+#define PARSE_HELP (-1)
+static int parse_args(const struct verb *v, int argc, char **argv, struct cli_args *a)
+{
+  memset(a, 0, sizeof *a);
+  a->opts = v->opts;
+  a->pos = calloc((size_t)argc + 1, sizeof *a->pos);
+  if (!a->pos) {
+    cli_error("out of memory");
+    return EXIT_FAIL;
+  }
+  bool only_pos = false;
+  for (int i = 0; i < argc; i++) {
+    char *w = argv[i];
+    if (only_pos || w[0] != '-' || strcmp(w, "-") == 0) {
+      a->pos[a->npos++] = w;
+      continue;
+    }
+    if (strcmp(w, "--") == 0) {
+      only_pos = true;
+      continue;
+    }
+    if (strcmp(w, "--help") == 0 || strcmp(w, "-h") == 0)
+      return PARSE_HELP;
+    int k = -1;
+    const char *inline_val = NULL;
+    for (int j = 0; v->opts[j].name; j++) {
+      size_t n = strlen(v->opts[j].name);
+      if (w[1] == '-' && strncmp(w + 2, v->opts[j].name, n) == 0 &&
+          (w[2 + n] == '\0' || (w[2 + n] == '=' && v->opts[j].has_arg))) {
+        k = j;
+        inline_val = w[2 + n] == '=' ? w + 3 + n : NULL;
+        break;
+      }
+      if (w[1] != '-' && v->opts[j].letter && w[1] == v->opts[j].letter && w[2] == '\0') {
+        k = j;
+        break;
+      }
+    }
+    if (k < 0) {
+      cli_error("%s: unknown option '%s' (see udm %s --help)", v->name, w, v->name);
+      return EXIT_USAGE;
+    }
+    a->set[k] = true;
+    if (v->opts[k].has_arg) {
+      if (!inline_val && i + 1 == argc) {
+        cli_error("%s: option '%s' needs a value", v->name, w);
+        return EXIT_USAGE;
+      }
+      a->val[k] = inline_val ? inline_val : argv[++i];
+    }
+  }
+  if (a->npos < v->min_args || (v->max_args >= 0 && a->npos > v->max_args)) {
+    cli_error("%s: wrong number of arguments; usage: udm %s", v->name, v->usage);
+    return EXIT_USAGE;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv)
+{
+  signal(SIGPIPE, SIG_IGN);
+  if (argc < 2) {
+    usage(stderr);
+    return EXIT_USAGE;
+  }
+  const char *name = argv[1];
+  if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+    if (argc > 2 && strcmp(name, "help") == 0) {
+      for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        if (strcmp(verbs[i].name, argv[2]) == 0) {
+          verb_help(&verbs[i]);
+          return EXIT_OK;
+        }
+      if (strcmp(argv[2], "run") == 0) {
+        verb_help(&run_verb);
+        return EXIT_OK;
+      }
+    }
+    usage(stdout);
+    return EXIT_OK;
+  }
+  if (strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0) {
+    printf("udm %s\n", UDM_VERSION_STRING);
+    return EXIT_OK;
+  }
+  if (strcmp(name, "image") == 0) {
+    /* Image tools live in their own program: udm image ARGS = udm-image ARGS. */
+    char prog[PATH_MAX];
+    if (cli_find_program("udm-image", "UDM_IMAGE", "drivers/udm-image", prog,
+                         sizeof prog) < 0) {
+      cli_error("image: cannot find the udm-image program (set $UDM_IMAGE)");
+      return EXIT_FAIL;
+    }
+    argv[1] = prog;
+    execv(prog, argv + 1);
+    cli_error("image: cannot run %s: %s", prog, strerror(errno));
+    return EXIT_FAIL;
+  }
+  if (strcmp(name, "run") == 0) {
+    if (argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+      verb_help(&run_verb);
+      return EXIT_OK;
+    }
+    return verb_run(argc - 2, argv + 2);
+  }
+  const struct verb *v = NULL;
+  for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+    if (strcmp(verbs[i].name, name) == 0)
+      v = &verbs[i];
+  if (!v) {
+    cli_error("unknown verb '%s' (see udm --help)", name);
+    return EXIT_USAGE;
+  }
+  struct cli_args a;
+  int r = parse_args(v, argc - 2, argv + 2, &a);
+  if (r == PARSE_HELP) {
+    verb_help(v);
+    r = EXIT_OK;
+  } else if (r == 0) {
+    struct cli c = {.fd = -1};
+    r = v->fn(&c, &a);
+    cli_disconnect(&c);
+  }
+  free(a.pos);
+  return r;
+}

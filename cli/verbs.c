@@ -1,0 +1,574 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The dmsetup verbs.  Output is what dmsetup prints for the same facts, so
+ * scripts written for dmsetup keep working; --json gives the facts to
+ * programs.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "runtime.h"
+
+/* Tables are read whole; the control protocol caps a message at 16 MiB. */
+#define TABLE_MAX (UDM_CTL_MAX_FRAME - 4096)
+
+static char *read_stream(FILE *f, const char *what)
+{
+  size_t len = 0, cap = 4096;
+  char *buf = malloc(cap);
+  if (!buf) {
+    cli_error("out of memory");
+    return NULL;
+  }
+  for (;;) {
+    if (len + 1 == cap) {
+      if (cap > TABLE_MAX) {
+        cli_error("the table in %s is larger than %u bytes", what, TABLE_MAX);
+        free(buf);
+        return NULL;
+      }
+      char *n = realloc(buf, cap * 2);
+      if (!n) {
+        cli_error("out of memory");
+        free(buf);
+        return NULL;
+      }
+      buf = n;
+      cap *= 2;
+    }
+    size_t got = fread(buf + len, 1, cap - 1 - len, f);
+    len += got;
+    if (got == 0)
+      break;
+  }
+  if (ferror(f)) {
+    cli_error("cannot read the table from %s: %s", what, strerror(errno));
+    free(buf);
+    return NULL;
+  }
+  buf[len] = '\0';
+  if (strlen(buf) != len) {
+    cli_error("the table in %s contains a NUL byte", what);
+    free(buf);
+    return NULL;
+  }
+  return buf;
+}
+
+/* The table from --table TEXT, or a FILE argument, or stdin (as dmsetup). */
+static char *table_text(const char *text, const char *file)
+{
+  if (text) {
+    char *t = strdup(text);
+    if (!t)
+      cli_error("out of memory");
+    return t;
+  }
+  if (!file || strcmp(file, "-") == 0)
+    return read_stream(stdin, "standard input");
+  FILE *f = fopen(file, "r");
+  if (!f) {
+    cli_error("cannot open table file %s: %s", file, strerror(errno));
+    return NULL;
+  }
+  char *t = read_stream(f, file);
+  fclose(f);
+  return t;
+}
+
+/* A request op=OP name=NAME: returns 0 or -1 (message printed). */
+static int request(struct cli *c, struct udm_msg *req, struct udm_msg *resp)
+{
+  udm_msg_init(resp);
+  if (c->fd < 0 && cli_connect(c) < 0)
+    return -1;
+  return cli_call(c, req, resp);
+}
+
+static int new_req(struct udm_msg *req, const char *op, const char *name)
+{
+  udm_msg_init(req);
+  int r = udm_msg_add(req, "op", op);
+  if (r == 0 && name)
+    r = udm_msg_add(req, "name", name);
+  if (r < 0)
+    cli_error("out of memory");
+  return r;
+}
+
+/* Send and forget the answer's payload: the exit status of simple verbs. */
+static int simple(struct cli *c, struct udm_msg *req)
+{
+  struct udm_msg resp;
+  int r = request(c, req, &resp);
+  udm_msg_free(req);
+  udm_msg_free(&resp);
+  return r < 0 ? EXIT_FAIL : EXIT_OK;
+}
+
+int verb_create(struct cli *c, struct cli_args *a)
+{
+  const char *name = a->pos[0], *file = a->npos > 1 ? a->pos[1] : NULL;
+  const char *text = cli_opt_val(a, "table");
+  bool notable = cli_opt_set(a, "notable");
+  if (notable && (text || file)) {
+    cli_error("create: --notable and a table exclude each other");
+    return EXIT_USAGE;
+  }
+  if (text && file) {
+    cli_error("create: give the table with --table or as a file, not both");
+    return EXIT_USAGE;
+  }
+  char *table = notable ? NULL : table_text(text, file);
+  if (!notable && !table)
+    return EXIT_FAIL;
+  struct udm_msg req;
+  int r = new_req(&req, "create", name);
+  if (r == 0 && cli_opt_val(a, "uuid"))
+    r = udm_msg_add(&req, "uuid", cli_opt_val(a, "uuid"));
+  if (r == 0 && cli_opt_set(a, "readonly"))
+    r = udm_msg_add(&req, "readonly", "1");
+  if (r == 0 && table)
+    r = udm_msg_add(&req, "table", table);
+  free(table);
+  if (r < 0) {
+    udm_msg_free(&req);
+    return EXIT_FAIL;
+  }
+  return simple(c, &req);
+}
+
+int verb_remove(struct cli *c, struct cli_args *a)
+{
+  int status = EXIT_OK;
+  for (int i = 0; i < a->npos; i++) {
+    struct udm_msg req;
+    if (new_req(&req, "remove", a->pos[i]) < 0 ||
+        (cli_opt_set(a, "force") && udm_msg_add(&req, "force", "1") < 0)) {
+      udm_msg_free(&req);
+      return EXIT_FAIL;
+    }
+    if (simple(c, &req) != EXIT_OK)
+      status = EXIT_FAIL;
+  }
+  return status;
+}
+
+int verb_load(struct cli *c, struct cli_args *a)
+{
+  const char *text = cli_opt_val(a, "table"), *file = a->npos > 1 ? a->pos[1] : NULL;
+  if (text && file) {
+    cli_error("load: give the table with --table or as a file, not both");
+    return EXIT_USAGE;
+  }
+  char *table = table_text(text, file);
+  if (!table)
+    return EXIT_FAIL;
+  struct udm_msg req;
+  int r = new_req(&req, "load", a->pos[0]);
+  if (r == 0)
+    r = udm_msg_add(&req, "table", table);
+  free(table);
+  if (r < 0) {
+    udm_msg_free(&req);
+    return EXIT_FAIL;
+  }
+  return simple(c, &req);
+}
+
+static int each_name(struct cli *c, struct cli_args *a, const char *op)
+{
+  int status = EXIT_OK;
+  for (int i = 0; i < a->npos; i++) {
+    struct udm_msg req;
+    if (new_req(&req, op, a->pos[i]) < 0)
+      return EXIT_FAIL;
+    if (simple(c, &req) != EXIT_OK)
+      status = EXIT_FAIL;
+  }
+  return status;
+}
+
+int verb_suspend(struct cli *c, struct cli_args *a)
+{
+  return each_name(c, a, "suspend");
+}
+
+int verb_resume(struct cli *c, struct cli_args *a)
+{
+  return each_name(c, a, "resume");
+}
+
+/* ---- the query verbs: the answer is a list of per-device records ---- */
+
+/*
+ * Ask op for the named devices (all when none is named) and call fn for
+ * each record of the answer: fields [first, end) starting with name=.
+ */
+typedef void (*record_fn)(struct cli_args *a, const struct udm_msg *m, unsigned first,
+                          unsigned end, bool multiple, bool json_first);
+
+static const char *field(const struct udm_msg *m, unsigned first, unsigned end,
+                         const char *key)
+{
+  for (unsigned i = first; i < end; i++)
+    if (strcmp(m->fields[i].key, key) == 0)
+      return m->fields[i].value;
+  return "";
+}
+
+static int query(struct cli *c, struct cli_args *a, const char *op, record_fn fn,
+                 bool (*add_opts)(struct cli_args *, struct udm_msg *))
+{
+  bool json = cli_opt_set(a, "json");
+  bool multiple = a->npos != 1;
+  bool any = false;
+  int status = EXIT_OK;
+  int rounds = a->npos ? a->npos : 1;
+  if (json)
+    fputs("[", stdout);
+  for (int i = 0; i < rounds; i++) {
+    struct udm_msg req, resp;
+    if (new_req(&req, op, a->npos ? a->pos[i] : NULL) < 0 || (add_opts && !add_opts(a, &req))) {
+      udm_msg_free(&req);
+      return EXIT_FAIL;
+    }
+    int r = request(c, &req, &resp);
+    udm_msg_free(&req);
+    if (r < 0) {
+      udm_msg_free(&resp);
+      status = EXIT_FAIL;
+      continue;
+    }
+    /* Records begin at each name= after the status fields. */
+    unsigned n = resp.count, first = n;
+    for (unsigned k = 0; k <= n; k++) {
+      if (k < n && strcmp(resp.fields[k].key, "name") != 0)
+        continue;
+      if (first < k) {
+        fn(a, &resp, first, k, multiple, !any);
+        any = true;
+      }
+      first = k;
+    }
+    udm_msg_free(&resp);
+  }
+  if (json)
+    fputs("]\n", stdout);
+  else if (!any && a->npos == 0 && status == EXIT_OK)
+    puts("No devices found");
+  return status;
+}
+
+static bool add_table_opts(struct cli_args *a, struct udm_msg *req)
+{
+  if (cli_opt_set(a, "showkeys") && udm_msg_add(req, "showkeys", "1") < 0)
+    return false;
+  if (cli_opt_set(a, "inactive") && udm_msg_add(req, "inactive", "1") < 0)
+    return false;
+  return true;
+}
+
+/* "0 2048 linear /dev/x 0" as a JSON object. */
+static void json_segment(const char *line, size_t len)
+{
+  char *copy = strndup(line, len);
+  if (!copy)
+    return;
+  char *save = NULL;
+  char *start = strtok_r(copy, " ", &save), *length = strtok_r(NULL, " ", &save);
+  char *target = strtok_r(NULL, " ", &save);
+  char *args = save ? save : (char *)"";
+  size_t al = strlen(args);
+  while (al && (args[al - 1] == ' ' || args[al - 1] == '\n'))
+    args[--al] = '\0';
+  printf("{\"start\": %s, \"length\": %s, \"target\": ", start ? start : "0",
+         length ? length : "0");
+  json_str(stdout, target ? target : "");
+  fputs(", \"args\": ", stdout);
+  json_str(stdout, args);
+  fputs("}", stdout);
+  free(copy);
+}
+
+static void print_lines(struct cli_args *a, const struct udm_msg *m, unsigned first,
+                        unsigned end, bool multiple, bool json_first, const char *key)
+{
+  const char *name = field(m, first, end, "name"), *text = field(m, first, end, key);
+  if (cli_opt_set(a, "json")) {
+    fputs(json_first ? "\n  {\"name\": " : ",\n  {\"name\": ", stdout);
+    json_str(stdout, name);
+    fputs(", \"segments\": [", stdout);
+    bool firstseg = true;
+    for (const char *p = text; *p;) {
+      const char *nl = strchr(p, '\n');
+      size_t len = nl ? (size_t)(nl - p) : strlen(p);
+      if (len) {
+        fputs(firstseg ? "" : ", ", stdout);
+        json_segment(p, len);
+        firstseg = false;
+      }
+      p += len + (nl ? 1 : 0);
+    }
+    fputs("]}", stdout);
+    return;
+  }
+  /* dmsetup prints one line even for a device without a table. */
+  if (!*text) {
+    if (multiple)
+      printf("%s: ", name);
+    putchar('\n');
+    return;
+  }
+  for (const char *p = text; *p;) {
+    const char *nl = strchr(p, '\n');
+    size_t len = nl ? (size_t)(nl - p) : strlen(p);
+    if (multiple)
+      printf("%s: ", name);
+    printf("%.*s\n", (int)len, p);
+    p += len + (nl ? 1 : 0);
+  }
+}
+
+static void table_record(struct cli_args *a, const struct udm_msg *m, unsigned first,
+                         unsigned end, bool multiple, bool json_first)
+{
+  print_lines(a, m, first, end, multiple, json_first, "table");
+}
+
+static void status_record(struct cli_args *a, const struct udm_msg *m, unsigned first,
+                          unsigned end, bool multiple, bool json_first)
+{
+  print_lines(a, m, first, end, multiple, json_first, "status");
+}
+
+int verb_table(struct cli *c, struct cli_args *a)
+{
+  return query(c, a, "table", table_record, add_table_opts);
+}
+
+int verb_status(struct cli *c, struct cli_args *a)
+{
+  return query(c, a, "status", status_record, add_table_opts);
+}
+
+static bool yes(const struct udm_msg *m, unsigned first, unsigned end, const char *key)
+{
+  return strcmp(field(m, first, end, key), "1") == 0;
+}
+
+static void info_record(struct cli_args *a, const struct udm_msg *m, unsigned first,
+                        unsigned end, bool multiple, bool json_first)
+{
+  (void)multiple;
+  const char *name = field(m, first, end, "name"), *uuid = field(m, first, end, "uuid");
+  bool live = yes(m, first, end, "live_table"), inactive = yes(m, first, end, "inactive_table");
+  bool suspended = yes(m, first, end, "suspended"), ro = yes(m, first, end, "readonly");
+  const char *tables = live && inactive ? "LIVE & INACTIVE"
+                       : live           ? "LIVE"
+                       : inactive       ? "INACTIVE"
+                                        : "None";
+  const char *minor = field(m, first, end, "minor");
+  if (cli_opt_set(a, "json")) {
+    fputs(json_first ? "\n  {\"name\": " : ",\n  {\"name\": ", stdout);
+    json_str(stdout, name);
+    fputs(", \"uuid\": ", stdout);
+    json_str(stdout, uuid);
+    printf(", \"state\": \"%s\", \"suspended\": %s, \"read_only\": %s, "
+           "\"read_ahead\": %d, \"tables_present\": \"%s\", \"live_table\": %s, "
+           "\"inactive_table\": %s, \"open_count\": %s, \"event_nr\": %s, "
+           "\"major\": %d, \"minor\": %s, \"target_count\": %s, \"holders\": %s, "
+           "\"size\": %s}",
+           suspended ? "SUSPENDED" : "ACTIVE", suspended ? "true" : "false",
+           ro ? "true" : "false", UDM_CLI_READ_AHEAD, tables, live ? "true" : "false",
+           inactive ? "true" : "false", field(m, first, end, "open_count"),
+           field(m, first, end, "event_nr"), UDM_CLI_MAJOR, minor,
+           field(m, first, end, "target_count"), field(m, first, end, "holders"),
+           field(m, first, end, "size"));
+    return;
+  }
+  printf("Name:              %s\n", name);
+  printf("State:             %s%s\n", suspended ? "SUSPENDED" : "ACTIVE",
+         ro ? " (READ-ONLY)" : "");
+  printf("Read Ahead:        %d\n", UDM_CLI_READ_AHEAD);
+  printf("Tables present:    %s\n", tables);
+  printf("Open count:        %s\n", field(m, first, end, "open_count"));
+  printf("Event number:      %s\n", field(m, first, end, "event_nr"));
+  printf("Major, minor:      %d, %s\n", UDM_CLI_MAJOR, minor);
+  printf("Number of targets: %s\n", field(m, first, end, "target_count"));
+  if (*uuid)
+    printf("UUID: %s\n", uuid);
+  putchar('\n');
+}
+
+int verb_info(struct cli *c, struct cli_args *a)
+{
+  return query(c, a, "info", info_record, NULL);
+}
+
+static void ls_record(struct cli_args *a, const struct udm_msg *m, unsigned first,
+                      unsigned end, bool multiple, bool json_first)
+{
+  (void)multiple;
+  const char *name = field(m, first, end, "name"), *minor = field(m, first, end, "minor");
+  if (cli_opt_set(a, "json")) {
+    fputs(json_first ? "\n  {\"name\": " : ",\n  {\"name\": ", stdout);
+    json_str(stdout, name);
+    printf(", \"major\": %d, \"minor\": %s}", UDM_CLI_MAJOR, minor);
+    return;
+  }
+  printf("%s\t(%d:%s)\n", name, UDM_CLI_MAJOR, minor);
+}
+
+int verb_ls(struct cli *c, struct cli_args *a)
+{
+  return query(c, a, "info", ls_record, NULL);
+}
+
+int verb_message(struct cli *c, struct cli_args *a)
+{
+  const char *sector = a->pos[1];
+  size_t len = 1;
+  for (int i = 2; i < a->npos; i++)
+    len += strlen(a->pos[i]) + 1;
+  char *msg = calloc(1, len);
+  if (!msg) {
+    cli_error("out of memory");
+    return EXIT_FAIL;
+  }
+  for (int i = 2; i < a->npos; i++) {
+    if (i > 2)
+      strcat(msg, " ");
+    strcat(msg, a->pos[i]);
+  }
+  struct udm_msg req, resp;
+  int r = new_req(&req, "message", a->pos[0]);
+  if (r == 0)
+    r = udm_msg_add(&req, "sector", sector);
+  if (r == 0)
+    r = udm_msg_add(&req, "message", msg);
+  free(msg);
+  if (r < 0) {
+    udm_msg_free(&req);
+    return EXIT_FAIL;
+  }
+  r = request(c, &req, &resp);
+  udm_msg_free(&req);
+  if (r == 0) {
+    const char *reply = udm_msg_get(&resp, "reply");
+    if (reply && *reply) {
+      if (reply[strlen(reply) - 1] == '\n')
+        fputs(reply, stdout);
+      else
+        puts(reply);
+    }
+  }
+  udm_msg_free(&resp);
+  return r < 0 ? EXIT_FAIL : EXIT_OK;
+}
+
+int verb_targets(struct cli *c, struct cli_args *a)
+{
+  struct udm_msg req, resp;
+  if (new_req(&req, "targets", NULL) < 0)
+    return EXIT_FAIL;
+  int r = request(c, &req, &resp);
+  udm_msg_free(&req);
+  if (r < 0) {
+    udm_msg_free(&resp);
+    return EXIT_FAIL;
+  }
+  bool json = cli_opt_set(a, "json"), first = true;
+  if (json)
+    fputs("[", stdout);
+  for (unsigned i = 0; i + 1 < resp.count; i++) {
+    if (strcmp(resp.fields[i].key, "target") != 0 ||
+        strcmp(resp.fields[i + 1].key, "version") != 0)
+      continue;
+    const char *name = resp.fields[i].value, *version = resp.fields[i + 1].value;
+    if (json) {
+      unsigned v[3] = {0, 0, 0};
+      sscanf(version, "%u.%u.%u", &v[0], &v[1], &v[2]);
+      fputs(first ? "\n  {\"name\": " : ",\n  {\"name\": ", stdout);
+      json_str(stdout, name);
+      printf(", \"version\": [%u, %u, %u]}", v[0], v[1], v[2]);
+    } else {
+      printf("%-16s v%s\n", name, version);
+    }
+    first = false;
+  }
+  if (json)
+    fputs("]\n", stdout);
+  udm_msg_free(&resp);
+  return EXIT_OK;
+}
+
+int verb_version(struct cli *c, struct cli_args *a)
+{
+  struct udm_msg req, resp;
+  if (new_req(&req, "version", NULL) < 0)
+    return EXIT_FAIL;
+  int r = request(c, &req, &resp);
+  udm_msg_free(&req);
+  const char *driver = r == 0 ? udm_msg_get(&resp, "library") : NULL;
+  const char *protocol = r == 0 ? udm_msg_get(&resp, "protocol") : NULL;
+  if (cli_opt_set(a, "json")) {
+    printf("{\"library\": \"%s\", \"driver\": ", UDM_VERSION_STRING);
+    if (driver)
+      json_str(stdout, driver);
+    else
+      fputs("null", stdout);
+    printf(", \"protocol\": %s}\n", protocol ? protocol : "null");
+  } else {
+    printf("Library version:   %s\n", UDM_VERSION_STRING);
+    if (driver)
+      printf("Driver version:    %s\n", driver);
+  }
+  udm_msg_free(&resp);
+  return r < 0 ? EXIT_FAIL : EXIT_OK;
+}
+
+/* Percent-encode what an NBD URI cannot hold literally. */
+static void uri_escape(FILE *f, const char *s, bool keep_slash)
+{
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+        strchr("-._~", *p) || (keep_slash && *p == '/'))
+      fputc(*p, f);
+    else
+      fprintf(f, "%%%02X", *p);
+  }
+}
+
+void cli_print_uri(FILE *f, const char *dir, const char *name)
+{
+  fputs("nbd+unix:///", f);
+  uri_escape(f, name, false);
+  fputs("?socket=", f);
+  uri_escape(f, dir, true);
+  fputs("/" UDM_NBD_SOCKET, f);
+}
+
+char *cli_uri(const char *dir, const char *name)
+{
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  if (!f)
+    return NULL;
+  cli_print_uri(f, dir, name);
+  fclose(f);
+  return buf;
+}
+
+int verb_uri(struct cli *c, struct cli_args *a)
+{
+  if (cli_runtime_dir(c) < 0)
+    return EXIT_FAIL;
+  cli_print_uri(stdout, c->dir, a->pos[0]);
+  putchar('\n');
+  return EXIT_OK;
+}

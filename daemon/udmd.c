@@ -1,0 +1,367 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * udmd: the daemon that holds udm's devices (the "kernel" of udm).
+ *
+ * It owns one udm_ctx and serves it on the runtime directory:
+ *   control.sock  requests from udm (control.c, ops.c)
+ *   nbd.sock      every device as an NBD export (nbd/), when compiled in
+ *   udmd.lock     held while the daemon runs: one daemon per directory
+ *   dev/          reserved for the FUSE export
+ * Without -f it daemonises once the sockets accept connections, so that
+ * whoever started it may connect as soon as it returns.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <udm/udm.h>
+
+#include "control.h"
+#include "log.h"
+#include "runtime.h"
+#ifdef UDM_HAVE_NBD
+#include "nbd_server.h"
+#endif
+
+struct options {
+  bool foreground;
+  const char *nbd_tcp; /* HOST:PORT, or NULL */
+};
+
+static void usage(FILE *f)
+{
+  fprintf(f,
+          "Usage: udmd [-f|--foreground] [-v|--verbose] [--nbd-tcp HOST:PORT]\n"
+          "       udmd --help | --version\n"
+          "\n"
+          "The udm daemon: holds udm's devices and serves them in the runtime\n"
+          "directory ($UDM_RUNTIME_DIR, else /run/udm for root, else\n"
+          "$XDG_RUNTIME_DIR/udm).  Usually started on demand by udm(8).\n"
+          "\n"
+          "  -f, --foreground     stay in the foreground, log to stderr\n"
+          "  -v, --verbose        in the foreground, log devices made and removed\n"
+          "      --nbd-tcp H:P    also serve NBD on TCP host H, port P\n"
+          "  -h, --help           show this help\n"
+          "  -V, --version        show the version\n");
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "-f") == 0 || strcmp(a, "--foreground") == 0) {
+      o->foreground = true;
+    } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+      udmd_log_set_verbose();
+    } else if (strcmp(a, "--nbd-tcp") == 0) {
+      if (++i == argc) {
+        fprintf(stderr, "udmd: --nbd-tcp needs HOST:PORT\n");
+        return 2;
+      }
+      o->nbd_tcp = argv[i];
+    } else if (strncmp(a, "--nbd-tcp=", 10) == 0) {
+      o->nbd_tcp = a + 10;
+    } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      usage(stdout);
+      exit(0);
+    } else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+      printf("udmd %s\n", udm_version_string());
+      exit(0);
+    } else {
+      fprintf(stderr, "udmd: unknown argument '%s' (see udmd --help)\n", a);
+      return 2;
+    }
+  }
+  return 0;
+}
+
+/* Create the runtime directory (0700), or check that ours is there. */
+static int make_runtime_dir(const char *dir)
+{
+  if (mkdir(dir, 0700) == 0)
+    return 0;
+  if (errno != EEXIST) {
+    fprintf(stderr, "udmd: cannot create the runtime directory %s: %s\n", dir,
+            strerror(errno));
+    return -1;
+  }
+  struct stat st;
+  if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+    fprintf(stderr, "udmd: the runtime directory %s is not a directory\n", dir);
+    return -1;
+  }
+  if (st.st_uid != geteuid()) {
+    fprintf(stderr, "udmd: the runtime directory %s belongs to uid %lu, not to us\n", dir,
+            (unsigned long)st.st_uid);
+    return -1;
+  }
+  return 0;
+}
+
+/* Take the directory's lock: one daemon per runtime directory.  Returns the fd. */
+static int take_lock(const char *dir)
+{
+  char path[4096];
+  if (udm_runtime_path(path, sizeof path, dir, UDM_LOCK_FILE) < 0) {
+    fprintf(stderr, "udmd: the runtime directory path %s is too long\n", dir);
+    return -1;
+  }
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    fprintf(stderr, "udmd: cannot open the lock file %s: %s\n", path, strerror(errno));
+    return -1;
+  }
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+  if (fcntl(fd, F_SETLK, &fl) < 0) {
+    int e = errno;
+    struct flock who = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if ((e == EAGAIN || e == EACCES) && fcntl(fd, F_GETLK, &who) == 0 &&
+        who.l_type != F_UNLCK)
+      fprintf(stderr, "udmd: another udmd (pid %ld) is already running on %s\n",
+              (long)who.l_pid, dir);
+    else if (e == EAGAIN || e == EACCES)
+      fprintf(stderr, "udmd: another udmd is already running on %s\n", dir);
+    else
+      fprintf(stderr, "udmd: cannot lock %s: %s\n", path, strerror(e));
+    close(fd);
+    return -1;
+  }
+  char pid[32];
+  int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+  if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+    udmd_log(LOG_WARNING, "cannot write the pid to %s", path);
+  return fd;
+}
+
+/*
+ * Fork; the parent waits until the child says it is ready (one byte on the
+ * pipe) and exits 0, or exits with the child's status when it fails.
+ * Returns the write end of the pipe in the child.
+ */
+static int daemonise(void)
+{
+  int p[2];
+  if (pipe(p) < 0) {
+    fprintf(stderr, "udmd: pipe: %s\n", strerror(errno));
+    exit(1);
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    fprintf(stderr, "udmd: fork: %s\n", strerror(errno));
+    exit(1);
+  }
+  if (pid > 0) {
+    close(p[1]);
+    char b;
+    ssize_t n;
+    while ((n = read(p[0], &b, 1)) < 0 && errno == EINTR)
+      ;
+    if (n == 1)
+      _exit(0);
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+      ;
+    _exit(WIFEXITED(st) && WEXITSTATUS(st) ? WEXITSTATUS(st) : 1);
+  }
+  close(p[0]);
+  fcntl(p[1], F_SETFD, FD_CLOEXEC);
+  setsid();
+  return p[1];
+}
+
+/* Once ready: tell the parent, let go of the terminal and log to syslog. */
+static void detach(int ready_fd)
+{
+  int null = open("/dev/null", O_RDWR);
+  if (null >= 0) {
+    dup2(null, STDIN_FILENO);
+    dup2(null, STDOUT_FILENO);
+    dup2(null, STDERR_FILENO);
+    if (null > STDERR_FILENO)
+      close(null);
+  }
+  udmd_log_use_syslog();
+  if (chdir("/") < 0)
+    udmd_log(LOG_WARNING, "chdir /: %s", strerror(errno));
+  while (write(ready_fd, "R", 1) < 0 && errno == EINTR)
+    ;
+  close(ready_fd);
+}
+
+#ifdef UDM_HAVE_NBD
+static struct udm_nbd_server *start_nbd(struct udm_ctx *ctx, const char *dir,
+                                        const char *tcp)
+{
+  char path[4096];
+  struct udm_nbd_server *srv = udm_nbd_server_new(ctx);
+  if (!srv) {
+    fprintf(stderr, "udmd: NBD server: %s\n", udm_errmsg());
+    return NULL;
+  }
+  if (udm_runtime_path(path, sizeof path, dir, UDM_NBD_SOCKET) < 0) {
+    fprintf(stderr, "udmd: %s/%s is too long for a socket address\n", dir,
+            UDM_NBD_SOCKET);
+    goto fail;
+  }
+  if (udm_nbd_server_listen_unix(srv, path) < 0) {
+    fprintf(stderr, "udmd: NBD on %s: %s\n", path, udm_errmsg());
+    goto fail;
+  }
+  if (tcp) {
+    char host[256];
+    const char *colon = strrchr(tcp, ':');
+    const char *h = tcp;
+    size_t hl = colon ? (size_t)(colon - tcp) : 0;
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') { /* [::1]:10809 */
+      h++;
+      hl -= 2;
+    }
+    if (!colon || !colon[1] || hl >= sizeof host) {
+      fprintf(stderr, "udmd: --nbd-tcp '%s': expected HOST:PORT\n", tcp);
+      goto fail;
+    }
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    if (udm_nbd_server_listen_tcp(srv, hl ? host : NULL, colon + 1) < 0) {
+      fprintf(stderr, "udmd: NBD on TCP %s: %s\n", tcp, udm_errmsg());
+      goto fail;
+    }
+  }
+  if (udm_nbd_server_start(srv) < 0) {
+    fprintf(stderr, "udmd: NBD server: %s\n", udm_errmsg());
+    goto fail;
+  }
+  return srv;
+fail:
+  udm_nbd_server_free(srv);
+  return NULL;
+}
+#endif
+
+/*
+ * At shutdown, requests held by a suspended device would wait forever:
+ * fail them, as "dmsetup remove --force" does, with an error table.
+ */
+static int release_held_io(void *opaque, const char *name)
+{
+  struct udm_ctx *ctx = opaque;
+  struct udm_device *dev = udm_device_lookup(ctx, name);
+  struct udm_info info;
+  if (!dev)
+    return 0;
+  if (udm_device_info(dev, &info) == 0 && info.suspended && info.live_table) {
+    char table[64];
+    snprintf(table, sizeof table, "0 %llu error",
+             (unsigned long long)(info.size / UDM_SECTOR_SIZE));
+    if (udm_table_load(dev, table) < 0)
+      udm_table_clear(dev);
+    udm_device_resume(dev);
+  }
+  udm_device_unref(dev);
+  return 0;
+}
+
+/* Before the devices go: what they hold in caches reaches the backing store. */
+static int flush_device(void *opaque, const char *name)
+{
+  struct udm_ctx *ctx = opaque;
+  struct udm_device *dev = udm_device_lookup(ctx, name);
+  if (!dev)
+    return 0;
+  if (udm_device_size(dev) > 0 && udm_device_flush(dev) < 0)
+    udmd_log(LOG_WARNING, "flush %s at shutdown: %s", name, udm_errmsg());
+  udm_device_unref(dev);
+  return 0;
+}
+
+int main(int argc, char **argv)
+{
+  struct options o = {0};
+  int r = parse_options(argc, argv, &o);
+  if (r)
+    return r;
+#ifndef UDM_HAVE_NBD
+  if (o.nbd_tcp) {
+    fprintf(stderr, "udmd: --nbd-tcp: NBD is not compiled into this udmd\n");
+    return 1;
+  }
+#endif
+  char dir[4096], path[4096];
+  const char *why = "";
+  if (udm_runtime_dir(dir, sizeof dir, &why) < 0) {
+    fprintf(stderr, "udmd: %s\n", why);
+    return 1;
+  }
+  int ready_fd = o.foreground ? -1 : daemonise();
+
+  signal(SIGPIPE, SIG_IGN);
+  /* Every thread inherits this mask; only the main thread takes the signals. */
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &stop, NULL);
+
+  if (make_runtime_dir(dir) < 0)
+    return 1;
+  int lock_fd = take_lock(dir);
+  if (lock_fd < 0)
+    return 1;
+  struct udm_ctx *ctx = udm_ctx_new();
+  if (!ctx) {
+    fprintf(stderr, "udmd: %s\n", udm_errmsg());
+    return 1;
+  }
+  struct udmd_control *control = NULL;
+  udm_runtime_path(path, sizeof path, dir, UDM_CONTROL_SOCKET);
+  r = udmd_control_new(ctx, path, &control);
+  if (r < 0) {
+    fprintf(stderr, "udmd: cannot listen on %s: %s\n", path, strerror(-r));
+    udm_ctx_free(ctx);
+    return 1;
+  }
+#ifdef UDM_HAVE_NBD
+  struct udm_nbd_server *nbd = start_nbd(ctx, dir, o.nbd_tcp);
+  if (!nbd) {
+    udmd_control_free(control);
+    udm_ctx_free(ctx);
+    return 1;
+  }
+#else
+  fprintf(stderr, "udmd: NBD is not compiled in: devices have no NBD export\n");
+#endif
+  r = udmd_control_start(control);
+  if (r < 0) {
+    fprintf(stderr, "udmd: cannot start the control thread: %s\n", strerror(-r));
+    return 1;
+  }
+  if (ready_fd >= 0)
+    detach(ready_fd);
+  udmd_log(LOG_INFO, "udmd %s serving %s", udm_version_string(), dir);
+
+  int sig = 0;
+  for (;;) {
+    if (sigwait(&stop, &sig) != 0 || sig != SIGHUP)
+      break;
+  }
+  udmd_log(LOG_INFO, "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  udmd_control_free(control);
+  udm_ctx_foreach_device(ctx, release_held_io, ctx);
+#ifdef UDM_HAVE_NBD
+  udm_nbd_server_free(nbd);
+  udm_runtime_path(path, sizeof path, dir, UDM_NBD_SOCKET);
+  unlink(path);
+#endif
+  udm_ctx_foreach_device(ctx, flush_device, ctx);
+  udm_ctx_free(ctx);
+  close(lock_fd);
+  return 0;
+}

@@ -1,0 +1,148 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Shared by the tests of tests/cli: a private runtime directory, a daemon
+# that is always killed, bounded waits, and assertions on real output.
+# Needs $UDM and $UDMD (set by meson.build).
+set -u
+
+: "${UDM:?UDM must name the udm executable}" "${UDMD:?UDMD must name udmd}"
+TEST=$(basename "$0" .sh)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/udm-cli-$TEST.XXXXXX")
+export UDM_RUNTIME_DIR="$WORK/rt"
+T=10 # seconds any single step may take
+cd "$WORK" || exit 1
+
+cleanup() {
+  local lock pid
+  for lock in "$WORK"/*/udmd.lock "$WORK"/rt/udmd.lock; do
+    [ -f "$lock" ] || continue
+    pid=$(cat "$lock" 2>/dev/null)
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null
+  done
+  [ -n "${DAEMON_PID:-}" ] && kill "$DAEMON_PID" 2>/dev/null
+  sleep 0.2
+  for lock in "$WORK"/*/udmd.lock "$WORK"/rt/udmd.lock; do
+    [ -f "$lock" ] || continue
+    pid=$(cat "$lock" 2>/dev/null)
+    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fail() {
+  echo "FAIL ($TEST): $*" >&2
+  exit 1
+}
+
+need() {
+  command -v "$1" >/dev/null && return
+  # In CI every tool is installed by .ci/run: a missing one is a failure.
+  if [ "${CI:-}" = true ]; then echo "FAIL: $1 is not installed"; exit 1; fi
+  echo "SKIP: $1 is not installed"
+  exit 77
+}
+
+udm() { timeout "$T" "$UDM" "$@"; }
+
+# A python3 with the libnbd bindings (Debian's, even under pyenv), or skip.
+need_python_nbd() {
+  local p
+  for p in /usr/bin/python3 python3; do
+    if "$p" -I -c 'import nbd' 2>/dev/null; then
+      PY_NBD=$p
+      return 0
+    fi
+  done
+  if [ "${CI:-}" = true ]; then echo "FAIL: python3-libnbd is not installed"; exit 1; fi
+  echo "SKIP: python3-libnbd is not installed"
+  exit 77
+}
+
+# Start a foreground udmd on $UDM_RUNTIME_DIR and wait until it answers.
+start_udmd() {
+  "$UDMD" -f -v "$@" 2>>"$WORK/udmd.log" &
+  DAEMON_PID=$!
+  local i
+  for i in $(seq 100); do
+    [ -S "$UDM_RUNTIME_DIR/control.sock" ] && [ -S "$UDM_RUNTIME_DIR/nbd.sock" ] && return 0
+    kill -0 "$DAEMON_PID" 2>/dev/null || fail "udmd died: $(cat "$WORK/udmd.log")"
+    sleep 0.1
+  done
+  fail "udmd did not create its sockets within 10 s"
+}
+
+# stop_udmd: SIGTERM, bounded wait, exit status in $DAEMON_STATUS.
+stop_udmd() {
+  kill -TERM "$DAEMON_PID"
+  local i
+  for i in $(seq 100); do
+    kill -0 "$DAEMON_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$DAEMON_PID" 2>/dev/null && fail "udmd did not stop within 10 s of SIGTERM"
+  wait "$DAEMON_PID"
+  DAEMON_STATUS=$?
+  DAEMON_PID=
+}
+
+# expect_fail KEY CMD...: CMD exits 1 and its stderr contains KEY.
+expect_fail() {
+  local key=$1 rc
+  shift
+  "$@" >"$WORK/out" 2>"$WORK/err"
+  rc=$?
+  [ "$rc" = 1 ] || fail "'$*' exited $rc, expected 1 (stderr: $(cat "$WORK/err"))"
+  grep -qF -- "$key" "$WORK/err" ||
+    fail "'$*': stderr lacks '$key': $(cat "$WORK/err")"
+  [ "$(wc -l <"$WORK/err")" = 1 ] || fail "'$*': expected one line on stderr: $(cat "$WORK/err")"
+}
+
+# expect_eq WHAT EXPECTED ACTUAL
+expect_eq() {
+  [ "$2" = "$3" ] || fail "$1: expected
+---
+$2
+---
+got
+---
+$3
+---"
+}
+
+# Bytes of device NAME through NBD, as a sha256.
+dev_sum() {
+  timeout "$T" nbdcopy "$("$UDM" uri "$1")" - | sha256sum | cut -d' ' -f1
+}
+
+# Bytes SECTOR..SECTOR+COUNT of device NAME through NBD, as a sha256.
+dev_sum_range() {
+  [ -n "${PY_NBD:-}" ] || need_python_nbd
+  timeout "$T" "$PY_NBD" -I - "$("$UDM" uri "$1")" "$2" "$3" <<'PY'
+import hashlib, nbd, sys
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+print(hashlib.sha256(h.pread(int(sys.argv[3]) * 512, int(sys.argv[2]) * 512)).hexdigest())
+PY
+}
+
+# A file of N KiB of reproducible bytes (different for each SEED).
+make_file() {
+  python3 - "$1" "$2" "$3" <<'PY'
+import sys, hashlib
+path, kib, seed = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+out = bytearray()
+i = 0
+while len(out) < kib * 1024:
+    out += hashlib.sha256(f"{seed}:{i}".encode()).digest()
+    i += 1
+open(path, "wb").write(out[:kib * 1024])
+PY
+}
+
+file_sum() {
+  if [ $# -gt 1 ]; then
+    dd if="$1" bs=512 skip="$2" count="$3" status=none | sha256sum | cut -d' ' -f1
+  else
+    sha256sum <"$1" | cut -d' ' -f1
+  fi
+}
