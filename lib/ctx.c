@@ -1,11 +1,23 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Contexts: the device namespace and the registry of target types. */
+/*
+ * Contexts: the device namespace and the registries of target types and
+ * image drivers.
+ */
+#include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <udm/driver.h>
+
 #include "internal.h"
+
+#ifndef UDM_DRIVER_DIR
+#define UDM_DRIVER_DIR "/usr/local/lib/udm/drivers"
+#endif
 
 int udm_target_register(struct udm_ctx *ctx, const struct udm_target_type *type)
 {
@@ -74,6 +86,12 @@ struct udm_ctx *udm_ctx_new(void)
       return NULL;
     }
   }
+  for (unsigned i = 0; i < udm__num_builtin_drivers; i++) {
+    if (udm_image_driver_register(ctx, udm__builtin_drivers[i]) < 0) {
+      udm_ctx_free(ctx);
+      return NULL;
+    }
+  }
   return ctx;
 }
 
@@ -101,6 +119,13 @@ void udm_ctx_free(struct udm_ctx *ctx)
   for (unsigned i = 0; i < ctx->num_types; i++)
     free((void *)ctx->types[i].type);
   free(ctx->types);
+  /* Devices are gone, so no code of a plugin can run any more. */
+  for (unsigned i = 0; i < ctx->num_drivers; i++)
+    free(ctx->drivers[i]);
+  free(ctx->drivers);
+  for (unsigned i = 0; i < ctx->num_plugins; i++)
+    dlclose(ctx->plugins[i]);
+  free(ctx->plugins);
   pthread_mutex_destroy(&ctx->lock);
   free(ctx);
 }
@@ -136,5 +161,218 @@ int udm_ctx_foreach_target(struct udm_ctx *ctx,
   int r = 0;
   for (unsigned i = 0; i < ctx->num_types && r == 0; i++)
     r = fn(opaque, ctx->types[i].type->name, ctx->types[i].type->version);
+  return r;
+}
+
+/* ---- image drivers ---- */
+
+static bool valid_format_name(const char *name)
+{
+  if (!name || !*name || strlen(name) > 32)
+    return false;
+  for (const char *p = name; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+          *p == '-'))
+      return false;
+  /* Taken by the core: raw files, stacked devices, and device numbers. */
+  return strcmp(name, "raw") != 0 && strcmp(name, "udm") != 0 &&
+         !(name[0] >= '0' && name[0] <= '9');
+}
+
+static struct udm_image_driver *find_driver(struct udm_ctx *ctx, const char *name)
+{
+  for (unsigned i = 0; i < ctx->num_drivers; i++)
+    if (strcmp(ctx->drivers[i]->name, name) == 0)
+      return ctx->drivers[i];
+  return NULL;
+}
+
+/* Check and register DRV; ctx->lock held.  0, or -1 with udm_errmsg set. */
+static int register_driver_locked(struct udm_ctx *ctx, const struct udm_image_driver *drv,
+                                  const char *what)
+{
+  const size_t need = offsetof(struct udm_image_driver, pread) + sizeof drv->pread;
+  if (!drv || drv->struct_size < need)
+    return udm__fail(EINVAL, "%s: image driver struct is too small (%zu bytes; not "
+                             "made with UDM_IMAGE_DRIVER_INIT?)",
+                     what, drv ? drv->struct_size : (size_t)0);
+  if (drv->api_version != UDM_IMAGE_DRIVER_API_VERSION)
+    return udm__fail(EINVAL,
+                     "%s: image driver '%s' is built for driver API version %u, this "
+                     "libudm speaks %u",
+                     what, drv->name ? drv->name : "?", drv->api_version,
+                     UDM_IMAGE_DRIVER_API_VERSION);
+  if (!valid_format_name(drv->name))
+    return udm__fail(EINVAL,
+                     "%s: invalid image driver name '%s' ([a-z0-9_-], at most 32, not "
+                     "starting with a digit, not 'raw' or 'udm')",
+                     what, drv->name ? drv->name : "");
+  if (!drv->open || !drv->close || !drv->size || !drv->pread)
+    return udm__fail(EINVAL, "%s: image driver '%s' lacks one of open, close, size, "
+                             "pread",
+                     what, drv->name);
+  if (find_driver(ctx, drv->name))
+    return udm__fail(EEXIST, "%s: image driver '%s' is already registered", what,
+                     drv->name);
+  /* Copy into a full-size struct: fields the driver was not built with are NULL. */
+  struct udm_image_driver *copy = calloc(1, sizeof *copy);
+  struct udm_image_driver **n =
+      realloc(ctx->drivers, (ctx->num_drivers + 1) * sizeof *n);
+  if (n)
+    ctx->drivers = n;
+  if (!copy || !n) {
+    free(copy);
+    return udm__fail(ENOMEM, "%s: out of memory", what);
+  }
+  memcpy(copy, drv, drv->struct_size < sizeof *copy ? drv->struct_size : sizeof *copy);
+  copy->struct_size = sizeof *copy;
+  ctx->drivers[ctx->num_drivers++] = copy;
+  return 0;
+}
+
+int udm_image_driver_register(struct udm_ctx *ctx, const struct udm_image_driver *drv)
+{
+  pthread_mutex_lock(&ctx->lock);
+  int r = register_driver_locked(ctx, drv, "udm_image_driver_register");
+  pthread_mutex_unlock(&ctx->lock);
+  return r;
+}
+
+/* dlopen SO_PATH and register its driver; ctx->lock held. */
+static int load_locked(struct udm_ctx *ctx, const char *so_path)
+{
+  void *h = dlopen(so_path, RTLD_NOW | RTLD_LOCAL);
+  if (!h) {
+    const char *why = dlerror();
+    return udm__fail(ENOENT, "udm_image_driver_load: cannot load %s: %s", so_path,
+                     why ? why : "unknown dlopen error");
+  }
+  typedef const struct udm_image_driver *(*entry_fn)(void);
+  entry_fn entry;
+  /* POSIX guarantees that a dlsym result converts to a function pointer. */
+  *(void **)&entry = dlsym(h, "udm_image_driver_entry");
+  if (!entry) {
+    dlclose(h);
+    return udm__fail(EINVAL, "udm_image_driver_load: %s does not export "
+                             "udm_image_driver_entry (not a udm image driver)",
+                     so_path);
+  }
+  void **n = realloc(ctx->plugins, (ctx->num_plugins + 1) * sizeof *n);
+  if (!n) {
+    dlclose(h);
+    return udm__fail(ENOMEM, "udm_image_driver_load: out of memory");
+  }
+  ctx->plugins = n;
+  char what[512];
+  snprintf(what, sizeof what, "udm_image_driver_load %s", so_path);
+  if (register_driver_locked(ctx, entry(), what) < 0) {
+    dlclose(h);
+    return -1;
+  }
+  ctx->plugins[ctx->num_plugins++] = h;
+  return 0;
+}
+
+int udm_image_driver_load(struct udm_ctx *ctx, const char *so_path)
+{
+  if (!so_path || !*so_path)
+    return udm__fail(EINVAL, "udm_image_driver_load: no path given");
+  pthread_mutex_lock(&ctx->lock);
+  int r = load_locked(ctx, so_path);
+  pthread_mutex_unlock(&ctx->lock);
+  return r;
+}
+
+/*
+ * The plugin directories: $UDM_DRIVER_PATH (colon-separated) if set, else
+ * the installed <libdir>/udm/drivers.  A plugin for FORMAT is FORMAT.so
+ * (or FORMAT.dylib).  Calls fn(dir) for each; ctx->lock held.
+ */
+static void foreach_plugin_dir(void (*fn)(struct udm_ctx *, const char *, const char *),
+                               struct udm_ctx *ctx, const char *format)
+{
+  const char *env = getenv("UDM_DRIVER_PATH");
+  char *dirs = strdup(env ? env : UDM_DRIVER_DIR), *save = NULL;
+  if (!dirs)
+    return;
+  for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save))
+    fn(ctx, d, format);
+  free(dirs);
+}
+
+static bool has_plugin_suffix(const char *f)
+{
+  size_t n = strlen(f);
+  return (n > 3 && strcmp(f + n - 3, ".so") == 0) ||
+         (n > 6 && strcmp(f + n - 6, ".dylib") == 0);
+}
+
+static void load_from_dir(struct udm_ctx *ctx, const char *dir, const char *format)
+{
+  DIR *dp = opendir(dir);
+  if (!dp)
+    return;
+  struct dirent *e;
+  while ((e = readdir(dp))) {
+    if (!has_plugin_suffix(e->d_name))
+      continue;
+    size_t stem = strcspn(e->d_name, ".");
+    if (format && (strlen(format) != stem || strncmp(e->d_name, format, stem) != 0))
+      continue;
+    char stemname[64];
+    snprintf(stemname, sizeof stemname, "%.*s", (int)(stem < 63 ? stem : 63),
+             e->d_name);
+    if (find_driver(ctx, stemname))
+      continue; /* already loaded (or a built-in of the same name) */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    /* A broken plugin must not hide the others: its error stays in udm_errmsg. */
+    load_locked(ctx, path);
+  }
+  closedir(dp);
+}
+
+const struct udm_image_driver *udm__ctx_find_driver(struct udm_ctx *ctx,
+                                                    const char *format)
+{
+  const struct udm_image_driver *d = find_driver(ctx, format);
+  if (!d && valid_format_name(format)) {
+    foreach_plugin_dir(load_from_dir, ctx, format);
+    d = find_driver(ctx, format);
+  }
+  return d;
+}
+
+char *udm__ctx_driver_names(struct udm_ctx *ctx)
+{
+  struct udm_buf b;
+  udm_buf_init(&b);
+  udm_buf_puts(&b, "raw");
+  for (unsigned i = 0; i < ctx->num_drivers; i++)
+    udm_buf_printf(&b, ", %s", ctx->drivers[i]->name);
+  return udm_buf_steal(&b);
+}
+
+int udm_ctx_foreach_image_driver(struct udm_ctx *ctx,
+                                 int (*fn)(void *, const struct udm_image_driver *),
+                                 void *opaque)
+{
+  /* Listing shows what a table could use, so plugins are loaded first. */
+  pthread_mutex_lock(&ctx->lock);
+  if (!ctx->plugin_dir_scanned) {
+    ctx->plugin_dir_scanned = true;
+    foreach_plugin_dir(load_from_dir, ctx, NULL);
+  }
+  unsigned n = ctx->num_drivers;
+  const struct udm_image_driver **list = malloc((n ? n : 1) * sizeof *list);
+  if (list)
+    memcpy(list, ctx->drivers, n * sizeof *list);
+  pthread_mutex_unlock(&ctx->lock);
+  if (!list)
+    return udm__fail(ENOMEM, "udm_ctx_foreach_image_driver: out of memory");
+  int r = 0;
+  for (unsigned i = 0; i < n && r == 0; i++)
+    r = fn(opaque, list[i]);
+  free(list);
   return r;
 }

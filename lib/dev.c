@@ -4,8 +4,10 @@
  *   /path/to/file, ./file, /dev/sdX   a regular file or block device ("vnode")
  *   raw:PATH[?direct=on|off]            the same, with options
  *   udm:NAME, /dev/mapper/NAME          another udm device (stacking)
- * A word before ':' names an image format; formats other than raw are the
- * business of image drivers and are refused here until one is registered.
+ *   FORMAT:PATH[?key=value&...]         an image read by the driver FORMAT
+ *                                       (registered, or FORMAT.so in the plugin
+ *                                       directory; see dev_image.c)
+ * The format is never guessed from the content: a plain path stays raw.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -82,13 +84,23 @@ int udm__dev_open(struct udm_ctx *ctx, struct udm_device *owner, const char *nam
   }
   char fmt[64];
   snprintf(fmt, sizeof fmt, "%.*s", (int)(fl < 63 ? fl : 63), name);
-  if (fmt[0] >= '0' && fmt[0] <= '9')
+  if (fmt[0] >= '0' && fmt[0] <= '9') {
     *errmsg = msgf("'%s' looks like a major:minor device number; udm names devices "
                    "by path (or udm:NAME)%s",
                    name, NULL);
-  else
-    *errmsg = msgf("unknown image format '%s' in '%s' (write ./ before a file name "
-                   "that contains ':')",
-                   fmt, name);
+    return -EINVAL;
+  }
+  const struct udm_image_driver *drv = udm__ctx_find_driver(ctx, fmt);
+  if (drv)
+    return udm__dev_open_image(drv, name, name + fl + 1, mode, out, errmsg);
+  char *known = udm__ctx_driver_names(ctx);
+  size_t n = strlen(fmt) + strlen(name) + (known ? strlen(known) : 0) + 160;
+  *errmsg = malloc(n);
+  if (*errmsg)
+    snprintf(*errmsg, n,
+             "unknown image format '%s' in '%s' (known: %s; write ./ before a file "
+             "name that contains ':')",
+             fmt, name, known ? known : "raw");
+  free(known);
   return -EINVAL;
 }

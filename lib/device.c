@@ -425,6 +425,7 @@ int udm_device_info(struct udm_device *dev, struct udm_info *info)
   info->target_count = live ? live->num_targets : 0;
   info->size = live ? live->size * UDM_SECTOR_SIZE : 0;
   info->minor = dev->minor;
+  info->bad_block_hits = live ? udm__table_bad_block_hits(live) : 0;
   pthread_mutex_unlock(&dev->ctx->lock);
   return 0;
 }

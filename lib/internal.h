@@ -97,7 +97,28 @@ struct udm_ctx {
   struct udm_target_reg *types;
   unsigned num_types;
   unsigned next_minor;
+  /* Image drivers (ctx.c): registered copies, and shared objects loaded. */
+  struct udm_image_driver **drivers;
+  unsigned num_drivers;
+  void **plugins;
+  unsigned num_plugins;
+  bool plugin_dir_scanned;
 };
+
+struct udm_image_driver;
+/* The driver for FORMAT (scanning the plugin directory once), or NULL. */
+const struct udm_image_driver *udm__ctx_find_driver(struct udm_ctx *ctx,
+                                                    const char *format);
+/* "raw, qcow2, ..." for messages; malloc'd. */
+char *udm__ctx_driver_names(struct udm_ctx *ctx);
+/* Open SPEC ("PATH?opts") with an image driver (dev_image.c). */
+int udm__dev_open_image(const struct udm_image_driver *drv, const char *name,
+                        const char *spec, unsigned mode, struct udm_dev **out,
+                        char **errmsg);
+/* Bad-block hits of a table's image devices (dev_image.c). */
+uint64_t udm__table_bad_block_hits(const struct udm_table_ctx *t);
+extern const struct udm_image_driver *const udm__builtin_drivers[];
+extern const unsigned udm__num_builtin_drivers;
 
 /* The registry entry for NAME, or NULL.  Caller holds ctx->lock. */
 const struct udm_target_type *udm__ctx_find_type(struct udm_ctx *ctx, const char *name);

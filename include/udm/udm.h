@@ -138,6 +138,9 @@ struct udm_info {
   unsigned target_count;  /* segments of the live table */
   uint64_t size;          /* bytes of the live table (0 without one) */
   unsigned minor;         /* udm's stable device number, for "Major, minor" */
+  /* Reads that touched a range an image marks bad (UDM_EXTENT_BAD), summed
+   * over the image devices of the live table (see <udm/driver.h>). */
+  uint64_t bad_block_hits;
 };
 int udm_device_info(struct udm_device *dev, struct udm_info *info);
 const char *udm_device_name(const struct udm_device *dev);

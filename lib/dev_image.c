@@ -1,0 +1,379 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Image devices: a driver instance (qcow2, udmz, a plugin) wrapped as a
+ * backing device, written in tables as FORMAT:PATH[?key=value&...].
+ *
+ * The core owns one option, the bad-block policy, and never passes it on:
+ *   bad=eio        (default) a read touching a range the image marks bad fails
+ *   bad=zero       the bad part reads as zeros, the good parts are read
+ *   bad=fill:0xNN  the bad part reads as the byte NN
+ * Every read that touches a bad range counts one bad-block hit, whatever the
+ * policy; udm_device_info() reports the sum over a table's images.
+ *
+ * Drivers return -EIO for reads that touch bad ranges; only then does the core
+ * ask the driver's extents() where the bad ranges are, so good reads pay
+ * nothing for the policy.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <udm/driver.h>
+
+#include "internal.h"
+
+enum bad_policy { BAD_EIO, BAD_FILL };
+
+struct image_dev {
+  const struct udm_image_driver *drv;
+  void *handle;
+  enum bad_policy policy;
+  unsigned char fill;
+  atomic_uint_fast64_t bad_hits;
+};
+
+static char *msgf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *msgf(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+  if (s) {
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+  }
+  return s;
+}
+
+/* ---- reads with the bad-block policy ---- */
+
+#define MAX_BAD_RANGES 64
+
+struct bad_ranges {
+  unsigned n;
+  bool overflow;
+  uint64_t covered; /* end of the last extent the driver reported */
+  uint64_t off[MAX_BAD_RANGES], len[MAX_BAD_RANGES];
+};
+
+static int collect_bad(void *opaque, uint64_t off, uint64_t len, unsigned flags)
+{
+  struct bad_ranges *b = opaque;
+  b->covered = off + len;
+  if (!(flags & UDM_EXTENT_BAD) || len == 0)
+    return 0;
+  if (b->n > 0 && b->off[b->n - 1] + b->len[b->n - 1] == off) {
+    b->len[b->n - 1] += len;
+    return 0;
+  }
+  if (b->n == MAX_BAD_RANGES) {
+    b->overflow = true;
+    return 1;
+  }
+  b->off[b->n] = off;
+  b->len[b->n++] = len;
+  return 0;
+}
+
+/* The bad ranges in [off, off+len), clipped to it. */
+static int find_bad(struct image_dev *im, uint64_t len, uint64_t off,
+                    struct bad_ranges *b)
+{
+  memset(b, 0, sizeof *b);
+  uint64_t pos = off, end = off + len;
+  /* extents() may answer a prefix only: ask again from where it stopped. */
+  while (pos < end && !b->overflow) {
+    b->covered = pos;
+    int r = im->drv->extents(im->handle, end - pos, pos, collect_bad, b);
+    if (r < 0)
+      return r;
+    if (b->covered <= pos)
+      break;
+    pos = b->covered;
+  }
+  for (unsigned i = 0; i < b->n; i++) {
+    uint64_t s = b->off[i] < off ? off : b->off[i];
+    uint64_t e = b->off[i] + b->len[i] > end ? end : b->off[i] + b->len[i];
+    b->off[i] = s;
+    b->len[i] = e > s ? e - s : 0;
+  }
+  return 0;
+}
+
+static int image_read(struct image_dev *im, void *buf, size_t len, uint64_t off)
+{
+  int r = im->drv->pread(im->handle, buf, len, off);
+  if (r != -EIO || !im->drv->extents)
+    return r;
+  struct bad_ranges b;
+  if (find_bad(im, len, off, &b) < 0 || b.n == 0)
+    return -EIO; /* a real I/O error, not a bad block */
+  atomic_fetch_add(&im->bad_hits, 1);
+  if (im->policy == BAD_EIO || b.overflow)
+    return -EIO;
+  uint64_t pos = off;
+  char *p = buf;
+  for (unsigned i = 0; i <= b.n; i++) {
+    uint64_t good_end = i < b.n ? b.off[i] : off + len;
+    if (good_end > pos) {
+      r = im->drv->pread(im->handle, p + (pos - off), (size_t)(good_end - pos), pos);
+      if (r < 0)
+        return r;
+    }
+    if (i < b.n) {
+      memset(p + (b.off[i] - off), im->fill, (size_t)b.len[i]);
+      pos = b.off[i] + b.len[i];
+    }
+  }
+  return 0;
+}
+
+static int write_zero_buffers(struct image_dev *im, uint64_t off, uint64_t len,
+                              unsigned flags)
+{
+  const size_t chunk = 1u << 20;
+  void *z = calloc(1, chunk);
+  if (!z)
+    return -ENOMEM;
+  int r = 0;
+  while (len > 0 && r == 0) {
+    size_t n = len < chunk ? (size_t)len : chunk;
+    r = im->drv->pwrite(im->handle, z, n, off, flags & UDM_IO_FUA);
+    off += n;
+    len -= n;
+  }
+  free(z);
+  return r;
+}
+
+static int image_submit(struct udm_dev *d, struct udm_io *io)
+{
+  struct image_dev *im = d->priv;
+  const struct udm_image_driver *drv = im->drv;
+  uint64_t off = io->sector * UDM_SECTOR_SIZE;
+  uint64_t len = io->nr_sectors * UDM_SECTOR_SIZE;
+  switch (io->op) {
+  case UDM_OP_READ:
+    return image_read(im, io->buf, (size_t)len, off);
+  case UDM_OP_WRITE:
+    return drv->pwrite ? drv->pwrite(im->handle, io->buf, (size_t)len, off,
+                                     io->flags & UDM_IO_FUA)
+                       : -EROFS;
+  case UDM_OP_FLUSH:
+    return drv->flush ? drv->flush(im->handle) : 0;
+  case UDM_OP_DISCARD:
+    return drv->discard ? drv->discard(im->handle, len, off) : -EOPNOTSUPP;
+  case UDM_OP_WRITE_ZEROES:
+    if (!drv->pwrite)
+      return -EROFS;
+    if (io->flags & UDM_IO_NO_FALLBACK)
+      return -EOPNOTSUPP;
+    return write_zero_buffers(im, off, len, io->flags);
+  }
+  return -EINVAL;
+}
+
+/* Driver extents are bytes; device extents are whole sectors, in order. */
+struct to_sectors {
+  udm_extent_fn fn;
+  void *opaque;
+  udm_sector_t next;  /* first sector not reported yet */
+  udm_sector_t end;
+};
+
+static int extent_to_sectors(void *opaque, uint64_t off, uint64_t len, unsigned flags)
+{
+  struct to_sectors *s = opaque;
+  udm_sector_t first = off / UDM_SECTOR_SIZE;
+  udm_sector_t last = (off + len + UDM_SECTOR_SIZE - 1) / UDM_SECTOR_SIZE;
+  if (first < s->next)
+    first = s->next; /* a sector already reported keeps its first answer */
+  if (last > s->end)
+    last = s->end;
+  if (last <= first)
+    return 0;
+  s->next = last;
+  return s->fn(s->opaque, first, last - first, flags);
+}
+
+static int image_extents(struct udm_dev *d, udm_sector_t sector, uint64_t nr,
+                         udm_extent_fn fn, void *opaque)
+{
+  struct image_dev *im = d->priv;
+  if (!im->drv->extents)
+    return fn(opaque, sector, nr, 0);
+  struct to_sectors s = {fn, opaque, sector, sector + nr};
+  int r = im->drv->extents(im->handle, nr * UDM_SECTOR_SIZE, sector * UDM_SECTOR_SIZE,
+                           extent_to_sectors, &s);
+  if (r == 0 && s.next == sector) /* the driver said nothing: data */
+    r = fn(opaque, sector, nr, 0);
+  return r;
+}
+
+static void image_close(struct udm_dev *d)
+{
+  struct image_dev *im = d->priv;
+  if (im) {
+    if (im->handle)
+      im->drv->close(im->handle);
+    free(im);
+  }
+  free(d->name);
+  free(d);
+}
+
+static const struct udm_dev_ops image_ops = {
+    .submit = image_submit,
+    .extents = image_extents,
+    .close = image_close,
+};
+
+uint64_t udm__table_bad_block_hits(const struct udm_table_ctx *t)
+{
+  uint64_t n = 0;
+  for (const struct udm_dev *d = t ? t->devs : NULL; d; d = d->next)
+    if (d->ops == &image_ops)
+      n += atomic_load(&((struct image_dev *)d->priv)->bad_hits);
+  return n;
+}
+
+/* ---- opening ---- */
+
+static int parse_bad_policy(struct image_dev *im, const char *v, char **errmsg)
+{
+  if (strcmp(v, "eio") == 0) {
+    im->policy = BAD_EIO;
+    return 0;
+  }
+  if (strcmp(v, "zero") == 0) {
+    im->policy = BAD_FILL;
+    im->fill = 0;
+    return 0;
+  }
+  if (strncmp(v, "fill:", 5) == 0) {
+    char *end;
+    const char *num = v + 5;
+    unsigned long x = (*num >= '0' && *num <= '9') ? strtoul(num, &end, 0) : 256;
+    if (x <= 255 && *end == '\0') {
+      im->policy = BAD_FILL;
+      im->fill = (unsigned char)x;
+      return 0;
+    }
+  }
+  *errmsg = msgf("invalid bad-block policy 'bad=%s' (expected eio, zero or fill:0xNN)",
+                 v);
+  return -EINVAL;
+}
+
+/* Split "k=v&k=v" in place into keys/values, taking out the core's options. */
+static int split_options(struct image_dev *im, char *opts, const char **keys,
+                         const char **values, unsigned *count, char **errmsg)
+{
+  char *save = NULL;
+  *count = 0;
+  for (char *o = strtok_r(opts, "&", &save); o; o = strtok_r(NULL, "&", &save)) {
+    char *eq = strchr(o, '=');
+    const char *v = "";
+    if (eq) {
+      *eq = '\0';
+      v = eq + 1;
+    }
+    if (!*o) {
+      *errmsg = msgf("empty option name in '?%s'", v);
+      return -EINVAL;
+    }
+    if (strcmp(o, "bad") == 0) {
+      int r = parse_bad_policy(im, v, errmsg);
+      if (r < 0)
+        return r;
+      continue;
+    }
+    keys[*count] = o;
+    values[(*count)++] = v;
+  }
+  return 0;
+}
+
+int udm__dev_open_image(const struct udm_image_driver *drv, const char *name,
+                        const char *spec, unsigned mode, struct udm_dev **out,
+                        char **errmsg)
+{
+  const char *q = strchr(spec, '?');
+  char *path = q ? strndup(spec, (size_t)(q - spec)) : strdup(spec);
+  char *opts = q ? strdup(q + 1) : NULL;
+  size_t max_opts = q ? strlen(q) : 1;
+  const char **keys = calloc(max_opts, sizeof *keys);
+  const char **values = calloc(max_opts, sizeof *values);
+  struct image_dev *im = calloc(1, sizeof *im);
+  struct udm_dev *d = calloc(1, sizeof *d);
+  int r = -ENOMEM;
+  if (!path || (q && !opts) || !keys || !values || !im || !d ||
+      !(d->name = strdup(name)))
+    goto fail;
+  if (!*path) {
+    *errmsg = msgf("'%s': no image path after '%s:'", name, drv->name);
+    r = -EINVAL;
+    goto fail;
+  }
+  im->drv = drv;
+  atomic_init(&im->bad_hits, 0);
+  struct udm_image_options o = {0};
+  if (opts) {
+    r = split_options(im, opts, keys, values, &o.count, errmsg);
+    if (r < 0)
+      goto fail;
+  }
+  o.keys = keys;
+  o.values = values;
+  /* A read-only driver serves read-write tables too: writes then fail EROFS. */
+  bool writable = (mode & UDM_DEV_WRITE) && drv->pwrite;
+  if (!writable)
+    mode &= ~UDM_DEV_WRITE;
+  char *drvmsg = NULL;
+  r = drv->open(path, &o, writable, &im->handle, &drvmsg);
+  if (r < 0 || !im->handle) {
+    if (r >= 0)
+      r = -EIO;
+    *errmsg = msgf("%s: %s", drv->name,
+                   drvmsg ? drvmsg : strerror(-r));
+    free(drvmsg);
+    im->handle = NULL;
+    goto fail;
+  }
+  free(drvmsg);
+  uint64_t bytes = drv->size(im->handle);
+  if (bytes % UDM_SECTOR_SIZE) {
+    *errmsg = msgf("%s: image size %llu is not a multiple of %u bytes", name,
+                   (unsigned long long)bytes, UDM_SECTOR_SIZE);
+    r = -EINVAL;
+    goto fail;
+  }
+  d->ops = &image_ops;
+  d->priv = im;
+  d->mode = mode;
+  d->size = bytes / UDM_SECTOR_SIZE;
+  *out = d;
+  free(path);
+  free(opts);
+  free(keys);
+  free(values);
+  return 0;
+fail:
+  if (im && im->handle)
+    drv->close(im->handle);
+  free(im);
+  if (d)
+    free(d->name);
+  free(d);
+  free(path);
+  free(opts);
+  free(keys);
+  free(values);
+  return r;
+}
