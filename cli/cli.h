@@ -24,7 +24,7 @@ struct cli {
 };
 
 /* ---- parsed command line of one verb ---- */
-#define CLI_MAX_OPTS 8
+#define CLI_MAX_OPTS 16
 struct cli_opt {
   const char *name; /* long name, without "--" */
   char letter;      /* short form, or 0 */
@@ -77,6 +77,9 @@ int verb_message(struct cli *c, struct cli_args *a);
 int verb_targets(struct cli *c, struct cli_args *a);
 int verb_version(struct cli *c, struct cli_args *a);
 int verb_uri(struct cli *c, struct cli_args *a);
+/* open.c: encrypted volumes */
+int verb_open(struct cli *c, struct cli_args *a);
+int verb_close(struct cli *c, struct cli_args *a);
 /* udm run parses its own arguments (everything after "--" is the command). */
 int verb_run(int argc, char **argv);
 

@@ -30,6 +30,19 @@ static const struct cli_opt opts_status[] = {
     {"inactive", 0, false}, {"json", 0, false}, {NULL, 0, false}};
 static const struct cli_opt opts_json[] = {{"json", 0, false}, {NULL, 0, false}};
 static const struct cli_opt opts_none[] = {{NULL, 0, false}};
+static const struct cli_opt opts_open[] = {{"type", 0, true},
+                                           {"key-file", 'd', true},
+                                           {"veracrypt-pim", 0, true},
+                                           {"hidden", 0, false},
+                                           {"tcrypt-system", 0, false},
+                                           {"readonly", 'r', false},
+                                           {"cipher", 'c', true},
+                                           {"key-size", 's', true},
+                                           {"hash", 0, true},
+                                           {"offset", 'o', true},
+                                           {"skip", 'p', true},
+                                           {"size", 'b', true},
+                                           {NULL, 0, false}};
 
 struct verb {
   const char *name;
@@ -86,6 +99,19 @@ static const struct verb verbs[] = {
     {"uri", verb_uri, opts_none, 1, 1, "uri NAME",
      "Print the NBD URI of device NAME (nbd+unix:///NAME?socket=RUNTIME/nbd.sock).\n"
      "Example: nbdinfo \"$(udm uri data)\""},
+    {"open", verb_open, opts_open, 2, 2,
+     "open [--type luks|luks1|luks2|tcrypt|veracrypt|plain] [-d|--key-file FILE]\n"
+     "           [--veracrypt-pim N] [--hidden] [--tcrypt-system] [-r|--readonly]\n"
+     "           [-c CIPHER -s BITS --hash HASH -o OFFSET -p SKIP -b SIZE] SOURCE NAME",
+     "Open the encrypted volume SOURCE as device NAME, as 'cryptsetup open' does.\n"
+     "The passphrase is read from the terminal without echo, or as one line of\n"
+     "standard input.  --key-file is a key file for LUKS and plain (- for standard\n"
+     "input) and a TrueCrypt keyfile (or directory of keyfiles) for tcrypt and\n"
+     "veracrypt.  A cipher cascade becomes NAME over NAME_1 over NAME_2.\n"
+     "Example: udm open --type luks2 /srv/secret.img secret"},
+    {"close", verb_close, opts_none, 1, 1, "close NAME",
+     "Remove device NAME made by 'udm open' and the lower devices of its cascade.\n"
+     "Example: udm close secret"},
 };
 
 static const struct verb run_verb = {

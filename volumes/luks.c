@@ -22,6 +22,7 @@
 
 #include "json.h"
 #include "luks.h"
+#include "secure.h"
 
 #define LUKS_MAGIC_PRIMARY "LUKS\xba\xbe"
 #define LUKS_MAGIC_BACKUP "SKUL\xba\xbe"
@@ -43,6 +44,7 @@ struct udm_luks_volume {
   uint64_t iv_offset;
   unsigned sector_size;
   char *warning;
+  char uuid[41];           /* as in the header, NUL-terminated */
   uint8_t *key;            /* locked */
   size_t key_len;
 };
@@ -82,40 +84,6 @@ static int fail(char **errmsg, int err, const char *fmt, ...)
     va_end(ap);
   }
   return err;
-}
-
-static void wipe(void *p, size_t n)
-{
-  volatile unsigned char *v = p;
-  while (n--)
-    *v++ = 0;
-}
-
-/* Locked, non-dumpable memory for keys; freed with secure_free. */
-static void *secure_alloc(size_t len)
-{
-  size_t page = (size_t)sysconf(_SC_PAGESIZE);
-  size_t total = (len + sizeof(size_t) + page - 1) / page * page;
-  void *m = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (m == MAP_FAILED)
-    return NULL;
-  (void)mlock(m, total); /* best effort, as cryptsetup without privilege */
-#ifdef MADV_DONTDUMP
-  madvise(m, total, MADV_DONTDUMP);
-#endif
-  *(size_t *)m = total;
-  return (char *)m + sizeof(size_t);
-}
-
-static void secure_free(void *p)
-{
-  if (!p)
-    return;
-  char *m = (char *)p - sizeof(size_t);
-  size_t total = *(size_t *)m;
-  wipe(m, total);
-  munlock(m, total);
-  munmap(m, total);
 }
 
 static uint16_t be16(const uint8_t *p)
@@ -243,7 +211,7 @@ static int af_diffuse(int hash, uint8_t *buf, size_t len)
     memcpy(buf + off, gcry_md_read(md, hash), n);
   }
   gcry_md_close(md);
-  wipe(digest, sizeof digest);
+  udm_wipe(digest, sizeof digest);
   return 0;
 }
 
@@ -291,8 +259,8 @@ static int decrypt_area(const char *path, const char *spec, const uint8_t *key,
   size_t sectors = (len + 511) / 512;
   char *epath = escape_path(path);
   size_t tlen = strlen(spec) + 2 * key_len + (epath ? strlen(epath) : 0) + 96;
-  char *table = secure_alloc(tlen);
-  uint8_t *buf = secure_alloc(sectors * 512);
+  char *table = udm_secure_alloc(tlen);
+  uint8_t *buf = udm_secure_alloc(sectors * 512);
   struct udm_ctx *ctx = udm_ctx_new();
   struct udm_device *dev = NULL;
   int r = -ENOMEM;
@@ -316,8 +284,8 @@ out:
   if (dev)
     udm_device_unref(dev);
   udm_ctx_free(ctx);
-  secure_free(buf);
-  secure_free(table);
+  udm_secure_free(buf);
+  udm_secure_free(table);
   free(epath);
   return r;
 }
@@ -339,6 +307,7 @@ static int luks1_open(int fd, const char *path, const uint8_t *hdr, const char *
     return fail(errmsg, -EINVAL, "%s: unsupported LUKS1 hash '%s'", path, hashname);
   if (!key_bytes || key_bytes > MAX_VOLUME_KEY)
     return fail(errmsg, -EINVAL, "%s: invalid LUKS1 key size %u", path, key_bytes);
+  field(vol->uuid, hdr + 168, 40);
   vol->cipher = format("%s-%s", cipher, mode);
   if (!vol->cipher)
     return -ENOMEM;
@@ -346,8 +315,8 @@ static int luks1_open(int fd, const char *path, const uint8_t *hdr, const char *
   vol->offset = payload;
   vol->sector_size = 512;
   vol->key_len = key_bytes;
-  vol->key = secure_alloc(key_bytes);
-  uint8_t *slot_key = secure_alloc(key_bytes);
+  vol->key = udm_secure_alloc(key_bytes);
+  uint8_t *slot_key = udm_secure_alloc(key_bytes);
   uint8_t digest[20];
   int r = -ENOMEM;
   if (!vol->key || !slot_key)
@@ -362,7 +331,7 @@ static int luks1_open(int fd, const char *path, const uint8_t *hdr, const char *
     if (!stripes || stripes > MAX_STRIPES)
       continue;
     size_t mlen = (size_t)key_bytes * stripes;
-    uint8_t *material = secure_alloc(mlen);
+    uint8_t *material = udm_secure_alloc(mlen);
     if (!material) {
       r = -ENOMEM;
       goto out;
@@ -373,7 +342,7 @@ static int luks1_open(int fd, const char *path, const uint8_t *hdr, const char *
                        mlen, material, NULL);
     if (k == 0)
       k = af_merge(hash, material, key_bytes, stripes, vol->key);
-    secure_free(material);
+    udm_secure_free(material);
     if (k == 0 && pbkdf2(hash, vol->key, key_bytes, mk_salt, 32, mk_iter, digest, 20) == 0 &&
         memcmp(digest, mk_digest, 20) == 0) {
       r = 0;
@@ -383,8 +352,8 @@ static int luks1_open(int fd, const char *path, const uint8_t *hdr, const char *
   if (r == -EPERM)
     fail(errmsg, r, "No key available with this passphrase.");
 out:
-  wipe(digest, sizeof digest);
-  secure_free(slot_key);
+  udm_wipe(digest, sizeof digest);
+  udm_secure_free(slot_key);
   return r;
 }
 
@@ -392,6 +361,7 @@ out:
 
 struct luks2_hdr {
   uint64_t hdr_size, seqid, offset;
+  char uuid[41];
   struct udm_json *json;
 };
 
@@ -413,6 +383,7 @@ static int luks2_read_hdr(int fd, uint64_t off, bool primary, struct luks2_hdr *
   h->hdr_size = be64(bin + 8);
   h->seqid = be64(bin + 16);
   h->offset = be64(bin + 256);
+  field(h->uuid, bin + 168, 40);
   if (h->offset != off || h->hdr_size < 0x4000 || h->hdr_size > 0x400000 ||
       h->hdr_size % 4096) {
     *why = "inconsistent header size or offset";
@@ -506,9 +477,9 @@ static int luks2_try_slot(const char *path, const struct udm_json *slot,
   int ah = hash_by_name(af_hash);
   if (slen < 0 || !ah)
     return fail(errmsg, -EINVAL, "malformed keyslot salt or AF hash");
-  uint8_t *akey = secure_alloc(area_key);
+  uint8_t *akey = udm_secure_alloc(area_key);
   size_t mlen = vk_len * stripes;
-  uint8_t *material = secure_alloc(mlen);
+  uint8_t *material = udm_secure_alloc(mlen);
   int r = -ENOMEM;
   if (!akey || !material)
     goto out;
@@ -540,8 +511,8 @@ static int luks2_try_slot(const char *path, const struct udm_json *slot,
   if (r == 0)
     r = af_merge(ah, material, vk_len, (unsigned)stripes, vk);
 out:
-  secure_free(material);
-  secure_free(akey);
+  udm_secure_free(material);
+  udm_secure_free(akey);
   return r;
 }
 
@@ -568,7 +539,7 @@ static bool luks2_digest_ok(const struct udm_json *digests, const char *id,
     if (pbkdf2(hash_by_name(h), vk, vk_len, salt, (size_t)sl, (unsigned long)iter, got,
                (size_t)dl) == 0 &&
         memcmp(got, want, (size_t)dl) == 0) {
-      wipe(got, sizeof got);
+      udm_wipe(got, sizeof got);
       return true;
     }
   }
@@ -583,6 +554,7 @@ static int luks2_open(int fd, const char *path, uint64_t dev_bytes, const char *
   if (r < 0)
     return r;
   vol->version = 2;
+  memcpy(vol->uuid, h.uuid, sizeof vol->uuid);
   const struct udm_json *root = h.json;
   const struct udm_json *config = udm_json_get(root, "config");
   const struct udm_json *req = udm_json_get(udm_json_get(config, "requirements"), "mandatory");
@@ -644,7 +616,7 @@ static int luks2_open(int fd, const char *path, uint64_t dev_bytes, const char *
           udm_json_u64(ks, "key_size", &kl) < 0 || !kl || kl > MAX_VOLUME_KEY)
         continue;
       if (!vol->key) {
-        vol->key = secure_alloc(kl);
+        vol->key = udm_secure_alloc(kl);
         vol->key_len = kl;
         if (!vol->key) {
           r = -ENOMEM;
@@ -734,6 +706,11 @@ const char *udm_luks_warning(const struct udm_luks_volume *vol)
   return vol->warning;
 }
 
+const char *udm_luks_uuid(const struct udm_luks_volume *vol)
+{
+  return vol->uuid;
+}
+
 const uint8_t *udm_luks_volume_key(const struct udm_luks_volume *vol, size_t *len)
 {
   *len = vol->key_len;
@@ -766,7 +743,7 @@ int udm_luks_table(const struct udm_luks_volume *vol, unsigned flags, char **tab
 void udm_luks_free_table(char *table)
 {
   if (table) {
-    wipe(table, strlen(table));
+    udm_wipe(table, strlen(table));
     free(table);
   }
 }
@@ -775,7 +752,7 @@ void udm_luks_free(struct udm_luks_volume *vol)
 {
   if (!vol)
     return;
-  secure_free(vol->key);
+  udm_secure_free(vol->key);
   free(vol->path);
   free(vol->cipher);
   free(vol->warning);

@@ -25,6 +25,8 @@ int udm_luks_open(const char *path, const char *passphrase, size_t len,
 int udm_luks_version(const struct udm_luks_volume *vol);
 /* A notice for the user (e.g. the backup header was used), or NULL. */
 const char *udm_luks_warning(const struct udm_luks_volume *vol);
+/* The volume's UUID as written in its header (may be empty). */
+const char *udm_luks_uuid(const struct udm_luks_volume *vol);
 /* The volume key (in locked memory, valid until udm_luks_free). */
 const uint8_t *udm_luks_volume_key(const struct udm_luks_volume *vol, size_t *len);
 

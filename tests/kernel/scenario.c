@@ -585,13 +585,21 @@ static int op_exec(const struct scn_run *run, const struct scn_backend *be, char
                    const char *input_text)
 {
   char *argv[MAX_TOKENS + 1];
+  char opt[MAX_TOKENS][600]; /* "KEY=$role" words (dd of=$disk): KEY=devpath */
   for (int k = 0; k < n; k++) {
     argv[k] = words[k];
+    const char *eq = strstr(words[k], "=$");
     if (words[k][0] == '$') {
       const struct scn_disk *d = scn_find_disk(run, words[k] + 1);
       if (!d)
         return -1;
       argv[k] = (char *)d->devpath;
+    } else if (eq && words[k][0] != '-') {
+      const struct scn_disk *d = scn_find_disk(run, eq + 2);
+      if (!d)
+        return -1;
+      snprintf(opt[k], sizeof opt[k], "%.*s%s", (int)(eq + 1 - words[k]), words[k], d->devpath);
+      argv[k] = opt[k];
     }
   }
   argv[n] = NULL;
@@ -899,6 +907,42 @@ int scn_run_file(const char *path, const char *workdir, const struct scn_backend
         rc = 2;
         break;
       }
+    } else if (!strcmp(cmd, "open") || !strcmp(cmd, "close")) {
+      /* udm: open [--stdin TEXT] ARGS... | udm: close NAME (udm side only) */
+      if (!be->volume_open || !be->volume_close) {
+        harness_error(path, ln, "open/close run on the udm side only (udm: open ...); the "
+                                "kernel side maps volumes with kernel: exec tcplay/cryptsetup");
+        rc = 2;
+        break;
+      }
+      int first = 1, err;
+      char secret[4096];
+      size_t slen = 0;
+      if (n >= 3 && !strcmp(tok[1], "--stdin")) {
+        if (decode_input(tok[2], secret, sizeof secret, &slen)) {
+          harness_error(path, ln, "open: --stdin TEXT too long");
+          rc = 2;
+          break;
+        }
+        slen--; /* the newline decode_input adds */
+        first = 3;
+      }
+      if (cmd[0] == 'c') {
+        err = n == 2 ? be->volume_close(be->opaque, tok[1]) : EINVAL;
+      } else {
+        for (int k = first; k < n; k++)
+          if (tok[k][0] == '$') {
+            const struct scn_disk *d = scn_find_disk(run, tok[k] + 1);
+            if (d)
+              tok[k] = (char *)d->devpath;
+          }
+        err = be->volume_open(be->opaque, tok + first, n - first, secret, slen);
+      }
+      memset(secret, 0, sizeof secret);
+      if (err)
+        result_err(err);
+      else
+        result("ok");
     } else if (!strcmp(cmd, "message")) {
       /* message NAME SECTOR WORDS... */
       if (n < 4 || parse_size(tok[2], &a)) {

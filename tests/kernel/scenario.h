@@ -65,6 +65,14 @@ struct scn_backend {
   const char *side;
   /* Extra NAME=VALUE entries for programs run by "exec" (NULL-terminated), or NULL. */
   const char *const *exec_env;
+  /*
+   * The udm side's "udm: open [--stdin TEXT] ARGS..." (the arguments of "udm
+   * open", $role already the disk; the passphrase is TEXT without the final
+   * newline) and "udm: close NAME".  NULL on the kernel side, where a host
+   * program (tcplay, cryptsetup) maps the volume through "kernel: exec".
+   */
+  int (*volume_open)(void *opaque, char **argv, int argc, const char *secret, size_t len);
+  int (*volume_close)(void *opaque, const char *name);
 };
 
 struct scn_run {

@@ -18,6 +18,8 @@
 
 #include <udm/udm.h>
 
+#include "open.h"
+
 struct udm_side {
   struct udm_ctx *ctx;
   struct scn_run run;
@@ -205,6 +207,98 @@ static int udm_size_op(void *opaque, const char *name, uint64_t *size)
   return 0;
 }
 
+/*
+ * "udm: open": the CLI's udm open without the daemon.  The same plan
+ * (volumes/open.c) is made into devices in-process.
+ */
+static int udm_volume_open(void *opaque, char **argv, int argc, const char *secret, size_t len)
+{
+  struct udm_side *side = opaque;
+  struct udm_open_request req = {.type = "luks", .secret = secret, .secret_len = len,
+                                 .device_prefix = "udm:"};
+  const char *pos[2], *keyfile = NULL;
+  int npos = 0;
+  bool readonly = false;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    bool more = i + 1 < argc;
+    if (!strcmp(a, "--type") && more)
+      req.type = argv[++i];
+    else if (!strcmp(a, "--key-file") && more)
+      keyfile = argv[++i];
+    else if (!strcmp(a, "--veracrypt-pim") && more)
+      req.tcrypt.pim = (unsigned)strtoul(argv[++i], NULL, 10);
+    else if (!strcmp(a, "--hidden"))
+      req.tcrypt.hidden = true;
+    else if (!strcmp(a, "--tcrypt-system"))
+      req.tcrypt.system = true;
+    else if (!strcmp(a, "--readonly"))
+      readonly = true;
+    else if (a[0] != '-' && npos < 2)
+      pos[npos++] = a;
+    else {
+      fprintf(stderr, "open: unsupported argument '%s'\n", a);
+      return EINVAL;
+    }
+  }
+  if (npos != 2) {
+    fprintf(stderr, "open: SOURCE and NAME needed\n");
+    return EINVAL;
+  }
+  if (keyfile) {
+    req.tcrypt.keyfiles = &keyfile;
+    req.tcrypt.nkeyfiles = 1;
+  }
+  req.source = pos[0];
+  req.name = pos[1];
+  struct udm_open_plan *plan;
+  char *err = NULL;
+  int r = udm_open_plan(&req, &plan, &err);
+  if (r < 0) {
+    fprintf(stderr, "open %s: %s\n", pos[1], err ? err : strerror(-r));
+    free(err);
+    return -r;
+  }
+  if (plan->warning)
+    fprintf(stderr, "open %s: %s\n", pos[1], plan->warning);
+  int rc = 0;
+  for (size_t i = 0; i < plan->count && !rc; i++) {
+    struct udm_device *dev = udm_device_create(side->ctx, plan->dev[i].name, plan->dev[i].uuid,
+                                               readonly ? UDM_DEVICE_READONLY : 0);
+    if (!dev)
+      rc = failed("udm_device_create", plan->dev[i].name);
+    else if (udm_table_load(dev, plan->dev[i].table) < 0 || udm_device_resume(dev) < 0)
+      rc = failed("udm_table_load/resume", plan->dev[i].name);
+    if (rc && dev)
+      udm_device_remove(dev, 0);
+    if (dev)
+      udm_device_unref(dev);
+  }
+  udm_open_plan_free(plan);
+  return rc;
+}
+
+/* "udm: close NAME": NAME, then NAME_1, NAME_2 while they exist. */
+static int udm_volume_close(void *opaque, const char *name)
+{
+  struct udm_side *side = opaque;
+  for (unsigned i = 0; i < UDM_TCRYPT_MAX_LEVELS; i++) {
+    char n[UDM_NAME_MAX + 16];
+    if (i)
+      snprintf(n, sizeof n, "%s_%u", name, i);
+    else
+      snprintf(n, sizeof n, "%s", name);
+    struct udm_device *dev = udm_device_lookup(side->ctx, n);
+    if (!dev)
+      return i ? 0 : failed("udm_device_lookup", n);
+    int rc = udm_device_remove(dev, 0) < 0 ? failed("udm_device_remove", n) : 0;
+    udm_device_unref(dev);
+    if (rc)
+      return rc;
+  }
+  return 0;
+}
+
 /* A disk's path becomes $role; "udm:NAME" is udm's spelling of /dev/mapper/NAME. */
 static const char *udm_canon_token(void *opaque, const char *token, char *buf, size_t size)
 {
@@ -249,6 +343,8 @@ int main(int argc, char **argv)
     .canon_token = udm_canon_token,
     .disk_open_flags = 0,
     .side = "udm",
+    .volume_open = udm_volume_open,
+    .volume_close = udm_volume_close,
   };
   int rc = scn_run_file(argv[1], workdir, &be, &side.run);
   udm_ctx_free(side.ctx);

@@ -1,0 +1,389 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""udm open / udm close through the CLI and a real udmd, on volumes made by
+real tools: LUKS1/LUKS2 by cryptsetup luksFormat, TrueCrypt by tcplay (on a
+loop device over a file), VeraCrypt by tcrypt_ref.py (an independent writer:
+no Debian tool creates VeraCrypt volumes).  Data written through udm is
+decrypted independently; bad input is refused with one clear message and
+leaves nothing behind and the volume's bytes unchanged."""
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+
+UDM, UDMD = os.environ["UDM"], os.environ["UDMD"]
+CI = os.environ.get("CI") == "true"
+for tool in ("cryptsetup", "tcplay", "losetup", "nbdcopy"):
+    if not shutil.which(tool):
+        print("skip: %s not installed" % tool)
+        sys.exit(1 if CI else 77)
+from dmcrypt_ref import DmCrypt  # noqa: E402
+import tcrypt_ref  # noqa: E402
+
+failed = 0
+WORK = tempfile.mkdtemp(prefix="udm-open-")
+os.environ["UDM_RUNTIME_DIR"] = os.path.join(WORK, "rt")
+os.environ["UDMD"] = UDMD
+
+
+def check(name, cond, detail=""):
+    global failed
+    print(("ok   " if cond else "FAIL ") + name + ("" if cond else ": " + str(detail)))
+    failed += 0 if cond else 1
+
+
+def udm(*args, stdin=b""):
+    r = subprocess.run([UDM, *args], input=stdin, capture_output=True, timeout=300)
+    return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+
+def devices():
+    return udm("ls")[1].strip()
+
+
+def sha(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def uri(name):
+    return udm("uri", name)[1].strip()
+
+
+def dev_read(name):
+    out = os.path.join(WORK, "read.bin")
+    subprocess.run(["nbdcopy", uri(name), out], check=True, timeout=60)
+    return open(out, "rb").read()
+
+
+def dev_write(name, data):
+    f = os.path.join(WORK, "write.bin")
+    open(f, "wb").write(data)
+    return subprocess.run(["nbdcopy", f, uri(name)], capture_output=True, timeout=60).returncode
+
+
+def showkey(name):
+    words = udm("table", "--showkeys", name)[1].split()
+    return words[3], bytes.fromhex(words[4]), int(words[5]), int(words[7])
+
+
+def sector_size(name):
+    m = re.search(r"sector_size:(\d+)", udm("table", name)[1])
+    return int(m.group(1)) if m else 512
+
+
+def expect_refused(what, key, args, stdin=b"", vol=None):
+    before = sha(vol) if vol else None
+    rc, out, err = udm(*args, stdin=stdin)
+    lines = err.strip().splitlines()
+    check(what, rc == 1 and len(lines) == 1 and key in err, "rc=%d err=%r" % (rc, err))
+    check(what + ": nothing created", devices() == "No devices found", devices())
+    if vol:
+        check(what + ": volume unchanged", sha(vol) == before)
+
+
+def fed(argv, lines):
+    """Run argv feeding one line per read() (tcplay reads each answer with one read)."""
+    r, w = os.pipe()
+    p = subprocess.Popen(argv, stdin=r, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    for line in lines:
+        os.write(w, line.encode() + b"\n")
+        t0 = time.time()
+        while p.poll() is None and time.time() - t0 < 60:
+            n = struct.unpack("i", fcntl.ioctl(r, termios.FIONREAD, b"\0\0\0\0"))[0]
+            if n == 0:
+                break
+            time.sleep(0.005)
+    os.close(w)
+    os.close(r)
+    out = p.communicate(timeout=120)[0].decode(errors="replace")
+    return p.returncode, out
+
+
+def tcplay_create(img, size, lines, *opts):
+    with open(img, "wb") as f:
+        f.truncate(size)
+    loop = subprocess.run(["losetup", "-f", "--show", img], capture_output=True, text=True)
+    if loop.returncode:
+        return loop.returncode, loop.stderr
+    dev = loop.stdout.strip()
+    try:
+        return fed(["tcplay", "-c", "-d", dev, "-z", "-w", *opts], lines)
+    finally:
+        subprocess.run(["losetup", "-d", dev])
+
+
+def luks_tests():
+    kf = os.path.join(WORK, "pass")
+    open(kf, "w").write("correct horse")
+    for name, opts in [
+        ("luks1", ["--type", "luks1", "--cipher", "aes-xts-plain64", "--key-size", "512",
+                   "--pbkdf-force-iterations", "1000"]),
+        ("luks2", ["--type", "luks2", "--pbkdf", "argon2id", "--pbkdf-memory", "32",
+                   "--pbkdf-force-iterations", "4", "--cipher", "aes-cbc-essiv:sha256",
+                   "--key-size", "256"]),
+    ]:
+        img = os.path.join(WORK, name + ".img")
+        with open(img, "wb") as f:
+            f.truncate(20 << 20)
+        r = subprocess.run(["cryptsetup", "luksFormat", "--batch-mode", "--key-file", kf,
+                            *opts, img], capture_output=True, text=True)
+        check(name + " luksFormat", r.returncode == 0, r.stderr)
+        # passphrase on stdin, up to the newline
+        rc, _, err = udm("open", "--type", name, img, "v", stdin=b"correct horse\nignored")
+        check(name + " open (stdin)", rc == 0, err)
+        rc, info, _ = udm("info", "v")
+        check(name + " uuid", re.search(r"UUID: CRYPT-%s-[0-9a-f]{32}-v" % name.upper(), info),
+              info)
+        data = os.urandom(256 * 1024)
+        check(name + " write through udm", dev_write("v", data) == 0)
+        spec, key, iv_off, off = showkey("v")
+        ss = sector_size("v")
+        check(name + " close", udm("close", "v")[0] == 0 and devices() == "No devices found",
+              devices())
+        dump = subprocess.run(["cryptsetup", "luksDump", "--dump-volume-key", "--batch-mode",
+                               "--key-file", kf, img], capture_output=True, text=True).stdout
+        vk = bytes.fromhex("".join(re.findall(r"\b[0-9a-f]{2}\b", dump.split("MK dump:")[1])))
+        check(name + " volume key equals cryptsetup's", vk == key)
+        raw = open(img, "rb").read()[off * 512:off * 512 + len(data)]
+        check(name + " ciphertext decrypts independently",
+              DmCrypt(spec, vk, ss).transform(iv_off, raw, False) == data)
+        # --key-file and --readonly: the data reads back, writes fail, bytes unchanged
+        before = sha(img)
+        rc, _, err = udm("open", "--type", "luks", "--key-file", kf, "--readonly", img, "ro")
+        check(name + " open --key-file --readonly", rc == 0, err)
+        check(name + " reads back", dev_read("ro")[:len(data)] == data)
+        check(name + " readonly refuses writes", dev_write("ro", b"x" * 4096) != 0)
+        udm("close", "ro")
+        check(name + " readonly left the volume alone", sha(img) == before)
+        expect_refused(name + " wrong passphrase", "No key available with this passphrase.",
+                       ["open", img, "w"], stdin=b"battery staple\n", vol=img)
+    # type mismatch
+    img2 = os.path.join(WORK, "luks2.img")
+    expect_refused("luks1 requested on LUKS2", "is not a LUKS1 device",
+                   ["open", "--type", "luks1", "--key-file", kf, img2, "m"], vol=img2)
+    # damaged primary LUKS2 header: the backup is used and the user told
+    dmg = os.path.join(WORK, "damaged.img")
+    shutil.copy(img2, dmg)
+    with open(dmg, "r+b") as f:
+        f.seek(0x200)
+        f.write(b"\xff" * 64)
+    rc, _, err = udm("open", "--key-file", kf, dmg, "d")
+    check("damaged primary header: opened from the backup", rc == 0 and "backup" in err, err)
+    check("damaged primary header: same data", rc == 0 and dev_read("d")[:4096] ==
+          data[:4096] if rc == 0 else False)
+    udm("close", "d")
+    # corrupted keyslot area (LUKS1: the only keyslot's key material)
+    bad = os.path.join(WORK, "badslot.img")
+    shutil.copy(os.path.join(WORK, "luks1.img"), bad)
+    with open(bad, "r+b") as f:
+        f.seek(8 * 512 + 1000)
+        f.write(os.urandom(512))
+    expect_refused("corrupted keyslot", "No key available with this passphrase.",
+                   ["open", "--key-file", kf, bad, "k"], vol=bad)
+    # truncated header
+    trunc = os.path.join(WORK, "trunc.img")
+    open(trunc, "wb").write(open(img2, "rb").read(300))
+    expect_refused("truncated LUKS header", "LUKS", ["open", "--key-file", kf, trunc, "t"],
+                   vol=trunc)
+
+
+def tcplay_tests():
+    cases = [("SHA512", "AES-256-XTS"),
+             ("RIPEMD160", "AES-256-XTS,TWOFISH-256-XTS,SERPENT-256-XTS"),
+             ("whirlpool", "SERPENT-256-XTS,TWOFISH-256-XTS"),
+             ("SHA512", "TWOFISH-256-XTS,AES-256-XTS"),
+             ("RIPEMD160", "SERPENT-256-XTS,TWOFISH-256-XTS,AES-256-XTS")]
+    for i, (prf, chain) in enumerate(cases):
+        img = os.path.join(WORK, "tc%d.img" % i)
+        pw = "tc-pass-%d" % i
+        rc, out = tcplay_create(img, 4 << 20, [pw, pw, "y"], "-a", prf, "-b", chain)
+        what = "tcplay %s %s" % (prf, chain)
+        check(what + " created", rc == 0, out)
+        rc, _, err = udm("open", "--type", "tcrypt", img, "tc", stdin=pw.encode() + b"\n")
+        check(what + " opened", rc == 0, err)
+        if rc:
+            continue
+        ciphers = [c.split("-")[0].lower() for c in chain.split(",")]
+        names = ["tc"] + ["tc_%d" % k for k in range(1, len(ciphers))]
+        keys = b""
+        for k, n in enumerate(names):
+            spec, key, iv_off, off = showkey(n)
+            check(what + " level %d is %s" % (k, ciphers[k]),
+                  spec == ciphers[k] + "-xts-plain64" and iv_off == 256, spec)
+            keys += key
+        data = os.urandom(128 * 1024)
+        check(what + " write", dev_write("tc", data) == 0)
+        udm("close", "tc")
+        check(what + " close removed the stack", devices() == "No devices found", devices())
+        # independent decryption: the cascade over the data area (unit = sector)
+        n = len(ciphers)
+        mk = bytearray(256)
+        for k in range(n):
+            mk[32 * k:32 * k + 32] = keys[64 * k:64 * k + 32]
+            mk[32 * (n + k):32 * (n + k) + 32] = keys[64 * k + 32:64 * k + 64]
+        raw = open(img, "rb").read()
+        ok = all(tcrypt_ref.cascade(ciphers, bytes(mk), 256 + s,
+                                    raw[131072 + 512 * s:131072 + 512 * s + 512], False) ==
+                 data[512 * s:512 * s + 512] for s in range(0, 256, 37))
+        check(what + " data decrypts independently", ok)
+        rc, _, _ = udm("open", "--type", "tcrypt", "--readonly", img, "again",
+                       stdin=pw.encode() + b"\n")
+        check(what + " reads back", rc == 0 and dev_read("again")[:len(data)] == data)
+        udm("close", "again")
+        if i == 0:
+            expect_refused("tcplay wrong passphrase", "No key available with this passphrase.",
+                           ["open", "--type", "tcrypt", img, "w"], stdin=b"nope\n", vol=img)
+            # primary header destroyed: the backup header at the end opens it
+            with open(img, "r+b") as f:
+                f.write(b"\0" * 512)
+            rc, _, err = udm("open", "--type", "tcrypt", img, "b", stdin=pw.encode() + b"\n")
+            check("tcplay backup header used and told", rc == 0 and "backup" in err, err)
+            check("tcplay backup header: same data", rc == 0 and
+                  dev_read("b")[:4096] == data[:4096])
+            udm("close", "b")
+
+    # a hidden volume: outer and hidden passphrases
+    img = os.path.join(WORK, "hidden.img")
+    rc, out = tcplay_create(img, 8 << 20, ["outer", "outer", "inner", "inner", "2M", "y"],
+                            "-g", "-a", "SHA512", "-b", "AES-256-XTS")
+    check("tcplay hidden volume created", rc == 0, out)
+    rc, _, err = udm("open", "--type", "tcrypt", img, "outer", stdin=b"outer\n")
+    check("outer volume opens", rc == 0, err)
+    rc, _, err = udm("open", "--type", "tcrypt", "--hidden", img, "inner", stdin=b"inner\n")
+    check("hidden volume opens", rc == 0, err)
+    rc, size, _ = udm("table", "inner")
+    check("hidden volume is 2 MiB", size.split()[1:2] == ["4096"], size)
+    data = os.urandom(64 * 1024)
+    check("hidden volume write", dev_write("inner", data) == 0)
+    udm("close", "inner")
+    udm("close", "outer")
+    rc, _, _ = udm("open", "--type", "tcrypt", "--hidden", img, "inner", stdin=b"inner\n")
+    check("hidden volume reads back", rc == 0 and dev_read("inner")[:len(data)] == data)
+    udm("close", "inner")
+    expect_refused("outer passphrase on the hidden header", "No key available",
+                   ["open", "--type", "tcrypt", "--hidden", img, "x"], stdin=b"outer\n", vol=img)
+
+    # TrueCrypt keyfiles (the keyfile pool), with a passphrase
+    kf = os.path.join(WORK, "keyfile")
+    open(kf, "wb").write(os.urandom(3000))
+    img = os.path.join(WORK, "kf.img")
+    rc, out = tcplay_create(img, 4 << 20, ["kfpass", "kfpass", "y"], "-k", kf)
+    check("tcplay keyfile volume created", rc == 0, out)
+    rc, _, err = udm("open", "--type", "tcrypt", "--key-file", kf, img, "k", stdin=b"kfpass\n")
+    check("keyfile + passphrase opens", rc == 0, err)
+    udm("close", "k")
+    expect_refused("passphrase without the keyfile", "No key available",
+                   ["open", "--type", "tcrypt", img, "k"], stdin=b"kfpass\n", vol=img)
+
+
+def veracrypt_tests():
+    plaintext = os.urandom(64 * 1024)
+    cases = [("sha512", ["aes"], 0), ("sha512", ["twofish", "aes"], 3),
+             ("sha256", ["serpent"], 1), ("whirlpool", ["aes", "twofish", "serpent"], 2),
+             ("ripemd160", ["camellia"], 1), ("streebog", ["serpent", "camellia"], 1)]
+    for i, (h, chain, pim) in enumerate(cases):
+        img = os.path.join(WORK, "vc%d.img" % i)
+        pw = b"vera-%d" % i
+        tcrypt_ref.make_volume(img, 2 << 20, chain, h, pw, plaintext, pim=pim)
+        what = "VeraCrypt %s %s PIM %d" % (h, "-".join(chain), pim)
+        args = ["open", "--type", "veracrypt"] + (["--veracrypt-pim", str(pim)] if pim else [])
+        t0 = time.time()
+        rc, _, err = udm(*args, img, "vc", stdin=pw + b"\n")
+        check(what + " opens (%.1fs)" % (time.time() - t0), rc == 0, err)
+        if rc:
+            continue
+        check(what + " plaintext reads back", dev_read("vc")[:len(plaintext)] == plaintext)
+        check(what + " uuid", "CRYPT-VERACRYPT-vc" in udm("info", "vc")[1])
+        udm("close", "vc")
+        check(what + " closed", devices() == "No devices found", devices())
+        if i == 1:
+            expect_refused("VeraCrypt wrong PIM", "No key available",
+                           ["open", "--type", "veracrypt", "--veracrypt-pim", "4", img, "w"],
+                           stdin=pw + b"\n", vol=img)
+    # VeraCrypt keyfile, 100-byte passphrase (the 128-byte pool)
+    kf = os.path.join(WORK, "vckey")
+    open(kf, "wb").write(os.urandom(777))
+    img = os.path.join(WORK, "vckf.img")
+    pw = b"p" * 100
+    tcrypt_ref.make_volume(img, 2 << 20, ["aes"], "sha512", pw, plaintext, pim=1,
+                           keyfiles=[kf])
+    rc, _, err = udm("open", "--type", "veracrypt", "--veracrypt-pim", "1", "--key-file", kf,
+                     img, "vk", stdin=pw + b"\n")
+    check("VeraCrypt keyfile + long passphrase opens", rc == 0, err)
+    check("VeraCrypt keyfile volume reads back",
+          rc == 0 and dev_read("vk")[:len(plaintext)] == plaintext)
+    udm("close", "vk")
+
+
+def bad_input_tests():
+    img = os.path.join(WORK, "plain.img")
+    with open(img, "wb") as f:
+        f.truncate(1 << 20)
+    expect_refused("unknown cipher", "unknown cipher",
+                   ["open", "--type", "plain", "--cipher", "nosuch-xts-plain64", img, "p"],
+                   stdin=b"x\n", vol=img)
+    expect_refused("wrong key length", "key", ["open", "--type", "plain", "--cipher",
+                                               "aes-cbc-plain64", "--key-size", "136", img,
+                                               "p"], stdin=b"x\n", vol=img)
+    small = os.path.join(WORK, "small.img")
+    open(small, "wb").write(b"\0" * 100)
+    expect_refused("truncated TrueCrypt header", "too small",
+                   ["open", "--type", "tcrypt", small, "s"], stdin=b"x\n", vol=small)
+    expect_refused("not a volume", "No key available",
+                   ["open", "--type", "veracrypt", "--veracrypt-pim", "1", img, "s"],
+                   stdin=b"x\n", vol=img)
+    rc, _, err = udm("open", "--type", "bitlocker", img, "s", stdin=b"x\n")
+    check("unknown type is a usage error", rc == 2 and "unknown --type" in err, err)
+    rc, _, err = udm("open", "--type", "luks", "--hidden", img, "s", stdin=b"x\n")
+    check("--hidden with LUKS is a usage error", rc == 2, err)
+    rc, _, err = udm("open", "--type", "plain", "--cipher", "aes-xts-plain64", "--key-size",
+                     "512", img, "p", stdin=b"x\n")
+    check("plain opens", rc == 0, err)
+    expect_name = udm("open", "--type", "plain", img, "p", stdin=b"x\n")
+    check("a name in use is refused", expect_name[0] == 1 and "already exists" in expect_name[2],
+          expect_name)
+    udm("create", "lin", "--table", "0 8 zero")
+    rc, _, err = udm("close", "lin")
+    check("close refuses a device open did not make", rc == 1 and "udm remove" in err, err)
+    udm("remove", "lin")
+    udm("close", "p")
+    rc, _, err = udm("close", "p")
+    check("close of a missing device", rc == 1 and "does not exist" in err, err)
+    # plain with --hash plain: the passphrase is the key (as cryptsetup)
+    rc, _, err = udm("open", "--type", "plain", "--hash", "plain", "--cipher", "aes-xts-plain64",
+                     "--key-size", "256", "--offset", "8", img, "hp",
+                     stdin=b"0123456789abcdef0123456789abcdef\n")
+    spec, key, _, off = showkey("hp")
+    check("plain --hash plain key and offset", rc == 0 and key == b"0123456789abcdef" * 2 and
+          off == 8, err)
+    udm("close", "hp")
+
+
+def main():
+    try:
+        luks_tests()
+        tcplay_tests()
+        veracrypt_tests()
+        bad_input_tests()
+    finally:
+        lock = os.path.join(WORK, "rt", "udmd.lock")
+        try:
+            os.kill(int(open(lock).read().strip()), signal.SIGTERM)
+            time.sleep(0.3)
+        except (OSError, ValueError):
+            pass
+        shutil.rmtree(WORK, ignore_errors=True)
+    print("%d failed" % failed)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,335 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The device plan of "udm open" (see open.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <gcrypt.h>
+
+#include <udm/udm.h>
+
+#include "luks.h"
+#include "open.h"
+#include "secure.h"
+
+/* cryptsetup's defaults for plain mode. */
+#define PLAIN_CIPHER "aes-cbc-essiv:sha256"
+#define PLAIN_KEY_BITS 256
+#define PLAIN_HASH "ripemd160"
+#define PLAIN_MAX_KEY 512 /* bytes */
+
+static int fail(char **errmsg, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(char **errmsg, int err, const char *fmt, ...)
+{
+  if (errmsg && !*errmsg) {
+    va_list ap, copy;
+    va_start(ap, fmt);
+    va_copy(copy, ap);
+    int n = vsnprintf(NULL, 0, fmt, copy);
+    va_end(copy);
+    char *s = n < 0 ? NULL : malloc((size_t)n + 1);
+    if (s)
+      vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    *errmsg = s;
+  }
+  return err;
+}
+
+static char *dupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *dupf(const char *fmt, ...)
+{
+  va_list ap, copy;
+  va_start(ap, fmt);
+  va_copy(copy, ap);
+  int n = vsnprintf(NULL, 0, fmt, copy);
+  va_end(copy);
+  char *s = n < 0 ? NULL : malloc((size_t)n + 1);
+  if (s)
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  return s;
+}
+
+bool udm_open_type_valid(const char *type)
+{
+  static const char *const types[] = {"luks", "luks1", "luks2", "tcrypt", "veracrypt", "plain"};
+  for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+    if (!strcmp(type, types[i]))
+      return true;
+  return false;
+}
+
+static char *escape_path(const char *path)
+{
+  size_t n = strlen(path);
+  char *o = malloc(2 * n + 1), *w = o;
+  if (!o)
+    return NULL;
+  for (const char *p = path; *p; p++) {
+    if (*p == ' ' || *p == '\t' || *p == '\\')
+      *w++ = '\\';
+    *w++ = *p;
+  }
+  *w = '\0';
+  return o;
+}
+
+static int add_device(struct udm_open_plan *plan, const char *name, const char *uuid,
+                      char *table)
+{
+  struct udm_open_device *d = &plan->dev[plan->count];
+  d->name = strdup(name);
+  d->uuid = strdup(uuid);
+  d->table = table;
+  plan->count++;
+  if (!d->name || !d->uuid)
+    return -ENOMEM;
+  if (strlen(uuid) > UDM_UUID_MAX)
+    return -ENAMETOOLONG;
+  return 0;
+}
+
+/* ---- LUKS ---- */
+
+static int plan_luks(const struct udm_open_request *req, struct udm_open_plan *plan,
+                     char **errmsg)
+{
+  int want = !strcmp(req->type, "luks1") ? 1 : !strcmp(req->type, "luks2") ? 2 : 0;
+  int fd = open(req->source, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return fail(errmsg, -errno, "%s: %s", req->source, strerror(errno));
+  uint8_t magic[8] = {0};
+  ssize_t got = pread(fd, magic, sizeof magic, 0);
+  close(fd);
+  /* A damaged LUKS2 primary header is left to the backup search of luks.c. */
+  if (want && got == (ssize_t)sizeof magic && !memcmp(magic, "LUKS\xba\xbe", 6) &&
+      (magic[6] << 8 | magic[7]) != want)
+    return fail(errmsg, -EINVAL, "%s is not a LUKS%d device (it is LUKS%d).", req->source,
+                want, magic[6] << 8 | magic[7]);
+
+  struct udm_luks_volume *vol;
+  int r = udm_luks_open(req->source, req->secret, req->secret_len, &vol, errmsg);
+  if (r < 0)
+    return r;
+  char *table = NULL, *uuid = NULL;
+  int version = udm_luks_version(vol);
+  if (want && version != want) {
+    r = fail(errmsg, -EINVAL, "%s is not a LUKS%d device (it is LUKS%d).", req->source, want,
+             version);
+    goto out;
+  }
+  if (udm_luks_warning(vol) && !(plan->warning = strdup(udm_luks_warning(vol)))) {
+    r = -ENOMEM;
+    goto out;
+  }
+  char hex[41];
+  size_t n = 0;
+  for (const char *p = udm_luks_uuid(vol); *p && n < sizeof hex - 1; p++)
+    if (*p != '-')
+      hex[n++] = *p;
+  hex[n] = '\0';
+  uuid = dupf("CRYPT-LUKS%d-%s-%s", version, hex, req->name);
+  plan->description = dupf("LUKS%d", version);
+  r = udm_luks_table(vol, UDM_TABLE_SHOWKEYS, &table);
+  if (r == 0 && (!uuid || !plan->description))
+    r = -ENOMEM;
+  if (r == 0) {
+    r = add_device(plan, req->name, uuid, table);
+    table = NULL;
+  }
+out:
+  udm_luks_free_table(table);
+  free(uuid);
+  udm_luks_free(vol);
+  return r;
+}
+
+/* ---- TrueCrypt / VeraCrypt ---- */
+
+static int plan_tcrypt(const struct udm_open_request *req, struct udm_open_plan *plan,
+                       char **errmsg)
+{
+  struct udm_tcrypt_params prm = req->tcrypt;
+  prm.veracrypt = !strcmp(req->type, "veracrypt");
+  struct udm_tcrypt_volume *vol;
+  int r = udm_tcrypt_open(req->source, req->secret, req->secret_len, &prm, &vol, errmsg);
+  if (r < 0)
+    return r;
+  const char *type = udm_tcrypt_is_veracrypt(vol) ? "VERACRYPT" : "TCRYPT";
+  if (udm_tcrypt_warning(vol) && !(plan->warning = strdup(udm_tcrypt_warning(vol))))
+    r = -ENOMEM;
+  plan->description = dupf("%s %s, %s", udm_tcrypt_is_veracrypt(vol) ? "VeraCrypt" : "TrueCrypt",
+                           udm_tcrypt_cipher_name(vol), udm_tcrypt_hash_name(vol));
+  if (!plan->description)
+    r = -ENOMEM;
+  unsigned levels = udm_tcrypt_levels(vol);
+  const char *prefix = req->device_prefix ? req->device_prefix : "udm:";
+  /* Bottom first: level levels-1 is NAME_<levels-1>, level 0 is NAME. */
+  for (unsigned l = levels; r == 0 && l-- > 0;) {
+    char *name = l ? dupf("%s_%u", req->name, l) : strdup(req->name);
+    char *lower = l + 1 < levels ? dupf("%s%s_%u", prefix, req->name, l + 1) : NULL;
+    char *uuid = l ? dupf("CRYPT-SUBDEV-%s-%s", type, name ? name : "")
+                   : dupf("CRYPT-%s-%s", type, req->name);
+    char *table = NULL;
+    if (!name || !uuid || (l + 1 < levels && !lower))
+      r = -ENOMEM;
+    if (r == 0)
+      r = udm_tcrypt_table(vol, l, lower, UDM_TABLE_SHOWKEYS, &table);
+    if (r == 0 && strlen(name) > UDM_NAME_MAX)
+      r = fail(errmsg, -ENAMETOOLONG, "the name %s is too long", name);
+    if (r == 0)
+      r = add_device(plan, name, uuid, table);
+    else
+      udm_tcrypt_free_table(table);
+    free(name);
+    free(lower);
+    free(uuid);
+  }
+  udm_tcrypt_free(vol);
+  return r;
+}
+
+/* ---- plain ---- */
+
+/* cryptsetup's plain hashing: round i hashes i 'A's then the passphrase. */
+static int plain_hash(int md, const char *pass, size_t plen, uint8_t *key, size_t klen)
+{
+  gcry_md_hd_t h;
+  if (gcry_md_open(&h, md, GCRY_MD_FLAG_SECURE))
+    return -EINVAL;
+  size_t dlen = gcry_md_get_algo_dlen(md);
+  for (size_t round = 0, done = 0; done < klen; round++) {
+    gcry_md_reset(h);
+    for (size_t i = 0; i < round; i++)
+      gcry_md_write(h, "A", 1);
+    gcry_md_write(h, pass, plen);
+    size_t n = klen - done < dlen ? klen - done : dlen;
+    memcpy(key + done, gcry_md_read(h, md), n);
+    done += n;
+  }
+  gcry_md_close(h);
+  return 0;
+}
+
+static int plan_plain(const struct udm_open_request *req, struct udm_open_plan *plan,
+                      char **errmsg)
+{
+  const char *cipher = req->cipher ? req->cipher : PLAIN_CIPHER;
+  unsigned bits = req->key_bits ? req->key_bits : PLAIN_KEY_BITS;
+  const char *hash = req->hash ? req->hash : PLAIN_HASH;
+  if (bits % 8 || bits / 8 > PLAIN_MAX_KEY)
+    return fail(errmsg, -EINVAL, "invalid key size %u bits", bits);
+  if (strchr(cipher, ' ') || !*cipher)
+    return fail(errmsg, -EINVAL, "invalid cipher '%s'", cipher);
+  size_t klen = bits / 8;
+  int fd = open(req->source, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return fail(errmsg, -errno, "%s: %s", req->source, strerror(errno));
+  off_t end = lseek(fd, 0, SEEK_END);
+  close(fd);
+  if (end < 0)
+    return fail(errmsg, -EINVAL, "%s: cannot get the size", req->source);
+  uint64_t dev = (uint64_t)end / 512;
+  if (req->offset >= dev)
+    return fail(errmsg, -EINVAL, "%s: the offset (%llu sectors) is beyond the device "
+                                 "(%llu sectors)", req->source,
+                (unsigned long long)req->offset, (unsigned long long)dev);
+  uint64_t size = req->size ? req->size : dev - req->offset;
+  if (size > dev - req->offset)
+    return fail(errmsg, -EINVAL, "%s: the size runs past the end of the device", req->source);
+
+  uint8_t *key = udm_secure_alloc(klen);
+  if (!key)
+    return -ENOMEM;
+  int r = 0;
+  if (req->secret_is_keyfile) {
+    /* A key file is used directly; --hash does not apply (as cryptsetup). */
+    if (req->secret_len < klen)
+      r = fail(errmsg, -EINVAL, "the key file holds %zu bytes; the key needs %zu",
+               req->secret_len, klen);
+    else
+      memcpy(key, req->secret, klen);
+  } else if (!strcmp(hash, "plain")) {
+    memcpy(key, req->secret, req->secret_len < klen ? req->secret_len : klen);
+  } else {
+    int md = gcry_md_map_name(hash);
+    if (!md || plain_hash(md, req->secret, req->secret_len, key, klen) < 0)
+      r = fail(errmsg, -EINVAL, "unknown hash '%s'", hash);
+  }
+  char *epath = escape_path(req->source);
+  size_t cap = strlen(cipher) + 2 * klen + (epath ? strlen(epath) : 0) + 96;
+  char *table = r == 0 && epath ? malloc(cap) : NULL;
+  char *uuid = dupf("CRYPT-PLAIN-%s", req->name);
+  if (r == 0 && (!table || !uuid))
+    r = -ENOMEM;
+  if (r == 0) {
+    int w = snprintf(table, cap, "0 %llu crypt %s ", (unsigned long long)size, cipher);
+    for (size_t i = 0; i < klen; i++)
+      w += snprintf(table + w, cap - (size_t)w, "%02x", key[i]);
+    snprintf(table + w, cap - (size_t)w, " %llu %s %llu", (unsigned long long)req->skip,
+             epath, (unsigned long long)req->offset);
+    plan->description = strdup("plain");
+    r = add_device(plan, req->name, uuid, table);
+    table = NULL;
+  }
+  free(table);
+  free(uuid);
+  free(epath);
+  udm_secure_free(key);
+  return r;
+}
+
+int udm_open_plan(const struct udm_open_request *req, struct udm_open_plan **out,
+                  char **errmsg)
+{
+  if (errmsg)
+    *errmsg = NULL;
+  if (!gcry_check_version(NULL))
+    return fail(errmsg, -ENOTSUP, "libgcrypt cannot be initialised");
+  if (!udm_open_type_valid(req->type))
+    return fail(errmsg, -EINVAL, "unknown volume type '%s' (luks, luks1, luks2, tcrypt, "
+                                 "veracrypt, plain)", req->type);
+  if (!*req->name || strlen(req->name) > UDM_NAME_MAX)
+    return fail(errmsg, -EINVAL, "invalid device name '%s'", req->name);
+  struct udm_open_plan *plan = calloc(1, sizeof *plan);
+  if (!plan)
+    return -ENOMEM;
+  int r;
+  if (!strncmp(req->type, "luks", 4))
+    r = plan_luks(req, plan, errmsg);
+  else if (!strcmp(req->type, "plain"))
+    r = plan_plain(req, plan, errmsg);
+  else
+    r = plan_tcrypt(req, plan, errmsg);
+  if (r < 0) {
+    if (r == -ENOMEM)
+      fail(errmsg, r, "out of memory");
+    udm_open_plan_free(plan);
+    return r;
+  }
+  *out = plan;
+  return 0;
+}
+
+void udm_open_plan_free(struct udm_open_plan *plan)
+{
+  if (!plan)
+    return;
+  for (size_t i = 0; i < plan->count; i++) {
+    if (plan->dev[i].table) {
+      udm_wipe(plan->dev[i].table, strlen(plan->dev[i].table));
+      free(plan->dev[i].table);
+    }
+    free(plan->dev[i].name);
+    free(plan->dev[i].uuid);
+  }
+  free(plan->warning);
+  free(plan->description);
+  free(plan);
+}
