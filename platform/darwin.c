@@ -5,7 +5,14 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <mach-o/dyld.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
 #include <stdint.h>
 #include <sys/disk.h>
 #include <sys/ioctl.h>
@@ -91,4 +98,227 @@ int udm_platform_peer_uid(int fd, uid_t *uid)
 {
   gid_t gid;
   return getpeereid(fd, uid, &gid) < 0 ? -errno : 0;
+}
+
+/* ---- block devices over files (docs/fuse.md; untested on macOS) ---- */
+
+int udm_platform_set_io_flusher(void)
+{
+  return 0; /* no such notion: hdiutil's helper process does the I/O */
+}
+
+/* PATH absolute, with its longest existing prefix resolved (see linux.c). */
+static int canonical_path(const char *path, char *out, size_t n)
+{
+  char abs[PATH_MAX];
+  if (path[0] != '/') {
+    if (!getcwd(abs, sizeof abs))
+      return -errno;
+    if (strlen(abs) + 1 + strlen(path) >= sizeof abs)
+      return -ENAMETOOLONG;
+    strcat(strcat(abs, "/"), path);
+  } else if (snprintf(abs, sizeof abs, "%s", path) >= (int)sizeof abs) {
+    return -ENAMETOOLONG;
+  }
+  size_t len = strlen(abs);
+  while (len > 1 && abs[len - 1] == '/')
+    abs[--len] = '\0';
+  char resolved[PATH_MAX];
+  if (realpath(abs, resolved))
+    return snprintf(out, n, "%s", resolved) >= (int)n ? -ENAMETOOLONG : 0;
+  char *slash = strrchr(abs, '/');
+  if (slash == abs)
+    return snprintf(out, n, "%s", abs) >= (int)n ? -ENAMETOOLONG : 0;
+  *slash = '\0';
+  int r = canonical_path(abs, out, n);
+  if (r < 0)
+    return r;
+  size_t used = strlen(out);
+  if (snprintf(out + used, n - used, "%s%s", strcmp(out, "/") ? "/" : "", slash + 1) >=
+      (int)(n - used))
+    return -ENAMETOOLONG;
+  return 0;
+}
+
+/*
+ * Run hdiutil with ARGV, its standard output into out (NUL-terminated,
+ * truncated to n - 1 bytes).  Returns its exit status, or a negative errno.
+ */
+static int hdiutil(char *const argv[], char *out, size_t n)
+{
+  extern char **environ;
+  int p[2];
+  if (pipe(p) < 0)
+    return -errno;
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, p[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addclose(&fa, p[0]);
+  posix_spawn_file_actions_addclose(&fa, p[1]);
+  pid_t pid;
+  int r = posix_spawn(&pid, "/usr/bin/hdiutil", &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(p[1]);
+  if (r) {
+    close(p[0]);
+    return -r;
+  }
+  size_t got = 0;
+  for (;;) {
+    char sink[512];
+    char *dst = got < n - 1 ? out + got : sink;
+    size_t room = got < n - 1 ? n - 1 - got : sizeof sink;
+    ssize_t k = read(p[0], dst, room);
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k <= 0)
+      break;
+    if (dst != sink)
+      got += (size_t)k;
+  }
+  out[got] = '\0';
+  close(p[0]);
+  int status;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR)
+      return -errno;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -EINTR;
+}
+
+/* The first "/dev/diskN" (a whole disk: no "sM" slice suffix) in text. */
+static int first_whole_disk(const char *text, char *devpath, size_t n)
+{
+  for (const char *p = strstr(text, "/dev/disk"); p; p = strstr(p + 1, "/dev/disk")) {
+    size_t len = strlen("/dev/disk");
+    while (p[len] >= '0' && p[len] <= '9')
+      len++;
+    if (len == strlen("/dev/disk") || p[len] == 's')
+      continue;
+    if (len >= n)
+      return -ENAMETOOLONG;
+    memcpy(devpath, p, len);
+    devpath[len] = '\0';
+    return 0;
+  }
+  return -ENOENT;
+}
+
+/*
+ * "hdiutil attach -nomount -imagekey diskimage-class=CRawDiskImage FILE":
+ * the raw image class takes any file as a disk (no UDIF header needed),
+ * and -nomount keeps the system from mounting what it finds there.  The
+ * block size is the raw class's own (512); logical_block_size is not
+ * configurable there.  No host-side direct I/O either.
+ */
+int udm_platform_attach(const char *file, bool readonly, unsigned logical_block_size,
+                        char *devpath, size_t n, bool *direct_io)
+{
+  (void)logical_block_size;
+  char *argv[] = {"hdiutil", "attach", "-nomount", "-imagekey",
+                  "diskimage-class=CRawDiskImage", readonly ? "-readonly" : "-readwrite",
+                  (char *)file, NULL};
+  char out[4096];
+  int r = hdiutil(argv, out, sizeof out);
+  if (r != 0)
+    return r < 0 ? r : -EIO;
+  if (direct_io)
+    *direct_io = false;
+  return first_whole_disk(out, devpath, n);
+}
+
+int udm_platform_detach(const char *devpath)
+{
+  /* Without -force: a disk in use stays, and hdiutil says so (exit 16: busy). */
+  char *argv[] = {"hdiutil", "detach", (char *)devpath, NULL};
+  char out[1024];
+  int r = hdiutil(argv, out, sizeof out);
+  if (r == 0)
+    return 0;
+  return r < 0 ? r : r == 16 ? -EBUSY : -EIO;
+}
+
+int udm_platform_attach_update_size(const char *devpath, const char *file)
+{
+  (void)devpath, (void)file;
+  return -EOPNOTSUPP; /* an attached disk image keeps its size: detach and attach */
+}
+
+/*
+ * "hdiutil info" lists images as blocks separated by "=====" lines; each
+ * has "image-path : PATH" and then its devices, the whole disk first.
+ */
+int udm_platform_foreach_attached(const char *path,
+                                  int (*fn)(void *opaque, const char *devpath,
+                                            const char *backing_file),
+                                  void *opaque)
+{
+  char want[PATH_MAX];
+  int r = canonical_path(path, want, sizeof want - 1);
+  if (r < 0)
+    return r;
+  size_t wlen = strlen(want);
+  bool under = path[0] && path[strlen(path) - 1] == '/';
+  if (under && strcmp(want, "/") != 0)
+    want[wlen++] = '/', want[wlen] = '\0';
+  char *argv[] = {"hdiutil", "info", NULL};
+  size_t cap = 1u << 16;
+  char *out = malloc(cap);
+  if (!out)
+    return -ENOMEM;
+  r = hdiutil(argv, out, cap);
+  if (r != 0) {
+    free(out);
+    return r < 0 ? r : -EIO;
+  }
+  r = 0;
+  char *save = NULL;
+  for (char *block = strtok_r(out, "=", &save); block && r == 0;
+       block = strtok_r(NULL, "=", &save)) {
+    char *ip = strstr(block, "image-path");
+    char *colon = ip ? strchr(ip, ':') : NULL;
+    if (!colon)
+      continue;
+    char image[PATH_MAX];
+    const char *s = colon + 1;
+    while (*s == ' ' || *s == '\t')
+      s++;
+    size_t len = strcspn(s, "\n");
+    if (len >= sizeof image)
+      continue;
+    memcpy(image, s, len);
+    image[len] = '\0';
+    if (under ? strncmp(image, want, wlen) != 0 : strcmp(image, want) != 0)
+      continue;
+    char dev[64];
+    if (first_whole_disk(s + len, dev, sizeof dev) == 0)
+      r = fn(opaque, dev, image);
+  }
+  free(out);
+  return r;
+}
+
+struct find_first {
+  char *devpath;
+  size_t n;
+  int r;
+};
+
+static int take_first(void *opaque, const char *devpath, const char *backing_file)
+{
+  (void)backing_file;
+  struct find_first *ff = opaque;
+  ff->r = snprintf(ff->devpath, ff->n, "%s", devpath) >= (int)ff->n ? -ENAMETOOLONG : 0;
+  return 1;
+}
+
+int udm_platform_find_attached(const char *file, char *devpath, size_t n)
+{
+  struct find_first ff = {devpath, n, -ENOENT};
+  int r = udm_platform_foreach_attached(file, take_first, &ff);
+  return r < 0 ? r : ff.r;
+}
+
+int udm_platform_unmount_stale(const char *dir)
+{
+  return unmount(dir, MNT_FORCE) < 0 ? -errno : 0;
 }
