@@ -65,8 +65,7 @@ static int split_words(char *line, char **argv, unsigned max, unsigned *argc)
   return 0;
 }
 
-/* The name as it must be written in a table to read back as NAME. */
-static char *escape_name(const char *name)
+char *udm_table_escape(const char *name)
 {
   size_t n = 0;
   for (const char *p = name; *p; p++)
@@ -154,7 +153,7 @@ int udm_get_device(struct udm_target *ti, const char *path, unsigned mode,
     free(msg);
     return r;
   }
-  if (strpbrk(d->name, " \t\\") && !(d->display = escape_name(d->name))) {
+  if (strpbrk(d->name, " \t\\") && !(d->display = udm_table_escape(d->name))) {
     dev_close(d);
     return -ENOMEM;
   }

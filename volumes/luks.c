@@ -22,6 +22,7 @@
 
 #include "json.h"
 #include "luks.h"
+#include "msg.h"
 #include "secure.h"
 
 #define LUKS_MAGIC_PRIMARY "LUKS\xba\xbe"
@@ -50,41 +51,6 @@ struct udm_luks_volume {
 };
 
 /* ---- small helpers ---- */
-
-static char *vformat(const char *fmt, va_list ap)
-{
-  va_list copy;
-  va_copy(copy, ap);
-  int n = vsnprintf(NULL, 0, fmt, copy);
-  va_end(copy);
-  char *s = n < 0 ? NULL : malloc((size_t)n + 1);
-  if (s)
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-  return s;
-}
-
-static char *format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *format(const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  char *s = vformat(fmt, ap);
-  va_end(ap);
-  return s;
-}
-
-static int fail(char **errmsg, int err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char **errmsg, int err, const char *fmt, ...)
-{
-  if (errmsg && !*errmsg) {
-    va_list ap;
-    va_start(ap, fmt);
-    *errmsg = vformat(fmt, ap);
-    va_end(ap);
-  }
-  return err;
-}
 
 static uint16_t be16(const uint8_t *p)
 {
@@ -234,30 +200,15 @@ static int af_merge(int hash, const uint8_t *material, size_t key_len, unsigned 
 
 /* ---- keyslot areas, decrypted through udm's crypt target ---- */
 
-static char *escape_path(const char *path)
-{
-  size_t n = strlen(path);
-  char *o = malloc(2 * n + 1), *w = o;
-  if (!o)
-    return NULL;
-  for (const char *p = path; *p; p++) {
-    if (*p == ' ' || *p == '\t' || *p == '\\')
-      *w++ = '\\';
-    *w++ = *p;
-  }
-  *w = '\0';
-  return o;
-}
-
 static int decrypt_area(const char *path, const char *spec, const uint8_t *key,
                         size_t key_len, uint64_t offset, size_t len, uint8_t *out,
                         char **errmsg)
 {
   if (offset % 512)
-    return fail(errmsg, -EINVAL, "keyslot area offset %llu is not sector aligned",
+    return vol_fail(errmsg, -EINVAL, "keyslot area offset %llu is not sector aligned",
                 (unsigned long long)offset);
   size_t sectors = (len + 511) / 512;
-  char *epath = escape_path(path);
+  char *epath = udm_table_escape(path);
   size_t tlen = strlen(spec) + 2 * key_len + (epath ? strlen(epath) : 0) + 96;
   char *table = udm_secure_alloc(tlen);
   uint8_t *buf = udm_secure_alloc(sectors * 512);
@@ -274,7 +225,7 @@ static int decrypt_area(const char *path, const char *spec, const uint8_t *key,
   dev = udm_device_create(ctx, "luks-keyslot", NULL, UDM_DEVICE_READONLY);
   if (!dev || udm_table_load(dev, table) < 0 || udm_device_resume(dev) < 0 ||
       udm_device_pread(dev, buf, sectors * 512, 0) < 0) {
-    r = fail(errmsg, -(udm_errno() ? udm_errno() : EIO), "cannot read keyslot area: %s",
+    r = vol_fail(errmsg, -(udm_errno() ? udm_errno() : EIO), "cannot read keyslot area: %s",
              udm_errmsg());
     goto out;
   }
@@ -304,11 +255,11 @@ static int luks1_open(int fd, const char *path, const uint8_t *hdr, const char *
   uint32_t mk_iter = be32(hdr + 164);
   int hash = hash_by_name(hashname);
   if (!hash)
-    return fail(errmsg, -EINVAL, "%s: unsupported LUKS1 hash '%s'", path, hashname);
+    return vol_fail(errmsg, -EINVAL, "%s: unsupported LUKS1 hash '%s'", path, hashname);
   if (!key_bytes || key_bytes > MAX_VOLUME_KEY)
-    return fail(errmsg, -EINVAL, "%s: invalid LUKS1 key size %u", path, key_bytes);
+    return vol_fail(errmsg, -EINVAL, "%s: invalid LUKS1 key size %u", path, key_bytes);
   field(vol->uuid, hdr + 168, 40);
-  vol->cipher = format("%s-%s", cipher, mode);
+  vol->cipher = vol_format("%s-%s", cipher, mode);
   if (!vol->cipher)
     return -ENOMEM;
   vol->version = 1;
@@ -350,7 +301,7 @@ static int luks1_open(int fd, const char *path, const uint8_t *hdr, const char *
     }
   }
   if (r == -EPERM)
-    fail(errmsg, r, "No key available with this passphrase.");
+    vol_fail(errmsg, r, "No key available with this passphrase.");
 out:
   udm_wipe(digest, sizeof digest);
   udm_secure_free(slot_key);
@@ -446,13 +397,13 @@ static int luks2_load(int fd, const char *path, struct luks2_hdr *h,
   for (size_t i = 0; i < sizeof backups / sizeof backups[0]; i++) {
     const char *why2;
     if (luks2_read_hdr(fd, backups[i], false, h, &why2) == 0) {
-      vol->warning = format("%s: the primary LUKS2 header is damaged (%s); "
+      vol->warning = vol_format("%s: the primary LUKS2 header is damaged (%s); "
                             "using the backup header at offset %llu",
                             path, why, (unsigned long long)backups[i]);
       return 0;
     }
   }
-  return fail(errmsg, -EINVAL, "%s: the LUKS2 header is damaged (%s) and no valid "
+  return vol_fail(errmsg, -EINVAL, "%s: the LUKS2 header is damaged (%s) and no valid "
                                "backup header was found", path, why);
 }
 
@@ -471,12 +422,12 @@ static int luks2_try_slot(const char *path, const struct udm_json *slot,
       udm_json_u64(area, "key_size", &area_key) < 0 ||
       udm_json_u64(af, "stripes", &stripes) < 0 || !stripes || stripes > MAX_STRIPES ||
       !area_key || area_key > MAX_VOLUME_KEY)
-    return fail(errmsg, -EINVAL, "malformed keyslot");
+    return vol_fail(errmsg, -EINVAL, "malformed keyslot");
   uint8_t salt[128];
   long slen = b64_decode(salt64, salt, sizeof salt);
   int ah = hash_by_name(af_hash);
   if (slen < 0 || !ah)
-    return fail(errmsg, -EINVAL, "malformed keyslot salt or AF hash");
+    return vol_fail(errmsg, -EINVAL, "malformed keyslot salt or AF hash");
   uint8_t *akey = udm_secure_alloc(area_key);
   size_t mlen = vk_len * stripes;
   uint8_t *material = udm_secure_alloc(mlen);
@@ -487,7 +438,7 @@ static int luks2_try_slot(const char *path, const struct udm_json *slot,
     uint64_t iter;
     const char *h = udm_json_str(kdf, "hash");
     if (!h || !hash_by_name(h) || udm_json_u64(kdf, "iterations", &iter) < 0) {
-      r = fail(errmsg, -EINVAL, "malformed pbkdf2 keyslot");
+      r = vol_fail(errmsg, -EINVAL, "malformed pbkdf2 keyslot");
       goto out;
     }
     r = pbkdf2(hash_by_name(h), pass, plen, salt, (size_t)slen, (unsigned long)iter, akey,
@@ -496,14 +447,14 @@ static int luks2_try_slot(const char *path, const struct udm_json *slot,
     uint64_t t, m, p;
     if (udm_json_u64(kdf, "time", &t) < 0 || udm_json_u64(kdf, "memory", &m) < 0 ||
         udm_json_u64(kdf, "cpus", &p) < 0) {
-      r = fail(errmsg, -EINVAL, "malformed argon2 keyslot");
+      r = vol_fail(errmsg, -EINVAL, "malformed argon2 keyslot");
       goto out;
     }
     r = argon2(!strcmp(kdf_type, "argon2i") ? GCRY_KDF_ARGON2I : GCRY_KDF_ARGON2ID, pass,
                plen, salt, (size_t)slen, (unsigned long)t, (unsigned long)m,
                (unsigned long)p, akey, area_key);
   } else {
-    r = fail(errmsg, -EOPNOTSUPP, "unsupported keyslot KDF '%s'", kdf_type);
+    r = vol_fail(errmsg, -EOPNOTSUPP, "unsupported keyslot KDF '%s'", kdf_type);
     goto out;
   }
   if (r == 0)
@@ -559,7 +510,7 @@ static int luks2_open(int fd, const char *path, uint64_t dev_bytes, const char *
   const struct udm_json *config = udm_json_get(root, "config");
   const struct udm_json *req = udm_json_get(udm_json_get(config, "requirements"), "mandatory");
   if (req && req->count) {
-    r = fail(errmsg, -EOPNOTSUPP, "%s: the LUKS2 volume has mandatory requirements udm "
+    r = vol_fail(errmsg, -EOPNOTSUPP, "%s: the LUKS2 volume has mandatory requirements udm "
                                   "does not support (e.g. '%s')", path,
              req->items[0].text ? req->items[0].text : "?");
     goto out;
@@ -567,7 +518,7 @@ static int luks2_open(int fd, const char *path, uint64_t dev_bytes, const char *
   /* The data segment (udm supports the usual single crypt segment). */
   const struct udm_json *segs = udm_json_get(root, "segments");
   if (!segs || segs->count != 1) {
-    r = fail(errmsg, -EOPNOTSUPP, "%s: %zu LUKS2 segments (udm supports one)", path,
+    r = vol_fail(errmsg, -EOPNOTSUPP, "%s: %zu LUKS2 segments (udm supports one)", path,
              segs ? segs->count : 0);
     goto out;
   }
@@ -579,11 +530,11 @@ static int luks2_open(int fd, const char *path, uint64_t dev_bytes, const char *
       udm_json_u64(seg, "offset", &off) < 0 || udm_json_u64(seg, "iv_tweak", &tweak) < 0 ||
       udm_json_u64(seg, "sector_size", &ss) < 0 || off % 512 ||
       (ss != 512 && ss != 1024 && ss != 2048 && ss != 4096)) {
-    r = fail(errmsg, -EINVAL, "%s: malformed or unsupported LUKS2 data segment", path);
+    r = vol_fail(errmsg, -EINVAL, "%s: malformed or unsupported LUKS2 data segment", path);
     goto out;
   }
   if (udm_json_get(seg, "integrity")) {
-    r = fail(errmsg, -EOPNOTSUPP, "%s: LUKS2 with integrity protection is not supported",
+    r = vol_fail(errmsg, -EOPNOTSUPP, "%s: LUKS2 with integrity protection is not supported",
              path);
     goto out;
   }
@@ -596,7 +547,7 @@ static int luks2_open(int fd, const char *path, uint64_t dev_bytes, const char *
   } else {
     uint64_t bytes;
     if (udm_json_u64(seg, "size", &bytes) < 0) {
-      r = fail(errmsg, -EINVAL, "%s: bad LUKS2 segment size", path);
+      r = vol_fail(errmsg, -EINVAL, "%s: bad LUKS2 segment size", path);
       goto out;
     }
     vol->length = bytes / 512;
@@ -631,7 +582,7 @@ static int luks2_open(int fd, const char *path, uint64_t dev_bytes, const char *
     }
   }
   if (r == -EPERM)
-    fail(errmsg, r, "No key available with this passphrase.");
+    vol_fail(errmsg, r, "No key available with this passphrase.");
 out:
   udm_json_free(h.json);
   return r;
@@ -657,7 +608,7 @@ int udm_luks_open(const char *path, const char *passphrase, size_t len,
     *errmsg = NULL;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    return fail(errmsg, -errno, "%s: %s", path, strerror(errno));
+    return vol_fail(errmsg, -errno, "%s: %s", path, strerror(errno));
   struct udm_luks_volume *vol = calloc(1, sizeof *vol);
   uint8_t hdr[LUKS1_HDR_SIZE];
   int r = vol ? 0 : -ENOMEM;
@@ -666,15 +617,15 @@ int udm_luks_open(const char *path, const char *passphrase, size_t len,
     r = read_at(fd, 0, hdr, 8);
     if (r == -ENODATA || (r == 0 && memcmp(hdr, LUKS_MAGIC_PRIMARY, LUKS_MAGIC_LEN) &&
                           memcmp(hdr, LUKS_MAGIC_BACKUP, LUKS_MAGIC_LEN)))
-      r = fail(errmsg, -EINVAL, "%s is not a valid LUKS device.", path);
+      r = vol_fail(errmsg, -EINVAL, "%s is not a valid LUKS device.", path);
   }
   off_t end = lseek(fd, 0, SEEK_END);
   if (r == 0 && end < 0)
-    r = fail(errmsg, -errno, "%s: cannot get the size", path);
+    r = vol_fail(errmsg, -errno, "%s: cannot get the size", path);
   if (r == 0 && be16(hdr + 6) == 1 && !memcmp(hdr, LUKS_MAGIC_PRIMARY, LUKS_MAGIC_LEN)) {
     r = read_at(fd, 0, hdr, sizeof hdr);
     if (r < 0)
-      r = fail(errmsg, r, "%s: the LUKS1 header is truncated", path);
+      r = vol_fail(errmsg, r, "%s: the LUKS1 header is truncated", path);
     else
       r = luks1_open(fd, path, hdr, passphrase, len, vol, errmsg);
     if (r == 0) {
@@ -687,7 +638,7 @@ int udm_luks_open(const char *path, const char *passphrase, size_t len,
   }
   close(fd);
   if (r == 0 && vol->length == 0)
-    r = fail(errmsg, -EINVAL, "%s: the volume has no data area", path);
+    r = vol_fail(errmsg, -EINVAL, "%s: the volume has no data area", path);
   if (r < 0) {
     udm_luks_free(vol);
     return r;
@@ -719,7 +670,7 @@ const uint8_t *udm_luks_volume_key(const struct udm_luks_volume *vol, size_t *le
 
 int udm_luks_table(const struct udm_luks_volume *vol, unsigned flags, char **table)
 {
-  char *epath = escape_path(vol->path);
+  char *epath = udm_table_escape(vol->path);
   size_t cap = strlen(vol->cipher) + 2 * vol->key_len + (epath ? strlen(epath) : 0) + 128;
   char *t = malloc(cap);
   if (!epath || !t) {

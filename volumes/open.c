@@ -14,6 +14,7 @@
 
 #include "luks.h"
 #include "open.h"
+#include "msg.h"
 #include "secure.h"
 
 /* cryptsetup's defaults for plain mode. */
@@ -22,40 +23,6 @@
 #define PLAIN_HASH "ripemd160"
 #define PLAIN_MAX_KEY 512 /* bytes */
 
-static int fail(char **errmsg, int err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char **errmsg, int err, const char *fmt, ...)
-{
-  if (errmsg && !*errmsg) {
-    va_list ap, copy;
-    va_start(ap, fmt);
-    va_copy(copy, ap);
-    int n = vsnprintf(NULL, 0, fmt, copy);
-    va_end(copy);
-    char *s = n < 0 ? NULL : malloc((size_t)n + 1);
-    if (s)
-      vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    *errmsg = s;
-  }
-  return err;
-}
-
-static char *dupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *dupf(const char *fmt, ...)
-{
-  va_list ap, copy;
-  va_start(ap, fmt);
-  va_copy(copy, ap);
-  int n = vsnprintf(NULL, 0, fmt, copy);
-  va_end(copy);
-  char *s = n < 0 ? NULL : malloc((size_t)n + 1);
-  if (s)
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  return s;
-}
-
 bool udm_open_type_valid(const char *type)
 {
   static const char *const types[] = {"luks", "luks1", "luks2", "tcrypt", "veracrypt", "plain"};
@@ -63,21 +30,6 @@ bool udm_open_type_valid(const char *type)
     if (!strcmp(type, types[i]))
       return true;
   return false;
-}
-
-static char *escape_path(const char *path)
-{
-  size_t n = strlen(path);
-  char *o = malloc(2 * n + 1), *w = o;
-  if (!o)
-    return NULL;
-  for (const char *p = path; *p; p++) {
-    if (*p == ' ' || *p == '\t' || *p == '\\')
-      *w++ = '\\';
-    *w++ = *p;
-  }
-  *w = '\0';
-  return o;
 }
 
 static int add_device(struct udm_open_plan *plan, const char *name, const char *uuid,
@@ -103,14 +55,14 @@ static int plan_luks(const struct udm_open_request *req, struct udm_open_plan *p
   int want = !strcmp(req->type, "luks1") ? 1 : !strcmp(req->type, "luks2") ? 2 : 0;
   int fd = open(req->source, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    return fail(errmsg, -errno, "%s: %s", req->source, strerror(errno));
+    return vol_fail(errmsg, -errno, "%s: %s", req->source, strerror(errno));
   uint8_t magic[8] = {0};
   ssize_t got = pread(fd, magic, sizeof magic, 0);
   close(fd);
   /* A damaged LUKS2 primary header is left to the backup search of luks.c. */
   if (want && got == (ssize_t)sizeof magic && !memcmp(magic, "LUKS\xba\xbe", 6) &&
       (magic[6] << 8 | magic[7]) != want)
-    return fail(errmsg, -EINVAL, "%s is not a LUKS%d device (it is LUKS%d).", req->source,
+    return vol_fail(errmsg, -EINVAL, "%s is not a LUKS%d device (it is LUKS%d).", req->source,
                 want, magic[6] << 8 | magic[7]);
 
   struct udm_luks_volume *vol;
@@ -120,7 +72,7 @@ static int plan_luks(const struct udm_open_request *req, struct udm_open_plan *p
   char *table = NULL, *uuid = NULL;
   int version = udm_luks_version(vol);
   if (want && version != want) {
-    r = fail(errmsg, -EINVAL, "%s is not a LUKS%d device (it is LUKS%d).", req->source, want,
+    r = vol_fail(errmsg, -EINVAL, "%s is not a LUKS%d device (it is LUKS%d).", req->source, want,
              version);
     goto out;
   }
@@ -134,8 +86,8 @@ static int plan_luks(const struct udm_open_request *req, struct udm_open_plan *p
     if (*p != '-')
       hex[n++] = *p;
   hex[n] = '\0';
-  uuid = dupf("CRYPT-LUKS%d-%s-%s", version, hex, req->name);
-  plan->description = dupf("LUKS%d", version);
+  uuid = vol_format("CRYPT-LUKS%d-%s-%s", version, hex, req->name);
+  plan->description = vol_format("LUKS%d", version);
   r = udm_luks_table(vol, UDM_TABLE_SHOWKEYS, &table);
   if (r == 0 && (!uuid || !plan->description))
     r = -ENOMEM;
@@ -164,7 +116,7 @@ static int plan_tcrypt(const struct udm_open_request *req, struct udm_open_plan 
   const char *type = udm_tcrypt_is_veracrypt(vol) ? "VERACRYPT" : "TCRYPT";
   if (udm_tcrypt_warning(vol) && !(plan->warning = strdup(udm_tcrypt_warning(vol))))
     r = -ENOMEM;
-  plan->description = dupf("%s %s, %s", udm_tcrypt_is_veracrypt(vol) ? "VeraCrypt" : "TrueCrypt",
+  plan->description = vol_format("%s %s, %s", udm_tcrypt_is_veracrypt(vol) ? "VeraCrypt" : "TrueCrypt",
                            udm_tcrypt_cipher_name(vol), udm_tcrypt_hash_name(vol));
   if (!plan->description)
     r = -ENOMEM;
@@ -172,17 +124,17 @@ static int plan_tcrypt(const struct udm_open_request *req, struct udm_open_plan 
   const char *prefix = req->device_prefix ? req->device_prefix : "udm:";
   /* Bottom first: level levels-1 is NAME_<levels-1>, level 0 is NAME. */
   for (unsigned l = levels; r == 0 && l-- > 0;) {
-    char *name = l ? dupf("%s_%u", req->name, l) : strdup(req->name);
-    char *lower = l + 1 < levels ? dupf("%s%s_%u", prefix, req->name, l + 1) : NULL;
-    char *uuid = l ? dupf("CRYPT-SUBDEV-%s-%s", type, name ? name : "")
-                   : dupf("CRYPT-%s-%s", type, req->name);
+    char *name = l ? vol_format("%s_%u", req->name, l) : strdup(req->name);
+    char *lower = l + 1 < levels ? vol_format("%s%s_%u", prefix, req->name, l + 1) : NULL;
+    char *uuid = l ? vol_format("CRYPT-SUBDEV-%s-%s", type, name ? name : "")
+                   : vol_format("CRYPT-%s-%s", type, req->name);
     char *table = NULL;
     if (!name || !uuid || (l + 1 < levels && !lower))
       r = -ENOMEM;
     if (r == 0)
       r = udm_tcrypt_table(vol, l, lower, UDM_TABLE_SHOWKEYS, &table);
     if (r == 0 && strlen(name) > UDM_NAME_MAX)
-      r = fail(errmsg, -ENAMETOOLONG, "the name %s is too long", name);
+      r = vol_fail(errmsg, -ENAMETOOLONG, "the name %s is too long", name);
     if (r == 0)
       r = add_device(plan, name, uuid, table);
     else
@@ -224,25 +176,25 @@ static int plan_plain(const struct udm_open_request *req, struct udm_open_plan *
   unsigned bits = req->key_bits ? req->key_bits : PLAIN_KEY_BITS;
   const char *hash = req->hash ? req->hash : PLAIN_HASH;
   if (bits % 8 || bits / 8 > PLAIN_MAX_KEY)
-    return fail(errmsg, -EINVAL, "invalid key size %u bits", bits);
+    return vol_fail(errmsg, -EINVAL, "invalid key size %u bits", bits);
   if (strchr(cipher, ' ') || !*cipher)
-    return fail(errmsg, -EINVAL, "invalid cipher '%s'", cipher);
+    return vol_fail(errmsg, -EINVAL, "invalid cipher '%s'", cipher);
   size_t klen = bits / 8;
   int fd = open(req->source, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    return fail(errmsg, -errno, "%s: %s", req->source, strerror(errno));
+    return vol_fail(errmsg, -errno, "%s: %s", req->source, strerror(errno));
   off_t end = lseek(fd, 0, SEEK_END);
   close(fd);
   if (end < 0)
-    return fail(errmsg, -EINVAL, "%s: cannot get the size", req->source);
+    return vol_fail(errmsg, -EINVAL, "%s: cannot get the size", req->source);
   uint64_t dev = (uint64_t)end / 512;
   if (req->offset >= dev)
-    return fail(errmsg, -EINVAL, "%s: the offset (%llu sectors) is beyond the device "
+    return vol_fail(errmsg, -EINVAL, "%s: the offset (%llu sectors) is beyond the device "
                                  "(%llu sectors)", req->source,
                 (unsigned long long)req->offset, (unsigned long long)dev);
   uint64_t size = req->size ? req->size : dev - req->offset;
   if (size > dev - req->offset)
-    return fail(errmsg, -EINVAL, "%s: the size runs past the end of the device", req->source);
+    return vol_fail(errmsg, -EINVAL, "%s: the size runs past the end of the device", req->source);
 
   uint8_t *key = udm_secure_alloc(klen);
   if (!key)
@@ -251,7 +203,7 @@ static int plan_plain(const struct udm_open_request *req, struct udm_open_plan *
   if (req->secret_is_keyfile) {
     /* A key file is used directly; --hash does not apply (as cryptsetup). */
     if (req->secret_len < klen)
-      r = fail(errmsg, -EINVAL, "the key file holds %zu bytes; the key needs %zu",
+      r = vol_fail(errmsg, -EINVAL, "the key file holds %zu bytes; the key needs %zu",
                req->secret_len, klen);
     else
       memcpy(key, req->secret, klen);
@@ -260,12 +212,12 @@ static int plan_plain(const struct udm_open_request *req, struct udm_open_plan *
   } else {
     int md = gcry_md_map_name(hash);
     if (!md || plain_hash(md, req->secret, req->secret_len, key, klen) < 0)
-      r = fail(errmsg, -EINVAL, "unknown hash '%s'", hash);
+      r = vol_fail(errmsg, -EINVAL, "unknown hash '%s'", hash);
   }
-  char *epath = escape_path(req->source);
+  char *epath = udm_table_escape(req->source);
   size_t cap = strlen(cipher) + 2 * klen + (epath ? strlen(epath) : 0) + 96;
   char *table = r == 0 && epath ? malloc(cap) : NULL;
-  char *uuid = dupf("CRYPT-PLAIN-%s", req->name);
+  char *uuid = vol_format("CRYPT-PLAIN-%s", req->name);
   if (r == 0 && (!table || !uuid))
     r = -ENOMEM;
   if (r == 0) {
@@ -291,12 +243,12 @@ int udm_open_plan(const struct udm_open_request *req, struct udm_open_plan **out
   if (errmsg)
     *errmsg = NULL;
   if (!gcry_check_version(NULL))
-    return fail(errmsg, -ENOTSUP, "libgcrypt cannot be initialised");
+    return vol_fail(errmsg, -ENOTSUP, "libgcrypt cannot be initialised");
   if (!udm_open_type_valid(req->type))
-    return fail(errmsg, -EINVAL, "unknown volume type '%s' (luks, luks1, luks2, tcrypt, "
+    return vol_fail(errmsg, -EINVAL, "unknown volume type '%s' (luks, luks1, luks2, tcrypt, "
                                  "veracrypt, plain)", req->type);
   if (!*req->name || strlen(req->name) > UDM_NAME_MAX)
-    return fail(errmsg, -EINVAL, "invalid device name '%s'", req->name);
+    return vol_fail(errmsg, -EINVAL, "invalid device name '%s'", req->name);
   struct udm_open_plan *plan = calloc(1, sizeof *plan);
   if (!plan)
     return -ENOMEM;
@@ -309,7 +261,7 @@ int udm_open_plan(const struct udm_open_request *req, struct udm_open_plan **out
     r = plan_tcrypt(req, plan, errmsg);
   if (r < 0) {
     if (r == -ENOMEM)
-      fail(errmsg, r, "out of memory");
+      vol_fail(errmsg, r, "out of memory");
     udm_open_plan_free(plan);
     return r;
   }

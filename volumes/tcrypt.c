@@ -31,6 +31,7 @@
 
 #include <udm/udm.h>
 
+#include "msg.h"
 #include "secure.h"
 #include "tcrypt.h"
 
@@ -119,41 +120,6 @@ struct udm_tcrypt_volume {
 
 /* ---- helpers ---- */
 
-static char *vformat(const char *fmt, va_list ap)
-{
-  va_list copy;
-  va_copy(copy, ap);
-  int n = vsnprintf(NULL, 0, fmt, copy);
-  va_end(copy);
-  char *s = n < 0 ? NULL : malloc((size_t)n + 1);
-  if (s)
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-  return s;
-}
-
-static char *format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *format(const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  char *s = vformat(fmt, ap);
-  va_end(ap);
-  return s;
-}
-
-static int fail(char **errmsg, int err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char **errmsg, int err, const char *fmt, ...)
-{
-  if (errmsg && !*errmsg) {
-    va_list ap;
-    va_start(ap, fmt);
-    *errmsg = vformat(fmt, ap);
-    va_end(ap);
-  }
-  return err;
-}
-
 static uint32_t be32(const uint8_t *p)
 {
   return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -222,7 +188,7 @@ static int pool_one_keyfile(uint8_t *pool, size_t pool_len, const char *path, ch
 {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    return fail(errmsg, -errno, "cannot open keyfile %s: %s", path, strerror(errno));
+    return vol_fail(errmsg, -errno, "cannot open keyfile %s: %s", path, strerror(errno));
   uint8_t *data = udm_secure_alloc(KEYFILE_MAX);
   if (!data) {
     close(fd);
@@ -235,7 +201,7 @@ static int pool_one_keyfile(uint8_t *pool, size_t pool_len, const char *path, ch
       int e = errno;
       close(fd);
       udm_secure_free(data);
-      return fail(errmsg, -e, "cannot read keyfile %s: %s", path, strerror(e));
+      return vol_fail(errmsg, -e, "cannot read keyfile %s: %s", path, strerror(e));
     }
     if (n == 0)
       break;
@@ -262,15 +228,15 @@ static int pool_keyfile(uint8_t *pool, size_t pool_len, const char *path, unsign
 {
   struct stat st;
   if (stat(path, &st) < 0)
-    return fail(errmsg, -errno, "keyfile %s: %s", path, strerror(errno));
+    return vol_fail(errmsg, -errno, "keyfile %s: %s", path, strerror(errno));
   if (!S_ISDIR(st.st_mode)) {
     if (++*count > MAX_KEYFILES)
-      return fail(errmsg, -E2BIG, "more than %d keyfiles", MAX_KEYFILES);
+      return vol_fail(errmsg, -E2BIG, "more than %d keyfiles", MAX_KEYFILES);
     return pool_one_keyfile(pool, pool_len, path, errmsg);
   }
   DIR *d = opendir(path);
   if (!d)
-    return fail(errmsg, -errno, "keyfile directory %s: %s", path, strerror(errno));
+    return vol_fail(errmsg, -errno, "keyfile directory %s: %s", path, strerror(errno));
   int r = 0;
   struct dirent *e;
   while (r == 0 && (e = readdir(d))) {
@@ -285,7 +251,7 @@ static int pool_keyfile(uint8_t *pool, size_t pool_len, const char *path, unsign
     snprintf(p, n, "%s/%s", path, e->d_name);
     if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) {
       if (++*count > MAX_KEYFILES)
-        r = fail(errmsg, -E2BIG, "more than %d keyfiles", MAX_KEYFILES);
+        r = vol_fail(errmsg, -E2BIG, "more than %d keyfiles", MAX_KEYFILES);
       else
         r = pool_one_keyfile(pool, pool_len, p, errmsg);
     }
@@ -439,27 +405,27 @@ static int check_layout(const char *path, const struct udm_tcrypt_params *prm,
                         const struct parsed *p, uint64_t dev_bytes, char **errmsg)
 {
   if (p->version < 3)
-    return fail(errmsg, -EOPNOTSUPP, "%s: TrueCrypt header version %u (before TrueCrypt 5) "
+    return vol_fail(errmsg, -EOPNOTSUPP, "%s: TrueCrypt header version %u (before TrueCrypt 5) "
                                      "is not supported", path, p->version);
   if (p->sector_size % 512 || p->sector_size == 0 || p->sector_size > 4096)
-    return fail(errmsg, -EOPNOTSUPP, "%s: unsupported sector size %u", path, p->sector_size);
+    return vol_fail(errmsg, -EOPNOTSUPP, "%s: unsupported sector size %u", path, p->sector_size);
   if (p->mk_offset % 512 || p->mk_size % 512 || p->mk_size == 0)
-    return fail(errmsg, -EINVAL, "%s: the header's encrypted area (offset %llu, size %llu) "
+    return vol_fail(errmsg, -EINVAL, "%s: the header's encrypted area (offset %llu, size %llu) "
                                  "is not sector aligned", path,
                 (unsigned long long)p->mk_offset, (unsigned long long)p->mk_size);
   if (p->mk_offset > dev_bytes || p->mk_size > dev_bytes - p->mk_offset)
-    return fail(errmsg, -EINVAL, "%s: the encrypted area (offset %llu, size %llu) runs past "
+    return vol_fail(errmsg, -EINVAL, "%s: the encrypted area (offset %llu, size %llu) runs past "
                                  "the end of the device (%llu bytes)", path,
                 (unsigned long long)p->mk_offset, (unsigned long long)p->mk_size,
                 (unsigned long long)dev_bytes);
   if (prm->system && !(p->flags & FLAG_SYSTEM))
-    return fail(errmsg, -EINVAL, "%s: the header in sector 62 is not a system-encryption "
+    return vol_fail(errmsg, -EINVAL, "%s: the header in sector 62 is not a system-encryption "
                                  "header", path);
   if (!prm->system && (p->flags & FLAG_SYSTEM))
-    return fail(errmsg, -EOPNOTSUPP, "%s: a system-encryption header; open the whole drive "
+    return vol_fail(errmsg, -EOPNOTSUPP, "%s: a system-encryption header; open the whole drive "
                                      "with --tcrypt-system", path);
   if (prm->system && p->mk_size != p->volume_size)
-    return fail(errmsg, -EOPNOTSUPP, "%s: the system encryption is incomplete (encrypted "
+    return vol_fail(errmsg, -EOPNOTSUPP, "%s: the system encryption is incomplete (encrypted "
                                      "%llu of %llu bytes); udm maps only whole areas", path,
                 (unsigned long long)p->mk_size, (unsigned long long)p->volume_size);
   return 0;
@@ -473,12 +439,12 @@ int udm_tcrypt_open(const char *path, const char *passphrase, size_t len,
   if (errmsg)
     *errmsg = NULL;
   if (prm->system && prm->hidden)
-    return fail(errmsg, -EOPNOTSUPP, "hidden system volumes are not supported");
+    return vol_fail(errmsg, -EOPNOTSUPP, "hidden system volumes are not supported");
   if (prm->pim && !prm->veracrypt)
-    return fail(errmsg, -EINVAL, "a PIM is a VeraCrypt parameter (use --type veracrypt)");
+    return vol_fail(errmsg, -EINVAL, "a PIM is a VeraCrypt parameter (use --type veracrypt)");
   size_t max_pass = prm->veracrypt && len > POOL_TC ? POOL_VC : POOL_TC;
   if (len > max_pass)
-    return fail(errmsg, -EINVAL, "Maximum TCRYPT passphrase length (%zu) exceeded.", max_pass);
+    return vol_fail(errmsg, -EINVAL, "Maximum TCRYPT passphrase length (%zu) exceeded.", max_pass);
 
   /* The password buffer: the passphrase added onto the keyfile pool. */
   uint8_t *pwd = udm_secure_alloc(POOL_VC);
@@ -505,12 +471,12 @@ int udm_tcrypt_open(const char *path, const char *passphrase, size_t len,
   vol->path = strdup(path);
   fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    r = fail(errmsg, -errno, "%s: %s", path, strerror(errno));
+    r = vol_fail(errmsg, -errno, "%s: %s", path, strerror(errno));
     goto out;
   }
   off_t end = lseek(fd, 0, SEEK_END);
   if (end < 0) {
-    r = fail(errmsg, -errno, "%s: cannot get the size", path);
+    r = vol_fail(errmsg, -errno, "%s: cannot get the size", path);
     goto out;
   }
   uint64_t size = (uint64_t)end;
@@ -528,7 +494,7 @@ int udm_tcrypt_open(const char *path, const char *passphrase, size_t len,
       where[nwhere++] = size - BACKUP_END;
   }
   if (size < where[0] + HDR_SIZE) {
-    r = fail(errmsg, -EINVAL, "%s is too small for a %s volume header (%llu bytes)", path,
+    r = vol_fail(errmsg, -EINVAL, "%s is too small for a %s volume header (%llu bytes)", path,
              prm->veracrypt ? "VeraCrypt" : "TrueCrypt", (unsigned long long)size);
     goto out;
   }
@@ -562,7 +528,7 @@ int udm_tcrypt_open(const char *path, const char *passphrase, size_t len,
     r = read_at(fd, where[w], hdr, sizeof hdr);
     if (r < 0) {
       if (w == 0) {
-        r = fail(errmsg, r, "%s: cannot read the volume header: %s", path,
+        r = vol_fail(errmsg, r, "%s: cannot read the volume header: %s", path,
                  r == -ENODATA ? "the device is truncated" : strerror(-r));
         goto out;
       }
@@ -576,14 +542,14 @@ int udm_tcrypt_open(const char *path, const char *passphrase, size_t len,
     used = w;
   }
   if (r == -EPERM) {
-    r = fail(errmsg, r, "No key available with this passphrase.");
+    r = vol_fail(errmsg, r, "No key available with this passphrase.");
     goto out;
   }
   r = check_layout(path, prm, &s.parsed, size, errmsg);
   if (r < 0)
     goto out;
   if (used > 0) {
-    vol->warning = format("%s: the %s header does not open (damaged?); using the backup "
+    vol->warning = vol_format("%s: the %s header does not open (damaged?); using the backup "
                           "header at the end of the device", path,
                           prm->hidden ? "hidden volume's" : "primary");
     if (!vol->warning) {
@@ -650,21 +616,6 @@ uint64_t udm_tcrypt_sectors(const struct udm_tcrypt_volume *vol)
   return vol->sectors;
 }
 
-static char *escape_path(const char *path)
-{
-  size_t n = strlen(path);
-  char *o = malloc(2 * n + 1), *w = o;
-  if (!o)
-    return NULL;
-  for (const char *p = path; *p; p++) {
-    if (*p == ' ' || *p == '\t' || *p == '\\')
-      *w++ = '\\';
-    *w++ = *p;
-  }
-  *w = '\0';
-  return o;
-}
-
 int udm_tcrypt_table(const struct udm_tcrypt_volume *vol, unsigned level, const char *lower,
                      unsigned flags, char **table)
 {
@@ -672,7 +623,7 @@ int udm_tcrypt_table(const struct udm_tcrypt_volume *vol, unsigned level, const 
   if (level >= n || (level + 1 < n && !lower))
     return -EINVAL;
   bool bottom = level + 1 == n;
-  char *dev = escape_path(bottom ? vol->path : lower);
+  char *dev = udm_table_escape(bottom ? vol->path : lower);
   size_t cap = (dev ? strlen(dev) : 0) + 256;
   char *t = malloc(cap);
   if (!dev || !t) {
