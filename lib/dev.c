@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <udm/driver.h>
+
 #include "internal.h"
 
 static char *msgf(const char *fmt, const char *a, const char *b)
@@ -103,4 +105,23 @@ int udm__dev_open(struct udm_ctx *ctx, struct udm_device *owner, const char *nam
              fmt, name, known ? known : "raw");
   free(known);
   return -EINVAL;
+}
+
+int udm_image_size(struct udm_ctx *ctx, const char *device, uint64_t *bytes)
+{
+  struct udm_dev *d;
+  char *msg = NULL;
+  pthread_mutex_lock(&ctx->lock);
+  int r = udm__dev_open(ctx, NULL, device, UDM_DEV_READ, true, &d, &msg);
+  if (r == 0) {
+    *bytes = d->size * UDM_SECTOR_SIZE;
+    d->ops->close(d);
+  }
+  pthread_mutex_unlock(&ctx->lock);
+  if (r < 0) {
+    udm__fail(-r, "%s: %s", device, msg ? msg : strerror(-r));
+    free(msg);
+    return -1;
+  }
+  return 0;
 }

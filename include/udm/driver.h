@@ -106,6 +106,13 @@ struct udm_image_driver {
   .struct_size = sizeof(struct udm_image_driver), \
   .api_version = UDM_IMAGE_DRIVER_API_VERSION
 
+/*
+ * Size in bytes of what a table would see through DEVICE (any table device
+ * argument: a path, FORMAT:PATH[?options], raw:..., udm:NAME), opened
+ * read-only.  For "udm create NAME --image SPEC" and similar tools.
+ */
+int udm_image_size(struct udm_ctx *ctx, const char *device, uint64_t *bytes);
+
 /* Register a driver in ctx (built-in drivers are registered by udm_ctx_new). */
 int udm_image_driver_register(struct udm_ctx *ctx, const struct udm_image_driver *drv);
 /* Load a driver from a shared object and register it. */

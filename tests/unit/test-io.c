@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <udm/driver.h>
 #include <udm/udm.h>
 
 #include "check.h"
@@ -251,6 +252,20 @@ static void readonly_devices_refuse_writes(void)
   drop(d);
 }
 
+static void image_size_reports_what_a_table_would_see(void)
+{
+  const char *f = scratch_file("sized.img", 3 * 65536 + 100, 0); /* tail ignored */
+  uint64_t bytes = 0;
+  CHECK(udm_image_size(ctx, f, &bytes) == 0 && bytes == 3 * 65536);
+  char t[512];
+  snprintf(t, sizeof t, "0 100 linear %s 0", f);
+  struct udm_device *d = make("sized", t, 0);
+  CHECK(udm_image_size(ctx, "udm:sized", &bytes) == 0 && bytes == 100 * 512);
+  CHECK(udm_image_size(ctx, "/nonexistent/x.img", &bytes) == -1 && errno == ENOENT);
+  CHECK_CONTAINS(udm_errmsg(), "/nonexistent/x.img: cannot open for reading");
+  drop(d);
+}
+
 int main(void)
 {
   scratch_init();
@@ -262,6 +277,7 @@ int main(void)
   unaligned_requests_are_read_modify_written();
   holes_are_reported_punched_and_zeroed();
   readonly_devices_refuse_writes();
+  image_size_reports_what_a_table_would_see();
   udm_ctx_free(ctx);
   scratch_cleanup();
   return check_summary("test-io");
