@@ -77,6 +77,12 @@ int verb_message(struct cli *c, struct cli_args *a);
 int verb_targets(struct cli *c, struct cli_args *a);
 int verb_version(struct cli *c, struct cli_args *a);
 int verb_uri(struct cli *c, struct cli_args *a);
+int verb_attach(struct cli *c, struct cli_args *a);
+int verb_detach(struct cli *c, struct cli_args *a);
+/* Ask udmd to attach NAME; its block device path into devpath.  Prints errors. */
+int cli_attach(struct cli *c, const char *name, char *devpath, size_t n);
+/* Ask udmd to detach NAME.  Prints errors. */
+int cli_detach(struct cli *c, const char *name);
 /* open.c: encrypted volumes */
 int verb_open(struct cli *c, struct cli_args *a);
 int verb_close(struct cli *c, struct cli_args *a);

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * udm run: captive mode, as nbdkit's --run.  A private udmd in a fresh
- * temporary runtime directory, the devices created, COMMAND run with $uri
- * and $UDM_RUNTIME_DIR set, then everything torn down.  The exit status is
- * COMMAND's (128+N when a signal N killed it).
+ * temporary runtime directory, the devices created (and attached as block
+ * devices with --attach NAME), COMMAND run with $uri, $dev and
+ * $UDM_RUNTIME_DIR set, then everything torn down: block devices first.
+ * The exit status is COMMAND's (128+N when a signal N killed it).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -124,6 +125,43 @@ static int create_devices(struct cli *c, struct run_table *t, int n, bool readon
   return 0;
 }
 
+/* Attach each named device; $dev is the first one's block device. */
+static int attach_devices(struct cli *c, char **names, int n, int *attached)
+{
+  for (int i = 0; i < n; i++) {
+    char devpath[256];
+    if (cli_attach(c, names[i], devpath, sizeof devpath) < 0)
+      return -1;
+    ++*attached;
+    if (i == 0)
+      setenv("dev", devpath, 1);
+  }
+  return 0;
+}
+
+/* Detach what was attached, on a new connection (the command has run). */
+static int detach_devices(struct cli *c, char **names, int n)
+{
+  if (n == 0)
+    return 0;
+  int fd = cli_connect_socket(c->dir);
+  if (fd < 0) {
+    cli_error("run: cannot reach the private udmd to detach: %s", strerror(-fd));
+    return -1;
+  }
+  if (cli_hello(fd) < 0) {
+    close(fd);
+    return -1;
+  }
+  c->fd = fd;
+  int r = 0;
+  for (int i = n; i-- > 0;)
+    if (cli_detach(c, names[i]) < 0)
+      r = -1;
+  cli_disconnect(c);
+  return r;
+}
+
 static int run_command(char **cmd)
 {
   pid_t pid = fork();
@@ -191,10 +229,13 @@ static void remove_runtime_dir(const char *dir)
 int verb_run(int argc, char **argv)
 {
   struct run_table *tables = calloc((size_t)argc + 1, sizeof *tables);
-  int ntables = 0, i;
+  char **attach = calloc((size_t)argc + 1, sizeof *attach);
+  int ntables = 0, nattach = 0, attached = 0, i;
   bool readonly = false;
-  if (!tables) {
+  if (!tables || !attach) {
     cli_error("out of memory");
+    free(tables);
+    free(attach);
     return EXIT_FAIL;
   }
   for (i = 0; i < argc; i++) {
@@ -207,8 +248,7 @@ int verb_run(int argc, char **argv)
     if (strcmp(w, "--table") == 0 || strcmp(w, "-t") == 0) {
       if (i + 1 == argc) {
         cli_error("run: --table needs NAME=TABLE");
-        free(tables);
-        return EXIT_USAGE;
+        goto usage;
       }
       spec = argv[++i];
     } else if (strncmp(w, "--table=", 8) == 0) {
@@ -216,18 +256,26 @@ int verb_run(int argc, char **argv)
     } else if (strcmp(w, "--readonly") == 0 || strcmp(w, "-r") == 0) {
       readonly = true;
       continue;
+    } else if (strcmp(w, "--attach") == 0 || strcmp(w, "-a") == 0) {
+      if (i + 1 == argc) {
+        cli_error("run: --attach needs the NAME of a device");
+        goto usage;
+      }
+      attach[nattach++] = argv[++i];
+      continue;
+    } else if (strncmp(w, "--attach=", 9) == 0) {
+      attach[nattach++] = (char *)w + 9;
+      continue;
     } else if (w[0] == '-') {
       cli_error("run: unknown option '%s' (see udm run --help)", w);
-      free(tables);
-      return EXIT_USAGE;
+      goto usage;
     } else {
       break; /* the command starts here */
     }
     const char *eq = strchr(spec, '=');
     if (!eq || eq == spec) {
       cli_error("run: --table '%s': expected NAME=TABLE", spec);
-      free(tables);
-      return EXIT_USAGE;
+      goto usage;
     }
     tables[ntables].name = strndup(spec, (size_t)(eq - spec));
     tables[ntables].text = eq + 1;
@@ -236,10 +284,7 @@ int verb_run(int argc, char **argv)
   char **cmd = argv + i;
   if (i >= argc) {
     cli_error("run: no command given; usage: udm run --table NAME=TABLE... -- COMMAND");
-    for (int k = 0; k < ntables; k++)
-      free(tables[k].name);
-    free(tables);
-    return EXIT_USAGE;
+    goto usage;
   }
 
   struct cli c = {.fd = -1};
@@ -254,7 +299,8 @@ int verb_run(int argc, char **argv)
   pid_t daemon = start_private_daemon(c.dir);
   if (daemon > 0) {
     int r = connect_private(&c, daemon);
-    if (r == 0 && create_devices(&c, tables, ntables, readonly) == 0) {
+    if (r == 0 && create_devices(&c, tables, ntables, readonly) == 0 &&
+        attach_devices(&c, attach, nattach, &attached) == 0) {
       cli_disconnect(&c);
       setenv("UDM_RUNTIME_DIR", c.dir, 1);
       if (ntables > 0) {
@@ -267,6 +313,9 @@ int verb_run(int argc, char **argv)
       status = run_command(cmd);
     }
     cli_disconnect(&c);
+    /* Before the daemon stops: a block device in use would be left to autoclear. */
+    if (r == 0 && detach_devices(&c, attach, attached) < 0 && status == 0)
+      status = EXIT_FAIL;
     if (r != -2)
       stop_daemon(daemon);
   }
@@ -275,5 +324,12 @@ out:
   for (int k = 0; k < ntables; k++)
     free(tables[k].name);
   free(tables);
+  free(attach);
   return status;
+usage:
+  for (int k = 0; k < ntables; k++)
+    free(tables[k].name);
+  free(tables);
+  free(attach);
+  return EXIT_USAGE;
 }

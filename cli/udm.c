@@ -16,6 +16,7 @@ static const struct cli_opt opts_create[] = {{"table", 0, true},
                                              {"readonly", 'r', false},
                                              {"uuid", 'u', true},
                                              {"notable", 'n', false},
+                                             {"attach", 'a', false},
                                              {NULL, 0, false}};
 static const struct cli_opt opts_remove[] = {{"force", 'f', false}, {NULL, 0, false}};
 static const struct cli_opt opts_load[] = {{"table", 0, true}, {NULL, 0, false}};
@@ -55,13 +56,17 @@ struct verb {
 
 static const struct verb verbs[] = {
     {"create", verb_create, opts_create, 1, 2,
-     "create NAME [--table TABLE | FILE] [-r|--readonly] [-u|--uuid UUID] [-n|--notable]",
+     "create NAME [--table TABLE | FILE] [-r|--readonly] [-u|--uuid UUID] [-n|--notable]\n"
+     "           [-a|--attach]",
      "Create device NAME and make TABLE (from --table, FILE, or standard input) its\n"
-     "live table.  With --notable the device is created without a table.\n"
+     "live table.  With --notable the device is created without a table.  With\n"
+     "--attach it is also attached as a kernel block device, whose path is printed\n"
+     "(the device is removed again if it cannot be attached).\n"
      "Example: udm create data --table '0 2048 linear /srv/disk.img 0'"},
     {"remove", verb_remove, opts_remove, 1, -1, "remove [-f|--force] NAME...",
-     "Remove devices.  An open device is refused unless --force, which first makes\n"
-     "its I/O fail.  A device used by another device's table is never removed.\n"
+     "Remove devices.  An open or attached device is refused unless --force, which\n"
+     "first detaches it and makes its I/O fail.  A device used by another device's\n"
+     "table is never removed.\n"
      "Example: udm remove data"},
     {"load", verb_load, opts_load, 1, 2, "load NAME [--table TABLE | FILE]",
      "Load TABLE as the inactive table of NAME; 'udm resume NAME' makes it live.\n"
@@ -96,6 +101,17 @@ static const struct verb verbs[] = {
     {"version", verb_version, opts_json, 0, 0, "version [--json]",
      "Print the versions of udm (library) and of the running udmd (driver).\n"
      "Example: udm version"},
+    {"attach", verb_attach, opts_none, 1, 1, "attach NAME",
+     "Attach device NAME as a kernel block device (a loop device over the file\n"
+     "RUNTIME/dev/NAME on Linux) and print its path; RUNTIME/block/NAME links to it.\n"
+     "Read-only devices give read-only block devices.\n"
+     "Example: mkfs.ext4 \"$(udm attach data)\""},
+    {"detach", verb_detach, opts_none, 1, 1, "detach NAME",
+     "Detach the block device of NAME.  A block device in use (mounted) is not\n"
+     "detached: it goes when its last user closes it, and detach fails saying so.\n"
+     "When udmd is not running, detaches what a dead daemon left attached to\n"
+     "RUNTIME/dev/NAME.\n"
+     "Example: umount /mnt && udm detach data"},
     {"uri", verb_uri, opts_none, 1, 1, "uri NAME",
      "Print the NBD URI of device NAME (nbd+unix:///NAME?socket=RUNTIME/nbd.sock).\n"
      "Example: nbdinfo \"$(udm uri data)\""},
@@ -116,11 +132,16 @@ static const struct verb verbs[] = {
 
 static const struct verb run_verb = {
     "run", NULL, opts_none, 0, -1,
-    "run --table NAME=TABLE [--table NAME=TABLE...] [-r|--readonly] -- COMMAND [ARG...]",
+    "run --table NAME=TABLE [--table NAME=TABLE...] [-r|--readonly] [-a|--attach NAME...]\n"
+    "           -- COMMAND [ARG...]",
     "Start a private udmd in a new temporary runtime directory, create the devices,\n"
     "run COMMAND with $uri (NBD URI of the first device) and $UDM_RUNTIME_DIR set,\n"
-    "then tear everything down.  Exits with COMMAND's status.\n"
-    "Example: udm run --table d='0 2048 zero' -- sh -c 'nbdinfo \"$uri\"'"};
+    "then tear everything down.  Exits with COMMAND's status.  --attach NAME (may be\n"
+    "repeated) attaches device NAME as a block device; $dev is the first one's path.\n"
+    "Block devices are detached after COMMAND, before the devices are removed.\n"
+    "Example: udm run --table d='0 2048 zero' -- sh -c 'nbdinfo \"$uri\"'\n"
+    "         udm run --table d='0 262144 linear /srv/disk.img 0' --attach d -- \\\n"
+    "             sh -c 'mkfs.ext4 -q \"$dev\"'"};
 
 static void usage(FILE *f)
 {

@@ -5,11 +5,15 @@
  * programs.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "platform.h"
 #include "runtime.h"
 
 /* Tables are read whole; the control protocol caps a message at 16 MiB. */
@@ -138,7 +142,160 @@ int verb_create(struct cli *c, struct cli_args *a)
     udm_msg_free(&req);
     return EXIT_FAIL;
   }
-  return simple(c, &req);
+  int status = simple(c, &req);
+  if (status != EXIT_OK || !cli_opt_set(a, "attach"))
+    return status;
+  /* As with a refused table, a device that cannot be attached is not left behind. */
+  char devpath[256];
+  if (cli_attach(c, name, devpath, sizeof devpath) < 0) {
+    struct udm_msg rm;
+    if (new_req(&rm, "remove", name) == 0 && udm_msg_add(&rm, "force", "1") == 0)
+      simple(c, &rm);
+    else
+      udm_msg_free(&rm);
+    return EXIT_FAIL;
+  }
+  puts(devpath);
+  return EXIT_OK;
+}
+
+int cli_attach(struct cli *c, const char *name, char *devpath, size_t n)
+{
+  struct udm_msg req, resp;
+  if (new_req(&req, "attach", name) < 0)
+    return -1;
+  int r = request(c, &req, &resp);
+  udm_msg_free(&req);
+  const char *dev = r == 0 ? udm_msg_get(&resp, "block_device") : NULL;
+  if (r == 0 && (!dev || !*dev)) {
+    cli_error("attach %s: udmd did not say which block device it attached", name);
+    r = -1;
+  }
+  if (r == 0)
+    snprintf(devpath, n, "%s", dev);
+  udm_msg_free(&resp);
+  return r;
+}
+
+int cli_detach(struct cli *c, const char *name)
+{
+  struct udm_msg req;
+  if (new_req(&req, "detach", name) < 0)
+    return -1;
+  return simple(c, &req) == EXIT_OK ? 0 : -1;
+}
+
+int verb_attach(struct cli *c, struct cli_args *a)
+{
+  char devpath[256];
+  if (cli_attach(c, a->pos[0], devpath, sizeof devpath) < 0)
+    return EXIT_FAIL;
+  puts(devpath);
+  return EXIT_OK;
+}
+
+/* ---- detach without a daemon: what a dead udmd left attached ---- */
+
+struct leftovers {
+  const char *name;
+  const char *dir;
+  unsigned detached, busy, failed;
+};
+
+static int detach_leftover(void *opaque, const char *devpath, const char *backing)
+{
+  struct leftovers *l = opaque;
+  int r = udm_platform_detach(devpath);
+  if (r == 0 || r == -ENXIO) {
+    cli_error("detach %s: udmd is not running on %s; detached %s, left attached to %s",
+              l->name, l->dir, devpath, backing);
+    l->detached++;
+  } else if (r == -EBUSY) {
+    cli_error("detach %s: udmd is not running on %s; %s is in use (mounted or open) and "
+              "will detach when its last user closes it",
+              l->name, l->dir, devpath);
+    l->busy++;
+  } else {
+    cli_error("detach %s: %s: %s", l->name, devpath, strerror(-r));
+    l->failed++;
+  }
+  return 0;
+}
+
+static int count_attached(void *opaque, const char *devpath, const char *backing)
+{
+  (void)devpath;
+  (void)backing;
+  ++*(unsigned *)opaque;
+  return 0;
+}
+
+/* Whether a udmd holds the lock of dir (alive, if not answering). */
+static bool daemon_alive(const char *dir)
+{
+  char path[PATH_MAX];
+  if (udm_runtime_path(path, sizeof path, dir, UDM_LOCK_FILE) < 0)
+    return false;
+  int fd = open(path, O_RDWR | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+  bool alive = fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+  close(fd);
+  return alive;
+}
+
+static int detach_offline(const char *dir, const char *name)
+{
+  char file[PATH_MAX], link[PATH_MAX], devdir[PATH_MAX], under[PATH_MAX];
+  if (snprintf(file, sizeof file, "%s/%s/%s", dir, UDM_DEV_DIR, name) >= (int)sizeof file ||
+      snprintf(link, sizeof link, "%s/block/%s", dir, name) >= (int)sizeof link ||
+      snprintf(under, sizeof under, "%s/%s/", dir, UDM_DEV_DIR) >= (int)sizeof under) {
+    cli_error("detach %s: the path is too long", name);
+    return EXIT_FAIL;
+  }
+  snprintf(devdir, sizeof devdir, "%s/%s", dir, UDM_DEV_DIR);
+  struct leftovers l = {.name = name, .dir = dir};
+  int r = udm_platform_foreach_attached(file, detach_leftover, &l);
+  if (r < 0) {
+    cli_error("detach %s: cannot list attached block devices: %s", name, strerror(-r));
+    return EXIT_FAIL;
+  }
+  if (l.detached + l.busy + l.failed == 0) {
+    cli_error("detach %s: udmd is not running on %s, and nothing is attached to %s", name,
+              dir, file);
+    return EXIT_FAIL;
+  }
+  unlink(link);
+  /* The last leftover gone and no daemon: clear the dead export's mount too. */
+  unsigned remaining = 0;
+  struct stat st;
+  if (stat(devdir, &st) < 0 && errno == ENOTCONN && !daemon_alive(dir) &&
+      udm_platform_foreach_attached(under, count_attached, &remaining) == 0 && remaining == 0)
+    udm_platform_unmount_stale(devdir);
+  return l.busy + l.failed ? EXIT_FAIL : EXIT_OK;
+}
+
+int verb_detach(struct cli *c, struct cli_args *a)
+{
+  const char *name = a->pos[0];
+  if (cli_runtime_dir(c) < 0)
+    return EXIT_FAIL;
+  /* No daemon is started for this: with none, its leftovers are detached here. */
+  int fd = cli_connect_socket(c->dir);
+  if (fd == -ENOENT || fd == -ECONNREFUSED)
+    return detach_offline(c->dir, name);
+  if (fd < 0) {
+    cli_error("cannot connect to udmd on %s/%s: %s", c->dir, UDM_CONTROL_SOCKET,
+              strerror(-fd));
+    return EXIT_FAIL;
+  }
+  if (cli_hello(fd) < 0) {
+    close(fd);
+    return EXIT_FAIL;
+  }
+  c->fd = fd;
+  return cli_detach(c, name) < 0 ? EXIT_FAIL : EXIT_OK;
 }
 
 int verb_remove(struct cli *c, struct cli_args *a)
@@ -372,6 +529,7 @@ static void info_record(struct cli_args *a, const struct udm_msg *m, unsigned fi
                        : inactive       ? "INACTIVE"
                                         : "None";
   const char *minor = field(m, first, end, "minor");
+  const char *blockdev = field(m, first, end, "block_device");
   if (cli_opt_set(a, "json")) {
     fputs(json_first ? "\n  {\"name\": " : ",\n  {\"name\": ", stdout);
     json_str(stdout, name);
@@ -381,13 +539,19 @@ static void info_record(struct cli_args *a, const struct udm_msg *m, unsigned fi
            "\"read_ahead\": %d, \"tables_present\": \"%s\", \"live_table\": %s, "
            "\"inactive_table\": %s, \"open_count\": %s, \"event_nr\": %s, "
            "\"major\": %d, \"minor\": %s, \"target_count\": %s, \"holders\": %s, "
-           "\"size\": %s}",
+           "\"size\": %s",
            suspended ? "SUSPENDED" : "ACTIVE", suspended ? "true" : "false",
            ro ? "true" : "false", UDM_CLI_READ_AHEAD, tables, live ? "true" : "false",
            inactive ? "true" : "false", field(m, first, end, "open_count"),
            field(m, first, end, "event_nr"), UDM_CLI_MAJOR, minor,
            field(m, first, end, "target_count"), field(m, first, end, "holders"),
            field(m, first, end, "size"));
+    fputs(", \"block_device\": ", stdout);
+    if (*blockdev)
+      json_str(stdout, blockdev);
+    else
+      fputs("null", stdout);
+    printf(", \"direct_io\": %s}", yes(m, first, end, "direct_io") ? "true" : "false");
     return;
   }
   printf("Name:              %s\n", name);
@@ -399,6 +563,8 @@ static void info_record(struct cli_args *a, const struct udm_msg *m, unsigned fi
   printf("Event number:      %s\n", field(m, first, end, "event_nr"));
   printf("Major, minor:      %d, %s\n", UDM_CLI_MAJOR, minor);
   printf("Number of targets: %s\n", field(m, first, end, "target_count"));
+  if (*blockdev)
+    printf("Block device:      %s\n", blockdev);
   if (*uuid)
     printf("UUID: %s\n", uuid);
   putchar('\n');

@@ -37,6 +37,7 @@ struct conn {
 
 struct udmd_control {
   struct udm_ctx *ctx;
+  struct udmd_attach *attach;
   char *path;
   int listen_fd;
   int wake[2]; /* written to stop the accepting thread */
@@ -74,7 +75,7 @@ static void *serve(void *opaque)
       close_after = udmd_ops_hello(&req, &resp) < 0;
       hello = !close_after;
     } else {
-      udmd_ops_handle(k->c->ctx, &req, &resp);
+      udmd_ops_handle(k->c->ctx, k->c->attach, &req, &resp);
     }
     udm_msg_free(&req);
     r = udm_msg_send(k->fd, &resp);
@@ -185,7 +186,8 @@ static void *acceptor(void *opaque)
   }
 }
 
-int udmd_control_new(struct udm_ctx *ctx, const char *path, struct udmd_control **out)
+int udmd_control_new(struct udm_ctx *ctx, struct udmd_attach *attach, const char *path,
+                     struct udmd_control **out)
 {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   if (strlen(path) >= sizeof sa.sun_path)
@@ -195,6 +197,7 @@ int udmd_control_new(struct udm_ctx *ctx, const char *path, struct udmd_control 
   if (!c)
     return -ENOMEM;
   c->ctx = ctx;
+  c->attach = attach;
   c->listen_fd = c->wake[0] = c->wake[1] = -1;
   pthread_mutex_init(&c->lock, NULL);
   int r = -ENOMEM;

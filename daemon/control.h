@@ -9,10 +9,16 @@
 
 #include <udm/udm.h>
 
+#include "attach.h"
+
 struct udmd_control;
 
-/* Listen on path (mode 0600; a stale socket there is replaced). */
-int udmd_control_new(struct udm_ctx *ctx, const char *path, struct udmd_control **out);
+/*
+ * Listen on path (mode 0600; a stale socket there is replaced).  The ops
+ * reach block devices through attach.
+ */
+int udmd_control_new(struct udm_ctx *ctx, struct udmd_attach *attach, const char *path,
+                     struct udmd_control **out);
 /* Start the accepting thread. */
 int udmd_control_start(struct udmd_control *c);
 /*

@@ -15,6 +15,7 @@
 
 struct op {
   struct udm_ctx *ctx;
+  struct udmd_attach *attach;
   const struct udm_msg *req;
   struct udm_msg payload;
   int err;
@@ -184,13 +185,14 @@ static int op_remove(struct op *o)
   struct udm_device *dev = lookup(o);
   if (!dev)
     return -1;
-  int r = udm_device_remove(dev, force ? UDM_REMOVE_FORCE : 0);
+  /* An attached device is detached first (force) or refused. */
+  int r = udmd_attach_remove(o->attach, dev, force, o->msg, sizeof o->msg);
   if (r < 0)
-    fail_lib(o);
+    o->err = -r;
   else
     udmd_log(LOG_INFO, "removed device %s", udm_device_name(dev));
   udm_device_unref(dev);
-  return r;
+  return r < 0 ? -1 : 0;
 }
 
 static int op_load(struct op *o)
@@ -237,9 +239,18 @@ static int op_resume(struct op *o)
   struct udm_device *dev = lookup(o);
   if (!dev)
     return -1;
+  uint64_t before = udm_device_size(dev);
   int r = udm_device_resume(dev);
   if (r < 0)
     fail_lib(o);
+  else if (udm_device_size(dev) != before) {
+    /* An attached block device follows a table that resizes the device. */
+    int e = udmd_attach_resized(o->attach, udm_device_name(dev), o->msg, sizeof o->msg);
+    if (e < 0) {
+      o->err = -e;
+      r = -1;
+    }
+  }
   udm_device_unref(dev);
   return r;
 }
@@ -312,12 +323,51 @@ static int info_of(struct op *o, struct udm_device *dev)
     r = udm_msg_addf(p, "size", "%llu", (unsigned long long)i.size);
   if (r == 0)
     r = udm_msg_addf(p, "minor", "%u", i.minor);
+  char blockdev[256] = "";
+  bool dio = false;
+  udmd_attach_lookup(o->attach, i.name, blockdev, sizeof blockdev, &dio);
+  if (r == 0)
+    r = udm_msg_add(p, "block_device", blockdev);
+  if (r == 0)
+    r = udm_msg_addf(p, "direct_io", "%d", dio ? 1 : 0);
   return r < 0 ? out_of_memory(o) : 0;
 }
 
 static int op_info(struct op *o)
 {
   return for_devices(o, info_of);
+}
+
+static int op_attach(struct op *o)
+{
+  const char *name = arg(o, "name");
+  if (!name)
+    return fail(o, EINVAL, "argument name is missing");
+  char devpath[256];
+  bool dio = false;
+  int r = udmd_attach_device(o->attach, name, devpath, sizeof devpath, &dio, o->msg,
+                             sizeof o->msg);
+  if (r < 0) {
+    o->err = -r;
+    return -1;
+  }
+  if (udm_msg_add(&o->payload, "block_device", devpath) < 0 ||
+      udm_msg_addf(&o->payload, "direct_io", "%d", dio ? 1 : 0) < 0)
+    return out_of_memory(o);
+  return 0;
+}
+
+static int op_detach(struct op *o)
+{
+  const char *name = arg(o, "name");
+  if (!name)
+    return fail(o, EINVAL, "argument name is missing");
+  int r = udmd_attach_detach(o->attach, name, o->msg, sizeof o->msg);
+  if (r < 0) {
+    o->err = -r;
+    return -1;
+  }
+  return 0;
 }
 
 static int op_message(struct op *o)
@@ -381,6 +431,8 @@ static const struct {
     {"status", op_status, {"name", "inactive"}},
     {"info", op_info, {"name"}},
     {"message", op_message, {"name", "sector", "message"}},
+    {"attach", op_attach, {"name"}},
+    {"detach", op_detach, {"name"}},
     {"targets", op_targets, {NULL}},
     {"version", op_version, {NULL}},
 };
@@ -420,9 +472,10 @@ void udmd_ops_error(struct udm_msg *resp, int err, const char *message)
   udm_msg_add(resp, "message", message);
 }
 
-void udmd_ops_handle(struct udm_ctx *ctx, const struct udm_msg *req, struct udm_msg *resp)
+void udmd_ops_handle(struct udm_ctx *ctx, struct udmd_attach *attach,
+                     const struct udm_msg *req, struct udm_msg *resp)
 {
-  struct op o = {.ctx = ctx, .req = req};
+  struct op o = {.ctx = ctx, .attach = attach, .req = req};
   udm_msg_init(&o.payload);
   const char *name = udm_msg_get(req, "op");
   unsigned i;

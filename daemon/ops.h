@@ -8,6 +8,7 @@
 
 #include <udm/udm.h>
 
+#include "attach.h"
 #include "protocol.h"
 
 /*
@@ -15,8 +16,12 @@
  * Returns 0 when the connection may go on, -1 when it must be closed.
  */
 int udmd_ops_hello(const struct udm_msg *req, struct udm_msg *resp);
-/* Answer one request into resp (status, errno, message, then the payload). */
-void udmd_ops_handle(struct udm_ctx *ctx, const struct udm_msg *req, struct udm_msg *resp);
+/*
+ * Answer one request into resp (status, errno, message, then the payload);
+ * attach, block devices and the FUSE export.
+ */
+void udmd_ops_handle(struct udm_ctx *ctx, struct udmd_attach *attach,
+                     const struct udm_msg *req, struct udm_msg *resp);
 /* Fill resp as a failure (for the transport's own errors). */
 void udmd_ops_error(struct udm_msg *resp, int err, const char *message);
 

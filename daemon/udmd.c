@@ -6,7 +6,8 @@
  *   control.sock  requests from udm (control.c, ops.c)
  *   nbd.sock      every device as an NBD export (nbd/), when compiled in
  *   udmd.lock     held while the daemon runs: one daemon per directory
- *   dev/          reserved for the FUSE export
+ *   dev/          the FUSE export: every device as a file dev/NAME
+ *   block/        block/NAME -> /dev/loopN for every attached device
  * Without -f it daemonises once the sockets accept connections, so that
  * whoever started it may connect as soon as it returns.
  */
@@ -23,6 +24,7 @@
 
 #include <udm/udm.h>
 
+#include "attach.h"
 #include "control.h"
 #include "log.h"
 #include "runtime.h"
@@ -320,11 +322,22 @@ int main(int argc, char **argv)
     fprintf(stderr, "udmd: %s\n", udm_errmsg());
     return 1;
   }
+  /*
+   * The FUSE export first: it marks this thread an I/O flusher before any
+   * other thread exists, and it must answer before a client can attach.
+   */
+  struct udmd_attach *attach = udmd_attach_new(ctx, dir);
+  if (!attach) {
+    fprintf(stderr, "udmd: out of memory\n");
+    udm_ctx_free(ctx);
+    return 1;
+  }
   struct udmd_control *control = NULL;
   udm_runtime_path(path, sizeof path, dir, UDM_CONTROL_SOCKET);
-  r = udmd_control_new(ctx, path, &control);
+  r = udmd_control_new(ctx, attach, path, &control);
   if (r < 0) {
     fprintf(stderr, "udmd: cannot listen on %s: %s\n", path, strerror(-r));
+    udmd_attach_free(attach);
     udm_ctx_free(ctx);
     return 1;
   }
@@ -332,6 +345,7 @@ int main(int argc, char **argv)
   struct udm_nbd_server *nbd = start_nbd(ctx, dir, o.nbd_tcp);
   if (!nbd) {
     udmd_control_free(control);
+    udmd_attach_free(attach);
     udm_ctx_free(ctx);
     return 1;
   }
@@ -355,6 +369,8 @@ int main(int argc, char **argv)
   udmd_log(LOG_INFO, "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
   udmd_control_free(control);
   udm_ctx_foreach_device(ctx, release_held_io, ctx);
+  /* Block devices go before the export, so that none is left over a dead file. */
+  udmd_attach_free(attach);
 #ifdef UDM_HAVE_NBD
   udm_nbd_server_free(nbd);
   udm_runtime_path(path, sizeof path, dir, UDM_NBD_SOCKET);

@@ -10,27 +10,65 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/udm-cli-$TEST.XXXXXX")
 export UDM_RUNTIME_DIR="$WORK/rt"
 T=10 # seconds any single step may take
 cd "$WORK" || exit 1
+# libfuse stops its workers with pthread_cancel, after which ASan's
+# sigaltstack interceptor reports stale stack poison (tests/fuse/meson.build).
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}use_sigaltstack=0"
+
+# Mount points under $WORK, innermost first; FUSE exports (fstype fuse.udm) or the rest.
+mounts_under_work() {
+  awk -v w="$WORK/" -v want="$1" 'index($2, w) == 1 &&
+    (($3 == "fuse.udm") == (want == "fuse")) { print $2 }' /proc/mounts | sort -r
+}
+
+# Loop devices whose backing file lies under $WORK (dead exports included).
+loops_under_work() {
+  local b
+  for b in /sys/block/loop*/loop/backing_file; do
+    [ -r "$b" ] || continue
+    case "$(cat "$b" 2>/dev/null)" in "$WORK"/*) b=${b#/sys/block/}; echo "/dev/${b%%/*}";; esac
+  done
+}
 
 cleanup() {
-  local lock pid
+  local status=$? lock pid m dev i
+  # Filesystems a failed test left mounted on its block devices go first.
+  for m in $(mounts_under_work fs); do timeout -k 5 30 umount -l "$m" 2>/dev/null; done
   for lock in "$WORK"/*/udmd.lock "$WORK"/rt/udmd.lock; do
     [ -f "$lock" ] || continue
     pid=$(cat "$lock" 2>/dev/null)
     [ -n "$pid" ] && kill "$pid" 2>/dev/null
   done
   [ -n "${DAEMON_PID:-}" ] && kill "$DAEMON_PID" 2>/dev/null
-  sleep 0.2
+  # A daemon detaches its block devices and unmounts its export on SIGTERM.
+  for i in $(seq 50); do
+    pid=
+    for lock in "$WORK"/*/udmd.lock "$WORK"/rt/udmd.lock; do
+      [ -f "$lock" ] || continue
+      pid=$(cat "$lock" 2>/dev/null)
+      [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && break
+      pid=
+    done
+    [ -z "$pid" ] && break
+    sleep 0.1
+  done
   for lock in "$WORK"/*/udmd.lock "$WORK"/rt/udmd.lock; do
     [ -f "$lock" ] || continue
     pid=$(cat "$lock" 2>/dev/null)
     [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
   done
+  for dev in $(loops_under_work); do timeout -k 5 30 losetup -d "$dev" 2>/dev/null; done
+  for m in $(mounts_under_work fuse); do timeout -k 5 30 umount -l "$m" 2>/dev/null; done
   rm -rf "$WORK"
+  exit $status
 }
 trap cleanup EXIT
 
 fail() {
   echo "FAIL ($TEST): $*" >&2
+  if [ -s "$WORK/udmd.log" ]; then
+    echo "--- the end of udmd's log:" >&2
+    tail -n 60 "$WORK/udmd.log" >&2
+  fi
   exit 1
 }
 
@@ -43,6 +81,51 @@ need() {
 }
 
 udm() { timeout "$T" "$UDM" "$@"; }
+
+# Block devices need root, /dev/fuse and loop devices: skip without them
+# (fail in CI, which has them).
+need_blockdev() {
+  local why=
+  [ "$(id -u)" = 0 ] || why="needs root (loop devices)"
+  [ -c /dev/fuse ] || why="no /dev/fuse"
+  [ -c /dev/loop-control ] || why="no /dev/loop-control"
+  [ -z "$why" ] && return
+  if [ "${CI:-}" = true ]; then echo "FAIL: $why"; exit 1; fi
+  echo "SKIP: $why"
+  exit 77
+}
+
+# Whether DEV is still a loop device bound to a file.
+loop_bound() {
+  [ -e "/sys/block/$(basename "$1")/loop/backing_file" ]
+}
+
+# A sparse file of SIZE (truncate's syntax).
+sparse() {
+  rm -f "$1"
+  truncate -s "$2" "$1"
+}
+
+# Allocated bytes of files, summed.
+allocated() {
+  local f sum=0
+  for f in "$@"; do sum=$((sum + $(stat -c %b "$f") * 512)); done
+  echo $sum
+}
+
+# A tree of files of known contents under DIR (SEED varies it); sums into FILE.
+make_tree() {
+  local dir=$1 sums=$2 seed=$3 i
+  mkdir -p "$dir/a/b" "$dir/c"
+  for i in $(seq 1 20); do make_file "$dir/a/f$i" $((i * 37 % 300 + 1)) "$seed.$i"; done
+  for i in 1 2 3; do make_file "$dir/a/b/g$i" $((i * 1024)) "$seed.g$i"; done
+  : >"$dir/c/empty"
+  (cd "$dir" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$sums"
+}
+
+check_tree() {
+  (cd "$1" && sha256sum --quiet -c "$2") || fail "checksums differ under $1"
+}
 
 # A python3 with the libnbd bindings (Debian's, even under pyenv), or skip.
 need_python_nbd() {
