@@ -17,6 +17,7 @@ static const struct cli_opt opts_create[] = {{"table", 0, true},
                                              {"uuid", 'u', true},
                                              {"notable", 'n', false},
                                              {"attach", 'a', false},
+                                             {"image", 'i', true},
                                              {NULL, 0, false}};
 static const struct cli_opt opts_remove[] = {{"force", 'f', false}, {NULL, 0, false}};
 static const struct cli_opt opts_load[] = {{"table", 0, true}, {NULL, 0, false}};
@@ -56,13 +57,16 @@ struct verb {
 
 static const struct verb verbs[] = {
     {"create", verb_create, opts_create, 1, 2,
-     "create NAME [--table TABLE | FILE] [-r|--readonly] [-u|--uuid UUID] [-n|--notable]\n"
-     "           [-a|--attach]",
+     "create NAME [--table TABLE | FILE | -i|--image FORMAT:PATH] [-r|--readonly]\n"
+     "           [-u|--uuid UUID] [-n|--notable] [-a|--attach]",
      "Create device NAME and make TABLE (from --table, FILE, or standard input) its\n"
      "live table.  With --notable the device is created without a table.  With\n"
      "--attach it is also attached as a kernel block device, whose path is printed\n"
-     "(the device is removed again if it cannot be attached).\n"
-     "Example: udm create data --table '0 2048 linear /srv/disk.img 0'"},
+     "(the device is removed again if it cannot be attached).  With --image the\n"
+     "table is a linear mapping of the whole image (qcow2:PATH, udmz:PATH, a raw\n"
+     "path; see 'udm image formats').\n"
+     "Example: udm create data --table '0 2048 linear /srv/disk.img 0'\n"
+     "         udm create vm --image qcow2:/srv/vm.qcow2 --readonly --attach"},
     {"remove", verb_remove, opts_remove, 1, -1, "remove [-f|--force] NAME...",
      "Remove devices.  An open or attached device is refused unless --force, which\n"
      "first detaches it and makes its I/O fail.  A device used by another device's\n"
