@@ -93,6 +93,7 @@ struct crypt {
   unsigned block_size, iv_size;
   unsigned sector_size, sector_shift; /* shift: log2(sector_size / 512) */
   unsigned opts;
+  bool xts_counting;       /* see xts_counting_ok() */
   atomic_bool key_valid;
   atomic_bool suspended;
   struct crypt_secret *secret;
@@ -820,6 +821,21 @@ static int check_cipher(struct udm_target *ti, struct crypt *cc, const char *cip
   return 0;
 }
 
+/*
+ * True when one libgcrypt XTS handle can do a whole run of crypt sectors
+ * after a single setiv: one key (so every sector uses the same handle) and
+ * a plain/plain64 IV that grows by one per crypt sector.  libgcrypt's XTS
+ * mode increments its 128-bit little-endian tweak after every data unit
+ * (documented in its manual), which is exactly the next sector's IV until
+ * the IV wraps; crypt_run() sets it again there.
+ */
+static bool xts_counting_ok(const struct crypt *cc)
+{
+  return !cc->cipher_null && cc->chain == CHAIN_XTS && cc->tfms_count == 1 &&
+         (cc->iv == IV_PLAIN64 || cc->iv == IV_PLAIN) &&
+         (cc->sector_size == 512 || (cc->opts & OPT_IV_LARGE_SECTORS));
+}
+
 static void crypt_dtr(struct udm_target *ti);
 
 /*
@@ -906,6 +922,7 @@ static int crypt_ctr(struct udm_target *ti, unsigned argc, char **argv)
   r = udm_get_device(ti, argv[3], UDM_DEV_READ | UDM_DEV_WRITE, &cc->dev);
   if (r < 0)
     goto fail;
+  cc->xts_counting = xts_counting_ok(cc);
   ti->num_flush_ios = 1;
   ti->num_discard_ios = (cc->opts & OPT_ALLOW_DISCARDS) ? 1 : 0;
   ti->num_write_zeroes_ios = 0; /* zeros must be encrypted: the core writes them */
@@ -1165,6 +1182,54 @@ static int crypt_one(struct crypt *cc, struct crypt_slot *sl, uint8_t *out,
   return 0;
 }
 
+/*
+ * Encrypt (out from in) or decrypt (in place: out == in) nr_sectors 512-byte
+ * sectors, a whole number of crypt sectors, the first at cc_sector (512-byte
+ * units, iv_offset included).
+ */
+static int crypt_run(struct crypt *cc, struct crypt_slot *sl, uint8_t *out,
+                     const uint8_t *in, uint64_t nr_sectors, uint64_t cc_sector,
+                     bool encrypt)
+{
+  uint64_t step = cc->sector_size >> SECTOR_SHIFT;
+  if (!cc->xts_counting) {
+    for (uint64_t s = 0; s < nr_sectors; s += step) {
+      int r = crypt_one(cc, sl, out + (s << SECTOR_SHIFT), in + (s << SECTOR_SHIFT),
+                        cc_sector + s, encrypt);
+      if (r < 0)
+        return r;
+    }
+    return 0;
+  }
+  /*
+   * One libgcrypt call per crypt sector is the floor: libgcrypt 1.10 has no
+   * multi-data-unit XTS call and no bulk ECB path, and computing the tweaks
+   * here around one bulk call over the whole run measured no faster (see
+   * docs/benchmarks.md, crypt).  The IV is a public sector number.
+   */
+  gcry_cipher_hd_t hd = sl->hd[0];
+  size_t len = cc->sector_size;
+  uint64_t iv_mask = cc->iv == IV_PLAIN ? 0xffffffffu : UINT64_MAX;
+  uint64_t iv_sector = cc_sector;
+  if (cc->opts & OPT_IV_LARGE_SECTORS)
+    iv_sector >>= cc->sector_shift;
+  for (uint64_t s = 0; s < nr_sectors; s += step, iv_sector++) {
+    gcry_error_t e = 0;
+    if (s == 0 || (iv_sector & iv_mask) == 0) { /* first, or the IV wrapped */
+      uint8_t iv[16] = {0};
+      put_le64(iv, iv_sector & iv_mask);
+      e = gcry_cipher_setiv(hd, iv, sizeof iv);
+    }
+    size_t at = (size_t)s << SECTOR_SHIFT;
+    if (!e)
+      e = encrypt ? gcry_cipher_encrypt(hd, out + at, len, in + at, len)
+                  : gcry_cipher_decrypt(hd, out + at, len, NULL, 0);
+    if (e)
+      return -EIO;
+  }
+  return 0;
+}
+
 static int crypt_write(struct crypt *cc, struct udm_io *io, uint64_t off)
 {
   const uint8_t *src = io->buf;
@@ -1178,10 +1243,7 @@ static int crypt_write(struct crypt *cc, struct udm_io *io, uint64_t off)
       slot_put(sl);
       return -ENOMEM;
     }
-    uint64_t step = cc->sector_size >> SECTOR_SHIFT;
-    for (uint64_t s = 0; s < n && r == 0; s += step)
-      r = crypt_one(cc, sl, sl->bounce + (s << SECTOR_SHIFT), src + (s << SECTOR_SHIFT),
-                    off + s + cc->iv_offset, true);
+    r = crypt_run(cc, sl, sl->bounce, src, n, off + cc->iv_offset, true);
     if (r == 0) {
       struct udm_io w = {
           .op = UDM_OP_WRITE,
@@ -1207,12 +1269,8 @@ static int crypt_read(struct crypt *cc, struct udm_io *io, uint64_t off)
   int r = udm_dev_submit(cc->dev, &rd);
   if (r < 0)
     return r;
-  uint8_t *p = io->buf;
-  uint64_t step = cc->sector_size >> SECTOR_SHIFT;
   struct crypt_slot *sl = slot_get(cc);
-  for (uint64_t s = 0; s < io->nr_sectors && r == 0; s += step)
-    r = crypt_one(cc, sl, p + (s << SECTOR_SHIFT), p + (s << SECTOR_SHIFT),
-                  off + s + cc->iv_offset, false);
+  r = crypt_run(cc, sl, io->buf, io->buf, io->nr_sectors, off + cc->iv_offset, false);
   slot_put(sl);
   return r;
 }

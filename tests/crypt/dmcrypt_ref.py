@@ -104,6 +104,7 @@ class DmCrypt:
         return self.key[t * self.sub:(t + 1) * self.sub]
 
     def _iv(self, t, iv_sector, plain=None):
+        iv_sector &= (1 << 64) - 1  # the kernel's sector + iv_offset is a u64
         n = self.iv_size
         m = self.ivmode
         if m in ("", "null") or n == 0:

@@ -28,6 +28,14 @@ CASES = [
     ("aes-xts-plain64", "aes-xts-plain64", 64, 512, False, 0, 0, 64, []),
     ("aes128-xts-plain64", "aes-xts-plain64", 32, 512, False, 0, 0, 16, []),
     ("aes-xts-plain", "aes-xts-plain", 64, 512, False, (1 << 32) - 8, 0, 16, []),
+    # The XTS fast path sets the IV once per run of sectors: the runs must
+    # restart where the IV wraps, and span more than one bounce buffer.
+    ("plain64-wrap", "aes-xts-plain64", 64, 512, False, (1 << 64) - 8, 0, 16, []),
+    ("plain-wrap-large", "aes-xts-plain", 64, 4096, True, (1 << 35) - 32, 0, 64, []),
+    ("plain64-wrap-large", "aes-xts-plain64", 64, 4096, True, (1 << 64) - 32, 0, 64, []),
+    ("xts-long-write", "aes-xts-plain64", 64, 512, False, 99, 1, 1100, []),
+    ("xts-long-4k", "aes-xts-plain64", 64, 4096, True, 800, 8, 1200, []),
+    ("xts-keycount2", "aes:2-xts-plain64", 128, 512, False, 3, 0, 40, []),
     ("aes-xts-plain64be", "aes-xts-plain64be", 64, 512, False, 0, 0, 16, []),
     ("aes-cbc-essiv-sha256", "aes-cbc-essiv:sha256", 32, 512, False, 0, 0, 32, []),
     ("aes-cbc-essiv-sha256-aes128", "aes-cbc-essiv:sha256", 16, 512, False, 0, 0, 16, []),
