@@ -35,6 +35,7 @@ struct nbd_conn {
   bool no_zeroes;
   bool structured;
   bool meta_allocation;    /* base:allocation selected */
+  bool meta_bad;           /* udm:bad selected */
   char *meta_export;       /* the export that selection was made for */
 
   /* The export, held open for the life of the connection. */

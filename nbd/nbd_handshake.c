@@ -163,8 +163,8 @@ static int opt_info_go(struct nbd_conn *c, uint32_t opt, const unsigned char *d,
     return r;
   }
   /* Block status applies only to the export the contexts were chosen for. */
-  if (c->meta_allocation && (!c->meta_export || strcmp(c->meta_export, devname) != 0))
-    c->meta_allocation = false;
+  if (!c->meta_export || strcmp(c->meta_export, devname) != 0)
+    c->meta_allocation = c->meta_bad = false;
   c->dev = dev;
   c->size = size;
   c->tflags = flags;
@@ -192,9 +192,8 @@ static int opt_export_name(struct nbd_conn *c, const unsigned char *d, uint32_t 
     udm_device_unref(dev);
     return r;
   }
-  if (c->meta_allocation &&
-      (!c->meta_export || strcmp(c->meta_export, udm_device_name(dev)) != 0))
-    c->meta_allocation = false;
+  if (!c->meta_export || strcmp(c->meta_export, udm_device_name(dev)) != 0)
+    c->meta_allocation = c->meta_bad = false;
   c->dev = dev;
   return 1;
 }
@@ -228,13 +227,13 @@ static int opt_list(struct nbd_conn *c, uint32_t len)
   return send_reply(c, NBD_OPT_LIST, NBD_REP_ACK, NULL, 0);
 }
 
-static int send_context(struct nbd_conn *c, uint32_t opt, uint32_t id)
+static int send_context(struct nbd_conn *c, uint32_t opt, uint32_t id, const char *name)
 {
-  static const char name[] = NBD_META_BASE_ALLOCATION;
-  unsigned char b[4 + sizeof name];
+  unsigned char b[4 + 64];
+  size_t n = strlen(name);
   nbd_put32(b, id);
-  memcpy(b + 4, name, sizeof name - 1);
-  return send_reply(c, opt, NBD_REP_META_CONTEXT, b, (uint32_t)(sizeof b - 1));
+  memcpy(b + 4, name, n);
+  return send_reply(c, opt, NBD_REP_META_CONTEXT, b, (uint32_t)(4 + n));
 }
 
 static bool query_is(const unsigned char *q, uint32_t qlen, const char *s)
@@ -242,13 +241,13 @@ static bool query_is(const unsigned char *q, uint32_t qlen, const char *s)
   return qlen == strlen(s) && memcmp(q, s, qlen) == 0;
 }
 
-/* NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT, base:allocation only. */
+/* NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT: base:allocation, udm:bad. */
 static int opt_meta(struct nbd_conn *c, uint32_t opt, const unsigned char *d,
                     uint32_t len)
 {
   bool set = opt == NBD_OPT_SET_META_CONTEXT;
   if (set) { /* a SET replaces the selection even when it fails */
-    c->meta_allocation = false;
+    c->meta_allocation = c->meta_bad = false;
     free(c->meta_export);
     c->meta_export = NULL;
   }
@@ -265,7 +264,8 @@ static int opt_meta(struct nbd_conn *c, uint32_t opt, const unsigned char *d,
     return send_error(c, opt, NBD_REP_ERR_TOO_BIG, "too many queries");
   /* Check the whole option before answering anything. */
   uint64_t pos = 8 + (uint64_t)namelen;
-  bool match = nq == 0 && !set;
+  /* LIST with no query lists every context; "base:" and "udm:" list a namespace. */
+  bool alloc = nq == 0 && !set, bad = nq == 0 && !set;
   for (uint32_t i = 0; i < nq; i++) {
     if (pos + 4 > len)
       return send_error(c, opt, NBD_REP_ERR_INVALID, "query overruns the option");
@@ -274,7 +274,9 @@ static int opt_meta(struct nbd_conn *c, uint32_t opt, const unsigned char *d,
       return send_error(c, opt, NBD_REP_ERR_INVALID, "query overruns the option");
     const unsigned char *q = d + pos + 4;
     if (query_is(q, ql, NBD_META_BASE_ALLOCATION) || (!set && query_is(q, ql, "base:")))
-      match = true;
+      alloc = true;
+    if (query_is(q, ql, NBD_META_UDM_BAD) || (!set && query_is(q, ql, "udm:")))
+      bad = true;
     pos += 4 + (uint64_t)ql;
   }
   if (pos != len)
@@ -287,12 +289,15 @@ static int opt_meta(struct nbd_conn *c, uint32_t opt, const unsigned char *d,
   if (!export_name)
     return -ENOMEM;
   int r = 0;
-  if (match)
-    r = send_context(c, opt, set ? 1 : 0);
+  if (alloc)
+    r = send_context(c, opt, set ? NBD_META_ID_ALLOCATION : 0, NBD_META_BASE_ALLOCATION);
+  if (bad && r == 0)
+    r = send_context(c, opt, set ? NBD_META_ID_BAD : 0, NBD_META_UDM_BAD);
   if (r == 0)
     r = send_reply(c, opt, NBD_REP_ACK, NULL, 0);
-  if (set && match && r == 0) {
-    c->meta_allocation = true;
+  if (set && (alloc || bad) && r == 0) {
+    c->meta_allocation = alloc;
+    c->meta_bad = bad;
     c->meta_export = export_name;
   } else {
     free(export_name);

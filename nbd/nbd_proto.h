@@ -105,6 +105,15 @@
 
 /* The one context of the base: namespace that udm serves. */
 #define NBD_META_BASE_ALLOCATION "base:allocation"
+/*
+ * udm's own context: bit 0 set where the image behind the export has bad
+ * blocks (reads there fail with EIO, or return the fill of ?bad=zero|fill).
+ */
+#define NBD_META_UDM_BAD "udm:bad"
+#define UDM_NBD_STATE_BAD (1u << 0)
+/* The ids SET_META_CONTEXT gives the two contexts. */
+#define NBD_META_ID_ALLOCATION 1u
+#define NBD_META_ID_BAD 2u
 
 /* Sizes udm advertises (NBD_INFO_BLOCK_SIZE) and enforces. */
 #define NBD_BLOCK_MIN       512u

@@ -36,7 +36,8 @@
 /* Error messages sent to the client are cut to this. */
 #define WHY_MAX 256u
 /* Largest reply header: a structured chunk plus an 8-byte offset. */
-#define HDR_MAX (NBD_STRUCTURED_SIZE + 8)
+/* Room for the largest reply head: two block-status chunk headers. */
+#define HDR_MAX (2 * (NBD_STRUCTURED_SIZE + 4))
 
 struct request {
   uint16_t flags;
@@ -58,7 +59,7 @@ struct worker {
   struct request rq[BATCH_MAX];
   unsigned char hdr[BATCH_MAX][HDR_MAX]; /* reply headers */
   char why[BATCH_MAX][WHY_MAX];          /* messages outlive udm_errmsg() */
-  struct iovec iov[2 * BATCH_MAX];
+  struct iovec iov[4 * BATCH_MAX]; /* block status: 2 chunks, 2 pieces each */
   int niov;
 };
 
@@ -219,8 +220,8 @@ static size_t data_need(const struct nbd_conn *c, const struct request *rq)
                : 0;
   case NBD_CMD_WRITE: /* the payload comes anyway */
     return rq->len <= NBD_PAYLOAD_MAX ? rq->len : 0;
-  case NBD_CMD_BLOCK_STATUS:
-    return 8u * EXTENTS_MAX;
+  case NBD_CMD_BLOCK_STATUS: /* one extent list per context */
+    return 2 * 8u * EXTENTS_MAX;
   default:
     return 0;
   }
@@ -315,7 +316,7 @@ static int check(struct nbd_conn *c, const struct request *rq, const char **why)
   case NBD_CMD_CACHE:
     break;
   case NBD_CMD_BLOCK_STATUS:
-    if (!c->meta_allocation) {
+    if (!c->meta_allocation && !c->meta_bad) {
       *why = "no metadata context was negotiated";
       return NBD_EINVAL;
     }
@@ -358,14 +359,16 @@ struct extent_list {
   unsigned n, max;
   uint64_t len;       /* bytes covered by the last pair */
   uint32_t flags;
+  bool bad;           /* udm:bad rather than base:allocation */
 };
 
 static int add_extent(void *opaque, uint64_t off, uint64_t len, unsigned flags)
 {
   (void)off; /* extents arrive in order and back to back */
   struct extent_list *l = opaque;
-  uint32_t f = ((flags & UDM_EXTENT_HOLE) ? NBD_STATE_HOLE : 0) |
-               ((flags & UDM_EXTENT_ZERO) ? NBD_STATE_ZERO : 0);
+  uint32_t f = l->bad ? ((flags & UDM_EXTENT_BAD) ? UDM_NBD_STATE_BAD : 0)
+                      : ((flags & UDM_EXTENT_HOLE) ? NBD_STATE_HOLE : 0) |
+                            ((flags & UDM_EXTENT_ZERO) ? NBD_STATE_ZERO : 0);
   if (l->n > 0 && f == l->flags) {
     l->len += len; /* the range asked for is below 4 GiB, so this fits */
     nbd_put32(l->out + 8 * (l->n - 1), (uint32_t)l->len);
@@ -381,30 +384,57 @@ static int add_extent(void *opaque, uint64_t off, uint64_t len, unsigned flags)
   return 0;
 }
 
-
-static void serve_block_status(struct worker *w, unsigned i)
+/* One list of extents for one context, into out (EXTENTS_MAX pairs). */
+static int collect_extents(struct nbd_conn *c, const struct request *rq, bool bad,
+                           unsigned char *out, unsigned *n)
 {
-  struct nbd_conn *c = w->c;
-  const struct request *rq = &w->rq[i];
   struct extent_list l = {
-      .out = w->buf + rq->data,
+      .out = out,
       .max = (rq->flags & NBD_CMD_FLAG_REQ_ONE) ? 1 : EXTENTS_MAX,
+      .bad = bad,
   };
   uint64_t len = rq->len < EXTENTS_BYTES_MAX ? rq->len : EXTENTS_BYTES_MAX;
-  if (udm_device_extents(c->dev, len, rq->off, add_extent, &l) < 0) {
-    reply_error(w, i, nbd_error(errno), udm_errmsg());
-    return;
-  }
-  if (l.n == 0) { /* nothing reported: say "data", which claims nothing */
+  if (udm_device_extents(c->dev, len, rq->off, add_extent, &l) < 0)
+    return -1;
+  if (l.n == 0) { /* nothing reported: flags 0, which claims nothing */
     nbd_put32(l.out, (uint32_t)len);
     nbd_put32(l.out + 4, 0);
     l.n = 1;
   }
-  unsigned char *h = w->hdr[i];
-  put_chunk(h, rq, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS, 4 + 8 * l.n);
-  nbd_put32(h + NBD_STRUCTURED_SIZE, 1); /* the id SET_META_CONTEXT gave */
-  add_iov(w, h, NBD_STRUCTURED_SIZE + 4);
-  add_iov(w, l.out, 8u * l.n);
+  *n = l.n;
+  return 0;
+}
+
+/* A block-status chunk per selected context; the last one ends the reply. */
+static void serve_block_status(struct worker *w, unsigned i)
+{
+  struct nbd_conn *c = w->c;
+  const struct request *rq = &w->rq[i];
+  const struct {
+    bool on;
+    bool bad;
+    uint32_t id;
+  } ctx[2] = {{c->meta_allocation, false, NBD_META_ID_ALLOCATION},
+              {c->meta_bad, true, NBD_META_ID_BAD}};
+  unsigned char *out[2] = {w->buf + rq->data, w->buf + rq->data + 8u * EXTENTS_MAX};
+  unsigned n[2] = {0, 0};
+  for (unsigned k = 0; k < 2; k++) {
+    if (ctx[k].on && collect_extents(c, rq, ctx[k].bad, out[k], &n[k]) < 0) {
+      reply_error(w, i, nbd_error(errno), udm_errmsg());
+      return;
+    }
+  }
+  unsigned last = ctx[1].on ? 1 : 0;
+  for (unsigned k = 0; k < 2; k++) {
+    if (!ctx[k].on)
+      continue;
+    unsigned char *h = w->hdr[i] + k * (NBD_STRUCTURED_SIZE + 4);
+    put_chunk(h, rq, k == last ? NBD_REPLY_FLAG_DONE : 0, NBD_REPLY_TYPE_BLOCK_STATUS,
+              4 + 8 * n[k]);
+    nbd_put32(h + NBD_STRUCTURED_SIZE, ctx[k].id);
+    add_iov(w, h, NBD_STRUCTURED_SIZE + 4);
+    add_iov(w, out[k], 8u * n[k]);
+  }
 }
 
 static void serve(struct worker *w, unsigned i)

@@ -96,8 +96,12 @@ need_blockdev() {
 }
 
 # Whether DEV is still a loop device bound to a file.
+# Only a binding to this test's files counts: tests run in parallel, and
+# another test may take the same /dev/loopN the moment it is freed.
 loop_bound() {
-  [ -e "/sys/block/$(basename "$1")/loop/backing_file" ]
+  local f="/sys/block/$(basename "$1")/loop/backing_file" b
+  b=$(cat "$f" 2>/dev/null) || return 1
+  case "$b" in "$WORK"/*) return 0 ;; *) return 1 ;; esac
 }
 
 # A sparse file of SIZE (truncate's syntax).
