@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -333,9 +334,31 @@ int udmd_attach_remove(struct udmd_attach *a, struct udm_device *dev, bool force
       udmd_log(LOG_WARNING, "remove -f %s: %s", name, why);
     r = 0;
   }
-  if (r == 0 && udm_device_remove(dev, force ? UDM_REMOVE_FORCE : 0) < 0) {
+  /*
+   * A client that has just gone (an NBD client that exited, a file closed a
+   * moment ago) may still hold the device open while its connection is torn
+   * down: wait for it, bounded (1 s), before refusing an open device.
+   */
+  for (unsigned tries = 0; r == 0; tries++) {
+    if (udm_device_remove(dev, force ? UDM_REMOVE_FORCE : 0) == 0)
+      break;
+    int e = udm_errno() ? udm_errno() : EIO;
     snprintf(msg, msgn, "%s", udm_errmsg());
-    r = udm_errno() ? -udm_errno() : -EIO;
+    struct udm_info info;
+    if (e != EBUSY || force || tries >= 20 || udm_device_info(dev, &info) < 0 ||
+        info.holders > 0 || info.open_count == 0) {
+      r = -e;
+      break;
+    }
+    pthread_mutex_unlock(&a->lock);
+    struct timespec pause = {0, 50 * 1000000L};
+    nanosleep(&pause, NULL);
+    pthread_mutex_lock(&a->lock);
+    if ((at = live(a, name, &prev))) { /* attached meanwhile */
+      snprintf(msg, msgn, "remove %s: the device is attached at %s (udm detach %s "
+               "first, or remove -f)", name, at->devpath, name);
+      r = -EBUSY;
+    }
   }
   pthread_mutex_unlock(&a->lock);
   return r;

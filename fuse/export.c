@@ -699,18 +699,41 @@ static void *session_thread(void *opaque)
  * cannot exist is cheap and never cached.  If the connection is already
  * gone the loop has ended by itself.
  */
+/* A wake-up request into our own mount: see stop_session. */
+static void *wake_loop(void *arg)
+{
+  struct stat st;
+  (void)lstat(arg, &st);
+  free(arg);
+  return NULL;
+}
+
+/*
+ * End the session loop.  fuse_session_exit only sets a flag: the workers
+ * notice it when a request arrives, so we send one (an lstat of a name that
+ * does not exist).  It is sent from a detached thread that owns its path:
+ * if the loop ends just before that request is read, nobody answers it, and
+ * it waits until fuse_session_unmount closes the connection (which fails
+ * it).  Sent from this thread, it would hang the daemon's shutdown.
+ */
 static void stop_session(struct udm_fuse *f)
 {
   size_t len = strlen(f->dir) + sizeof "/" STOP_NAME;
-  char *path = malloc(len);
+  unsigned wakers = 0;
   fuse_session_exit(f->se);
   pthread_mutex_lock(&f->lock);
   while (!f->loop_done) {
     pthread_mutex_unlock(&f->lock);
-    struct stat st;
+    char *path = wakers < 50 ? malloc(len) : NULL;
+    pthread_t t;
     if (path) {
       snprintf(path, len, "%s/%s", f->dir, STOP_NAME);
-      (void)lstat(path, &st);
+      if (pthread_create(&t, NULL, wake_loop, path) == 0) {
+        pthread_detach(t);
+        wakers++;
+      } else {
+        free(path);
+      }
     }
     pthread_mutex_lock(&f->lock);
     struct timespec deadline = deadline_in(100);
@@ -718,7 +741,6 @@ static void stop_session(struct udm_fuse *f)
       pthread_cond_timedwait(&f->cond, &f->lock, &deadline);
   }
   pthread_mutex_unlock(&f->lock);
-  free(path);
   pthread_join(f->thread, NULL);
   f->have_thread = false;
 }

@@ -161,7 +161,7 @@ def luks_tests():
         check(name + " open --key-file --readonly", rc == 0, err)
         check(name + " reads back", dev_read("ro")[:len(data)] == data)
         check(name + " readonly refuses writes", dev_write("ro", b"x" * 4096) != 0)
-        udm("close", "ro")
+        check(name + " closes right after a failed client write", udm("close", "ro")[0] == 0)
         check(name + " readonly left the volume alone", sha(img) == before)
         expect_refused(name + " wrong passphrase", "No key available with this passphrase.",
                        ["open", img, "w"], stdin=b"battery staple\n", vol=img)
