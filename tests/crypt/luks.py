@@ -5,6 +5,7 @@ udm's volumes/luks.c: volume keys cross-checked with cryptsetup's own dump,
 data written by the tools read back through udm's crypt target and the other
 way round, and bad input refused with clear messages."""
 import os
+import time
 import re
 import shutil
 import subprocess
@@ -148,11 +149,12 @@ def main(tmp):
     # qemu-img times PBKDF2 with the thread's CPU clock, which this kind of VM
     # sometimes reports too coarsely ("Unable to get accurate CPU usage"):
     # making the volume is the precondition, so try it a few times.
-    for _ in range(10):
+    for _ in range(40):
         made = sh("qemu-img", "create", "-f", "luks", *secret, "-o",
                   "key-secret=s0,iter-time=10", img, "8M")
         if made.returncode == 0:
             break
+        time.sleep(0.1)
     check("qemu-img makes a LUKS volume", made.returncode == 0, made.stderr)
     opts = "driver=luks,key-secret=s0,file.filename=" + img
     r = sh("qemu-io", *secret, "--image-opts", opts, "-c", "write -P 0xa5 4096 1M")

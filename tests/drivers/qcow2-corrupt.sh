@@ -68,22 +68,19 @@ read_fails compressed-garbage zstd "does not decompress"
 read_fails truncated-data plain "past the end of the file"
 
 # Encrypted images are refused, never read as ciphertext.
-# qemu-img times PBKDF2 with the thread's CPU clock, which this kind of VM
-# sometimes reports too coarsely ("Unable to get accurate CPU usage"):
-# the image is the precondition, so try a few times.
-made=
-for _ in 1 2 3 4 5 6 7 8 9 10; do
-  if qemu-img create -q -f qcow2 --object secret,id=s0,data=hunter2 \
-      -o encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10 \
-      "$tmp/luks.qcow2" 1M 2>/dev/null; then
-    made=1
-    break
-  fi
+# The driver refuses by the header's crypt_method (offset 32: 1 = AES, 2 =
+# LUKS).  qemu-img's own encrypted images need a PBKDF2 timing run that this
+# kind of VM often cannot do ("Unable to get accurate CPU usage"), so the
+# fixtures are qemu-img images with that field set, which is all it reads.
+qemu-img create -q -f qcow2 "$tmp/enc-base.qcow2" 1M
+for method in 1 2; do
+  cp "$tmp/enc-base.qcow2" "$tmp/enc-$method.qcow2"
+  printf "\\x00\\x00\\x00\\x0$method" |
+    dd of="$tmp/enc-$method.qcow2" bs=1 seek=32 conv=notrunc status=none
+  msg=$("$IMAGE_DUMP" --expect-load-error --table "0 2048 linear qcow2:$tmp/enc-$method.qcow2 0") ||
+    fail "an encrypted image (crypt_method $method) loaded"
+  echo "$msg" | grep -q "encrypted" || fail "encrypted ($method): '$msg'"
+  echo "ok: crypt_method $method: $msg"
 done
-[ -n "$made" ] || fail "qemu-img could not make an encrypted image"
-msg=$("$IMAGE_DUMP" --expect-load-error --table "0 2048 linear qcow2:$tmp/luks.qcow2 0") ||
-  fail "an encrypted image loaded"
-echo "$msg" | grep -q "encrypted" || fail "encrypted: '$msg'"
-echo "ok: luks: $msg"
 # (not kept as a seed: its LUKS header makes it 2 MiB)
 echo PASS
