@@ -691,14 +691,6 @@ int udm_luks_table(const struct udm_luks_volume *vol, unsigned flags, char **tab
   return 0;
 }
 
-void udm_luks_free_table(char *table)
-{
-  if (table) {
-    udm_wipe(table, strlen(table));
-    free(table);
-  }
-}
-
 void udm_luks_free(struct udm_luks_volume *vol)
 {
   if (!vol)

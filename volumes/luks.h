@@ -34,10 +34,9 @@ const uint8_t *udm_luks_volume_key(const struct udm_luks_volume *vol, size_t *le
  * The table for the opened volume, one line per segment, in dmsetup syntax.
  * flags: UDM_TABLE_SHOWKEYS (from <udm/udm.h>) puts the key in; otherwise
  * it is zeros (as "dmsetup table" shows it).  *table is malloc'd; when it
- * holds the key, free it with udm_luks_free_table (which wipes it).
+ * holds the key, free it with udm_wipe_free_str (secure.h, which wipes it).
  */
 int udm_luks_table(const struct udm_luks_volume *vol, unsigned flags, char **table);
-void udm_luks_free_table(char *table);
 
 /* Wipe the key and free everything. */
 void udm_luks_free(struct udm_luks_volume *vol);

@@ -96,7 +96,7 @@ static int plan_luks(const struct udm_open_request *req, struct udm_open_plan *p
     table = NULL;
   }
 out:
-  udm_luks_free_table(table);
+  udm_wipe_free_str(table);
   free(uuid);
   udm_luks_free(vol);
   return r;
@@ -138,7 +138,7 @@ static int plan_tcrypt(const struct udm_open_request *req, struct udm_open_plan 
     if (r == 0)
       r = add_device(plan, name, uuid, table);
     else
-      udm_tcrypt_free_table(table);
+      udm_wipe_free_str(table);
     free(name);
     free(lower);
     free(uuid);

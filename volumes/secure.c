@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -35,4 +37,12 @@ void udm_secure_free(void *p)
   udm_wipe(m, total);
   munlock(m, total);
   munmap(m, total);
+}
+
+void udm_wipe_free_str(char *s)
+{
+  if (s) {
+    udm_wipe(s, strlen(s));
+    free(s);
+  }
 }

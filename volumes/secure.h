@@ -12,5 +12,7 @@
 void *udm_secure_alloc(size_t len); /* zeroed; NULL on failure */
 void udm_secure_free(void *p);      /* wipes; NULL is fine */
 void udm_wipe(void *p, size_t n);   /* not optimised away */
+/* Wipe and free a string that holds key material (a crypt table); NULL is fine. */
+void udm_wipe_free_str(char *s);
 
 #endif

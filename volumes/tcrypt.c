@@ -645,14 +645,6 @@ int udm_tcrypt_table(const struct udm_tcrypt_volume *vol, unsigned level, const 
   return 0;
 }
 
-void udm_tcrypt_free_table(char *table)
-{
-  if (table) {
-    udm_wipe(table, strlen(table));
-    free(table);
-  }
-}
-
 void udm_tcrypt_free(struct udm_tcrypt_volume *vol)
 {
   if (!vol)

@@ -51,11 +51,10 @@ uint64_t udm_tcrypt_sectors(const struct udm_tcrypt_volume *vol);
  * LOWER names the device below for levels above the bottom (e.g.
  * "udm:NAME_1"); it is ignored for the bottom level, which maps PATH.
  * flags: UDM_TABLE_SHOWKEYS puts the key in, otherwise zeros.  Free the
- * result with udm_tcrypt_free_table (which wipes it).
+ * result with udm_wipe_free_str (secure.h, which wipes it).
  */
 int udm_tcrypt_table(const struct udm_tcrypt_volume *vol, unsigned level, const char *lower,
                      unsigned flags, char **table);
-void udm_tcrypt_free_table(char *table);
 
 void udm_tcrypt_free(struct udm_tcrypt_volume *vol);
 

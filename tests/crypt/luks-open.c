@@ -15,6 +15,7 @@
 #include <udm/udm.h>
 
 #include "luks.h"
+#include "secure.h"
 
 int main(int argc, char **argv)
 {
@@ -53,7 +54,7 @@ int main(int argc, char **argv)
     if (udm_luks_table(vol, flags, &t) < 0)
       return 1;
     printf("%s\n", t);
-    udm_luks_free_table(t);
+    udm_wipe_free_str(t);
   }
   udm_luks_free(vol);
   return 0;
