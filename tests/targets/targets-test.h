@@ -19,37 +19,10 @@
 
 #include <udm/udm.h>
 
-static int failures;
+#include "../unit/check.h" /* CHECK, CHECK_STR, CHECK_CONTAINS, check_failures */
+
 static struct udm_ctx *ctx;
 static char scratch[256];
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                              \
-    }                                                                          \
-  } while (0)
-
-#define CHECK_STR(got, want)                                                   \
-  do {                                                                         \
-    const char *g_ = (got), *w_ = (want);                                      \
-    if (!g_ || strcmp(g_, w_) != 0) {                                          \
-      fprintf(stderr, "%s:%d: got  \"%s\"\n%s:%d: want \"%s\"\n", __FILE__,    \
-              __LINE__, g_ ? g_ : "(null)", __FILE__, __LINE__, w_);           \
-      failures++;                                                              \
-    }                                                                          \
-  } while (0)
-
-#define CHECK_CONTAINS(got, frag)                                              \
-  do {                                                                         \
-    const char *g_ = (got), *f_ = (frag);                                      \
-    if (!g_ || !strstr(g_, f_)) {                                              \
-      fprintf(stderr, "%s:%d: \"%s\" does not contain \"%s\"\n", __FILE__,     \
-              __LINE__, g_ ? g_ : "(null)", f_);                               \
-      failures++;                                                              \
-    }                                                                          \
-  } while (0)
 
 /* Print what a test proved, so the log reads as a list of behaviours. */
 static inline void checked(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -86,8 +59,8 @@ static inline int finish(const char *name)
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
   if (system(cmd) != 0)
     fprintf(stderr, "could not remove %s\n", scratch);
-  if (failures) {
-    fprintf(stderr, "%s: %d check(s) failed\n", name, failures);
+  if (check_failures) {
+    fprintf(stderr, "%s: %d check(s) failed\n", name, check_failures);
     return 1;
   }
   printf("%s: all checks passed\n", name);
@@ -223,7 +196,7 @@ static inline void check_round_trip(struct udm_device *d)
     return;
   if (udm_table_load(again, t) < 0 || udm_device_resume(again) < 0) {
     fprintf(stderr, "round trip of '%s' failed: %s\n", t, udm_errmsg());
-    failures++;
+    check_failures++;
   } else {
     char *t2 = table_of(again);
     CHECK_STR(t2, t);
@@ -239,7 +212,7 @@ static inline char *message_ok(struct udm_device *d, const char *msg)
   char *reply = NULL;
   if (udm_device_message(d, 0, msg, &reply) < 0) {
     fprintf(stderr, "message '%s' failed: %s\n", msg, udm_errmsg());
-    failures++;
+    check_failures++;
     return strdup("");
   }
   return reply;

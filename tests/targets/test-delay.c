@@ -143,7 +143,7 @@ static int wait_held(struct udm_device *d, unsigned r, unsigned w, unsigned f)
     nanosleep(&pause, NULL);
   }
   fprintf(stderr, "requests never became held (%u %u %u wanted)\n", r, w, f);
-  failures++;
+  check_failures++;
   return 0;
 }
 
