@@ -10,32 +10,13 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-serve=${UDM_NBD_SERVE:-}
+. "$here/lib.sh"
 rounds=3
 runtime=4
 size_mb=512
-while [ $# -gt 0 ]; do
-  case $1 in
-    --serve) serve=$2; shift 2 ;;
-    --rounds) rounds=$2; shift 2 ;;
-    --runtime) runtime=$2; shift 2 ;;
-    --size-mb) size_mb=$2; shift 2 ;;
-    *) echo "usage: $0 [--serve PATH] [--rounds N] [--runtime S] [--size-mb N]" >&2
-       exit 2 ;;
-  esac
-done
-if [ -z "$serve" ]; then
-  for b in build-open build-nbd build; do
-    if [ -x "$here/../$b/tests/nbd/udm-nbd-serve" ]; then
-      serve=$here/../$b/tests/nbd/udm-nbd-serve
-      break
-    fi
-  done
-fi
-[ -x "$serve" ] || { echo "$0: no udm-nbd-serve; build it or pass --serve" >&2; exit 2; }
-for t in fio nbdkit python3 cryptsetup; do
-  command -v $t >/dev/null || { echo "$0: $t is not installed" >&2; exit 2; }
-done
+bench_options "$@"
+bench_find serve tests/nbd/udm-nbd-serve
+bench_need fio nbdkit python3 cryptsetup
 
 work=$(mktemp -d /dev/shm/udm-bench-crypt.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -82,32 +63,8 @@ for round in $(seq 1 "$rounds"); do
     set -- $job
     name=$1; shift
     for server in crypt linear nbdkit_luks; do
-      json=$("run_$server" "$name" "$@")
-      printf '%s' "$json" | python3 -c '
-import json, sys
-text = sys.stdin.read()
-d = json.loads(text[text.find("{"):])
-j = d["jobs"][0]
-io = j["write"] if j["write"]["io_bytes"] > j["read"]["io_bytes"] else j["read"]
-print(sys.argv[1], sys.argv[2], io["iops"], io["bw"] / 1024.0)
-' "$name" "$server" >> "$results"
-      tail -1 "$results" | awk -v r="$round" \
-        '{printf "round %s  %-18s %-12s %10.0f IOPS %9.1f MiB/s\n", r, $1, $2, $3, $4}'
+      "run_$server" "$name" "$@" | bench_record "$name" "$server"
     done
   done
 done
-
-python3 - "$results" <<'PY'
-import statistics, sys
-rows = [l.split() for l in open(sys.argv[1])]
-jobs = []
-for r in rows:
-    if r[0] not in jobs:
-        jobs.append(r[0])
-med = lambda j, s: statistics.median(float(r[3]) for r in rows if r[0] == j and r[1] == s)
-print("\n%-18s %12s %12s %12s %10s %10s" % ("job (MiB/s)", "crypt", "linear", "nbdkit-luks",
-                                           "crypt/lin", "crypt/luks"))
-for j in jobs:
-    c, l, n = med(j, "crypt"), med(j, "linear"), med(j, "nbdkit_luks")
-    print("%-18s %12.1f %12.1f %12.1f %9.0f%% %9.1fx" % (j, c, l, n, 100 * c / l, c / n))
-PY
+bench_report crypt linear nbdkit_luks -- crypt/linear crypt/nbdkit_luks

@@ -11,31 +11,14 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-serve=${UDM_NBD_SERVE:-}
-udm_image=${UDM_IMAGE:-}
+. "$here/lib.sh"
 rounds=2
 runtime=6
 size_mb=512
-while [ $# -gt 0 ]; do
-  case $1 in
-    --serve) serve=$2; shift 2 ;;
-    --udm-image) udm_image=$2; shift 2 ;;
-    --rounds) rounds=$2; shift 2 ;;
-    --runtime) runtime=$2; shift 2 ;;
-    --size-mb) size_mb=$2; shift 2 ;;
-    *) echo "usage: $0 [--serve PATH] [--udm-image PATH] [--rounds N] [--runtime S] [--size-mb N]" >&2
-       exit 2 ;;
-  esac
-done
-for b in build-drivers build; do
-  [ -z "$serve" ] && [ -x "$here/../$b/tests/nbd/udm-nbd-serve" ] && serve=$here/../$b/tests/nbd/udm-nbd-serve
-  [ -z "$udm_image" ] && [ -x "$here/../$b/drivers/udm-image/udm-image" ] && udm_image=$here/../$b/drivers/udm-image/udm-image
-done
-[ -x "$serve" ] || { echo "$0: no udm-nbd-serve; build it or pass --serve" >&2; exit 2; }
-[ -x "$udm_image" ] || { echo "$0: no udm-image; build it or pass --udm-image" >&2; exit 2; }
-for t in fio qemu-img qemu-nbd python3; do
-  command -v $t >/dev/null || { echo "$0: $t is not installed" >&2; exit 2; }
-done
+bench_options "$@"
+bench_find serve tests/nbd/udm-nbd-serve
+bench_find udm_image drivers/udm-image/udm-image
+bench_need fio qemu-img qemu-nbd python3
 
 work=$(mktemp -d /dev/shm/udm-image-bench.XXXXXX)
 qpid=
