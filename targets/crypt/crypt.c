@@ -31,6 +31,7 @@
 #include <udm/target.h>
 
 #include "crypt_iv.h"
+#include "xts_accel.h"
 
 #define SECTOR_SHIFT 9
 #define BOUNCE_BYTES (256u * 1024u)
@@ -63,6 +64,7 @@ struct crypt_secret {
   uint8_t tcw_whitening[TCW_WHITENING_SIZE];
   struct udm_gf128 lrw_key[MAX_TFMS];
   struct udm_gf128 (*lrw_inc)[128]; /* per tfm: K2 * (2^(k+1) - 1) */
+  struct xts_accel *accel;          /* expanded AES-XTS keys, when cc->accel */
   uint8_t *key;                     /* key_size bytes */
 };
 
@@ -94,6 +96,7 @@ struct crypt {
   unsigned sector_size, sector_shift; /* shift: log2(sector_size / 512) */
   unsigned opts;
   bool xts_counting;       /* see xts_counting_ok() */
+  bool accel;              /* runs go to xts_accel (see xts_accel.h) */
   atomic_bool key_valid;
   atomic_bool suspended;
   struct crypt_secret *secret;
@@ -128,10 +131,13 @@ static void wipe(void *p, size_t n)
     *v++ = 0;
 }
 
-static struct crypt_secret *secret_alloc(unsigned key_size, unsigned tfms, bool lrw)
+static struct crypt_secret *secret_alloc(unsigned key_size, unsigned tfms, bool lrw, bool accel)
 {
   size_t lrw_bytes = lrw ? (size_t)tfms * 128 * sizeof(struct udm_gf128) : 0;
-  size_t len = sizeof(struct crypt_secret) + lrw_bytes + key_size + 1;
+  /* The accelerated keys first, 64-byte aligned; the mapping is page-aligned. */
+  size_t accel_at = (sizeof(struct crypt_secret) + 63) / 64 * 64;
+  size_t accel_bytes = accel ? udm_xts_accel_size() : 0;
+  size_t len = accel_at + accel_bytes + lrw_bytes + key_size + 1;
   long page = sysconf(_SC_PAGESIZE);
   if (page <= 0)
     page = 4096;
@@ -147,7 +153,11 @@ static struct crypt_secret *secret_alloc(unsigned key_size, unsigned tfms, bool 
 #ifdef MADV_DONTDUMP
   madvise(m, len, MADV_DONTDUMP);
 #endif
-  unsigned char *p = (unsigned char *)(s + 1);
+  unsigned char *p = (unsigned char *)s + accel_at;
+  if (accel) {
+    s->accel = (struct xts_accel *)(void *)p;
+    p += accel_bytes;
+  }
   if (lrw) {
     s->lrw_inc = (struct udm_gf128 (*)[128])(void *)p;
     p += lrw_bytes;
@@ -599,6 +609,8 @@ static int apply_key(struct crypt *cc)
     }
     wipe(salt, sizeof salt);
   }
+  if (cc->accel)
+    udm_xts_accel_setkey(s->accel, s->key, cc->key_size);
   if (cc->iv == IV_LMK && cc->key_extra_size)
     memcpy(s->lmk_seed, s->key + (size_t)cc->tfms_count * sk, 16);
   if (cc->iv == IV_TCW) {
@@ -621,6 +633,8 @@ static void wipe_key(struct crypt *cc)
   wipe(s->tcw_iv_seed, sizeof s->tcw_iv_seed);
   wipe(s->tcw_whitening, sizeof s->tcw_whitening);
   wipe(s->lrw_key, sizeof s->lrw_key);
+  if (s->accel)
+    wipe(s->accel, udm_xts_accel_size());
   if (s->lrw_inc)
     wipe(s->lrw_inc, (size_t)cc->tfms_count * sizeof s->lrw_inc[0]);
   free(cc->key_ref);
@@ -836,6 +850,17 @@ static bool xts_counting_ok(const struct crypt *cc)
          (cc->sector_size == 512 || (cc->opts & OPT_IV_LARGE_SECTORS));
 }
 
+/*
+ * True when xts_accel can do the runs: XTS counting runs (above) with AES
+ * and a 256- or 512-bit key, on a CPU that has the instructions.  The
+ * libgcrypt handles are still made and keyed, so nothing else changes.
+ */
+static bool accel_ok(const struct crypt *cc)
+{
+  return cc->xts_counting && (cc->algo == GCRY_CIPHER_AES128 || cc->algo == GCRY_CIPHER_AES256) &&
+         udm_xts_accel_usable(cc->key_size);
+}
+
 static void crypt_dtr(struct udm_target *ti);
 
 /*
@@ -897,7 +922,9 @@ static int crypt_ctr(struct udm_target *ti, unsigned argc, char **argv)
     r = -EINVAL;
     goto fail;
   }
-  cc->secret = secret_alloc(cc->key_size, cc->tfms_count, cc->chain == CHAIN_LRW);
+  cc->xts_counting = xts_counting_ok(cc);
+  cc->accel = accel_ok(cc);
+  cc->secret = secret_alloc(cc->key_size, cc->tfms_count, cc->chain == CHAIN_LRW, cc->accel);
   if (!cc->secret) {
     r = -ENOMEM;
     goto fail;
@@ -922,7 +949,6 @@ static int crypt_ctr(struct udm_target *ti, unsigned argc, char **argv)
   r = udm_get_device(ti, argv[3], UDM_DEV_READ | UDM_DEV_WRITE, &cc->dev);
   if (r < 0)
     goto fail;
-  cc->xts_counting = xts_counting_ok(cc);
   ti->num_flush_ios = 1;
   ti->num_discard_ios = (cc->opts & OPT_ALLOW_DISCARDS) ? 1 : 0;
   ti->num_write_zeroes_ios = 0; /* zeros must be encrypted: the core writes them */
@@ -1202,10 +1228,11 @@ static int crypt_run(struct crypt *cc, struct crypt_slot *sl, uint8_t *out,
     return 0;
   }
   /*
-   * One libgcrypt call per crypt sector is the floor: libgcrypt 1.10 has no
-   * multi-data-unit XTS call and no bulk ECB path, and computing the tweaks
-   * here around one bulk call over the whole run measured no faster (see
-   * docs/benchmarks.md, crypt).  The IV is a public sector number.
+   * With libgcrypt, one call per crypt sector is the floor: libgcrypt 1.10
+   * has no multi-data-unit XTS call and no bulk ECB path, and computing the
+   * tweaks here around one bulk call over the whole run measured no faster
+   * (see docs/benchmarks.md, crypt).  So AES runs go to xts_accel where the
+   * CPU allows.  The IV is a public sector number.
    */
   gcry_cipher_hd_t hd = sl->hd[0];
   size_t len = cc->sector_size;
@@ -1213,6 +1240,20 @@ static int crypt_run(struct crypt *cc, struct crypt_slot *sl, uint8_t *out,
   uint64_t iv_sector = cc_sector;
   if (cc->opts & OPT_IV_LARGE_SECTORS)
     iv_sector >>= cc->sector_shift;
+  if (cc->accel) {
+    uint64_t units = nr_sectors / step;
+    while (units > 0) {
+      /* Up to where the IV wraps (plain: 2^32; plain64 wraps inside xts_accel). */
+      uint64_t iv = iv_sector & iv_mask;
+      uint64_t n = iv_mask == UINT64_MAX || iv_mask - iv >= units ? units : iv_mask - iv + 1;
+      udm_xts_accel_run(cc->secret->accel, out, in, n, len, iv, encrypt);
+      out += n * len;
+      in += n * len;
+      iv_sector += n;
+      units -= n;
+    }
+    return 0;
+  }
   for (uint64_t s = 0; s < nr_sectors; s += step, iv_sector++) {
     gcry_error_t e = 0;
     if (s == 0 || (iv_sector & iv_mask) == 0) { /* first, or the IV wrapped */
