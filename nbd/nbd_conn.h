@@ -47,10 +47,13 @@ struct nbd_conn {
    * Transmission: whoever holds recv_lock reads the next request (and its
    * payload), then lets go and serves it; replies go out whole under
    * send_lock.  So requests run in parallel with no queue between threads.
+   * A batch of small reads and writes that the device serves quickly is
+   * served without letting go (see nbd_transmit.c).
    */
   pthread_mutex_t recv_lock;
   pthread_mutex_t send_lock;
   atomic_bool quit;        /* stop reading requests: DISC, EOF, a fatal error */
+  atomic_bool small_slow;  /* the last batch of small requests took long (nbd_transmit.c) */
   unsigned char *rbuf;     /* under recv_lock */
   size_t rpos, rlen;
 };
