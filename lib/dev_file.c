@@ -274,6 +274,8 @@ int udm__dev_open_file(const char *name, const char *path, unsigned mode, bool d
   d->priv = f;
   d->mode = mode;
   d->size = bytes / UDM_SECTOR_SIZE;
+  /* Through the page cache any 512-byte request works; direct I/O needs blocks. */
+  d->logical_block_size = f->block_size;
   *out = d;
   return 0;
 fail:

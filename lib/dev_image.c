@@ -358,6 +358,7 @@ int udm__dev_open_image(const struct udm_image_driver *drv, const char *name,
   d->priv = im;
   d->mode = mode;
   d->size = bytes / UDM_SECTOR_SIZE;
+  d->logical_block_size = UDM_SECTOR_SIZE;
   *out = d;
   free(path);
   free(opts);

@@ -84,6 +84,8 @@ int udm__dev_open_udm(struct udm_ctx *ctx, struct udm_device *owner, const char 
   d->ops = &udm_ops;
   d->mode = mode;
   d->size = live->size;
+  /* Recorded: a later table of `used` may not raise it under us (device.c). */
+  d->logical_block_size = live->limits.logical_block_size;
   d->priv = used;
   udm_device_ref(used);
   used->holders++;

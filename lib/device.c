@@ -238,11 +238,38 @@ static int ctl_device_suspend(struct udm_device *dev, unsigned flags)
   return r;
 }
 
+/*
+ * A table stacked on dev was checked against dev's logical block size when
+ * it was built, and sends requests of that size: dev's next table must not
+ * need larger ones.  ctx->lock held.
+ */
+static int check_stacked_block_size(struct udm_device *dev, const udm_table *next)
+{
+  unsigned bs = next->limits.logical_block_size;
+  for (struct udm_device *o = dev->ctx->devices; o && dev->holders; o = o->next) {
+    udm_table *tables[2] = {atomic_load(&o->live), o->inactive};
+    for (unsigned k = 0; k < 2; k++) {
+      for (struct udm_dev *d = tables[k] ? tables[k]->devs : NULL; d; d = d->next) {
+        if (udm__dev_udm_device(d) != dev || d->logical_block_size >= bs)
+          continue;
+        return udm__fail(EBUSY,
+                         "resume %s: the new table's logical block size is %u bytes, but "
+                         "the %s table of device '%s' uses %s with %u-byte blocks; "
+                         "reload or remove '%s' first",
+                         dev->name, bs, k ? "inactive" : "live", o->name, dev->name,
+                         d->logical_block_size, o->name);
+      }
+    }
+  }
+  return 0;
+}
+
 static int ctl_device_resume(struct udm_device *dev)
 {
   struct udm_ctx *ctx = dev->ctx;
   pthread_mutex_lock(&ctx->lock);
-  if (check_alive(dev, "resume") < 0) {
+  if (check_alive(dev, "resume") < 0 ||
+      (dev->inactive && check_stacked_block_size(dev, dev->inactive) < 0)) {
     pthread_mutex_unlock(&ctx->lock);
     return -1;
   }
@@ -442,6 +469,15 @@ uint64_t udm_device_size(struct udm_device *dev)
   uint64_t s = live ? live->size * UDM_SECTOR_SIZE : 0;
   pthread_mutex_unlock(&dev->ctx->lock);
   return s;
+}
+
+unsigned udm_device_block_size(struct udm_device *dev)
+{
+  pthread_mutex_lock(&dev->ctx->lock);
+  udm_table *live = atomic_load(&dev->live);
+  unsigned bs = live ? live->limits.logical_block_size : UDM_SECTOR_SIZE;
+  pthread_mutex_unlock(&dev->ctx->lock);
+  return bs;
 }
 
 unsigned udm_device_caps(struct udm_device *dev)

@@ -44,6 +44,8 @@ struct udm_dev {
   unsigned users;          /* targets of the table sharing this open */
   unsigned mode;           /* UDM_DEV_READ | UDM_DEV_WRITE */
   udm_sector_t size;       /* sectors */
+  /* Bytes: the smallest request it takes (a udm device: its live table's). */
+  unsigned logical_block_size;
   struct udm_dev *next;    /* the table's list of opened devices */
   void *priv;              /* per kind */
 };
@@ -70,6 +72,7 @@ struct udm_table_ctx {
   udm_sector_t size;       /* sectors */
   struct udm_dev *devs;    /* opened backing devices, shared by targets */
   unsigned caps;           /* UDM_CAP_* */
+  struct udm_limits limits; /* combined over targets and devices (table.c) */
 };
 typedef struct udm_table_ctx udm_table;
 

@@ -208,16 +208,25 @@ int udm_dev_extents(struct udm_dev *dev, udm_sector_t sector, uint64_t nr,
   return dev->ops->extents(dev, sector, nr, fn, opaque);
 }
 
-/* ---- validation of device areas (dm's device_area_is_invalid) ---- */
+/* ---- device areas and limits (dm's device_area_is_invalid, io_hints) ---- */
 
-struct area_check {
+static bool valid_block_size(unsigned bytes)
+{
+  return bytes >= UDM_SECTOR_SIZE && bytes <= UDM_LOGICAL_BLOCK_SIZE_MAX &&
+         (bytes & (bytes - 1)) == 0;
+}
+
+/* What one segment's backing devices say, gathered through iterate_devices. */
+struct segment_check {
+  struct udm_limits limits;
   char *msg;
 };
 
 static int check_area(struct udm_target *ti, struct udm_dev *dev, udm_sector_t start,
                       udm_sector_t len, void *data)
 {
-  struct area_check *c = data;
+  struct segment_check *c = data;
+  (void)ti;
   if (start > dev->size || len > dev->size - start) {
     c->msg = xasprintf("device %s is too small: the table needs sectors %llu..%llu "
                        "but it has %llu sectors",
@@ -226,13 +235,95 @@ static int check_area(struct udm_target *ti, struct udm_dev *dev, udm_sector_t s
                        (unsigned long long)dev->size);
     return -EINVAL;
   }
-  (void)ti;
+  unsigned bs = dev->logical_block_size;
+  if ((start * UDM_SECTOR_SIZE) % bs || (len * UDM_SECTOR_SIZE) % bs) {
+    c->msg = xasprintf("the table maps sectors %llu..%llu of %s, which has a logical "
+                       "block size of %u bytes: start and length must be multiples "
+                       "of %u sectors",
+                       (unsigned long long)start, (unsigned long long)(start + len),
+                       dev->name, bs, bs / UDM_SECTOR_SIZE);
+    return -EINVAL;
+  }
+  if (bs > c->limits.logical_block_size)
+    c->limits.logical_block_size = bs;
+  return 0;
+}
+
+/*
+ * The limits of segment ti: its devices' (checked on the way) raised by the
+ * target's io_hints.
+ */
+static int segment_limits(struct udm_target *ti, unsigned lineno, struct udm_limits *out,
+                          char **errmsg)
+{
+  const struct udm_target_type *type = ti->type;
+  struct segment_check c = {.limits = {.logical_block_size = UDM_SECTOR_SIZE}};
+  if (type->iterate_devices) {
+    int r = type->iterate_devices(ti, check_area, &c);
+    if (r < 0) {
+      *errmsg = xasprintf("line %u: %s: %s", lineno, type->name,
+                          c.msg ? c.msg : strerror(-r));
+      free(c.msg);
+      return r;
+    }
+  }
+  struct udm_limits hinted = c.limits;
+  if (type->io_hints)
+    type->io_hints(ti, &hinted);
+  if (!valid_block_size(hinted.logical_block_size)) {
+    *errmsg = xasprintf("line %u: %s: the target asks for a logical block size of %u "
+                        "bytes (a power of two from %u to %u is needed)",
+                        lineno, type->name, hinted.logical_block_size, UDM_SECTOR_SIZE,
+                        UDM_LOGICAL_BLOCK_SIZE_MAX);
+    return -EINVAL;
+  }
+  if (hinted.logical_block_size > c.limits.logical_block_size)
+    c.limits.logical_block_size = hinted.logical_block_size;
+  *out = c.limits;
+  return 0;
+}
+
+/*
+ * Every segment must start and end on a logical block of the whole table,
+ * and a target that splits requests must split them on blocks, so that no
+ * request smaller than a block can reach a target or device that needs
+ * blocks.  (The kernel accepts a run of small segments that only together
+ * fill whole blocks; udm asks each segment to be whole.)
+ */
+static int check_alignment(const udm_table *t, const unsigned *lines, unsigned source_line,
+                           char **errmsg)
+{
+  const unsigned bs = t->limits.logical_block_size;
+  const uint64_t spb = bs / UDM_SECTOR_SIZE; /* sectors per block */
+  for (unsigned i = 0; i < t->num_targets; i++) {
+    const struct udm_target *ti = &t->targets[i];
+    if (ti->begin % spb || ti->len % spb) {
+      *errmsg = xasprintf("line %u: segment (start %llu, length %llu sectors) is not "
+                          "aligned to the device's logical block size of %u bytes "
+                          "(%llu sectors), which line %u sets",
+                          lines[i], (unsigned long long)ti->begin,
+                          (unsigned long long)ti->len, bs, (unsigned long long)spb,
+                          source_line);
+      return -EINVAL;
+    }
+    if (ti->max_io_len % spb) {
+      *errmsg = xasprintf("line %u: %s: requests are split every %llu sectors, which is "
+                          "not a multiple of the device's logical block size of %u "
+                          "bytes (%llu sectors), which line %u sets",
+                          lines[i], ti->type->name,
+                          (unsigned long long)ti->max_io_len, bs,
+                          (unsigned long long)spb, source_line);
+      return -EINVAL;
+    }
+  }
   return 0;
 }
 
 /* ---- building ---- */
 
-static int add_line(udm_table *t, unsigned lineno, char *line, char **errmsg)
+/* Add one segment; *limits gets its limits (untouched for a blank line). */
+static int add_line(udm_table *t, unsigned lineno, char *line, struct udm_limits *limits,
+                    char **errmsg)
 {
   char **argv = malloc(MAX_ARGS * sizeof *argv);
   unsigned argc;
@@ -305,17 +396,7 @@ static int add_line(udm_table *t, unsigned lineno, char *line, char **errmsg)
   }
   t->num_targets++;
   t->size = start + len;
-  if (type->iterate_devices) {
-    struct area_check c = {0};
-    r = type->iterate_devices(ti, check_area, &c);
-    if (r < 0) {
-      *errmsg = xasprintf("line %u: %s: %s", lineno, type->name,
-                          c.msg ? c.msg : strerror(-r));
-      free(c.msg);
-      goto out;
-    }
-  }
-  r = 0;
+  r = segment_limits(ti, lineno, limits, errmsg);
 out:
   free(argv);
   return r;
@@ -341,14 +422,16 @@ int udm__table_create(struct udm_ctx *ctx, struct udm_device *owner, const char 
   *errmsg = NULL;
   udm_table *t = calloc(1, sizeof *t);
   char *copy = strdup(text ? text : "");
+  unsigned *lines = NULL; /* the line of each segment, for messages */
   int r = -ENOMEM;
   if (!t || !copy)
     goto fail;
   t->ctx = ctx;
   t->owner = owner;
   t->readonly = readonly;
+  t->limits.logical_block_size = UDM_SECTOR_SIZE;
 
-  unsigned lineno = 0;
+  unsigned lineno = 0, source_line = 0;
   char *save = NULL;
   for (char *line = copy;; line = NULL) {
     /* strtok_r would merge empty lines and break line numbers; walk by hand. */
@@ -370,22 +453,43 @@ int udm__table_create(struct udm_ctx *ctx, struct udm_device *owner, const char 
       p++;
     if (*p == '#' || *p == '\0' || *p == '\r')
       continue;
-    r = add_line(t, lineno, line, errmsg);
+    unsigned *grown = realloc(lines, (t->num_targets + 1) * sizeof *lines);
+    if (!grown) {
+      r = -ENOMEM;
+      goto fail;
+    }
+    lines = grown;
+    unsigned before = t->num_targets;
+    struct udm_limits seg;
+    r = add_line(t, lineno, line, &seg, errmsg);
     if (r < 0)
       goto fail;
+    if (t->num_targets == before)
+      continue; /* nothing but blanks */
+    lines[before] = lineno;
+    if (seg.logical_block_size > t->limits.logical_block_size || !source_line) {
+      if (seg.logical_block_size > t->limits.logical_block_size)
+        t->limits.logical_block_size = seg.logical_block_size;
+      source_line = lineno;
+    }
   }
   if (t->num_targets == 0) {
     r = -EINVAL;
     *errmsg = xasprintf("the table is empty: at least one segment is needed");
     goto fail;
   }
+  r = check_alignment(t, lines, source_line, errmsg);
+  if (r < 0)
+    goto fail;
   t->caps = compute_caps(t);
+  free(lines);
   free(copy);
   *out = t;
   return 0;
 fail:
   if (!*errmsg)
     *errmsg = xasprintf("%s", strerror(-r));
+  free(lines);
   free(copy);
   udm__table_destroy(t);
   return r;

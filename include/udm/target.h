@@ -92,6 +92,23 @@ struct udm_target {
   char *error;               /* set via udm_target_error() */
 };
 
+/*
+ * Limits of a table's device, combined over its targets and their backing
+ * devices when the table is built (Linux dm's queue limits, reduced to what
+ * udm uses).  The core owns this struct: fields may be added at its end.
+ */
+struct udm_limits {
+  /*
+   * The smallest request, in bytes, the device accepts (a power of two from
+   * 512 to UDM_LOGICAL_BLOCK_SIZE_MAX).  Every request reaching the table
+   * covers whole blocks of this size, and every segment starts and ends on
+   * one; frontends advertise it (NBD minimum block size, loop block size).
+   */
+  unsigned logical_block_size;
+};
+
+#define UDM_LOGICAL_BLOCK_SIZE_MAX 65536u /* NBD's largest minimum block size */
+
 typedef int (*udm_iterate_devices_fn)(struct udm_target *ti, struct udm_dev *dev,
                                       udm_sector_t start, udm_sector_t len,
                                       void *data);
@@ -141,6 +158,15 @@ struct udm_target_type {
    */
   int (*extents)(struct udm_target *ti, udm_sector_t sector, uint64_t nr_sectors,
                  udm_extent_fn fn, void *opaque);
+  /*
+   * io_hints (optional): adjust the limits of this segment, called once when
+   * the table is built, after ctr.  On entry limits holds what the backing
+   * devices reported through iterate_devices (at least 512).  A target may
+   * raise logical_block_size (as a block cipher with large sectors must); a
+   * lower value than on entry is ignored.  Missing: the devices' limits stand.
+   * Appended last: targets built before it have it NULL.
+   */
+  void (*io_hints)(struct udm_target *ti, struct udm_limits *limits);
 };
 
 #define UDM_TARGET_TYPE_INIT \

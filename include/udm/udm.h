@@ -152,6 +152,13 @@ int udm_device_info(struct udm_device *dev, struct udm_info *info);
 const char *udm_device_name(const struct udm_device *dev);
 /* Live table size in bytes (0 when no live table). */
 uint64_t udm_device_size(struct udm_device *dev);
+/*
+ * Logical block size of the live table in bytes (512 without one): the
+ * largest of 512, what its targets ask for (io_hints) and the
+ * logical block sizes of its backing devices.  Frontends advertise it; the
+ * byte-addressed calls below read-modify-write at this granularity.
+ */
+unsigned udm_device_block_size(struct udm_device *dev);
 
 /* What the live table can do, for frontends to advertise. */
 #define UDM_CAP_DISCARD      0x1u  /* every segment accepts discard */
