@@ -354,11 +354,19 @@ int udm__dev_open_image(const struct udm_image_driver *drv, const char *name,
     r = -EINVAL;
     goto fail;
   }
+  unsigned bs = drv->block_size ? drv->block_size(im->handle) : UDM_SECTOR_SIZE;
+  if (bs < UDM_SECTOR_SIZE || bs > UDM_LOGICAL_BLOCK_SIZE_MAX || (bs & (bs - 1))) {
+    *errmsg = msgf("%s: the %s driver reports a logical block size of %u bytes (a power "
+                   "of two from %u to %u is needed)",
+                   name, drv->name, bs, UDM_SECTOR_SIZE, UDM_LOGICAL_BLOCK_SIZE_MAX);
+    r = -EINVAL;
+    goto fail;
+  }
   d->ops = &image_ops;
   d->priv = im;
   d->mode = mode;
   d->size = bytes / UDM_SECTOR_SIZE;
-  d->logical_block_size = UDM_SECTOR_SIZE;
+  d->logical_block_size = bs;
   *out = d;
   free(path);
   free(opts);

@@ -70,11 +70,18 @@ struct udm_image_driver {
               void **handle, char **errmsg);
   void (*close)(void *handle);                      /* required */
   uint64_t (*size)(void *handle);                   /* required: bytes */
-  unsigned (*block_size)(void *handle);             /* optional: default 512 */
   /*
-   * pread (required): LEN bytes at OFF (both multiples of 512).  Ranges the
-   * image marks bad return -EIO here; the core applies the user's bad-block
-   * policy from extents() (see below).
+   * block_size (optional): the image's logical block size in bytes, a power
+   * of two from 512 to 65536 (default 512).  A device over the image gets at
+   * least this block size, tables must map the image in whole blocks, and
+   * requests then come in whole blocks.
+   */
+  unsigned (*block_size)(void *handle);
+  /*
+   * pread (required): LEN bytes at OFF (both multiples of 512, and of
+   * block_size() when the driver has one).  Ranges the image marks bad
+   * return -EIO here; the core applies the user's bad-block policy from
+   * extents() (see below).
    */
   int (*pread)(void *handle, void *buf, size_t len, uint64_t off);
   int (*pwrite)(void *handle, const void *buf, size_t len, uint64_t off,

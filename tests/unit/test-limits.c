@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Logical block sizes (docs/architecture.md, "Limits"): a table's is the
- * largest of 512, its targets' io_hints and its backing devices'; stacked
- * devices inherit it; segments, device areas and request splits that are not
+ * largest of 512, its targets' io_hints and its backing devices' (image
+ * drivers' block_size included); stacked devices inherit it; segments, device areas and request splits that are not
  * whole blocks are refused with a message naming the line, and the live
  * table stays; a device may not raise it under a table stacked on it.
  *
@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include <udm/driver.h>
 #include <udm/target.h>
 #include <udm/udm.h>
 
@@ -88,6 +89,76 @@ static const struct udm_target_type blocks_type = {
     .map = blocks_map,
     .iterate_devices = blocks_iterate,
     .io_hints = blocks_io_hints,
+};
+
+/*
+ * The image driver "mem": 1 MiB of memory per open, whose logical block size
+ * is its option bs=N (any number, so that bad ones can be tried).
+ */
+struct mem {
+  unsigned bs;
+  unsigned char data[1 << 20];
+};
+
+static int mem_open(const char *path, const struct udm_image_options *opts, bool writable,
+                    void **handle, char **errmsg)
+{
+  (void)path, (void)writable, (void)errmsg;
+  struct mem *m = calloc(1, sizeof *m);
+  if (!m)
+    return -ENOMEM;
+  m->bs = 512;
+  for (unsigned i = 0; i < opts->count; i++)
+    if (strcmp(opts->keys[i], "bs") == 0)
+      m->bs = (unsigned)strtoul(opts->values[i], NULL, 10);
+  *handle = m;
+  return 0;
+}
+
+static void mem_close(void *h)
+{
+  free(h);
+}
+
+static uint64_t mem_size(void *h)
+{
+  return sizeof ((struct mem *)h)->data;
+}
+
+static unsigned mem_block_size(void *h)
+{
+  return ((struct mem *)h)->bs;
+}
+
+static int mem_pread(void *h, void *buf, size_t len, uint64_t off)
+{
+  struct mem *m = h;
+  if (off % m->bs || len % m->bs)
+    return -EIO; /* the core promised whole blocks */
+  memcpy(buf, m->data + off, len);
+  return 0;
+}
+
+static int mem_pwrite(void *h, const void *buf, size_t len, uint64_t off, unsigned flags)
+{
+  struct mem *m = h;
+  (void)flags;
+  if (off % m->bs || len % m->bs)
+    return -EIO;
+  memcpy(m->data + off, buf, len);
+  return 0;
+}
+
+static const struct udm_image_driver mem_driver = {
+    UDM_IMAGE_DRIVER_INIT,
+    .name = "mem",
+    .description = "memory, with a chosen block size (test-limits)",
+    .open = mem_open,
+    .close = mem_close,
+    .size = mem_size,
+    .block_size = mem_block_size,
+    .pread = mem_pread,
+    .pwrite = mem_pwrite,
 };
 
 static struct udm_device *make(const char *name, const char *table)
@@ -242,6 +313,29 @@ static void a_held_device_cannot_raise_its_block_size(const char *img)
   drop(low);
 }
 
+/* An image driver's block_size() is the image's logical block size. */
+static void image_drivers_bring_their_block_size(void)
+{
+  struct udm_device *d = make("img", "0 2048 linear mem:x?bs=4096 0");
+  CHECK(udm_device_block_size(d) == 4096);
+  CHECK(udm_table_load(d, "0 2048 linear mem:x?bs=8192 0") == 0);
+  CHECK(udm_device_resume(d) == 0 && udm_device_block_size(d) == 8192);
+  struct udm_device *up = make("img-up", "0 1024 linear udm:img 1024");
+  CHECK(udm_device_block_size(up) == 8192);
+  drop(up);
+  CHECK(udm_table_load(d, "0 2048 linear mem:x 0") == 0); /* no bs=: 512 */
+  CHECK(udm_device_resume(d) == 0 && udm_device_block_size(d) == 512);
+  refused(d, "0 2040 linear mem:x?bs=4096 4",
+          "line 1: linear: the table maps sectors 4..2044 of mem:x?bs=4096, which has a "
+          "logical block size of 4096 bytes");
+  refused(d, "0 2048 linear mem:x?bs=1000 0",
+          "line 1: linear: mem:x?bs=1000: the mem driver reports a logical block size of "
+          "1000 bytes (a power of two from 512 to 65536 is needed)");
+  refused(d, "0 2048 linear mem:x?bs=256 0", "logical block size of 256 bytes");
+  refused(d, "0 2048 linear mem:x?bs=131072 0", "logical block size of 131072 bytes");
+  drop(d);
+}
+
 /* A target built before io_hints existed (a smaller struct) is not asked. */
 static void targets_without_io_hints_keep_the_devices_block_size(const char *img)
 {
@@ -293,11 +387,16 @@ int main(void)
     fprintf(stderr, "register blocks: %s\n", udm_errmsg());
     return 1;
   }
+  if (udm_image_driver_register(ctx, &mem_driver) < 0) {
+    fprintf(stderr, "register mem: %s\n", udm_errmsg());
+    return 1;
+  }
   const char *img = scratch_file("disk.img", 256 * 512, 7);
   block_size_is_the_largest_of_targets_and_devices(img);
   misaligned_tables_are_refused_and_the_live_table_stays(img);
   a_held_device_cannot_raise_its_block_size(img);
   targets_without_io_hints_keep_the_devices_block_size(img);
+  image_drivers_bring_their_block_size();
   direct_block_devices_bring_their_block_size();
   udm_ctx_free(ctx);
   scratch_cleanup();
