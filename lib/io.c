@@ -183,19 +183,23 @@ static int dispatch(udm_table *t, struct udm_io *io)
   return first_error;
 }
 
+/* Dispatch io on t, the table d's gate gave (NULL: none), checking it first. */
+static int submit_on(struct udm_device *d, udm_table *t, struct udm_io *io)
+{
+  if (atomic_load(&d->dead) || !t)
+    return -EIO;
+  if (is_write_op(io->op) && (d->flags & UDM_DEVICE_READONLY))
+    return -EROFS;
+  if (io->op != UDM_OP_FLUSH &&
+      (io->sector > t->size || io->nr_sectors > t->size - io->sector))
+    return -EIO; /* beyond the end of the device, as the kernel answers */
+  return dispatch(t, io);
+}
+
 int udm__device_submit(struct udm_device *d, struct udm_io *io)
 {
   udm_table *t = udm__io_enter(d);
-  int r;
-  if (atomic_load(&d->dead) || !t)
-    r = -EIO;
-  else if (is_write_op(io->op) && (d->flags & UDM_DEVICE_READONLY))
-    r = -EROFS;
-  else if (io->op != UDM_OP_FLUSH &&
-           (io->sector > t->size || io->nr_sectors > t->size - io->sector))
-    r = -EIO; /* beyond the end of the device, as the kernel answers */
-  else
-    r = dispatch(t, io);
+  int r = submit_on(d, t, io);
   udm__io_leave(d);
   return r;
 }
@@ -244,10 +248,22 @@ out:
 
 /* ---- the public byte-addressed API ---- */
 
+/*
+ * Each call passes the gate once and works on the table it got, so the
+ * logical block size it aligns to is the one of the table that serves it,
+ * even when a reload changes it meanwhile.
+ */
+
 #define SS UDM_SECTOR_SIZE
 
-static int submit_public(struct udm_device *dev, enum udm_op op, unsigned flags,
-                         void *buf, uint64_t off, uint64_t len)
+static unsigned block_size_of(const udm_table *t)
+{
+  return t ? t->limits.logical_block_size : SS;
+}
+
+/* [off, off+len), whole blocks, on table t. */
+static int table_io(struct udm_device *d, udm_table *t, enum udm_op op, unsigned flags,
+                    void *buf, uint64_t off, uint64_t len)
 {
   struct udm_io io = {
       .op = op,
@@ -256,7 +272,46 @@ static int submit_public(struct udm_device *dev, enum udm_op op, unsigned flags,
       .nr_sectors = len / SS,
       .buf = buf,
   };
-  return udm__device_submit(dev, &io);
+  return submit_on(d, t, &io);
+}
+
+/* Is [off, off+len) inside the device?  Past the end the kernel answers EIO. */
+static int in_device(struct udm_device *d, udm_table *t, uint64_t off, uint64_t len)
+{
+  if (atomic_load(&d->dead) || !t)
+    return -EIO;
+  uint64_t size = t->size * SS;
+  return off > size || len > size - off ? -EIO : 0;
+}
+
+/*
+ * Read-modify-write of the blocks covering [off, off+len): SRC's bytes, or
+ * zeros when SRC is NULL.  Not atomic against a racing writer of the same
+ * blocks, as on any block device.
+ */
+static int rmw(struct udm_device *d, udm_table *t, const void *src, uint64_t off,
+               uint64_t len, unsigned flags)
+{
+  unsigned bs = block_size_of(t);
+  int r = in_device(d, t, off, len);
+  if (r == 0 && (d->flags & UDM_DEVICE_READONLY))
+    r = -EROFS;
+  if (r < 0)
+    return r;
+  uint64_t a0 = off / bs * bs, a1 = (off + len + bs - 1) / bs * bs;
+  char *b = malloc(a1 - a0);
+  if (!b)
+    return -ENOMEM;
+  r = table_io(d, t, UDM_OP_READ, 0, b, a0, a1 - a0);
+  if (r == 0) {
+    if (src)
+      memcpy(b + (off - a0), src, len);
+    else
+      memset(b + (off - a0), 0, len);
+    r = table_io(d, t, UDM_OP_WRITE, flags & UDM_IO_FUA, b, a0, a1 - a0);
+  }
+  free(b);
+  return r;
 }
 
 static int op_fail(struct udm_device *dev, const char *op, int r, uint64_t off,
@@ -266,27 +321,9 @@ static int op_fail(struct udm_device *dev, const char *op, int r, uint64_t off,
                    (unsigned long long)len, (unsigned long long)off, strerror(-r));
 }
 
-static bool aligned(uint64_t off, uint64_t len)
+static bool aligned(uint64_t off, uint64_t len, unsigned bs)
 {
-  return off % SS == 0 && len % SS == 0;
-}
-
-/* Read the sectors covering [off, off+len) into a bounce buffer. */
-static int read_covering(struct udm_device *dev, uint64_t off, uint64_t len,
-                         char **bounce, uint64_t *a0, uint64_t *alen)
-{
-  *a0 = off / SS * SS;
-  uint64_t a1 = (off + len + SS - 1) / SS * SS;
-  *alen = a1 - *a0;
-  *bounce = malloc(*alen);
-  if (!*bounce)
-    return -ENOMEM;
-  int r = submit_public(dev, UDM_OP_READ, 0, *bounce, *a0, *alen);
-  if (r < 0) {
-    free(*bounce);
-    *bounce = NULL;
-  }
-  return r;
+  return off % bs == 0 && len % bs == 0;
 }
 
 int udm_device_pread(struct udm_device *dev, void *buf, size_t len, uint64_t off)
@@ -295,18 +332,20 @@ int udm_device_pread(struct udm_device *dev, void *buf, size_t len, uint64_t off
     return 0;
   if (off + len < off)
     return op_fail(dev, "read", -EINVAL, off, len);
+  udm_table *t = udm__io_enter(dev);
+  unsigned bs = block_size_of(t);
   int r;
-  if (aligned(off, len)) {
-    r = submit_public(dev, UDM_OP_READ, 0, buf, off, len);
-  } else {
-    char *b;
-    uint64_t a0, alen;
-    r = read_covering(dev, off, len, &b, &a0, &alen);
-    if (r == 0) {
+  if (aligned(off, len, bs)) {
+    r = table_io(dev, t, UDM_OP_READ, 0, buf, off, len);
+  } else if ((r = in_device(dev, t, off, len)) == 0) {
+    uint64_t a0 = off / bs * bs, a1 = (off + len + bs - 1) / bs * bs;
+    char *b = malloc(a1 - a0);
+    r = b ? table_io(dev, t, UDM_OP_READ, 0, b, a0, a1 - a0) : -ENOMEM;
+    if (r == 0)
       memcpy(buf, b + (off - a0), len);
-      free(b);
-    }
+    free(b);
   }
+  udm__io_leave(dev);
   return r < 0 ? op_fail(dev, "read", r, off, len) : 0;
 }
 
@@ -317,39 +356,36 @@ int udm_device_pwrite(struct udm_device *dev, const void *buf, size_t len, uint6
     return 0;
   if (off + len < off)
     return op_fail(dev, "write", -EINVAL, off, len);
+  udm_table *t = udm__io_enter(dev);
   int r;
-  if (aligned(off, len)) {
-    r = submit_public(dev, UDM_OP_WRITE, flags & UDM_IO_FUA, (void *)buf, off, len);
-  } else {
-    /* Read-modify-write of the edge sectors: not atomic against a racing writer. */
-    char *b;
-    uint64_t a0, alen;
-    r = read_covering(dev, off, len, &b, &a0, &alen);
-    if (r == 0) {
-      memcpy(b + (off - a0), buf, len);
-      r = submit_public(dev, UDM_OP_WRITE, flags & UDM_IO_FUA, b, a0, alen);
-      free(b);
-    }
-  }
+  if (aligned(off, len, block_size_of(t)))
+    r = table_io(dev, t, UDM_OP_WRITE, flags & UDM_IO_FUA, (void *)buf, off, len);
+  else
+    r = rmw(dev, t, buf, off, len, flags);
+  udm__io_leave(dev);
   return r < 0 ? op_fail(dev, "write", r, off, len) : 0;
 }
 
 int udm_device_flush(struct udm_device *dev)
 {
-  int r = submit_public(dev, UDM_OP_FLUSH, 0, NULL, 0, 0);
+  struct udm_io io = {.op = UDM_OP_FLUSH};
+  int r = udm__device_submit(dev, &io);
   return r < 0 ? udm__fail(-r, "flush %s: %s", dev->name, strerror(-r)) : 0;
 }
 
 int udm_device_discard(struct udm_device *dev, uint64_t len, uint64_t off,
                        unsigned flags)
 {
-  /* Discard is advisory: only whole sectors inside the range are discarded. */
-  uint64_t a0 = (off + SS - 1) / SS * SS, a1 = (off + len) / SS * SS;
   if (off + len < off)
     return op_fail(dev, "discard", -EINVAL, off, len);
-  if (a1 <= a0)
-    return 0;
-  int r = submit_public(dev, UDM_OP_DISCARD, flags & UDM_IO_FUA, NULL, a0, a1 - a0);
+  udm_table *t = udm__io_enter(dev);
+  unsigned bs = block_size_of(t);
+  /* Discard is advisory: only the whole blocks inside the range are discarded. */
+  uint64_t a0 = (off + bs - 1) / bs * bs, a1 = (off + len) / bs * bs;
+  int r = 0;
+  if (a1 > a0)
+    r = table_io(dev, t, UDM_OP_DISCARD, flags & UDM_IO_FUA, NULL, a0, a1 - a0);
+  udm__io_leave(dev);
   return r < 0 ? op_fail(dev, "discard", r, off, len) : 0;
 }
 
@@ -358,27 +394,26 @@ int udm_device_write_zeroes(struct udm_device *dev, uint64_t len, uint64_t off,
 {
   if (off + len < off)
     return op_fail(dev, "write-zeroes", -EINVAL, off, len);
-  uint64_t a0 = (off + SS - 1) / SS * SS, a1 = (off + len) / SS * SS;
+  if (len == 0)
+    return 0;
+  udm_table *t = udm__io_enter(dev);
+  unsigned bs = block_size_of(t);
+  /* The whole blocks inside the range; the partial ones at its edges are written. */
+  uint64_t a0 = (off + bs - 1) / bs * bs, a1 = (off + len) / bs * bs;
   int r = 0;
-  if (a1 <= a0) { /* inside one sector */
-    if (len == 0)
-      return 0;
-    if (flags & UDM_IO_NO_FALLBACK)
-      return op_fail(dev, "write-zeroes", -EOPNOTSUPP, off, len);
-    char z[SS] = {0};
-    return udm_device_pwrite(dev, z, (size_t)len, off, flags & UDM_IO_FUA);
+  if (!aligned(off, len, bs) && (flags & UDM_IO_NO_FALLBACK))
+    r = -EOPNOTSUPP;
+  else if (a1 <= a0) /* no whole block inside */
+    r = rmw(dev, t, NULL, off, len, flags);
+  else {
+    if (a0 > off)
+      r = rmw(dev, t, NULL, off, a0 - off, flags);
+    if (r == 0 && a1 < off + len)
+      r = rmw(dev, t, NULL, a1, off + len - a1, flags);
+    if (r == 0)
+      r = table_io(dev, t, UDM_OP_WRITE_ZEROES, flags, NULL, a0, a1 - a0);
   }
-  if (a0 > off || a1 < off + len) {
-    if (flags & UDM_IO_NO_FALLBACK)
-      return op_fail(dev, "write-zeroes", -EOPNOTSUPP, off, len);
-    char z[SS] = {0};
-    if (a0 > off && udm_device_pwrite(dev, z, (size_t)(a0 - off), off, flags) < 0)
-      return -1;
-    if (a1 < off + len &&
-        udm_device_pwrite(dev, z, (size_t)(off + len - a1), a1, flags) < 0)
-      return -1;
-  }
-  r = submit_public(dev, UDM_OP_WRITE_ZEROES, flags, NULL, a0, a1 - a0);
+  udm__io_leave(dev);
   return r < 0 ? op_fail(dev, "write-zeroes", r, off, len) : 0;
 }
 

@@ -175,7 +175,9 @@ unsigned udm_device_caps(struct udm_device *dev);
 
 /*
  * Byte-addressed I/O on the live table.  Offsets and lengths that are not
- * multiples of 512 are handled by read-modify-write of the edge sectors.
+ * multiples of the logical block size (udm_device_block_size) are handled
+ * by read-modify-write of the edge blocks; discard covers only the whole
+ * blocks inside its range.
  * Return 0, or -1 with errno (EIO from an error target, ENOSPC, ...).
  */
 int udm_device_pread(struct udm_device *dev, void *buf, size_t len, uint64_t off);

@@ -2,9 +2,11 @@
 /*
  * Logical block sizes (docs/architecture.md, "Limits"): a table's is the
  * largest of 512, its targets' io_hints and its backing devices' (image
- * drivers' block_size included); stacked devices inherit it; segments, device areas and request splits that are not
- * whole blocks are refused with a message naming the line, and the live
- * table stays; a device may not raise it under a table stacked on it.
+ * drivers' block_size included); stacked devices inherit it; segments,
+ * device areas and request splits that are not whole blocks are refused
+ * with a message naming the line, and the live table stays; a device may
+ * not raise it under a table stacked on it; the byte-addressed calls
+ * read-modify-write whole blocks of it.
  *
  * The target "blocks" is defined here so the core is tested without crypt:
  *   blocks <dev> <offset> <logical block size>
@@ -336,6 +338,68 @@ static void image_drivers_bring_their_block_size(void)
   drop(d);
 }
 
+/*
+ * The byte-addressed calls align to the device's block size: "blocks" fails
+ * anything smaller with EIO, so these only pass if the core read-modify-
+ * writes whole 4096-byte blocks, and the file shows that the neighbours of
+ * each range kept their bytes.
+ */
+static void byte_calls_read_modify_write_whole_blocks(void)
+{
+  const char *f = scratch_file("rmw4k.img", 64 * 1024, 11);
+  char t[512];
+  snprintf(t, sizeof t, "0 128 blocks %s 0 4096", f);
+  struct udm_device *d = make("rmw4k", t);
+  unsigned char want[64 * 1024], got[64 * 1024];
+  fill_pattern(want, sizeof want, 11, 0);
+
+  unsigned char sector[512];
+  fill_pattern(sector, sizeof sector, 12, 0);
+  CHECK(udm_device_pwrite(d, sector, 512, 512, 0) == 0);
+  memcpy(want + 512, sector, 512);
+  CHECK(udm_device_pread(d, got, 512, 512) == 0 && memcmp(got, sector, 512) == 0);
+  /* Odd bytes across a block boundary, then a read of odd bytes. */
+  const char msg[] = "straddles the block boundary at 8 KiB";
+  CHECK(udm_device_pwrite(d, msg, sizeof msg, 8192 - 7, UDM_IO_FUA) == 0);
+  memcpy(want + 8192 - 7, msg, sizeof msg);
+  CHECK(udm_device_pread(d, got, 3, 8191) == 0 && memcmp(got, want + 8191, 3) == 0);
+  unsigned char *back = read_file_at(f, 0, sizeof want);
+  CHECK(memcmp(back, want, sizeof want) == 0);
+  free(back);
+
+  /* write-zeroes zeroes exactly its range; fast-only refuses partial blocks. */
+  CHECK(udm_device_write_zeroes(d, 12288, 1000, 0) == 0);
+  memset(want + 1000, 0, 12288);
+  CHECK(udm_device_write_zeroes(d, 100, 20000, 0) == 0); /* inside one block */
+  memset(want + 20000, 0, 100);
+  errno = 0;
+  CHECK(udm_device_write_zeroes(d, 8192, 512, UDM_IO_NO_FALLBACK) == -1 &&
+        errno == EOPNOTSUPP);
+  back = read_file_at(f, 0, sizeof want);
+  CHECK(memcmp(back, want, sizeof want) == 0);
+  free(back);
+
+  /* discard takes only the whole blocks inside: [512, 16896) discards 4K..16K. */
+  CHECK(udm_device_discard(d, 16384, 512, 0) == 0);
+  memset(want + 4096, 0, 12288);
+  back = read_file_at(f, 0, sizeof want);
+  CHECK(memcmp(back, want, sizeof want) == 0);
+  free(back);
+  CHECK(udm_device_discard(d, 4000, 100, 0) == 0); /* no whole block: nothing */
+
+  /* Past the end, and read-only devices, fail as before. */
+  errno = 0;
+  CHECK(udm_device_pwrite(d, msg, sizeof msg, 64 * 1024 - 10, 0) == -1 && errno == EIO);
+  CHECK(udm_device_pread(d, got, 20, 64 * 1024 - 10) == -1 && errno == EIO);
+  drop(d);
+  struct udm_device *ro = udm_device_create(ctx, "ro4k", NULL, UDM_DEVICE_READONLY);
+  CHECK(ro && udm_table_load(ro, t) == 0 && udm_device_resume(ro) == 0);
+  errno = 0;
+  CHECK(udm_device_pwrite(ro, msg, sizeof msg, 100, 0) == -1 && errno == EROFS);
+  CHECK(udm_device_pread(ro, got, 100, 100) == 0 && memcmp(got, want + 100, 100) == 0);
+  drop(ro);
+}
+
 /* A target built before io_hints existed (a smaller struct) is not asked. */
 static void targets_without_io_hints_keep_the_devices_block_size(const char *img)
 {
@@ -397,6 +461,7 @@ int main(void)
   a_held_device_cannot_raise_its_block_size(img);
   targets_without_io_hints_keep_the_devices_block_size(img);
   image_drivers_bring_their_block_size();
+  byte_calls_read_modify_write_whole_blocks();
   direct_block_devices_bring_their_block_size();
   udm_ctx_free(ctx);
   scratch_cleanup();
