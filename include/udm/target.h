@@ -162,8 +162,8 @@ struct udm_target_type {
    * io_hints (optional): adjust the limits of this segment, called once when
    * the table is built, after ctr.  On entry limits holds what the backing
    * devices reported through iterate_devices (at least 512).  A target may
-   * raise logical_block_size (as a block cipher with large sectors must); a
-   * lower value than on entry is ignored.  Missing: the devices' limits stand.
+   * raise logical_block_size (crypt raises it to its sector_size); a lower
+   * value than on entry is ignored.  Missing: the devices' limits stand.
    * Appended last: targets built before it have it NULL.
    */
   void (*io_hints)(struct udm_target *ti, struct udm_limits *limits);

@@ -154,7 +154,7 @@ const char *udm_device_name(const struct udm_device *dev);
 uint64_t udm_device_size(struct udm_device *dev);
 /*
  * Logical block size of the live table in bytes (512 without one): the
- * largest of 512, what its targets ask for (io_hints) and the
+ * largest of 512, what its targets ask for (crypt's sector_size) and the
  * logical block sizes of its backing devices.  Frontends advertise it; the
  * byte-addressed calls below read-modify-write at this granularity.
  */

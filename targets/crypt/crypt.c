@@ -1453,6 +1453,14 @@ static int crypt_iterate_devices(struct udm_target *ti, udm_iterate_devices_fn f
   return fn(ti, cc->dev, cc->start, ti->len, data);
 }
 
+/* The device's logical block size is at least a crypt sector (dm-crypt's io_hints). */
+static void crypt_io_hints(struct udm_target *ti, struct udm_limits *limits)
+{
+  struct crypt *cc = ti->private;
+  if (cc->sector_size > limits->logical_block_size)
+    limits->logical_block_size = cc->sector_size;
+}
+
 const struct udm_target_type udm_target_type_crypt = {
     UDM_TARGET_TYPE_INIT,
     .name = "crypt",
@@ -1466,4 +1474,5 @@ const struct udm_target_type udm_target_type_crypt = {
     .postsuspend = crypt_postsuspend,
     .preresume = crypt_preresume,
     .resume = crypt_resume,
+    .io_hints = crypt_io_hints,
 };
