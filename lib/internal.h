@@ -67,6 +67,8 @@ struct udm_table_ctx {
   struct udm_ctx *ctx;
   struct udm_device *owner;
   bool readonly;
+  /* A backing device asked for writing could only be opened read-only. */
+  bool backing_readonly;
   unsigned num_targets;
   struct udm_target *targets;
   udm_sector_t size;       /* sectors */

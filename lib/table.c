@@ -136,7 +136,7 @@ int udm_get_device(struct udm_target *ti, const char *path, unsigned mode,
     udm_target_error(ti, "device path missing");
     return -EINVAL;
   }
-  if (t->readonly)
+  if (t->readonly || t->backing_readonly)
     mode &= ~UDM_DEV_WRITE;
   for (struct udm_dev *d = t->devs; d; d = d->next) {
     if (strcmp(d->name, path) == 0 && (d->mode & mode) == mode) {
@@ -153,6 +153,8 @@ int udm_get_device(struct udm_target *ti, const char *path, unsigned mode,
     free(msg);
     return r;
   }
+  if ((mode & UDM_DEV_WRITE) && !(d->mode & UDM_DEV_WRITE))
+    t->backing_readonly = true; /* an image whose driver cannot write */
   if (strpbrk(d->name, " \t\\") && !(d->display = udm_table_escape(d->name))) {
     dev_close(d);
     return -ENOMEM;
@@ -411,7 +413,11 @@ static unsigned compute_caps(const udm_table *t)
     if (!t->targets[i].num_write_zeroes_ios)
       caps &= ~UDM_CAP_WRITE_ZEROES;
   }
-  if (t->readonly)
+  /*
+   * A table over a device that can only be read cannot take writes there:
+   * frontends must not offer them (NBD's READ_ONLY flag, a 0400 FUSE file).
+   */
+  if (t->readonly || t->backing_readonly)
     caps = (caps & ~(UDM_CAP_DISCARD | UDM_CAP_WRITE_ZEROES)) | UDM_CAP_READONLY;
   return caps;
 }

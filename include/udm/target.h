@@ -196,7 +196,8 @@ static inline udm_sector_t udm_target_offset(const struct udm_target *ti,
  * Open a backing device named in a table: a path to a regular file or block
  * device, or a udm device as "udm:NAME" or "/dev/mapper/NAME".  Opens are
  * shared within a table.  The mode is ignored for read-only devices (writes
- * then fail with EROFS).
+ * then fail with EROFS); an image whose driver cannot write is opened
+ * read-only, and the table's device is then reported UDM_CAP_READONLY.
  */
 int udm_get_device(struct udm_target *ti, const char *path, unsigned mode,
                    struct udm_dev **out);

@@ -252,6 +252,74 @@ static void readonly_devices_refuse_writes(void)
   drop(d);
 }
 
+/* The image driver "ro": 64 KiB of pattern 8, and no pwrite, so read-only. */
+static int ro_open(const char *path, const struct udm_image_options *opts, bool writable,
+                   void **handle, char **errmsg)
+{
+  (void)path, (void)opts, (void)writable, (void)errmsg;
+  static int token;
+  *handle = &token;
+  return 0;
+}
+
+static void ro_close(void *h)
+{
+  (void)h;
+}
+
+static uint64_t ro_size(void *h)
+{
+  (void)h;
+  return 65536;
+}
+
+static int ro_pread(void *h, void *buf, size_t len, uint64_t off)
+{
+  (void)h;
+  fill_pattern(buf, len, 8, off);
+  return 0;
+}
+
+static const struct udm_image_driver ro_driver = {
+    UDM_IMAGE_DRIVER_INIT,
+    .name = "ro",
+    .description = "read-only pattern (test-io)",
+    .open = ro_open,
+    .close = ro_close,
+    .size = ro_size,
+    .pread = ro_pread,
+};
+
+/*
+ * A read-write table over an image its driver can only read is a read-only
+ * device to frontends (UDM_CAP_READONLY), even for the segments on files.
+ */
+static void read_only_images_make_read_only_devices(void)
+{
+  CHECK(udm_image_driver_register(ctx, &ro_driver) == 0);
+  const char *f = scratch_file("rw.img", 65536, 9);
+  char t[512];
+  snprintf(t, sizeof t, "0 128 linear %s 0", f);
+  struct udm_device *d = make("ro-image", "0 128 linear ro:x 0", 0);
+  unsigned caps = udm_device_caps(d);
+  CHECK(caps & UDM_CAP_READONLY);
+  CHECK(!(caps & (UDM_CAP_DISCARD | UDM_CAP_WRITE_ZEROES)));
+  unsigned char b[512], w[512];
+  fill_pattern(w, 512, 8, 512);
+  CHECK(udm_device_pread(d, b, 512, 512) == 0 && memcmp(b, w, 512) == 0);
+  errno = 0;
+  CHECK(udm_device_pwrite(d, b, 512, 0, 0) == -1 && errno == EROFS);
+  /* Mixed with a file segment, still read-only; over the file alone, writable. */
+  snprintf(t, sizeof t, "0 128 linear %s 0\n128 128 linear ro:x 0", f);
+  CHECK(udm_table_load(d, t) == 0 && udm_device_resume(d) == 0);
+  CHECK(udm_device_caps(d) & UDM_CAP_READONLY);
+  snprintf(t, sizeof t, "0 128 linear %s 0", f);
+  CHECK(udm_table_load(d, t) == 0 && udm_device_resume(d) == 0);
+  caps = udm_device_caps(d);
+  CHECK(!(caps & UDM_CAP_READONLY) && (caps & UDM_CAP_WRITE_ZEROES));
+  drop(d);
+}
+
 static void direct_io_backing_bounces_misaligned_buffers(void)
 {
   const char *f = scratch_file("direct.img", 1 << 20, 8);
@@ -313,6 +381,7 @@ int main(void)
   unaligned_requests_are_read_modify_written();
   holes_are_reported_punched_and_zeroed();
   readonly_devices_refuse_writes();
+  read_only_images_make_read_only_devices();
   image_size_reports_what_a_table_would_see();
   direct_io_backing_bounces_misaligned_buffers();
   udm_ctx_free(ctx);
