@@ -128,6 +128,12 @@ static int opt_info_go(struct nbd_conn *c, uint32_t opt, const unsigned char *d,
   }
   uint64_t size = udm_device_size(dev);
   uint16_t flags = nbd_export_flags(dev, c->structured);
+  /*
+   * Clients should send whole logical blocks; smaller requests are still
+   * served (the core read-modify-writes them), which the protocol allows.
+   */
+  uint32_t block_min = udm_device_block_size(dev);
+  uint32_t block_pref = block_min > NBD_BLOCK_PREFERRED ? block_min : NBD_BLOCK_PREFERRED;
   const char *devname = udm_device_name(dev);
 
   unsigned char b[18];
@@ -137,8 +143,8 @@ static int opt_info_go(struct nbd_conn *c, uint32_t opt, const unsigned char *d,
   int r = send_info(c, opt, b, 12);
   if (r == 0) {
     nbd_put16(b, NBD_INFO_BLOCK_SIZE);
-    nbd_put32(b + 2, NBD_BLOCK_MIN);
-    nbd_put32(b + 6, NBD_BLOCK_PREFERRED);
+    nbd_put32(b + 2, block_min);
+    nbd_put32(b + 6, block_pref);
     nbd_put32(b + 10, NBD_PAYLOAD_MAX);
     r = send_info(c, opt, b, 14);
   }

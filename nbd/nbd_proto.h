@@ -116,7 +116,7 @@
 #define NBD_META_ID_BAD 2u
 
 /* Sizes udm advertises (NBD_INFO_BLOCK_SIZE) and enforces. */
-#define NBD_BLOCK_MIN       512u
+/* Preferred block size at least; the minimum is the device's logical block size. */
 #define NBD_BLOCK_PREFERRED 4096u
 #define NBD_PAYLOAD_MAX     (32u << 20)
 
