@@ -26,7 +26,6 @@
 #include "udm_fuse.h"
 #endif
 
-#define LOGICAL_BLOCK_SIZE 512
 /* How long a detach waits for the kernel's asynchronous release of the file. */
 #define CLOSE_TIMEOUT_MS 10000
 
@@ -215,6 +214,8 @@ int udmd_attach_device(struct udmd_attach *a, const char *name, char *devpath, s
   struct udm_info info;
   bool readonly = (udm_device_caps(dev) & UDM_CAP_READONLY) ||
                   (udm_device_info(dev, &info) == 0 && info.readonly);
+  /* As on dm: a filesystem on a 4096-byte crypt device never sends less. */
+  unsigned block_size = udm_device_block_size(dev);
   udm_device_unref(dev);
 
   pthread_mutex_lock(&a->lock);
@@ -231,7 +232,7 @@ int udmd_attach_device(struct udmd_attach *a, const char *name, char *devpath, s
     snprintf(msg, msgn, "udmd: out of memory");
     goto out;
   }
-  r = udm_platform_attach(at->file, readonly, LOGICAL_BLOCK_SIZE, at->devpath,
+  r = udm_platform_attach(at->file, readonly, block_size, at->devpath,
                           sizeof at->devpath, &at->direct_io);
   if (r < 0) {
     snprintf(msg, msgn, "attach %s: %s: %s", name, at->file, strerror(-r));
@@ -247,8 +248,9 @@ int udmd_attach_device(struct udmd_attach *a, const char *name, char *devpath, s
   *direct_io = at->direct_io;
   at->next = a->list;
   a->list = at;
-  udmd_log(LOG_INFO, "attached %s at %s (direct I/O %s%s)", name, at->devpath,
-           at->direct_io ? "on" : "off", readonly ? ", read-only" : "");
+  udmd_log(LOG_INFO, "attached %s at %s (%u-byte blocks, direct I/O %s%s)", name,
+           at->devpath, block_size, at->direct_io ? "on" : "off",
+           readonly ? ", read-only" : "");
   at = NULL;
   r = 0;
 out:
@@ -377,14 +379,30 @@ bool udmd_attach_lookup(struct udmd_attach *a, const char *name, char *devpath, 
   return at != NULL;
 }
 
-int udmd_attach_resized(struct udmd_attach *a, const char *name, char *msg, size_t msgn)
+int udmd_attach_follow(struct udmd_attach *a, const char *name, bool resized,
+                       unsigned block_size, char *msg, size_t msgn)
 {
   pthread_mutex_lock(&a->lock);
   struct attachment *at = find(a, name, NULL);
-  int r = at ? udm_platform_attach_update_size(at->devpath, at->file) : 0;
-  if (r < 0)
-    snprintf(msg, msgn, "resume %s: the new size did not reach %s: %s", name, at->devpath,
-             strerror(-r));
+  int r = 0;
+  /* The block size first: the new size is a whole number of the new blocks. */
+  if (at && block_size) {
+    r = udm_platform_attach_update_block_size(at->devpath, block_size);
+    if (r == -EOPNOTSUPP) { /* macOS: the file read-modify-writes smaller requests */
+      udmd_log(LOG_WARNING, "%s: %s keeps its block size; the device's is now %u", name,
+               at->devpath, block_size);
+      r = 0;
+    } else if (r < 0) {
+      snprintf(msg, msgn, "resume %s: the new logical block size %u did not reach %s: %s",
+               name, block_size, at->devpath, strerror(-r));
+    }
+  }
+  if (at && resized && r == 0) {
+    r = udm_platform_attach_update_size(at->devpath, at->file);
+    if (r < 0)
+      snprintf(msg, msgn, "resume %s: the new size did not reach %s: %s", name,
+               at->devpath, strerror(-r));
+  }
   pthread_mutex_unlock(&a->lock);
   return r;
 }

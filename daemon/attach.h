@@ -53,7 +53,11 @@ int udmd_attach_remove(struct udmd_attach *a, struct udm_device *dev, bool force
 /* The block device NAME is attached at, if any. */
 bool udmd_attach_lookup(struct udmd_attach *a, const char *name, char *devpath, size_t n,
                         bool *direct_io);
-/* After a table swap of NAME: an attached block device follows its new size. */
-int udmd_attach_resized(struct udmd_attach *a, const char *name, char *msg, size_t msgn);
+/*
+ * After a table swap of NAME: an attached block device follows its new size
+ * (when resized) and its new logical block size (when block_size is not 0).
+ */
+int udmd_attach_follow(struct udmd_attach *a, const char *name, bool resized,
+                       unsigned block_size, char *msg, size_t msgn);
 
 #endif

@@ -239,13 +239,16 @@ static int op_resume(struct op *o)
   struct udm_device *dev = lookup(o);
   if (!dev)
     return -1;
-  uint64_t before = udm_device_size(dev);
+  uint64_t size = udm_device_size(dev);
+  unsigned block_size = udm_device_block_size(dev);
   int r = udm_device_resume(dev);
-  if (r < 0)
+  if (r < 0) {
     fail_lib(o);
-  else if (udm_device_size(dev) != before) {
-    /* An attached block device follows a table that resizes the device. */
-    int e = udmd_attach_resized(o->attach, udm_device_name(dev), o->msg, sizeof o->msg);
+  } else if (udm_device_size(dev) != size || udm_device_block_size(dev) != block_size) {
+    /* An attached block device follows a table that resizes or reblocks the device. */
+    unsigned now = udm_device_block_size(dev);
+    int e = udmd_attach_follow(o->attach, udm_device_name(dev), udm_device_size(dev) != size,
+                               now != block_size ? now : 0, o->msg, sizeof o->msg);
     if (e < 0) {
       o->err = -e;
       r = -1;

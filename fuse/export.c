@@ -125,7 +125,8 @@ static void device_attr(struct udm_fuse *f, struct udm_device *dev,
   st->st_uid = f->uid;
   st->st_gid = f->gid;
   st->st_size = (off_t)info->size;
-  st->st_blksize = IO_ALIGN;
+  unsigned bs = udm_device_block_size(dev);
+  st->st_blksize = bs > IO_ALIGN ? bs : IO_ALIGN;
   st->st_blocks = (blkcnt_t)(info->size / 512);
   st->st_atim = st->st_mtim = st->st_ctim = f->mount_time;
 }
@@ -597,15 +598,15 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 }
 
 /*
- * Deallocate [off, off+len) so that it reads as zeros.  The sectors inside
- * are zeroed with unmapping allowed and no slow fallback (a trim must not
- * turn into writing the whole range); partial sectors at the edges are
+ * Deallocate [off, off+len) so that it reads as zeros.  The logical blocks
+ * inside are zeroed with unmapping allowed and no slow fallback (a trim must
+ * not turn into writing the whole range); partial blocks at the edges are
  * written, as a filesystem zeroes the partial blocks of a punched range.
  */
 static int punch_hole(struct udm_device *dev, uint64_t off, uint64_t len)
 {
-  const uint64_t ss = UDM_SECTOR_SIZE;
-  uint64_t a0 = (off + ss - 1) / ss * ss, a1 = (off + len) / ss * ss;
+  const uint64_t bs = udm_device_block_size(dev);
+  uint64_t a0 = (off + bs - 1) / bs * bs, a1 = (off + len) / bs * bs;
   if (a1 <= a0)
     return udm_device_write_zeroes(dev, len, off, 0) < 0 ? -udm_err() : 0;
   if (udm_device_write_zeroes(dev, a1 - a0, a0, UDM_IO_MAY_UNMAP | UDM_IO_NO_FALLBACK) < 0)

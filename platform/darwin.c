@@ -207,8 +207,10 @@ static int first_whole_disk(const char *text, char *devpath, size_t n)
  * "hdiutil attach -nomount -imagekey diskimage-class=CRawDiskImage FILE":
  * the raw image class takes any file as a disk (no UDIF header needed),
  * and -nomount keeps the system from mounting what it finds there.  The
- * block size is the raw class's own (512); logical_block_size is not
- * configurable there.  No host-side direct I/O either.
+ * block size is the raw class's own (512); hdiutil attach has no option to
+ * set it, so logical_block_size is not used: smaller requests reach the
+ * FUSE file, where udm read-modify-writes whole blocks.  No host-side
+ * direct I/O either.
  */
 int udm_platform_attach(const char *file, bool readonly, unsigned logical_block_size,
                         char *devpath, size_t n, bool *direct_io)
@@ -241,6 +243,12 @@ int udm_platform_attach_update_size(const char *devpath, const char *file)
 {
   (void)devpath, (void)file;
   return -EOPNOTSUPP; /* an attached disk image keeps its size: detach and attach */
+}
+
+int udm_platform_attach_update_block_size(const char *devpath, unsigned logical_block_size)
+{
+  (void)devpath, (void)logical_block_size;
+  return -EOPNOTSUPP; /* the raw image class keeps 512-byte blocks (see attach) */
 }
 
 /*

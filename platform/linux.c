@@ -338,6 +338,16 @@ int udm_platform_attach_update_size(const char *devpath, const char *file)
   return r;
 }
 
+int udm_platform_attach_update_block_size(const char *devpath, unsigned logical_block_size)
+{
+  int fd = open(devpath, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  int r = ioctl(fd, LOOP_SET_BLOCK_SIZE, (unsigned long)logical_block_size) < 0 ? -errno : 0;
+  close(fd);
+  return r;
+}
+
 int udm_platform_foreach_attached(const char *path,
                                   int (*fn)(void *opaque, const char *devpath,
                                             const char *backing_file),

@@ -61,6 +61,12 @@ int udm_platform_detach(const char *devpath);
 /* After FILE was resized: make the attached device's size follow it. */
 int udm_platform_attach_update_size(const char *devpath, const char *file);
 /*
+ * After the device behind an attached file changed its logical block size:
+ * make the attached device's block size follow (Linux: LOOP_SET_BLOCK_SIZE;
+ * -EOPNOTSUPP on macOS, where the file still works through read-modify-write).
+ */
+int udm_platform_attach_update_block_size(const char *devpath, unsigned logical_block_size);
+/*
  * Calls fn for every attached block device whose backing file is PATH, or
  * lies under PATH when PATH ends with '/' (to find what a dead daemon left
  * attached).  Paths are compared after resolving PATH's existing prefix,

@@ -328,10 +328,11 @@ int main(int argc, char **argv)
     snprintf(file, sizeof file, "%s/%s", s.dir, s.attach);
     struct udm_device *d = udm_device_lookup(ctx, s.attach);
     bool ro = d && (udm_device_caps(d) & UDM_CAP_READONLY);
+    unsigned bs = d ? udm_device_block_size(d) : 512;
     if (d)
       udm_device_unref(d);
     bool dio = false;
-    r = udm_platform_attach(file, ro, 512, dev, sizeof dev, &dio);
+    r = udm_platform_attach(file, ro, bs, dev, sizeof dev, &dio);
     if (r < 0) {
       fprintf(stderr, "%s: attach %s: %s\n", PROG, file, strerror(-r));
       goto out;
