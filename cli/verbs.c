@@ -585,6 +585,9 @@ static void info_record(struct cli_args *a, const struct udm_msg *m, unsigned fi
   const char *bad_hits = field(m, first, end, "bad_block_hits");
   if (!*bad_hits)
     bad_hits = "0";
+  const char *block_size = field(m, first, end, "logical_block_size");
+  if (!*block_size) /* a udmd from before the field */
+    block_size = "512";
   if (cli_opt_set(a, "json")) {
     fputs(json_first ? "\n  {\"name\": " : ",\n  {\"name\": ", stdout);
     json_str(stdout, name);
@@ -606,8 +609,8 @@ static void info_record(struct cli_args *a, const struct udm_msg *m, unsigned fi
       json_str(stdout, blockdev);
     else
       fputs("null", stdout);
-    printf(", \"direct_io\": %s, \"bad_block_hits\": %s}",
-           yes(m, first, end, "direct_io") ? "true" : "false", bad_hits);
+    printf(", \"direct_io\": %s, \"bad_block_hits\": %s, \"logical_block_size\": %s}",
+           yes(m, first, end, "direct_io") ? "true" : "false", bad_hits, block_size);
     return;
   }
   printf("Name:              %s\n", name);
@@ -621,6 +624,9 @@ static void info_record(struct cli_args *a, const struct udm_msg *m, unsigned fi
   printf("Number of targets: %s\n", field(m, first, end, "target_count"));
   if (*blockdev)
     printf("Block device:      %s\n", blockdev);
+  /* Only when not dmsetup's implied 512, like the lines around it. */
+  if (strcmp(block_size, "512") != 0)
+    printf("Logical block size: %s\n", block_size);
   /* Only for devices whose image reported bad blocks: dmsetup has no such line. */
   if (strcmp(bad_hits, "0") != 0)
     printf("Bad blocks hit:    %s\n", bad_hits);

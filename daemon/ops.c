@@ -328,6 +328,8 @@ static int info_of(struct op *o, struct udm_device *dev)
     r = udm_msg_addf(p, "minor", "%u", i.minor);
   if (r == 0)
     r = udm_msg_addf(p, "bad_block_hits", "%llu", (unsigned long long)i.bad_block_hits);
+  if (r == 0) /* not in struct udm_info, whose layout is ABI */
+    r = udm_msg_addf(p, "logical_block_size", "%u", udm_device_block_size(dev));
   char blockdev[256] = "";
   bool dio = false;
   udmd_attach_lookup(o->attach, i.name, blockdev, sizeof blockdev, &dio);

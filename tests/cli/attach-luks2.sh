@@ -25,6 +25,7 @@ grep -qE '^[[:space:]]+sector: 4096 \[bytes\]' "$WORK/dump" ||
 start_udmd
 udm open --type luks2 --key-file "$WORK/key" "$WORK/vol" sec || fail "udm open"
 udm table sec | grep -q ' 1 sector_size:4096$' || fail "table: $(udm table sec)"
+udm info sec | grep -qx "Logical block size: 4096" || fail "info sec: $(udm info sec)"
 dev=$(udm attach sec) || fail "attach"
 expect_eq "logical block size of $dev" 4096 "$(blockdev --getss "$dev")"
 expect_eq "size of $dev" "$(udm info --json sec | sed -n 's/.*"size": \([0-9]*\).*/\1/p')" \
