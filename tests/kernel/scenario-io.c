@@ -316,6 +316,19 @@ static int kernel_size(void *opaque, const char *name, uint64_t *size)
   return rc;
 }
 
+static int kernel_block_size(void *opaque, const char *name, unsigned *bytes)
+{
+  (void)opaque;
+  int fd = open_dev(name, O_RDONLY);
+  if (fd < 0)
+    return errno;
+  int v = 0;
+  int rc = ioctl(fd, BLKSSZGET, &v) < 0 ? errno : 0;
+  close(fd);
+  *bytes = (unsigned)v;
+  return rc;
+}
+
 /* "major:minor" of a scenario disk becomes $role, of a mapped device /dev/mapper/NAME. */
 static const char *kernel_canon_token(void *opaque, const char *token, char *buf, size_t size)
 {
@@ -370,6 +383,7 @@ int main(int argc, char **argv)
     .dev_zeroout = kernel_zeroout,
     .dev_flush = kernel_flush,
     .dev_size = kernel_size,
+    .dev_block_size = kernel_block_size,
     .canon_token = kernel_canon_token,
     .disk_open_flags = O_DIRECT,
     .side = "kernel",

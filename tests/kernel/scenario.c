@@ -965,7 +965,8 @@ int scn_run_file(const char *path, const char *workdir, const struct scn_backend
         rc = 2;
         break;
       }
-      bool needs_range = strcmp(cmd, "flush") && strcmp(cmd, "digest") && strcmp(cmd, "size");
+      bool needs_range = strcmp(cmd, "flush") && strcmp(cmd, "digest") && strcmp(cmd, "size") &&
+                         strcmp(cmd, "blocksize");
       bool needs_seed = !strcmp(cmd, "write") || !strcmp(cmd, "verify");
       int want = 2 + (needs_range ? 2 : 0) + (needs_seed ? 1 : 0);
       if (n != want || (needs_range && (parse_size(tok[2], &a) || parse_size(tok[3], &b)))) {
@@ -1011,7 +1012,7 @@ int scn_run_file(const char *path, const char *workdir, const struct scn_backend
         else
           result("ok %" PRIu64, size);
       } else if (t.disk) {
-        harness_error(path, ln, "discard/zeroout/flush act on mapped devices only");
+        harness_error(path, ln, "discard/zeroout/flush/blocksize act on mapped devices only");
         rc = 2;
         break;
       } else if (!strcmp(cmd, "discard") || !strcmp(cmd, "zeroout")) {
@@ -1027,6 +1028,13 @@ int scn_run_file(const char *path, const char *workdir, const struct scn_backend
           result_err(err);
         else
           result("ok");
+      } else if (!strcmp(cmd, "blocksize")) {
+        unsigned bs = 0;
+        int err = be->dev_block_size(be->opaque, t.name, &bs);
+        if (err)
+          result_err(err);
+        else
+          result("ok %u", bs);
       } else {
         harness_error(path, ln, "unknown command");
         rc = 2;

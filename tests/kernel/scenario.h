@@ -54,6 +54,8 @@ struct scn_backend {
   int (*dev_zeroout)(void *opaque, const char *name, uint64_t off, uint64_t len);
   int (*dev_flush)(void *opaque, const char *name);
   int (*dev_size)(void *opaque, const char *name, uint64_t *size);
+  /* Logical block size in bytes (BLKSSZGET / udm_device_block_size). */
+  int (*dev_block_size)(void *opaque, const char *name, unsigned *bytes);
   /*
    * Canonical form of one token of table/status text, or NULL to keep it:
    * a backing disk becomes "$role", another mapped device "/dev/mapper/NAME".

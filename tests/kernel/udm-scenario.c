@@ -207,6 +207,17 @@ static int udm_size_op(void *opaque, const char *name, uint64_t *size)
   return 0;
 }
 
+static int udm_block_size_op(void *opaque, const char *name, unsigned *bytes)
+{
+  int err = 0;
+  struct udm_device *dev = lookup(opaque, name, &err);
+  if (!dev)
+    return err;
+  *bytes = udm_device_block_size(dev);
+  udm_device_unref(dev);
+  return 0;
+}
+
 /*
  * "udm: open": the CLI's udm open without the daemon.  The same plan
  * (volumes/open.c) is made into devices in-process.
@@ -340,6 +351,7 @@ int main(int argc, char **argv)
     .dev_zeroout = udm_zeroout_op,
     .dev_flush = udm_flush_op,
     .dev_size = udm_size_op,
+    .dev_block_size = udm_block_size_op,
     .canon_token = udm_canon_token,
     .disk_open_flags = 0,
     .side = "udm",
