@@ -8,8 +8,9 @@
  *
  * Concurrency: libgcrypt handles are not thread-safe, so each target keeps
  * a small pool of "slots", each with its own handles and write bounce
- * buffer.  A request takes any free slot (trylock round-robin), so threads
- * rarely wait and no handle is ever created on the I/O path.
+ * buffer.  A request takes the first free slot (trylock), so threads
+ * rarely wait, only busy slots ever hold a bounce buffer, and no handle is
+ * ever created on the I/O path.
  *
  * Writes are encrypted into the slot's bounce buffer (the caller's buffer
  * is never modified); reads are decrypted in place after the backing read.
@@ -34,7 +35,7 @@
 #include "xts_accel.h"
 
 #define SECTOR_SHIFT 9
-#define BOUNCE_BYTES (256u * 1024u)
+#define BOUNCE_BYTES (1024u * 1024u)
 #define MAX_KEY_BYTES 8192u
 #define MAX_TFMS 64u
 #define LMK_SEED_SIZE 64u
@@ -996,15 +997,19 @@ static void crypt_dtr(struct udm_target *ti)
 
 /* ---- the per-sector transform ---- */
 
+/*
+ * The first free slot, so that only as many slots as there are concurrent
+ * requests ever get a bounce buffer; all busy: wait on one, round robin.
+ */
 static struct crypt_slot *slot_get(struct crypt *cc)
 {
-  unsigned first = atomic_fetch_add_explicit(&cc->next_slot, 1, memory_order_relaxed);
   for (unsigned i = 0; i < cc->nslots; i++) {
-    struct crypt_slot *sl = &cc->slots[(first + i) % cc->nslots];
+    struct crypt_slot *sl = &cc->slots[i];
     if (pthread_mutex_trylock(&sl->lock) == 0)
       return sl;
   }
-  struct crypt_slot *sl = &cc->slots[first % cc->nslots];
+  unsigned next = atomic_fetch_add_explicit(&cc->next_slot, 1, memory_order_relaxed);
+  struct crypt_slot *sl = &cc->slots[next % cc->nslots];
   pthread_mutex_lock(&sl->lock);
   return sl;
 }
