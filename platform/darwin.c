@@ -100,6 +100,15 @@ int udm_platform_peer_uid(int fd, uid_t *uid)
   return getpeereid(fd, uid, &gid) < 0 ? -errno : 0;
 }
 
+bool udm_platform_cpu_has_arm_crc32(void)
+{
+#if defined(__aarch64__) || defined(__arm64__)
+  return true; /* every Apple Silicon CPU has them */
+#else
+  return false;
+#endif
+}
+
 /* ---- block devices over files (docs/fuse.md; untested on macOS) ---- */
 
 int udm_platform_set_io_flusher(void)

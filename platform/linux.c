@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <sys/auxv.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -103,6 +104,18 @@ int udm_platform_peer_uid(int fd, uid_t *uid)
     return -errno;
   *uid = cred.uid;
   return 0;
+}
+
+bool udm_platform_cpu_has_arm_crc32(void)
+{
+#if defined(__aarch64__)
+#ifndef HWCAP_CRC32
+#define HWCAP_CRC32 (1ul << 7) /* <asm/hwcap.h>; older libcs lack the name */
+#endif
+  return (getauxval(AT_HWCAP) & HWCAP_CRC32) != 0;
+#else
+  return false;
+#endif
 }
 
 /* ---- block devices over files (docs/fuse.md) ---- */

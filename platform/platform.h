@@ -32,6 +32,12 @@ int udm_platform_seek_hole(int fd, uint64_t off, uint64_t *hole);
 int udm_platform_self_exe(char *buf, size_t size);
 /* User id of the process at the other end of a connected Unix socket. */
 int udm_platform_peer_uid(int fd, uid_t *uid);
+/*
+ * True when the CPU is 64-bit ARM with the ARMv8 CRC32 instructions (Linux:
+ * the kernel's HWCAP_CRC32; Apple Silicon always has them).  False on other
+ * architectures: x86 asks the compiler's cpuid support, which needs no OS.
+ */
+bool udm_platform_cpu_has_arm_crc32(void);
 
 
 /* ---- block devices over files: the FUSE export's attach (docs/fuse.md) ---- */
