@@ -3,7 +3,7 @@
  * image-dump: read a whole udm device through the in-process API, for the
  * driver tests to compare with what real tools (qemu-img, ddrescue) say.
  *
- *   image-dump [--load DRIVER.so]... [--bad FILE] [--extents FILE]
+ *   image-dump [--load DRIVER.so]... [--bad FILE] [--extents FILE] [--piece BYTES]
  *              [--threads N] [--expect-load-error] --table 'TABLE' OUT
  *
  * OUT gets every byte of the device; sectors whose reads fail are written as
@@ -12,7 +12,9 @@
  * bad_block_hits is printed on stdout as "bad_block_hits N".  With
  * --expect-load-error the table must fail to load: its message goes to
  * stdout and the exit status is 0.  --threads N reads with N threads at once
- * (interleaved 1 MiB pieces), to exercise the drivers' locking.
+ * (interleaved 1 MiB pieces), to exercise the drivers' locking; --piece
+ * BYTES (a multiple of 512) reads in pieces of that size instead, so that
+ * pieces cover parts of an image's chunks and go through its caches.
  * --expect-erofs first checks that a write fails with EROFS.
  */
 #include <errno.h>
@@ -27,13 +29,14 @@
 #include <udm/driver.h>
 #include <udm/udm.h>
 
-#define PIECE (1u << 20)
+#define PIECE_MAX (16u << 20)
 #define SECTOR 512u
 
 struct shared {
   struct udm_device *dev;
   uint64_t size;
   unsigned nthreads;
+  size_t piece;
   int out_fd;
   pthread_mutex_t lock;
   uint8_t *bad_sectors; /* one byte per sector: 1 = read failed */
@@ -49,14 +52,15 @@ static void *read_pieces(void *arg)
 {
   struct worker *w = arg;
   struct shared *s = w->s;
-  uint8_t *buf = malloc(PIECE);
+  const size_t piece = s->piece;
+  uint8_t *buf = malloc(piece);
   if (!buf) {
     s->error = ENOMEM;
     return NULL;
   }
-  for (uint64_t off = (uint64_t)w->index * PIECE; off < s->size;
-       off += (uint64_t)s->nthreads * PIECE) {
-    size_t n = s->size - off < PIECE ? (size_t)(s->size - off) : PIECE;
+  for (uint64_t off = (uint64_t)w->index * piece; off < s->size;
+       off += (uint64_t)s->nthreads * piece) {
+    size_t n = s->size - off < piece ? (size_t)(s->size - off) : piece;
     if (udm_device_pread(s->dev, buf, n, off) < 0) {
       if (errno != EIO) {
         fprintf(stderr, "image-dump: read at %llu: %s\n", (unsigned long long)off,
@@ -104,6 +108,7 @@ int main(int argc, char **argv)
 {
   const char *table = NULL, *bad_path = NULL, *extents_path = NULL, *out = NULL;
   unsigned nthreads = 1;
+  long piece = 1 << 20;
   bool expect_load_error = false, expect_erofs = false;
   struct udm_ctx *ctx = udm_ctx_new();
   if (!ctx) {
@@ -124,6 +129,8 @@ int main(int argc, char **argv)
       extents_path = argv[++i];
     } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
       nthreads = (unsigned)atoi(argv[++i]);
+    } else if (strcmp(argv[i], "--piece") == 0 && i + 1 < argc) {
+      piece = atol(argv[++i]);
     } else if (strcmp(argv[i], "--expect-erofs") == 0) {
       expect_erofs = true;
     } else if (strcmp(argv[i], "--expect-load-error") == 0) {
@@ -135,9 +142,11 @@ int main(int argc, char **argv)
       return 2;
     }
   }
-  if (!table || (!out && !expect_load_error) || nthreads < 1 || nthreads > 64) {
+  if (!table || (!out && !expect_load_error) || nthreads < 1 || nthreads > 64 ||
+      piece < (long)SECTOR || piece > (long)PIECE_MAX || piece % SECTOR) {
     fprintf(stderr, "usage: image-dump [--load SO]... [--bad FILE] [--extents FILE] "
-                    "[--threads N] [--expect-erofs] [--expect-load-error] --table TABLE OUT\n");
+                    "[--threads N] [--piece BYTES] [--expect-erofs] [--expect-load-error] "
+                    "--table TABLE OUT\n");
     return 2;
   }
   struct udm_device *dev = udm_device_create(ctx, "img", NULL, 0);
@@ -171,7 +180,8 @@ int main(int argc, char **argv)
       return 1;
     }
   }
-  struct shared s = {.dev = dev, .size = udm_device_size(dev), .nthreads = nthreads};
+  struct shared s = {.dev = dev, .size = udm_device_size(dev), .nthreads = nthreads,
+                     .piece = (size_t)piece};
   pthread_mutex_init(&s.lock, NULL);
   s.out_fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
   s.bad_sectors = calloc(s.size / SECTOR + 1, 1);

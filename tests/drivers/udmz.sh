@@ -77,6 +77,19 @@ PY
   echo "ok: chunk size $cs: $(grep -E '^Stored bytes' "$tmp/info"), $hits hits with bad=zero"
 done
 
+# Reads of parts of chunks go through the chunk cache (16 MiB: 256 chunks of
+# 64 KiB).  24 MiB of them, in 12 KiB pieces that straddle chunks, from three
+# threads at once: the cache fills, evicts and reuses what it evicts.
+pattern "$tmp/big.raw" 16
+dd if=/dev/urandom of="$tmp/big.raw" bs=1M count=8 oflag=append conv=notrunc status=none
+"$UDM_IMAGE" convert --chunk-size 65536 "$tmp/big.raw" "$tmp/big.udmz" >/dev/null
+for threads in 1 3; do
+  dump "udmz:$tmp/big.udmz" "$tmp/big.out" --piece 12288 --threads $threads >/dev/null ||
+    fail "dump in 12 KiB pieces ($threads threads)"
+  cmp "$tmp/big.raw" "$tmp/big.out" || fail "12 KiB pieces ($threads threads) differ"
+done
+echo "ok: partial-chunk reads through the cache, 384 chunks"
+
 # Options: the core's bad= is checked, unknown driver options are refused.
 msg=$("$IMAGE_DUMP" --expect-load-error --table "0 2048 linear udmz:$out?bad=maybe 0") ||
   fail "bad=maybe accepted"
