@@ -46,25 +46,45 @@ bool udm_blockcache_get(struct udm_blockcache *c, uint64_t key, size_t pos, void
   return hit;
 }
 
-void udm_blockcache_put(struct udm_blockcache *c, uint64_t key, const void *data)
+/* Under the lock: the least recently used slot, or NULL when KEY is cached already. */
+static struct udm_blockcache_slot *victim_for(struct udm_blockcache *c, uint64_t key)
 {
-  pthread_mutex_lock(&c->lock);
   struct udm_blockcache_slot *victim = &c->slots[0];
   for (unsigned i = 0; i < c->nslots; i++) {
     struct udm_blockcache_slot *s = &c->slots[i];
-    if (s->key == key && s->data) { /* another thread was first */
-      pthread_mutex_unlock(&c->lock);
-      return;
-    }
+    if (s->key == key && s->data) /* another thread was first */
+      return NULL;
     if (s->used < victim->used)
       victim = s;
   }
-  if (!victim->data)
+  return victim;
+}
+
+void udm_blockcache_put(struct udm_blockcache *c, uint64_t key, const void *data)
+{
+  pthread_mutex_lock(&c->lock);
+  struct udm_blockcache_slot *victim = victim_for(c, key);
+  if (victim && !victim->data)
     victim->data = malloc(c->block_size);
-  if (victim->data) {
+  if (victim && victim->data) {
     memcpy(victim->data, data, c->block_size);
     victim->key = key;
     victim->used = ++c->clock;
   }
   pthread_mutex_unlock(&c->lock);
+}
+
+void *udm_blockcache_put_owned(struct udm_blockcache *c, uint64_t key, void *data)
+{
+  pthread_mutex_lock(&c->lock);
+  struct udm_blockcache_slot *victim = victim_for(c, key);
+  void *spare = data;
+  if (victim) {
+    spare = victim->data;
+    victim->data = data;
+    victim->key = key;
+    victim->used = ++c->clock;
+  }
+  pthread_mutex_unlock(&c->lock);
+  return spare;
 }

@@ -33,5 +33,11 @@ bool udm_blockcache_get(struct udm_blockcache *c, uint64_t key, size_t pos, void
                         size_t len);
 /* Insert block KEY (block_size bytes), evicting the least recently used. */
 void udm_blockcache_put(struct udm_blockcache *c, uint64_t key, const void *data);
+/*
+ * The same without the copy: the cache takes DATA (malloc'd, block_size
+ * bytes) and returns a buffer the caller now owns, to reuse or free: the
+ * evicted block's, DATA itself when KEY is already cached, or NULL.
+ */
+void *udm_blockcache_put_owned(struct udm_blockcache *c, uint64_t key, void *data);
 
 #endif

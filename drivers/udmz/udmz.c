@@ -454,7 +454,8 @@ static int udmz_read(struct udmz *z, uint8_t *buf, size_t len, uint64_t off)
       r = load_chunk(z, ci, tmp);
       if (r == 0) {
         memcpy(buf, tmp + pos, take);
-        udm_blockcache_put(&z->cache, ci + 1, tmp);
+        /* The cache keeps tmp and hands back the buffer it evicts: no chunk-sized copy. */
+        tmp = udm_blockcache_put_owned(&z->cache, ci + 1, tmp);
       }
     }
     buf += take;
