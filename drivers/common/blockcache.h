@@ -3,6 +3,9 @@
  * A small thread-safe LRU cache of equal-sized blocks (L2 tables,
  * decompressed clusters and chunks), keyed by a non-zero 64-bit number.
  * I/O never happens under its lock: callers read on a miss, then put.
+ * Lookups hash the key and the LRU order is a list, so every operation
+ * costs the same however many slots there are (udmz images with small
+ * chunks have thousands).
  */
 #ifndef UDM_DRIVERS_BLOCKCACHE_H
 #define UDM_DRIVERS_BLOCKCACHE_H
@@ -13,16 +16,20 @@
 #include <stdint.h>
 
 struct udm_blockcache_slot {
-  uint64_t key;   /* 0: empty */
-  uint64_t used;  /* LRU clock */
-  uint8_t *data;
+  uint64_t key;        /* 0: empty (not in any bucket) */
+  uint8_t *data;       /* block_size bytes once filled */
+  unsigned next;       /* next slot in the same bucket */
+  unsigned newer;      /* LRU list neighbours */
+  unsigned older;
 };
 
 struct udm_blockcache {
   pthread_mutex_t lock;
   unsigned nslots;
   size_t block_size;
-  uint64_t clock;
+  unsigned bucket_bits;
+  unsigned *buckets;   /* first slot of each bucket's chain */
+  unsigned newest, oldest;
   struct udm_blockcache_slot *slots;
 };
 
