@@ -33,11 +33,6 @@
 static uint32_t table[8][256];
 static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 
-/* Advance a register over LEN zero bytes: byte k of the register -> shift[k][byte]. */
-struct zeros_op {
-  uint32_t shift[4][256];
-};
-
 static uint32_t sw_update(uint32_t c, const uint8_t *p, size_t len)
 {
   while (len >= 8) {
@@ -65,40 +60,6 @@ static void build_table(void)
   for (uint32_t i = 0; i < 256; i++)
     for (int t = 1; t < 8; t++)
       table[t][i] = (table[t - 1][i] >> 8) ^ table[0][table[t - 1][i] & 0xff];
-}
-
-/* Built from the software table, so after build_table(). */
-static void build_zeros_op(struct zeros_op *op, size_t len)
-{
-  static const uint8_t zeros[SHORT_BLOCK];
-  uint32_t bit[32]; /* each register bit alone, advanced over LEN zeros */
-  for (int b = 0; b < 32; b++) {
-    uint32_t c = 1u << b;
-    for (size_t done = 0; done < len; done += sizeof zeros)
-      c = sw_update(c, zeros, len - done < sizeof zeros ? len - done : sizeof zeros);
-    bit[b] = c;
-  }
-  for (int k = 0; k < 4; k++)
-    for (unsigned v = 0; v < 256; v++) {
-      uint32_t c = 0;
-      for (int b = 0; b < 8; b++)
-        if (v & (1u << b))
-          c ^= bit[8 * k + b];
-      op->shift[k][v] = c;
-    }
-}
-
-static inline uint32_t zeros_apply(const struct zeros_op *op, uint32_t c)
-{
-  return op->shift[0][c & 0xff] ^ op->shift[1][(c >> 8) & 0xff] ^
-         op->shift[2][(c >> 16) & 0xff] ^ op->shift[3][c >> 24];
-}
-
-static inline uint64_t load64(const uint8_t *p)
-{
-  uint64_t v;
-  memcpy(&v, p, sizeof v);
-  return v;
 }
 
 /*
@@ -169,6 +130,45 @@ static bool hw_present(void)
 #endif
 
 #if defined(HAVE_HW_CRC)
+/* Advance a register over LEN zero bytes: byte k of the register -> shift[k][byte]. */
+struct zeros_op {
+  uint32_t shift[4][256];
+};
+
+/* Built from the software table, so after build_table(). */
+static void build_zeros_op(struct zeros_op *op, size_t len)
+{
+  static const uint8_t zeros[SHORT_BLOCK];
+  uint32_t bit[32]; /* each register bit alone, advanced over LEN zeros */
+  for (int b = 0; b < 32; b++) {
+    uint32_t c = 1u << b;
+    for (size_t done = 0; done < len; done += sizeof zeros)
+      c = sw_update(c, zeros, len - done < sizeof zeros ? len - done : sizeof zeros);
+    bit[b] = c;
+  }
+  for (int k = 0; k < 4; k++)
+    for (unsigned v = 0; v < 256; v++) {
+      uint32_t c = 0;
+      for (int b = 0; b < 8; b++)
+        if (v & (1u << b))
+          c ^= bit[8 * k + b];
+      op->shift[k][v] = c;
+    }
+}
+
+static inline uint32_t zeros_apply(const struct zeros_op *op, uint32_t c)
+{
+  return op->shift[0][c & 0xff] ^ op->shift[1][(c >> 8) & 0xff] ^
+         op->shift[2][(c >> 16) & 0xff] ^ op->shift[3][c >> 24];
+}
+
+static inline uint64_t load64(const uint8_t *p)
+{
+  uint64_t v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
 static struct zeros_op long_zeros, short_zeros;
 
 /* Three blocks of BLOCK bytes side by side while LEN allows; returns bytes done. */
@@ -251,6 +251,8 @@ uint32_t udm_crc32c_hw(uint32_t crc, const void *data, size_t len)
 #if defined(HAVE_HW_CRC)
   if (hw_usable)
     return ~hw_update(~crc, data, len);
+#else
+  (void)crc, (void)data, (void)len;
 #endif
   abort(); /* a caller that did not ask udm_crc32c_hw_usable() */
 }
