@@ -16,6 +16,7 @@
 #include <udm/udm.h>
 
 #include "../unit/check.h"
+#include "../unit/testdev.h"
 #include "../unit/util.h"
 
 #define KEY_HEX \
@@ -28,19 +29,9 @@ static struct udm_ctx *ctx;
 
 static struct udm_device *make(const char *name, const char *table)
 {
-  struct udm_device *d = udm_device_create(ctx, name, NULL, 0);
-  if (!d || udm_table_load(d, table) < 0 || udm_device_resume(d) < 0) {
-    fprintf(stderr, "make %s: %s\n", name, udm_errmsg());
-    exit(1);
-  }
-  return d;
+  return test_make(ctx, name, table, 0);
 }
 
-static void drop(struct udm_device *d)
-{
-  CHECK(udm_device_remove(d, 0) == 0);
-  udm_device_unref(d);
-}
 
 /* Decrypt the 4096-byte crypt sector at SECTOR (512-byte units) of the area. */
 static void reference_decrypt(const unsigned char *cipher, unsigned char *plain,
@@ -122,7 +113,7 @@ int main(void)
   snprintf(t, sizeof t, "0 1024 crypt aes-cbc-essiv:sha256 %.64s 0 udm:c4k 0", KEY_HEX);
   struct udm_device *inner = make("inner", t);
   CHECK(udm_device_block_size(inner) == 4096);
-  drop(inner);
+  test_drop(inner);
 
   /* Tables that cut its blocks are refused; "up" keeps its table and data. */
   static const struct {
@@ -155,8 +146,8 @@ int main(void)
     CHECK(udm_device_pread(up, got, 4096, 0) == 0 && memcmp(got, want + 4096, 4096) == 0);
   }
   free(before);
-  drop(up);
-  drop(c);
+  test_drop(up);
+  test_drop(c);
   free(want);
   free(got);
   udm_ctx_free(ctx);

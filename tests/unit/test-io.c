@@ -13,25 +13,16 @@
 #include <udm/udm.h>
 
 #include "check.h"
+#include "testdev.h"
 #include "util.h"
 
 static struct udm_ctx *ctx;
 
 static struct udm_device *make(const char *name, const char *table, unsigned flags)
 {
-  struct udm_device *d = udm_device_create(ctx, name, NULL, flags);
-  if (!d || udm_table_load(d, table) < 0 || udm_device_resume(d) < 0) {
-    fprintf(stderr, "make %s: %s\n", name, udm_errmsg());
-    exit(1);
-  }
-  return d;
+  return test_make(ctx, name, table, flags);
 }
 
-static void drop(struct udm_device *d)
-{
-  CHECK(udm_device_remove(d, 0) == 0);
-  udm_device_unref(d);
-}
 
 /* Where striped puts device byte `off`: stripe index and byte on that stripe. */
 static void stripe_of(uint64_t off, unsigned stripes, uint64_t chunk_sectors,
@@ -92,7 +83,7 @@ static void striped_layout_matches_dm(unsigned stripes, uint64_t chunk)
     free(files[i]);
   free(w);
   free(r);
-  drop(d);
+  test_drop(d);
 }
 
 static void linear_offsets_and_multi_segment_reads(void)
@@ -127,7 +118,7 @@ static void linear_offsets_and_multi_segment_reads(void)
   /* Past the end: EIO. */
   CHECK(udm_device_pread(d, b, 512, 32 * 512) == -1 && errno == EIO);
   CHECK(udm_device_pread(d, b, 1024, 31 * 512) == -1 && errno == EIO);
-  drop(d);
+  test_drop(d);
 }
 
 static void unaligned_requests_are_read_modify_written(void)
@@ -154,7 +145,7 @@ static void unaligned_requests_are_read_modify_written(void)
   free(back);
   /* ... but not when the caller wants it fast only. */
   CHECK(udm_device_write_zeroes(d, 100, 10, UDM_IO_NO_FALLBACK) == -1 && errno == EOPNOTSUPP);
-  drop(d);
+  test_drop(d);
 }
 
 struct ext {
@@ -227,7 +218,7 @@ static void holes_are_reported_punched_and_zeroed(void)
   free(z);
   free(r);
   free(data);
-  drop(d);
+  test_drop(d);
 }
 
 static void readonly_devices_refuse_writes(void)
@@ -249,7 +240,7 @@ static void readonly_devices_refuse_writes(void)
   CHECK_CONTAINS(udm_errmsg(), "udm device 'ro' is read-only");
   udm_device_remove(up, 0);
   udm_device_unref(up);
-  drop(d);
+  test_drop(d);
 }
 
 /* The image driver "ro": 64 KiB of pattern 8, and no pwrite, so read-only. */
@@ -317,7 +308,7 @@ static void read_only_images_make_read_only_devices(void)
   CHECK(udm_table_load(d, t) == 0 && udm_device_resume(d) == 0);
   caps = udm_device_caps(d);
   CHECK(!(caps & UDM_CAP_READONLY) && (caps & UDM_CAP_WRITE_ZEROES));
-  drop(d);
+  test_drop(d);
 }
 
 static void direct_io_backing_bounces_misaligned_buffers(void)
@@ -353,7 +344,7 @@ static void direct_io_backing_bounces_misaligned_buffers(void)
   CHECK_CONTAINS(text, "?direct=on 0");
   free(text);
   free(mem);
-  drop(d);
+  test_drop(d);
 }
 
 static void image_size_reports_what_a_table_would_see(void)
@@ -367,7 +358,7 @@ static void image_size_reports_what_a_table_would_see(void)
   CHECK(udm_image_size(ctx, "udm:sized", &bytes) == 0 && bytes == 100 * 512);
   CHECK(udm_image_size(ctx, "/nonexistent/x.img", &bytes) == -1 && errno == ENOENT);
   CHECK_CONTAINS(udm_errmsg(), "/nonexistent/x.img: cannot open for reading");
-  drop(d);
+  test_drop(d);
 }
 
 int main(void)

@@ -22,6 +22,7 @@
 #include <udm/udm.h>
 
 #include "check.h"
+#include "testdev.h"
 #include "platform.h"
 #include "util.h"
 
@@ -165,19 +166,9 @@ static const struct udm_image_driver mem_driver = {
 
 static struct udm_device *make(const char *name, const char *table)
 {
-  struct udm_device *d = udm_device_create(ctx, name, NULL, 0);
-  if (!d || udm_table_load(d, table) < 0 || udm_device_resume(d) < 0) {
-    fprintf(stderr, "make %s: %s\n", name, udm_errmsg());
-    exit(1);
-  }
-  return d;
+  return test_make(ctx, name, table, 0);
 }
 
-static void drop(struct udm_device *d)
-{
-  CHECK(udm_device_remove(d, 0) == 0);
-  udm_device_unref(d);
-}
 
 static char *table_of(struct udm_device *d)
 {
@@ -210,7 +201,7 @@ static void block_size_is_the_largest_of_targets_and_devices(const char *img)
   char t[1024];
   struct udm_device *none = udm_device_create(ctx, "none", NULL, 0);
   CHECK(udm_device_block_size(none) == 512); /* no table yet */
-  drop(none);
+  test_drop(none);
 
   snprintf(t, sizeof t, "0 256 linear %s 0", img);
   struct udm_device *plain = make("plain", t);
@@ -218,7 +209,7 @@ static void block_size_is_the_largest_of_targets_and_devices(const char *img)
   snprintf(t, sizeof t, "0 256 linear raw:%s?direct=on 0", img);
   CHECK(udm_table_load(plain, t) == 0 && udm_device_resume(plain) == 0);
   CHECK(udm_device_block_size(plain) == 512); /* a regular file has no blocks */
-  drop(plain);
+  test_drop(plain);
 
   snprintf(t, sizeof t, "0 256 blocks %s 0 4096", img);
   struct udm_device *b4k = make("b4k", t);
@@ -236,8 +227,8 @@ static void block_size_is_the_largest_of_targets_and_devices(const char *img)
   CHECK(udm_table_load(up, t) == 0 && udm_device_resume(up) == 0);
   CHECK(udm_device_block_size(up) == 8192);
   CHECK(udm_device_size(up) == 48 * 512);
-  drop(up);
-  drop(b4k);
+  test_drop(up);
+  test_drop(b4k);
 }
 
 static void misaligned_tables_are_refused_and_the_live_table_stays(const char *img)
@@ -276,8 +267,8 @@ static void misaligned_tables_are_refused_and_the_live_table_stays(const char *i
   /* An aligned striped table over it is fine. */
   CHECK(udm_table_load(v, "0 32 striped 2 8 udm:b4k 0 udm:b4k 64") == 0);
   CHECK(udm_device_resume(v) == 0 && udm_device_block_size(v) == 4096);
-  drop(v);
-  drop(b4k);
+  test_drop(v);
+  test_drop(b4k);
 }
 
 /* What a lower device's new table may not do under a table stacked on it. */
@@ -304,15 +295,15 @@ static void a_held_device_cannot_raise_its_block_size(const char *img)
   fill_pattern(want, sizeof want, 7, 8 * 512 + 512);
   CHECK(udm_device_pread(top, buf, 512, 512) == 0 && memcmp(buf, want, 512) == 0);
   /* Lowering, or keeping, the size is always fine; so is raising once top is gone. */
-  drop(top);
+  test_drop(top);
   CHECK(udm_device_resume(low) == 0 && udm_device_block_size(low) == 4096);
   top = make("top", "0 64 linear udm:low 8");
   CHECK(udm_device_block_size(top) == 4096);
   snprintf(t, sizeof t, "0 256 linear %s 0", img);
   CHECK(udm_table_load(low, t) == 0 && udm_device_resume(low) == 0);
   CHECK(udm_device_block_size(low) == 512 && udm_device_block_size(top) == 4096);
-  drop(top);
-  drop(low);
+  test_drop(top);
+  test_drop(low);
 }
 
 /* An image driver's block_size() is the image's logical block size. */
@@ -324,7 +315,7 @@ static void image_drivers_bring_their_block_size(void)
   CHECK(udm_device_resume(d) == 0 && udm_device_block_size(d) == 8192);
   struct udm_device *up = make("img-up", "0 1024 linear udm:img 1024");
   CHECK(udm_device_block_size(up) == 8192);
-  drop(up);
+  test_drop(up);
   CHECK(udm_table_load(d, "0 2048 linear mem:x 0") == 0); /* no bs=: 512 */
   CHECK(udm_device_resume(d) == 0 && udm_device_block_size(d) == 512);
   refused(d, "0 2040 linear mem:x?bs=4096 4",
@@ -335,7 +326,7 @@ static void image_drivers_bring_their_block_size(void)
           "1000 bytes (a power of two from 512 to 65536 is needed)");
   refused(d, "0 2048 linear mem:x?bs=256 0", "logical block size of 256 bytes");
   refused(d, "0 2048 linear mem:x?bs=131072 0", "logical block size of 131072 bytes");
-  drop(d);
+  test_drop(d);
 }
 
 /*
@@ -391,13 +382,13 @@ static void byte_calls_read_modify_write_whole_blocks(void)
   errno = 0;
   CHECK(udm_device_pwrite(d, msg, sizeof msg, 64 * 1024 - 10, 0) == -1 && errno == EIO);
   CHECK(udm_device_pread(d, got, 20, 64 * 1024 - 10) == -1 && errno == EIO);
-  drop(d);
+  test_drop(d);
   struct udm_device *ro = udm_device_create(ctx, "ro4k", NULL, UDM_DEVICE_READONLY);
   CHECK(ro && udm_table_load(ro, t) == 0 && udm_device_resume(ro) == 0);
   errno = 0;
   CHECK(udm_device_pwrite(ro, msg, sizeof msg, 100, 0) == -1 && errno == EROFS);
   CHECK(udm_device_pread(ro, got, 100, 100) == 0 && memcmp(got, want + 100, 100) == 0);
-  drop(ro);
+  test_drop(ro);
 }
 
 /* A target built before io_hints existed (a smaller struct) is not asked. */
@@ -411,7 +402,7 @@ static void targets_without_io_hints_keep_the_devices_block_size(const char *img
   snprintf(t, sizeof t, "0 256 old-blocks %s 0 4096", img);
   struct udm_device *d = make("old", t);
   CHECK(udm_device_block_size(d) == 512);
-  drop(d);
+  test_drop(d);
 }
 
 /* A block device opened with direct=on has its own logical block size. */
@@ -439,7 +430,7 @@ static void direct_block_devices_bring_their_block_size(void)
   CHECK(udm_device_block_size(d) == 512);
   snprintf(t, sizeof t, "0 2040 linear raw:%s?direct=on 4", loop);
   refused(d, t, "which has a logical block size of 4096 bytes");
-  drop(d);
+  test_drop(d);
   CHECK(udm_platform_detach(loop) == 0);
 }
 
