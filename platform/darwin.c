@@ -69,25 +69,6 @@ int udm_platform_open_direct(const char *path, int flags)
   return fd;
 }
 
-static int seek(int fd, uint64_t off, int whence, uint64_t *out)
-{
-  off_t r = lseek(fd, (off_t)off, whence);
-  if (r < 0)
-    return errno == EINVAL ? -EOPNOTSUPP : -errno;
-  *out = (uint64_t)r;
-  return 0;
-}
-
-int udm_platform_seek_data(int fd, uint64_t off, uint64_t *data)
-{
-  return seek(fd, off, SEEK_DATA, data);
-}
-
-int udm_platform_seek_hole(int fd, uint64_t off, uint64_t *hole)
-{
-  return seek(fd, off, SEEK_HOLE, hole);
-}
-
 int udm_platform_self_exe(char *buf, size_t size)
 {
   uint32_t n = (uint32_t)size;
@@ -114,39 +95,6 @@ bool udm_platform_cpu_has_arm_crc32(void)
 int udm_platform_set_io_flusher(void)
 {
   return 0; /* no such notion: hdiutil's helper process does the I/O */
-}
-
-/* PATH absolute, with its longest existing prefix resolved (see linux.c). */
-static int canonical_path(const char *path, char *out, size_t n)
-{
-  char abs[PATH_MAX];
-  if (path[0] != '/') {
-    if (!getcwd(abs, sizeof abs))
-      return -errno;
-    if (strlen(abs) + 1 + strlen(path) >= sizeof abs)
-      return -ENAMETOOLONG;
-    strcat(strcat(abs, "/"), path);
-  } else if (snprintf(abs, sizeof abs, "%s", path) >= (int)sizeof abs) {
-    return -ENAMETOOLONG;
-  }
-  size_t len = strlen(abs);
-  while (len > 1 && abs[len - 1] == '/')
-    abs[--len] = '\0';
-  char resolved[PATH_MAX];
-  if (realpath(abs, resolved))
-    return snprintf(out, n, "%s", resolved) >= (int)n ? -ENAMETOOLONG : 0;
-  char *slash = strrchr(abs, '/');
-  if (slash == abs)
-    return snprintf(out, n, "%s", abs) >= (int)n ? -ENAMETOOLONG : 0;
-  *slash = '\0';
-  int r = canonical_path(abs, out, n);
-  if (r < 0)
-    return r;
-  size_t used = strlen(out);
-  if (snprintf(out + used, n - used, "%s%s", strcmp(out, "/") ? "/" : "", slash + 1) >=
-      (int)(n - used))
-    return -ENAMETOOLONG;
-  return 0;
 }
 
 /*
@@ -269,14 +217,10 @@ int udm_platform_foreach_attached(const char *path,
                                             const char *backing_file),
                                   void *opaque)
 {
-  char want[PATH_MAX];
-  int r = canonical_path(path, want, sizeof want - 1);
+  struct udm_platform_attached_pattern pat;
+  int r = udm_platform_attached_pattern_init(&pat, path);
   if (r < 0)
     return r;
-  size_t wlen = strlen(want);
-  bool under = path[0] && path[strlen(path) - 1] == '/';
-  if (under && strcmp(want, "/") != 0)
-    want[wlen++] = '/', want[wlen] = '\0';
   char *argv[] = {"hdiutil", "info", NULL};
   size_t cap = 1u << 16;
   char *out = malloc(cap);
@@ -304,7 +248,7 @@ int udm_platform_foreach_attached(const char *path,
       continue;
     memcpy(image, s, len);
     image[len] = '\0';
-    if (under ? strncmp(image, want, wlen) != 0 : strcmp(image, want) != 0)
+    if (!udm_platform_attached_pattern_match(&pat, image))
       continue;
     char dev[64];
     if (first_whole_disk(s + len, dev, sizeof dev) == 0)
@@ -312,27 +256,6 @@ int udm_platform_foreach_attached(const char *path,
   }
   free(out);
   return r;
-}
-
-struct find_first {
-  char *devpath;
-  size_t n;
-  int r;
-};
-
-static int take_first(void *opaque, const char *devpath, const char *backing_file)
-{
-  (void)backing_file;
-  struct find_first *ff = opaque;
-  ff->r = snprintf(ff->devpath, ff->n, "%s", devpath) >= (int)ff->n ? -ENAMETOOLONG : 0;
-  return 1;
-}
-
-int udm_platform_find_attached(const char *file, char *devpath, size_t n)
-{
-  struct find_first ff = {devpath, n, -ENOENT};
-  int r = udm_platform_foreach_attached(file, take_first, &ff);
-  return r < 0 ? r : ff.r;
 }
 
 int udm_platform_unmount_stale(const char *dir)

@@ -68,25 +68,6 @@ int udm_platform_open_direct(const char *path, int flags)
   return fd < 0 ? -errno : fd;
 }
 
-static int seek(int fd, uint64_t off, int whence, uint64_t *out)
-{
-  off_t r = lseek(fd, (off_t)off, whence);
-  if (r < 0)
-    return errno == EINVAL ? -EOPNOTSUPP : -errno;
-  *out = (uint64_t)r;
-  return 0;
-}
-
-int udm_platform_seek_data(int fd, uint64_t off, uint64_t *data)
-{
-  return seek(fd, off, SEEK_DATA, data);
-}
-
-int udm_platform_seek_hole(int fd, uint64_t off, uint64_t *hole)
-{
-  return seek(fd, off, SEEK_HOLE, hole);
-}
-
 int udm_platform_self_exe(char *buf, size_t size)
 {
   ssize_t n = readlink("/proc/self/exe", buf, size - 1);
@@ -127,47 +108,6 @@ bool udm_platform_cpu_has_arm_crc32(void)
 int udm_platform_set_io_flusher(void)
 {
   return prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) < 0 ? -errno : 0;
-}
-
-/*
- * PATH made absolute with its longest existing prefix resolved: the mount
- * point of a FUSE server that died cannot be resolved (ENOTCONN), but the
- * directories above it can, which is enough to compare with what the loop
- * driver recorded.
- */
-static int canonical_path(const char *path, char *out, size_t n)
-{
-  char abs[PATH_MAX];
-  if (path[0] != '/') {
-    if (!getcwd(abs, sizeof abs))
-      return -errno;
-    if (strlen(abs) + 1 + strlen(path) >= sizeof abs)
-      return -ENAMETOOLONG;
-    strcat(strcat(abs, "/"), path);
-  } else if (snprintf(abs, sizeof abs, "%s", path) >= (int)sizeof abs) {
-    return -ENAMETOOLONG;
-  }
-  size_t len = strlen(abs);
-  while (len > 1 && abs[len - 1] == '/')
-    abs[--len] = '\0';
-  char resolved[PATH_MAX];
-  if (realpath(abs, resolved)) {
-    if (snprintf(out, n, "%s", resolved) >= (int)n)
-      return -ENAMETOOLONG;
-    return 0;
-  }
-  char *slash = strrchr(abs, '/');
-  if (slash == abs) /* "/x" with x unresolvable: keep it as written */
-    return snprintf(out, n, "%s", abs) >= (int)n ? -ENAMETOOLONG : 0;
-  *slash = '\0';
-  int r = canonical_path(abs, out, n);
-  if (r < 0)
-    return r;
-  size_t used = strlen(out);
-  if (snprintf(out + used, n - used, "%s%s", strcmp(out, "/") ? "/" : "", slash + 1) >=
-      (int)(n - used))
-    return -ENAMETOOLONG;
-  return 0;
 }
 
 /* One line of a sysfs file, without its newline. */
@@ -366,14 +306,10 @@ int udm_platform_foreach_attached(const char *path,
                                             const char *backing_file),
                                   void *opaque)
 {
-  char want[PATH_MAX];
-  int r = canonical_path(path, want, sizeof want - 1);
+  struct udm_platform_attached_pattern pat;
+  int r = udm_platform_attached_pattern_init(&pat, path);
   if (r < 0)
     return r;
-  size_t wlen = strlen(want);
-  bool under = path[0] && path[strlen(path) - 1] == '/';
-  if (under && strcmp(want, "/") != 0)
-    want[wlen++] = '/', want[wlen] = '\0';
   DIR *d = opendir("/sys/block");
   if (!d)
     return -errno;
@@ -390,7 +326,7 @@ int udm_platform_foreach_attached(const char *path,
     static const char deleted[] = " (deleted)";
     if (blen >= sizeof deleted - 1 && !strcmp(backing + blen - (sizeof deleted - 1), deleted))
       backing[blen - (sizeof deleted - 1)] = '\0';
-    if (under ? strncmp(backing, want, wlen) != 0 : strcmp(backing, want) != 0)
+    if (!udm_platform_attached_pattern_match(&pat, backing))
       continue;
     char dev[sizeof "/dev/" + 256];
     snprintf(dev, sizeof dev, "/dev/%s", e->d_name);
@@ -398,27 +334,6 @@ int udm_platform_foreach_attached(const char *path,
   }
   closedir(d);
   return r;
-}
-
-struct find_first {
-  char *devpath;
-  size_t n;
-  int r;
-};
-
-static int take_first(void *opaque, const char *devpath, const char *backing_file)
-{
-  (void)backing_file;
-  struct find_first *ff = opaque;
-  ff->r = snprintf(ff->devpath, ff->n, "%s", devpath) >= (int)ff->n ? -ENAMETOOLONG : 0;
-  return 1;
-}
-
-int udm_platform_find_attached(const char *file, char *devpath, size_t n)
-{
-  struct find_first ff = {devpath, n, -ENOENT};
-  int r = udm_platform_foreach_attached(file, take_first, &ff);
-  return r < 0 ? r : ff.r;
 }
 
 int udm_platform_unmount_stale(const char *dir)

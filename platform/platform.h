@@ -7,6 +7,7 @@
 #ifndef UDM_PLATFORM_H
 #define UDM_PLATFORM_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -83,6 +84,19 @@ int udm_platform_foreach_attached(const char *path,
                                   int (*fn)(void *opaque, const char *devpath,
                                             const char *backing_file),
                                   void *opaque);
+/*
+ * For the implementations of udm_platform_foreach_attached (posix.c): the
+ * resolved form of its PATH, and whether a backing file matches it.
+ */
+struct udm_platform_attached_pattern {
+  char want[PATH_MAX];
+  size_t len;
+  bool under; /* PATH ended with '/': match everything below it */
+};
+int udm_platform_attached_pattern_init(struct udm_platform_attached_pattern *p,
+                                       const char *path);
+bool udm_platform_attached_pattern_match(const struct udm_platform_attached_pattern *p,
+                                         const char *backing_file);
 /* The first device attached to FILE into devpath, or -ENOENT. */
 int udm_platform_find_attached(const char *file, char *devpath, size_t n);
 /* Unmount DIR, a FUSE mount whose server is gone, lazily. */
