@@ -20,6 +20,8 @@
 #include <udm/udm.h>
 
 #include "../unit/check.h" /* CHECK, CHECK_STR, CHECK_CONTAINS, check_failures */
+#include "../unit/pattern.h"
+#include "../unit/testdev.h"
 
 static struct udm_ctx *ctx;
 static char scratch[256];
@@ -67,20 +69,6 @@ static inline int finish(const char *name)
   return 0;
 }
 
-/* Byte OFF of fill pattern SEED: every file and buffer is distinguishable. */
-static inline unsigned char pat(unsigned seed, uint64_t off)
-{
-  uint64_t x = off * 0x9E3779B97F4A7C15ull + seed * 0xD1B54A32D192ED03ull;
-  x ^= x >> 29;
-  return (unsigned char)(x ^ (x >> 8));
-}
-
-static inline void fill(unsigned char *b, size_t len, unsigned seed, uint64_t off)
-{
-  for (size_t i = 0; i < len; i++)
-    b[i] = pat(seed, off + i);
-}
-
 /* A scratch file of SIZE bytes filled with pattern SEED; path in a static slot. */
 static inline const char *backing(const char *name, size_t size, unsigned seed)
 {
@@ -90,7 +78,7 @@ static inline const char *backing(const char *name, size_t size, unsigned seed)
   snprintf(path, 300, "%s/%s", scratch, name);
   int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
   unsigned char *b = malloc(size);
-  fill(b, size, seed, 0);
+  fill_pattern(b, size, seed, 0);
   if (fd < 0 || pwrite(fd, b, size, 0) != (ssize_t)size) {
     perror(path);
     exit(1);
@@ -118,25 +106,14 @@ static inline int file_has_pattern(const char *path, uint64_t off, size_t len, u
   unsigned char *b = file_bytes(path, off, len);
   int ok = 1;
   for (size_t i = 0; i < len && ok; i++)
-    ok = b[i] == pat(seed, off + i);
+    ok = b[i] == pattern_byte(seed, off + i);
   free(b);
   return ok;
 }
 
 static inline struct udm_device *make(const char *name, const char *table)
 {
-  struct udm_device *d = udm_device_create(ctx, name, NULL, 0);
-  if (!d || udm_table_load(d, table) < 0 || udm_device_resume(d) < 0) {
-    fprintf(stderr, "make %s from '%s': %s\n", name, table, udm_errmsg());
-    exit(1);
-  }
-  return d;
-}
-
-static inline void drop(struct udm_device *d)
-{
-  CHECK(udm_device_remove(d, 0) == 0);
-  udm_device_unref(d);
+  return test_make(ctx, name, table, 0);
 }
 
 /* "table" / "status" text (malloc'd; the caller frees). */
@@ -180,7 +157,7 @@ static inline char *status_of(struct udm_device *d)
     CHECK(r_ < 0);                                                             \
     CHECK(e_ == EINVAL);                                                       \
     CHECK_CONTAINS(udm_errmsg(), frag);                                        \
-    drop(b_);                                                                  \
+    test_drop(b_);                                                                  \
   } while (0)
 
 /*
@@ -203,7 +180,7 @@ static inline void check_round_trip(struct udm_device *d)
     free(t2);
   }
   free(t);
-  drop(again);
+  test_drop(again);
 }
 
 /* Reply of a message that must succeed (malloc'd). */

@@ -157,8 +157,8 @@ static void delay_sends_each_class_to_its_device(void)
   struct udm_device *d = make("slow", t);
   unsigned char buf[4096], w[4096];
   CHECK(rd(d, buf, sizeof buf, 4096) == 0);
-  CHECK(buf[0] == pat(1, 16 * 512 + 4096) && buf[4095] == pat(1, 16 * 512 + 8191));
-  fill(w, sizeof w, 3, 0);
+  CHECK(buf[0] == pattern_byte(1, 16 * 512 + 4096) && buf[4095] == pattern_byte(1, 16 * 512 + 8191));
+  fill_pattern(w, sizeof w, 3, 0);
   CHECK(wr(d, w, sizeof w, 4096, 0) == 0);
   unsigned char *f = file_bytes(wdisk, 32 * 512 + 4096, 4096);
   CHECK(memcmp(f, w, 4096) == 0);
@@ -173,7 +173,7 @@ static void delay_sends_each_class_to_its_device(void)
   CHECK_STATUS(d, "0 1024 delay 0 0 0\n");
   checked("delay: 6-argument form reads from <rdev> at <roffset>, writes and discards go "
           "to <wdev> at <woffset>; nothing held afterwards ('0 0 0')");
-  drop(d);
+  test_drop(d);
 }
 
 static void delay_keeps_arrival_order_per_class(void)
@@ -207,8 +207,8 @@ static void delay_keeps_arrival_order_per_class(void)
   checked("delay: 8 overlapping writes held 2 s each reach the device below in arrival "
           "order (%u of 8 in place) and the last one's data is on disk",
           in_order);
-  drop(d);
-  drop(rec);
+  test_drop(d);
+  test_drop(rec);
 }
 
 static void delay_classes_do_not_wait_for_each_other(void)
@@ -222,7 +222,7 @@ static void delay_classes_do_not_wait_for_each_other(void)
   wait_held(d, 0, 1, 0);
   unsigned char buf[4096];
   CHECK(rd(d, buf, sizeof buf, 8192) == 0); /* not delayed, not behind the write */
-  CHECK(buf[0] == pat(5, 8192));
+  CHECK(buf[0] == pattern_byte(5, 8192));
   CHECK_STATUS(d, "0 2048 delay 0 1 0\n");
   CHECK(udm_device_suspend(d, 0) == 0);
   pthread_join(w.thread, NULL);
@@ -231,7 +231,7 @@ static void delay_classes_do_not_wait_for_each_other(void)
   CHECK(rd(d, buf, sizeof buf, 8192) == 0);
   CHECK(buf[0] == 0xab);
   checked("delay: a read with delay 0 completes while a write is held (status '0 1 0')");
-  drop(d);
+  test_drop(d);
 }
 
 static void delay_suspend_releases_held_io(void)
@@ -249,7 +249,7 @@ static void delay_suspend_releases_held_io(void)
   CHECK(udm_device_suspend(d, 0) == 0);
   pthread_join(r.thread, NULL);
   CHECK(r.err == 0);
-  CHECK(r.buf[0] == pat(6, 4096) && r.buf[4095] == pat(6, 8191));
+  CHECK(r.buf[0] == pattern_byte(6, 4096) && r.buf[4095] == pattern_byte(6, 8191));
   CHECK(now_s() - t0 < 30);
   CHECK_STATUS(d, "0 2048 delay 0 0 0\n");
   CHECK(udm_device_resume(d) == 0);
@@ -271,7 +271,7 @@ static void delay_suspend_releases_held_io(void)
   free(f);
   checked("delay: after resume writes are held again; loading and resuming a new table "
           "releases the held write, whose data lands");
-  drop(d);
+  test_drop(d);
 }
 
 static void delay_flushes_have_their_own_class(void)
@@ -298,8 +298,8 @@ static void delay_flushes_have_their_own_class(void)
   pthread_mutex_unlock(&log_lock);
   checked("delay: 9-argument form holds flushes in their own class ('0 0 1') and sends "
           "them to <fdev>; writes pass meanwhile");
-  drop(d);
-  drop(rec);
+  test_drop(d);
+  test_drop(rec);
 }
 
 static void delay_table_text_is_the_kernels(void)
@@ -313,19 +313,19 @@ static void delay_table_text_is_the_kernels(void)
   CHECK_TABLE(d, want);
   CHECK_STATUS(d, "0 2048 delay 0 0 0\n");
   check_round_trip(d);
-  drop(d);
+  test_drop(d);
   snprintf(t, sizeof t, "0 1024 delay %s 8 100 %s 16 0", a, b);
   d = make("slow", t);
   snprintf(want, sizeof want, "%s\n", t);
   CHECK_TABLE(d, want);
   check_round_trip(d);
-  drop(d);
+  test_drop(d);
   snprintf(t, sizeof t, "0 1024 delay %s 8 100 %s 16 0 %s 24 4294967295", a, b, c);
   d = make("slow", t);
   snprintf(want, sizeof want, "%s\n", t);
   CHECK_TABLE(d, want);
   check_round_trip(d);
-  drop(d);
+  test_drop(d);
   checked("delay: TABLE prints the 3, 6 or 9 words given; INFO is '<reads> <writes> "
           "<flushes>' held; tables reload to themselves");
 }
@@ -367,7 +367,7 @@ static void delay_rejects_bad_tables(void)
   snprintf(t, sizeof t, "0 2048 delay %s 0 10 /nonexistent/w 0 10", p);
   CHECK(udm_table_load(b, t) < 0);
   CHECK_CONTAINS(udm_errmsg(), "/nonexistent/w");
-  drop(b);
+  test_drop(b);
   checked("delay: wrong arity, bad offsets and delays of each class (signs, fractions, "
           "units, overflow), short and missing devices are refused with a specific "
           "message");

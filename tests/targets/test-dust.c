@@ -26,19 +26,19 @@ static void dust_reads_fail_only_on_bad_blocks_while_enabled(void)
   CHECK_REPLY(d, "addbadblock 3", "");
   /* Bypass is the initial state: the bad block reads fine. */
   CHECK(rd(d, buf, 4096, 3 * 4096) == 0);
-  CHECK(buf[0] == pat(1, 3 * 4096));
+  CHECK(buf[0] == pattern_byte(1, 3 * 4096));
   CHECK_REPLY(d, "enable", "");
   CHECK(rd(d, buf, 4096, 3 * 4096) == EIO);
   CHECK(rd(d, buf, 512, 3 * 4096 + 3584) == EIO); /* last sector of the block */
   CHECK(rd(d, buf, 8192, 2 * 4096) == EIO);       /* spans blocks 2 and 3 */
   CHECK(rd(d, buf, 4096, 2 * 4096) == 0);
   CHECK(rd(d, buf, 4096, 4 * 4096) == 0);
-  CHECK(buf[100] == pat(1, 4 * 4096 + 100));
+  CHECK(buf[100] == pattern_byte(1, 4 * 4096 + 100));
   CHECK_REPLY(d, "disable", "");
   CHECK(rd(d, buf, 4096, 3 * 4096) == 0);
   checked("dust: bad block 3 reads EIO (whole block, and inside a larger read) only "
           "between enable and disable; blocks 2 and 4 read their data");
-  drop(d);
+  test_drop(d);
 }
 
 static void dust_write_removes_bad_block(void)
@@ -48,7 +48,7 @@ static void dust_write_removes_bad_block(void)
   CHECK_REPLY(d, "addbadblock 5", "");
   CHECK_REPLY(d, "addbadblock 6", "");
   /* Disabled: writes leave the list alone. */
-  fill(buf, sizeof buf, 9, 0);
+  fill_pattern(buf, sizeof buf, 9, 0);
   CHECK(wr(d, buf, 512, 6 * 4096, 0) == 0);
   CHECK_REPLY(d, "queryblock 6", "dust_query_block: block 6 found in badblocklist");
   CHECK_REPLY(d, "enable", "");
@@ -66,14 +66,14 @@ static void dust_write_removes_bad_block(void)
   CHECK_REPLY(d, "countbadblocks", "countbadblocks: 0 badblock(s) found");
   checked("dust: a write to a bad block while enabled lands on disk and removes the "
           "block from the list; while disabled it leaves the list alone");
-  drop(d);
+  test_drop(d);
 }
 
 static void dust_write_fail_count_fails_that_many_writes(void)
 {
   struct udm_device *d = fresh("dust", 0, 4096);
   unsigned char buf[4096];
-  fill(buf, sizeof buf, 11, 0);
+  fill_pattern(buf, sizeof buf, 11, 0);
   CHECK_REPLY(d, "addbadblock 7 2", "");
   CHECK_REPLY(d, "enable", "");
   CHECK(wr(d, buf, sizeof buf, 7 * 4096, 0) == EIO);
@@ -92,7 +92,7 @@ static void dust_write_fail_count_fails_that_many_writes(void)
   CHECK_REPLY(d, "countbadblocks", "countbadblocks: 0 badblock(s) found");
   checked("dust: 'addbadblock 7 2' fails two writes with EIO (disk untouched), the "
           "third lands and remaps; a discard counts as a write");
-  drop(d);
+  test_drop(d);
 }
 
 static void dust_blocks_are_numbered_on_the_backing_device(void)
@@ -104,9 +104,9 @@ static void dust_blocks_are_numbered_on_the_backing_device(void)
   CHECK_REPLY(d, "enable", "");
   CHECK(rd(d, buf, 4096, 0) == EIO);
   CHECK(rd(d, buf, 4096, 4096) == 0);
-  CHECK(buf[0] == pat(1, 8 * 512 + 4096));
+  CHECK(buf[0] == pattern_byte(1, 8 * 512 + 4096));
   checked("dust: with offset 8 and 4 KiB blocks, bad block 1 is device bytes 0..4095");
-  drop(d);
+  test_drop(d);
 
   /* 512-byte blocks: one sector each. */
   d = fresh("dust", 0, 512);
@@ -117,7 +117,7 @@ static void dust_blocks_are_numbered_on_the_backing_device(void)
   CHECK(rd(d, buf, 512, 10 * 512) == 0);
   CHECK(rd(d, buf, 4096, 8 * 512) == EIO);
   checked("dust: with 512-byte blocks only sector 9 fails, and any read covering it");
-  drop(d);
+  test_drop(d);
 }
 
 static void dust_messages_reply_as_dm_dust(void)
@@ -158,7 +158,7 @@ static void dust_messages_reply_as_dm_dust(void)
   CHECK_MESSAGE_FAILS(d, "addbadblock 1 2 3", "invalid number of message arguments 4");
   checked("dust: missing/duplicate/absent/out-of-range blocks, bad counts, unknown "
           "verbs and wrong arities fail with EINVAL and say why");
-  drop(d);
+  test_drop(d);
 }
 
 static void dust_status_and_table_text(void)
@@ -179,7 +179,7 @@ static void dust_status_and_table_text(void)
   check_round_trip(d);
   checked("dust: TABLE '<dev> <offset> <blksz>', INFO '<dev> bypass|fail_read_on_bad_block "
           "verbose|quiet', quiet toggles, table reloads to the same table");
-  drop(d);
+  test_drop(d);
 }
 
 static void dust_rejects_bad_tables(void)
@@ -207,7 +207,7 @@ static void dust_rejects_bad_tables(void)
   struct udm_device *b = udm_device_create(ctx, "bad", NULL, 0);
   CHECK(udm_table_load(b, "0 2048 dust /nonexistent/disk 0 4096") < 0);
   CHECK_CONTAINS(udm_errmsg(), "/nonexistent/disk");
-  drop(b);
+  test_drop(b);
   checked("dust: wrong arity, bad/small/non-power-of-2/too-large block sizes, bad "
           "offsets, short and missing devices are refused with a specific message");
 }

@@ -29,7 +29,7 @@ static void flakey_up_passes_everything(void)
 {
   struct udm_device *d = flakey("1 0 1 error_writes");
   unsigned char w[4096], r[4096];
-  fill(w, sizeof w, 5, 0);
+  fill_pattern(w, sizeof w, 5, 0);
   CHECK(wr(d, w, sizeof w, 8192, 0) == 0);
   CHECK(rd(d, r, sizeof r, 8192) == 0);
   CHECK(memcmp(r, w, sizeof w) == 0);
@@ -38,14 +38,14 @@ static void flakey_up_passes_everything(void)
   CHECK(memcmp(f, w, 4096) == 0);
   free(f);
   checked("flakey: while up (down interval 0) reads, writes and flushes pass to the disk");
-  drop(d);
+  test_drop(d);
 }
 
 static void flakey_down_without_features_fails_all_io(void)
 {
   struct udm_device *d = flakey("0 1");
   unsigned char w[4096];
-  fill(w, sizeof w, 5, 0);
+  fill_pattern(w, sizeof w, 5, 0);
   CHECK(rd(d, w, 4096, 0) == EIO);
   CHECK(wr(d, w, 4096, 0, 0) == EIO);
   CHECK(udm_device_flush(d) < 0 && errno == EIO);
@@ -53,30 +53,30 @@ static void flakey_down_without_features_fails_all_io(void)
   CHECK(file_has_pattern(disk, 0, SIZE, 1));
   checked("flakey: down with no features: reads, writes, flushes and discards fail "
           "with EIO and the disk is untouched");
-  drop(d);
+  test_drop(d);
 }
 
 static void flakey_error_reads_fails_only_reads(void)
 {
   struct udm_device *d = flakey("0 1 1 error_reads");
   unsigned char w[4096];
-  fill(w, sizeof w, 6, 0);
+  fill_pattern(w, sizeof w, 6, 0);
   CHECK(rd(d, w + 0, 512, 512) == EIO);
-  fill(w, sizeof w, 6, 0);
+  fill_pattern(w, sizeof w, 6, 0);
   CHECK(wr(d, w, 4096, 4096, 0) == 0);
   unsigned char *f = file_bytes(disk, 4096, 4096);
   CHECK(memcmp(f, w, 4096) == 0);
   free(f);
   CHECK(udm_device_flush(d) == 0);
   checked("flakey: error_reads fails reads with EIO while writes and flushes pass");
-  drop(d);
+  test_drop(d);
 }
 
 static void flakey_drop_writes_drops_writes_silently(void)
 {
   struct udm_device *d = flakey("0 1 1 drop_writes");
   unsigned char w[8192], r[8192];
-  fill(w, sizeof w, 7, 0);
+  fill_pattern(w, sizeof w, 7, 0);
   CHECK(wr(d, w, sizeof w, 0, 0) == 0);
   CHECK(wr(d, w, 4096, 65536, UDM_IO_FUA) == 0);
   CHECK(udm_device_write_zeroes(d, 4096, 16384, 0) == 0);
@@ -85,29 +85,29 @@ static void flakey_drop_writes_drops_writes_silently(void)
   CHECK(file_has_pattern(disk, 0, SIZE, 1));
   CHECK(rd(d, r, sizeof r, 0) == 0);
   for (size_t i = 0; i < sizeof r; i++)
-    if (r[i] != pat(1, i)) {
+    if (r[i] != pattern_byte(1, i)) {
       CHECK(!"read after a dropped write returns the old data");
       break;
     }
   checked("flakey: drop_writes: writes, FUA writes, write-zeroes and discards succeed "
           "but the disk keeps every old byte; reads return the old data");
-  drop(d);
+  test_drop(d);
 }
 
 static void flakey_error_writes_fails_only_writes(void)
 {
   struct udm_device *d = flakey("0 1 1 error_writes");
   unsigned char w[4096], r[4096];
-  fill(w, sizeof w, 8, 0);
+  fill_pattern(w, sizeof w, 8, 0);
   CHECK(wr(d, w, sizeof w, 0, 0) == EIO);
   CHECK(udm_device_flush(d) < 0 && errno == EIO);
   CHECK(udm_device_discard(d, 4096, 0, 0) < 0 && errno == EIO);
   CHECK(rd(d, r, sizeof r, 4096) == 0);
-  CHECK(r[0] == pat(1, 4096) && r[4095] == pat(1, 8191));
+  CHECK(r[0] == pattern_byte(1, 4096) && r[4095] == pattern_byte(1, 8191));
   CHECK(file_has_pattern(disk, 0, SIZE, 1));
   checked("flakey: error_writes: writes, flushes and discards fail with EIO, the disk "
           "is untouched, reads pass");
-  drop(d);
+  test_drop(d);
 }
 
 /* Positions where buffer A differs from the disk's pattern at OFF. */
@@ -116,7 +116,7 @@ static unsigned diff_positions(const unsigned char *a, size_t len, unsigned seed
 {
   unsigned n = 0;
   for (size_t i = 0; i < len; i++)
-    if (a[i] != pat(seed, off + i)) {
+    if (a[i] != pattern_byte(seed, off + i)) {
       if (n++ == 0)
         *first = i;
     }
@@ -129,7 +129,7 @@ static void flakey_corrupt_bio_byte_on_reads(void)
   unsigned char r[8192];
   size_t first = 0;
   CHECK(rd(d, r, 4096, 4096) == 0);
-  CHECK(diff_positions(r, 4096, 1, 4096, &first) == (pat(1, 4096 + 31) != 1));
+  CHECK(diff_positions(r, 4096, 1, 4096, &first) == (pattern_byte(1, 4096 + 31) != 1));
   CHECK(r[31] == 1);
   CHECK(rd(d, r, 8192, 0) == 0);
   CHECK(r[31] == 1);
@@ -137,21 +137,21 @@ static void flakey_corrupt_bio_byte_on_reads(void)
   CHECK(file_has_pattern(disk, 0, SIZE, 1));
   /* Writes pass untouched. */
   unsigned char w[4096];
-  fill(w, sizeof w, 9, 0);
+  fill_pattern(w, sizeof w, 9, 0);
   CHECK(wr(d, w, sizeof w, 65536, 0) == 0);
   unsigned char *f = file_bytes(disk, 65536, 4096);
   CHECK(memcmp(f, w, 4096) == 0);
   free(f);
   checked("flakey: corrupt_bio_byte 32 r 1 0: byte 31 of every read request becomes 1, "
           "no other byte changes, the disk is not changed, writes pass");
-  drop(d);
+  test_drop(d);
 }
 
 static void flakey_corrupt_bio_byte_on_writes(void)
 {
   struct udm_device *d = flakey("0 1 5 corrupt_bio_byte 513 w 7 0");
   unsigned char w[4096], keep[4096];
-  fill(w, sizeof w, 10, 0);
+  fill_pattern(w, sizeof w, 10, 0);
   memcpy(keep, w, sizeof w);
   CHECK(wr(d, w, sizeof w, 8192, 0) == 0);
   CHECK(memcmp(keep, w, sizeof w) == 0); /* the caller's buffer is not touched */
@@ -167,10 +167,10 @@ static void flakey_corrupt_bio_byte_on_writes(void)
   free(f);
   unsigned char r[4096];
   CHECK(rd(d, r, sizeof r, 65536) == 0);
-  CHECK(r[0] == pat(1, 65536) && r[512] == pat(1, 65536 + 512));
+  CHECK(r[0] == pattern_byte(1, 65536) && r[512] == pattern_byte(1, 65536 + 512));
   checked("flakey: corrupt_bio_byte 513 w 7 0: the disk gets 7 at byte 512 of each "
           "write of more than 512 bytes, the rest as written; reads pass");
-  drop(d);
+  test_drop(d);
 }
 
 static void flakey_corrupt_bio_flags_select_requests(void)
@@ -178,7 +178,7 @@ static void flakey_corrupt_bio_flags_select_requests(void)
   /* 131072 is the kernel's REQ_FUA: only FUA writes are corrupted. */
   struct udm_device *d = flakey("0 1 5 corrupt_bio_byte 1 w 255 131072");
   unsigned char w[4096];
-  fill(w, sizeof w, 12, 0);
+  fill_pattern(w, sizeof w, 12, 0);
   w[0] = 0;
   CHECK(wr(d, w, sizeof w, 0, 0) == 0);
   unsigned char *f = file_bytes(disk, 0, 1);
@@ -188,15 +188,15 @@ static void flakey_corrupt_bio_flags_select_requests(void)
   f = file_bytes(disk, 4096, 1);
   CHECK(f[0] == 255);
   free(f);
-  drop(d);
+  test_drop(d);
   /* flags 1 (REQ_OP_WRITE) can never match a read. */
   d = flakey("0 1 5 corrupt_bio_byte 1 r 0 1");
   unsigned char r[512];
   CHECK(rd(d, r, sizeof r, 0) == 0);
-  CHECK(r[0] == pat(1, 0));
+  CHECK(r[0] == pattern_byte(1, 0));
   checked("flakey: corrupt_bio_byte flags: mask 131072 (REQ_FUA) corrupts only FUA "
           "writes; mask 1 (REQ_OP_WRITE) never matches reads");
-  drop(d);
+  test_drop(d);
 }
 
 /* Write BUF through a fresh seeded device and return the resulting disk. */
@@ -205,14 +205,14 @@ static unsigned char *seeded_write_run(const char *features, const unsigned char
   struct udm_device *d = flakey(features);
   for (unsigned i = 0; i < 64; i++)
     CHECK(wr(d, buf + i * 4096, 4096, (uint64_t)i * 4096, 0) == 0);
-  drop(d);
+  test_drop(d);
   return file_bytes(disk, 0, 64 * 4096);
 }
 
 static void flakey_random_write_corrupt_is_replayable_with_a_seed(void)
 {
   unsigned char *w = malloc(64 * 4096);
-  fill(w, 64 * 4096, 13, 0);
+  fill_pattern(w, 64 * 4096, 13, 0);
   const char *f = "0 1 4 random_write_corrupt 1000000000 random_seed 42";
   unsigned char *a = seeded_write_run(f, w);
   unsigned char *b = seeded_write_run(f, w);
@@ -267,14 +267,14 @@ static void flakey_random_read_corrupt_changes_one_byte(void)
   }
   CHECK(changed >= 28);
   CHECK(file_has_pattern(disk, 0, SIZE, 1));
-  drop(d);
+  test_drop(d);
   d = flakey("0 1 4 random_read_corrupt 1000000000 random_seed 3");
   CHECK(rd(d, r, sizeof r, 0) == 0);
   CHECK(memcmp(r, first, sizeof r) == 0);
   checked("flakey: random_read_corrupt 1000000000: every read returns at most one "
           "changed byte (%u of 32 changed), the disk is not changed, the seed replays",
           changed);
-  drop(d);
+  test_drop(d);
 }
 
 static void flakey_cycles_up_and_down_from_construction(void)
@@ -305,7 +305,7 @@ static void flakey_cycles_up_and_down_from_construction(void)
   checked("flakey: with 1 s up / 1 s down the device starts up and alternates (%u runs "
           "of up/down in ~4.5 s)",
           runs);
-  drop(d);
+  test_drop(d);
 }
 
 static void flakey_table_text_is_the_kernels(void)
@@ -334,7 +334,7 @@ static void flakey_table_text_is_the_kernels(void)
     CHECK_TABLE(d, want);
     CHECK_STATUS(d, "0 2048 flakey \n");
     check_round_trip(d);
-    drop(d);
+    test_drop(d);
   }
   checked("flakey: TABLE prints the feature count and features in dm's order (no "
           "features reads back as '2 error_reads error_writes'), names lower-cased; "
@@ -346,7 +346,7 @@ static void flakey_takes_no_messages(void)
   struct udm_device *d = flakey("1 0");
   CHECK_MESSAGE_FAILS(d, "anything", "does not take messages");
   checked("flakey: messages fail with EINVAL (dm-flakey has none)");
-  drop(d);
+  test_drop(d);
 }
 
 static void flakey_rejects_bad_tables(void)

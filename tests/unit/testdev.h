@@ -16,7 +16,7 @@ static inline struct udm_device *test_make(struct udm_ctx *ctx, const char *name
 {
   struct udm_device *d = udm_device_create(ctx, name, NULL, flags);
   if (!d || udm_table_load(d, table) < 0 || udm_device_resume(d) < 0) {
-    fprintf(stderr, "make %s: %s\n", name, udm_errmsg());
+    fprintf(stderr, "make %s from '%s': %s\n", name, table, udm_errmsg());
     exit(1);
   }
   return d;

@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pattern.h"
+
 /* A fresh scratch directory, removed by scratch_cleanup(). */
 static char scratch_dir[256];
 
@@ -31,20 +33,6 @@ static inline void scratch_cleanup(void)
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch_dir);
   if (system(cmd) != 0)
     fprintf(stderr, "could not remove %s\n", scratch_dir);
-}
-
-/* The byte a test pattern has at offset off, for pattern number seed. */
-static inline unsigned char pattern_byte(unsigned seed, uint64_t off)
-{
-  uint64_t x = off * 0x9E3779B97F4A7C15ull + seed * 0xD1B54A32D192ED03ull;
-  x ^= x >> 29;
-  return (unsigned char)(x ^ (x >> 8));
-}
-
-static inline void fill_pattern(unsigned char *buf, size_t len, unsigned seed, uint64_t off)
-{
-  for (size_t i = 0; i < len; i++)
-    buf[i] = pattern_byte(seed, off + i);
 }
 
 /* Create (or truncate) NAME in the scratch dir with SIZE bytes; fill with
