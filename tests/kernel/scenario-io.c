@@ -84,23 +84,6 @@ static void kernel_disk_detach(void *opaque, struct scn_disk *disk)
   disk->priv = NULL;
 }
 
-static char *slurp_fd(int fd)
-{
-  size_t cap = 4096, len = 0;
-  char *s = malloc(cap);
-  lseek(fd, 0, SEEK_SET);
-  for (;;) {
-    if (len + 1 >= cap)
-      s = realloc(s, cap *= 2);
-    ssize_t n = read(fd, s + len, cap - len - 1);
-    if (n <= 0)
-      break;
-    len += (size_t)n;
-  }
-  s[len] = '\0';
-  return s;
-}
-
 static int tmpfile_fd(void)
 {
   char path[] = "/tmp/scenario-io.XXXXXX";
@@ -132,9 +115,9 @@ static int dmsetup(char *const argv[], const char *input, char **out)
   int status;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
     ;
-  char *err_text = slurp_fd(se);
+  char *err_text = scn_read_all(se);
   if (out)
-    *out = slurp_fd(so);
+    *out = scn_read_all(so);
   close(in);
   close(so);
   close(se);

@@ -548,7 +548,7 @@ static void print_indented(const char *text)
   fflush(stdout);
 }
 
-static char *read_all(int fd)
+char *scn_read_all(int fd)
 {
   size_t cap = 4096, len = 0;
   char *s = malloc(cap);
@@ -643,7 +643,7 @@ static int op_exec(const struct scn_run *run, const struct scn_backend *be, char
   signal(SIGPIPE, old_pipe);
   while (!reaped && waitpid(pid, &status, 0) < 0 && errno == EINTR)
     ;
-  char *out_text = read_all(out), *err_text = read_all(err);
+  char *out_text = scn_read_all(out), *err_text = scn_read_all(err);
   close(out);
   close(err);
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0)

@@ -96,4 +96,7 @@ const char *scn_errno_name(int err);
 /* errno whose strerror() text ends a line of S (dmsetup's "...failed: TEXT"), or 0. */
 int scn_errno_from_text(const char *s);
 
+/* Everything in FD from its start, NUL-terminated (malloc'd): captured output. */
+char *scn_read_all(int fd);
+
 #endif
