@@ -39,16 +39,10 @@ int udm_parse_uint(const char *s, unsigned *out)
 
 void udm_target_error(struct udm_target *ti, const char *fmt, ...)
 {
-  char *msg = NULL;
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
+  char *msg = udm__vstrf(fmt, ap);
   va_end(ap);
-  if (n >= 0 && (msg = malloc((size_t)n + 1))) {
-    va_start(ap, fmt);
-    vsnprintf(msg, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-  }
   free(ti->error);
   ti->error = msg;
 }

@@ -7,6 +7,27 @@
 
 #include "internal.h"
 
+char *udm__vstrf(const char *fmt, va_list ap)
+{
+  va_list again;
+  va_copy(again, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+  if (s)
+    vsnprintf(s, (size_t)n + 1, fmt, again);
+  va_end(again);
+  return s;
+}
+
+char *udm__strf(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  char *s = udm__vstrf(fmt, ap);
+  va_end(ap);
+  return s;
+}
+
 void udm_buf_init(struct udm_buf *b)
 {
   memset(b, 0, sizeof *b);

@@ -18,15 +18,6 @@
 
 #include "internal.h"
 
-static char *msgf(const char *fmt, const char *a, const char *b)
-{
-  size_t n = strlen(fmt) + strlen(a) + (b ? strlen(b) : 0) + 1;
-  char *s = malloc(n);
-  if (s)
-    snprintf(s, n, fmt, a, b ? b : "");
-  return s;
-}
-
 /* Length of a leading "format:" word, or 0. */
 static size_t format_prefix(const char *name)
 {
@@ -48,7 +39,7 @@ static int parse_raw_options(const char *opts, bool *direct, char **errmsg)
     else if (strcmp(o, "direct=off") == 0)
       *direct = false;
     else {
-      *errmsg = msgf("unknown raw option '%s' (known: direct=on|off)", o, NULL);
+      *errmsg = udm__strf("unknown raw option '%s' (known: direct=on|off)", o);
       free(copy);
       return -EINVAL;
     }
@@ -87,9 +78,9 @@ int udm__dev_open(struct udm_ctx *ctx, struct udm_device *owner, const char *nam
   char fmt[64];
   snprintf(fmt, sizeof fmt, "%.*s", (int)(fl < 63 ? fl : 63), name);
   if (fmt[0] >= '0' && fmt[0] <= '9') {
-    *errmsg = msgf("'%s' looks like a major:minor device number; udm names devices "
-                   "by path (or udm:NAME)%s",
-                   name, NULL);
+    *errmsg = udm__strf("'%s' looks like a major:minor device number; udm names devices "
+                        "by path (or udm:NAME)",
+                        name);
     return -EINVAL;
   }
   const struct udm_image_driver *drv = udm__ctx_find_driver(ctx, fmt);

@@ -35,22 +35,6 @@ struct image_dev {
   atomic_uint_fast64_t bad_hits;
 };
 
-static char *msgf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *msgf(const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-  if (s) {
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-  }
-  return s;
-}
-
 /* ---- reads with the bad-block policy ---- */
 
 #define MAX_BAD_RANGES 64
@@ -266,7 +250,7 @@ static int parse_bad_policy(struct image_dev *im, const char *v, char **errmsg)
       return 0;
     }
   }
-  *errmsg = msgf("invalid bad-block policy 'bad=%s' (expected eio, zero or fill:0xNN)",
+  *errmsg = udm__strf("invalid bad-block policy 'bad=%s' (expected eio, zero or fill:0xNN)",
                  v);
   return -EINVAL;
 }
@@ -285,7 +269,7 @@ static int split_options(struct image_dev *im, char *opts, const char **keys,
       v = eq + 1;
     }
     if (!*o) {
-      *errmsg = msgf("empty option name in '?%s'", v);
+      *errmsg = udm__strf("empty option name in '?%s'", v);
       return -EINVAL;
     }
     if (strcmp(o, "bad") == 0) {
@@ -317,7 +301,7 @@ int udm__dev_open_image(const struct udm_image_driver *drv, const char *name,
       !(d->name = strdup(name)))
     goto fail;
   if (!*path) {
-    *errmsg = msgf("'%s': no image path after '%s:'", name, drv->name);
+    *errmsg = udm__strf("'%s': no image path after '%s:'", name, drv->name);
     r = -EINVAL;
     goto fail;
   }
@@ -340,7 +324,7 @@ int udm__dev_open_image(const struct udm_image_driver *drv, const char *name,
   if (r < 0 || !im->handle) {
     if (r >= 0)
       r = -EIO;
-    *errmsg = msgf("%s: %s", drv->name,
+    *errmsg = udm__strf("%s: %s", drv->name,
                    drvmsg ? drvmsg : strerror(-r));
     free(drvmsg);
     im->handle = NULL;
@@ -349,14 +333,14 @@ int udm__dev_open_image(const struct udm_image_driver *drv, const char *name,
   free(drvmsg);
   uint64_t bytes = drv->size(im->handle);
   if (bytes % UDM_SECTOR_SIZE) {
-    *errmsg = msgf("%s: image size %llu is not a multiple of %u bytes", name,
+    *errmsg = udm__strf("%s: image size %llu is not a multiple of %u bytes", name,
                    (unsigned long long)bytes, UDM_SECTOR_SIZE);
     r = -EINVAL;
     goto fail;
   }
   unsigned bs = drv->block_size ? drv->block_size(im->handle) : UDM_SECTOR_SIZE;
   if (bs < UDM_SECTOR_SIZE || bs > UDM_LOGICAL_BLOCK_SIZE_MAX || (bs & (bs - 1))) {
-    *errmsg = msgf("%s: the %s driver reports a logical block size of %u bytes (a power "
+    *errmsg = udm__strf("%s: the %s driver reports a logical block size of %u bytes (a power "
                    "of two from %u to %u is needed)",
                    name, drv->name, bs, UDM_SECTOR_SIZE, UDM_LOGICAL_BLOCK_SIZE_MAX);
     r = -EINVAL;

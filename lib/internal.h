@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdarg.h>
 #include <stdbool.h>
 
 #include <udm/target.h>
@@ -28,6 +29,9 @@ void udm_buf_init(struct udm_buf *b);
 void udm_buf_free(struct udm_buf *b);
 /* Hand the text to the caller (never NULL unless allocation failed). */
 char *udm_buf_steal(struct udm_buf *b);
+/* A malloc'd formatted string (NULL when out of memory): messages. */
+char *udm__strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *udm__vstrf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 /* ---- backing devices (dev.c, dev_file.c, dev_udm.c) ---- */
 struct udm_dev_ops {

@@ -15,24 +15,6 @@
 
 #define MAX_ARGS 1024
 
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  if (n < 0)
-    return NULL;
-  char *s = malloc((size_t)n + 1);
-  if (!s)
-    return NULL;
-  va_start(ap, fmt);
-  vsnprintf(s, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  return s;
-}
-
 /*
  * Split LINE in place into words on blanks; a backslash makes the next
  * character literal (as dm_split_args does), so "a\ b" is one word.
@@ -230,7 +212,7 @@ static int check_area(struct udm_target *ti, struct udm_dev *dev, udm_sector_t s
   struct segment_check *c = data;
   (void)ti;
   if (start > dev->size || len > dev->size - start) {
-    c->msg = xasprintf("device %s is too small: the table needs sectors %llu..%llu "
+    c->msg = udm__strf("device %s is too small: the table needs sectors %llu..%llu "
                        "but it has %llu sectors",
                        dev->name, (unsigned long long)start,
                        (unsigned long long)(start + len),
@@ -239,7 +221,7 @@ static int check_area(struct udm_target *ti, struct udm_dev *dev, udm_sector_t s
   }
   unsigned bs = dev->logical_block_size;
   if ((start * UDM_SECTOR_SIZE) % bs || (len * UDM_SECTOR_SIZE) % bs) {
-    c->msg = xasprintf("the table maps sectors %llu..%llu of %s, which has a logical "
+    c->msg = udm__strf("the table maps sectors %llu..%llu of %s, which has a logical "
                        "block size of %u bytes: start and length must be multiples "
                        "of %u sectors",
                        (unsigned long long)start, (unsigned long long)(start + len),
@@ -263,7 +245,7 @@ static int segment_limits(struct udm_target *ti, unsigned lineno, struct udm_lim
   if (type->iterate_devices) {
     int r = type->iterate_devices(ti, check_area, &c);
     if (r < 0) {
-      *errmsg = xasprintf("line %u: %s: %s", lineno, type->name,
+      *errmsg = udm__strf("line %u: %s: %s", lineno, type->name,
                           c.msg ? c.msg : strerror(-r));
       free(c.msg);
       return r;
@@ -273,7 +255,7 @@ static int segment_limits(struct udm_target *ti, unsigned lineno, struct udm_lim
   if (type->io_hints)
     type->io_hints(ti, &hinted);
   if (!valid_block_size(hinted.logical_block_size)) {
-    *errmsg = xasprintf("line %u: %s: the target asks for a logical block size of %u "
+    *errmsg = udm__strf("line %u: %s: the target asks for a logical block size of %u "
                         "bytes (a power of two from %u to %u is needed)",
                         lineno, type->name, hinted.logical_block_size, UDM_SECTOR_SIZE,
                         UDM_LOGICAL_BLOCK_SIZE_MAX);
@@ -300,7 +282,7 @@ static int check_alignment(const udm_table *t, const unsigned *lines, unsigned s
   for (unsigned i = 0; i < t->num_targets; i++) {
     const struct udm_target *ti = &t->targets[i];
     if (ti->begin % spb || ti->len % spb) {
-      *errmsg = xasprintf("line %u: segment (start %llu, length %llu sectors) is not "
+      *errmsg = udm__strf("line %u: segment (start %llu, length %llu sectors) is not "
                           "aligned to the device's logical block size of %u bytes "
                           "(%llu sectors), which line %u sets",
                           lines[i], (unsigned long long)ti->begin,
@@ -309,7 +291,7 @@ static int check_alignment(const udm_table *t, const unsigned *lines, unsigned s
       return -EINVAL;
     }
     if (ti->max_io_len % spb) {
-      *errmsg = xasprintf("line %u: %s: requests are split every %llu sectors, which is "
+      *errmsg = udm__strf("line %u: %s: requests are split every %llu sectors, which is "
                           "not a multiple of the device's logical block size of %u "
                           "bytes (%llu sectors), which line %u sets",
                           lines[i], ti->type->name,
@@ -334,30 +316,30 @@ static int add_line(udm_table *t, unsigned lineno, char *line, struct udm_limits
     return -ENOMEM;
   r = split_words(line, argv, MAX_ARGS, &argc);
   if (r < 0) {
-    *errmsg = xasprintf("line %u: more than %d words", lineno, MAX_ARGS);
+    *errmsg = udm__strf("line %u: more than %d words", lineno, MAX_ARGS);
     goto out;
   }
   if (argc == 0)
     goto out;
   r = -EINVAL;
   if (argc < 3) {
-    *errmsg = xasprintf("line %u: expected '<start> <length> <target> [args]', got %u "
+    *errmsg = udm__strf("line %u: expected '<start> <length> <target> [args]', got %u "
                         "word%s",
                         lineno, argc, argc == 1 ? "" : "s");
     goto out;
   }
   uint64_t start, len;
   if (udm_parse_u64(argv[0], &start) < 0) {
-    *errmsg = xasprintf("line %u: invalid start sector '%s'", lineno, argv[0]);
+    *errmsg = udm__strf("line %u: invalid start sector '%s'", lineno, argv[0]);
     goto out;
   }
   if (udm_parse_u64(argv[1], &len) < 0 || len == 0) {
-    *errmsg = xasprintf("line %u: invalid length '%s' (a positive number of sectors)",
+    *errmsg = udm__strf("line %u: invalid length '%s' (a positive number of sectors)",
                         lineno, argv[1]);
     goto out;
   }
   if (start != t->size) {
-    *errmsg = xasprintf(
+    *errmsg = udm__strf(
         start < t->size
             ? "line %u: start sector %llu overlaps the previous segment, which ends at %llu"
             : "line %u: start sector %llu leaves a gap: the previous segment ends at %llu",
@@ -365,12 +347,12 @@ static int add_line(udm_table *t, unsigned lineno, char *line, struct udm_limits
     goto out;
   }
   if (len > UINT64_MAX / UDM_SECTOR_SIZE - start) {
-    *errmsg = xasprintf("line %u: length '%s' is too large", lineno, argv[1]);
+    *errmsg = udm__strf("line %u: length '%s' is too large", lineno, argv[1]);
     goto out;
   }
   const struct udm_target_type *type = udm__ctx_find_type(t->ctx, argv[2]);
   if (!type) {
-    *errmsg = xasprintf("line %u: unknown target type '%s' (see 'udm targets')",
+    *errmsg = udm__strf("line %u: unknown target type '%s' (see 'udm targets')",
                         lineno, argv[2]);
     goto out;
   }
@@ -391,7 +373,7 @@ static int add_line(udm_table *t, unsigned lineno, char *line, struct udm_limits
   ti->num_write_zeroes_ios = 1;
   r = type->ctr(ti, argc - 3, argv + 3);
   if (r < 0) {
-    *errmsg = xasprintf("line %u: %s: %s", lineno, type->name,
+    *errmsg = udm__strf("line %u: %s: %s", lineno, type->name,
                         ti->error ? ti->error : strerror(-r));
     target_destroy(ti);
     goto out;
@@ -481,7 +463,7 @@ int udm__table_create(struct udm_ctx *ctx, struct udm_device *owner, const char 
   }
   if (t->num_targets == 0) {
     r = -EINVAL;
-    *errmsg = xasprintf("the table is empty: at least one segment is needed");
+    *errmsg = udm__strf("the table is empty: at least one segment is needed");
     goto fail;
   }
   r = check_alignment(t, lines, source_line, errmsg);
@@ -494,7 +476,7 @@ int udm__table_create(struct udm_ctx *ctx, struct udm_device *owner, const char 
   return 0;
 fail:
   if (!*errmsg)
-    *errmsg = xasprintf("%s", strerror(-r));
+    *errmsg = udm__strf("%s", strerror(-r));
   free(lines);
   free(copy);
   udm__table_destroy(t);
@@ -543,7 +525,7 @@ int udm__table_preresume(udm_table *t, char **errmsg)
       continue;
     int r = ti->type->preresume(ti);
     if (r < 0) {
-      *errmsg = xasprintf("%s: %s", ti->type->name, ti->error ? ti->error : strerror(-r));
+      *errmsg = udm__strf("%s: %s", ti->type->name, ti->error ? ti->error : strerror(-r));
       return r;
     }
   }
