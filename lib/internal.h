@@ -35,7 +35,13 @@ char *udm__vstrf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0
 
 /* ---- backing devices (dev.c, dev_file.c, dev_udm.c) ---- */
 struct udm_dev_ops {
+  /* Synchronous: blocks the calling thread; 0 or -errno. */
   int (*submit)(struct udm_dev *d, struct udm_io *io);
+  /*
+   * Asynchronous (optional): start io and call udm_io_complete(io, err)
+   * once, possibly before returning.  Missing: submit runs inline.
+   */
+  void (*submit_async)(struct udm_dev *d, struct udm_io *io);
   int (*extents)(struct udm_dev *d, udm_sector_t sector, uint64_t nr,
                  udm_extent_fn fn, void *opaque);
   void (*close)(struct udm_dev *d);

@@ -9,10 +9,20 @@
  * stamped with UDM_TARGET_TYPE_INIT so the core can tell which fields an
  * older target knows about.  An unset optional callback means "default".
  *
- * I/O is synchronous from the target's point of view: map() is called on a
- * worker thread and either remaps the request onto a backing device (the
- * core then submits it there), completes it itself, or fails it.  Many
- * threads call map() at once: per-target state needs its own locking.
+ * I/O is asynchronous.  map() is called for each piece of a request and
+ * either remaps it onto a backing device (the core then submits it there:
+ * a *remap* target, udm_remap()), completes it at once (UDM_MAPIO_DONE), or
+ * takes ownership (UDM_MAPIO_SUBMITTED) and finishes it later with
+ * udm_io_complete() from any thread: an *owning* target (delay is the
+ * model: it queues, a timer releases, presuspend hands everything back).
+ * UDM_MAPIO_REQUEUE parks the piece on the core's hold list until resume or
+ * udm_target_kick(), so a suspend never waits for it.  Many threads call
+ * map() at once: per-target state needs its own locking.  map() may still
+ * block (udm_dev_submit() is the synchronous way to do I/O on a backing
+ * device), at the cost of the calling thread; owning targets should not.
+ *
+ * Version 1 targets (no end_io, no per_io_size) keep loading: the size
+ * stamp tells the core which fields a target knows.
  *
  * Internal convention: functions return 0 or a negative errno.
  */
@@ -29,7 +39,7 @@
 extern "C" {
 #endif
 
-#define UDM_TARGET_API_VERSION 1
+#define UDM_TARGET_API_VERSION 2
 
 typedef uint64_t udm_sector_t;
 
@@ -59,11 +69,30 @@ struct udm_io {
   void *buf;               /* READ/WRITE: nr_sectors * 512 bytes; else NULL */
   struct udm_dev *dev;     /* set by map() when it returns UDM_MAPIO_REMAPPED */
   unsigned target_io_nr;   /* which of num_flush_ios/num_discard_ios this is */
+  /* ---- API version 2 ---- */
+  /*
+   * Completion: whoever submits io asynchronously (udm_dev_submit_async)
+   * sets end_io, and end_private for its own use; udm_io_complete() calls
+   * end_io exactly once.  On requests the core hands to map() these belong
+   * to the core: do not change them.
+   */
+  void (*end_io)(struct udm_io *io, int err);
+  void *end_private;
+  /* In map() and the type's end_io: ti->per_io_size bytes, zeroed before map(). */
+  void *per_io;
 };
 
 /* map() results (a negative errno fails the request). */
 #define UDM_MAPIO_REMAPPED 1 /* submit io to io->dev at io->sector */
 #define UDM_MAPIO_DONE     2 /* the target completed io itself, successfully */
+#define UDM_MAPIO_SUBMITTED 3 /* the target owns io and calls udm_io_complete() later */
+#define UDM_MAPIO_REQUEUE  4 /* hold io; map it again at resume or udm_target_kick() */
+#define UDM_MAPIO_KILL     5 /* fail io with EIO */
+
+/* end_io results. */
+#define UDM_ENDIO_DONE       0 /* complete with *err */
+#define UDM_ENDIO_REQUEUE    1 /* hold io as UDM_MAPIO_REQUEUE does */
+#define UDM_ENDIO_INCOMPLETE 2 /* the target took io back; it calls udm_io_complete() */
 
 enum udm_status_type {
   UDM_STATUS_INFO,  /* runtime state, "dmsetup status" */
@@ -90,6 +119,11 @@ struct udm_target {
   const struct udm_target_type *type;
   struct udm_table_ctx *table; /* opaque: the table under construction */
   char *error;               /* set via udm_target_error() */
+  /* ---- API version 2 (the core allocates this struct: new fields go last) ---- */
+  unsigned per_io_size;      /* bytes of io->per_io for each mapped piece */
+  /* Set by udm_target_set_remap(): the default map, iterate_devices, extents. */
+  struct udm_dev *remap_dev;
+  udm_sector_t remap_start;
 };
 
 /*
@@ -133,7 +167,11 @@ struct udm_target_type {
   int (*ctr)(struct udm_target *ti, unsigned argc, char **argv);
   /* dtr (optional): release everything ctr took. ti->private may be NULL. */
   void (*dtr)(struct udm_target *ti);
-  /* map (required): see UDM_MAPIO_*. */
+  /*
+   * map (required unless ctr calls udm_target_set_remap): see UDM_MAPIO_*.
+   * io->sector is the device sector on entry; io->buf, when set, holds
+   * nr_sectors * 512 bytes.
+   */
   int (*map)(struct udm_target *ti, struct udm_io *io);
   /* status (optional): INFO or TABLE text.  Missing: INFO is empty. */
   void (*status)(struct udm_target *ti, enum udm_status_type type,
@@ -167,6 +205,13 @@ struct udm_target_type {
    * Appended last: targets built before it have it NULL.
    */
   void (*io_hints)(struct udm_target *ti, struct udm_limits *limits);
+  /* ---- API version 2 ---- */
+  /*
+   * end_io (optional): sees each remapped piece complete, with *err its
+   * result (0 or -errno), before the request does; may change *err.
+   * Returns UDM_ENDIO_*.  Runs on a completion thread: do not block.
+   */
+  int (*end_io)(struct udm_target *ti, struct udm_io *io, int *err);
 };
 
 #define UDM_TARGET_TYPE_INIT \
@@ -206,8 +251,35 @@ void udm_put_device(struct udm_target *ti, struct udm_dev *dev);
 const char *udm_dev_name(const struct udm_dev *dev);
 /* Size in sectors. */
 udm_sector_t udm_dev_size(const struct udm_dev *dev);
-/* Submit a request synchronously to a backing device: 0 or -errno. */
+/*
+ * Submit a request synchronously to a backing device: 0 or -errno.  It
+ * blocks the calling thread; never call it from end_io or a completion.
+ */
 int udm_dev_submit(struct udm_dev *dev, struct udm_io *io);
+/*
+ * Submit io asynchronously: io->end_io (required) is called once with 0 or
+ * -errno, possibly before this returns.  io and its buffer stay the
+ * caller's and must live until then.
+ */
+void udm_dev_submit_async(struct udm_dev *dev, struct udm_io *io);
+/* Finish io with err (0 or -errno): for owning targets and for backing I/O. */
+void udm_io_complete(struct udm_io *io, int err);
+
+/*
+ * Remap targets.  udm_remap() points io at DEV, START sectors into it, plus
+ * the offset inside the segment, and returns UDM_MAPIO_REMAPPED: a
+ * linear-like map() is one call.  udm_target_set_remap(), called in ctr,
+ * makes that the target's whole map(), and gives it a default
+ * iterate_devices and extents (the type may then leave map NULL).
+ */
+int udm_remap(struct udm_target *ti, struct udm_io *io, struct udm_dev *dev,
+              udm_sector_t start);
+void udm_target_set_remap(struct udm_target *ti, struct udm_dev *dev,
+                          udm_sector_t start);
+/* Map again now every piece this target asked to be held (UDM_MAPIO_REQUEUE). */
+void udm_target_kick(struct udm_target *ti);
+/* Raise an event on the target's device: its event_nr goes up, waiters wake. */
+void udm_target_event(struct udm_target *ti);
 /* Extents of [sector, sector+nr) on the backing device, sectors relative to it. */
 int udm_dev_extents(struct udm_dev *dev, udm_sector_t sector, uint64_t nr_sectors,
                     udm_extent_fn fn, void *opaque);

@@ -189,6 +189,30 @@ int udm_device_discard(struct udm_device *dev, uint64_t len, uint64_t off,
 int udm_device_write_zeroes(struct udm_device *dev, uint64_t len, uint64_t off,
                             unsigned flags);
 
+/*
+ * Asynchronous I/O: the same operations, without a thread per request.
+ * Each call either returns -1 (with udm_errmsg) having started nothing, or
+ * returns 0 and later calls done(opaque, err) exactly once, err being 0 or
+ * a negative errno.  done may run before the call returns, on the calling
+ * thread, or on one of libudm's I/O threads; it must not block for long
+ * (hand a slow job, such as a send to a slow network client, to a thread of
+ * your own) and must not wait for another asynchronous request.  BUF must
+ * stay valid until done.  While the device is suspended, requests are
+ * queued and start at resume.  Unaligned ranges are handled as by the
+ * blocking calls (the edge blocks are read first).
+ */
+typedef void (*udm_io_done_fn)(void *opaque, int err);
+int udm_device_aio_pread(struct udm_device *dev, void *buf, size_t len, uint64_t off,
+                         udm_io_done_fn done, void *opaque);
+int udm_device_aio_pwrite(struct udm_device *dev, const void *buf, size_t len,
+                          uint64_t off, unsigned flags, udm_io_done_fn done,
+                          void *opaque);
+int udm_device_aio_flush(struct udm_device *dev, udm_io_done_fn done, void *opaque);
+int udm_device_aio_discard(struct udm_device *dev, uint64_t len, uint64_t off,
+                           unsigned flags, udm_io_done_fn done, void *opaque);
+int udm_device_aio_write_zeroes(struct udm_device *dev, uint64_t len, uint64_t off,
+                                unsigned flags, udm_io_done_fn done, void *opaque);
+
 /* Allocation status of a byte range (NBD's base:allocation). */
 #define UDM_EXTENT_HOLE 0x1u /* not allocated */
 #define UDM_EXTENT_ZERO 0x2u /* reads as zeros */
