@@ -25,13 +25,14 @@ int udm_target_register(struct udm_ctx *ctx, const struct udm_target_type *type)
   if (!type || type->struct_size < need)
     return udm__fail(EINVAL, "udm_target_register: target type struct is too small "
                              "(not made with UDM_TARGET_TYPE_INIT?)");
-  if (type->api_version != UDM_TARGET_API_VERSION)
+  /* Version 1 targets load too: the size stamp says which fields they have. */
+  if (type->api_version < 1 || type->api_version > UDM_TARGET_API_VERSION)
     return udm__fail(EINVAL,
                      "udm_target_register: target '%s' is built for API version %u, "
-                     "this libudm speaks %u",
+                     "this libudm speaks 1 to %u",
                      type->name ? type->name : "?", type->api_version,
                      UDM_TARGET_API_VERSION);
-  if (!type->name || !*type->name || !type->ctr || !type->map)
+  if (!type->name || !*type->name || !type->ctr || (!type->map && type->api_version < 2))
     return udm__fail(EINVAL, "udm_target_register: a target needs a name, ctr and map");
   /* Copy into a full-size struct: fields the target was not built with are NULL. */
   struct udm_target_type *copy = calloc(1, sizeof *copy);

@@ -18,6 +18,12 @@ static int udm_dev_submit_io(struct udm_dev *d, struct udm_io *io)
   return udm__device_submit(d->priv, io);
 }
 
+/* A stacked request is a request of the device below: no thread, no copy. */
+static void udm_dev_submit_async_io(struct udm_dev *d, struct udm_io *io)
+{
+  udm__device_submit_async(d->priv, io);
+}
+
 static int udm_dev_extents_io(struct udm_dev *d, udm_sector_t sector, uint64_t nr,
                               udm_extent_fn fn, void *opaque)
 {
@@ -35,6 +41,7 @@ static void udm_dev_close(struct udm_dev *d)
 
 static const struct udm_dev_ops udm_ops = {
     .submit = udm_dev_submit_io,
+    .submit_async = udm_dev_submit_async_io,
     .extents = udm_dev_extents_io,
     .close = udm_dev_close,
 };

@@ -48,6 +48,8 @@ struct udm_device *udm_device_create(struct udm_ctx *ctx, const char *name,
   pthread_mutex_init(&d->ctl_lock, NULL);
   pthread_mutex_init(&d->gate_lock, NULL);
   pthread_cond_init(&d->gate_cond, NULL);
+  pthread_cond_init(&d->event_cond, NULL);
+  d->deferred_tail = &d->deferred;
 
   pthread_mutex_lock(&ctx->lock);
   struct udm_device **tail = &ctx->devices;
@@ -58,6 +60,7 @@ struct udm_device *udm_device_create(struct udm_ctx *ctx, const char *name,
       pthread_mutex_destroy(&d->ctl_lock);
       pthread_mutex_destroy(&d->gate_lock);
       pthread_cond_destroy(&d->gate_cond);
+      pthread_cond_destroy(&d->event_cond);
       free(d);
       return same_name
                  ? udm__fail_null(EBUSY, "udm_device_create: device '%s' already exists",
@@ -98,6 +101,7 @@ void udm_device_unref(struct udm_device *dev)
   pthread_mutex_destroy(&dev->ctl_lock);
   pthread_mutex_destroy(&dev->gate_lock);
   pthread_cond_destroy(&dev->gate_cond);
+  pthread_cond_destroy(&dev->event_cond);
   free(dev);
 }
 
@@ -164,11 +168,15 @@ static int ctl_device_remove(struct udm_device *dev, unsigned flags)
   if (live && !was_suspended)
     udm__table_postsuspend(live);
   atomic_store(&dev->live, NULL);
+  atomic_store(&dev->block_size, 0);
   udm__table_destroy(live);
   udm__table_destroy(dev->inactive);
   dev->inactive = NULL;
-  udm__gate_open(dev);
+  /* What waited for a resume that will not come fails now. */
+  struct udm_io_backlog backlog;
+  udm__gate_open(dev, &backlog);
   pthread_mutex_unlock(&ctx->lock);
+  udm__io_restart(&backlog, -EIO);
   udm_device_unref(dev); /* the context's reference */
   return 0;
 }
@@ -286,6 +294,7 @@ static int ctl_device_resume(struct udm_device *dev)
     }
     udm_table *old = atomic_load(&dev->live);
     atomic_store(&dev->live, dev->inactive);
+    atomic_store(&dev->block_size, dev->inactive->limits.logical_block_size);
     dev->inactive = NULL;
     /* No event: as in the kernel, events count what targets signal, not swaps. */
     udm__table_destroy(old);
@@ -307,8 +316,11 @@ static int ctl_device_resume(struct udm_device *dev)
     }
   }
   udm__table_resume(atomic_load(&dev->live));
-  udm__gate_open(dev);
+  /* Deferred requests and held pieces start again once no lock is held. */
+  struct udm_io_backlog backlog;
+  udm__gate_open(dev, &backlog);
   pthread_mutex_unlock(&ctx->lock);
+  udm__io_restart(&backlog, 0);
   return 0;
 }
 

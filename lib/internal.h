@@ -157,11 +157,23 @@ struct udm_device {
   atomic_bool suspended;
   atomic_bool dead;          /* removed: every request fails with EIO */
 
+  /*
+   * Requests that arrived while suspended (whole), and pieces targets asked
+   * to hold (UDM_MAPIO_REQUEUE): both under gate_lock, started again at
+   * resume (io.c).  Neither counts in in_flight, so suspend never waits
+   * for them.
+   */
+  struct udm_req *deferred, **deferred_tail;
+  struct udm_piece *held;
+  /* event_nr changes: udm_device_wait_event sleeps here, under gate_lock. */
+  pthread_cond_t event_cond;
   _Atomic(udm_table *) live; /* swapped only while suspended and drained */
   udm_table *inactive;       /* under ctx->lock */
   unsigned open_count;       /* under ctx->lock */
   unsigned holders;          /* tables of other devices using this one */
   atomic_uint event_nr;
+  /* The live table's logical block size in bytes (0: no table), for I/O calls. */
+  atomic_uint block_size;
 };
 
 /* Enter/leave the I/O gate; enter returns the live table (NULL: none). */
@@ -173,10 +185,25 @@ void udm__io_leave(struct udm_device *d);
  * can still be resumed while this one drains.
  */
 void udm__gate_close(struct udm_device *d);
-void udm__gate_open(struct udm_device *d);
+/*
+ * Reopen the gate.  What waited meanwhile (deferred requests, held pieces)
+ * is handed back in *work for udm__io_restart, to be called once the
+ * caller has dropped its locks (targets' map() runs there).
+ */
+struct udm_io_backlog {
+  struct udm_req *deferred;
+  struct udm_piece *held;
+};
+void udm__gate_open(struct udm_device *d, struct udm_io_backlog *work);
+/* Start a backlog again (err 0), or fail all of it with err (a removed device). */
+void udm__io_restart(struct udm_io_backlog *work, int err);
+/* Take d's backlog (gate_lock inside), e.g. to fail it at removal. */
+void udm__io_take_backlog(struct udm_device *d, struct udm_io_backlog *work);
 
 /* Submit a sector-aligned request to a device (used for stacking). */
 int udm__device_submit(struct udm_device *d, struct udm_io *io);
+/* The same, asynchronously: udm_io_complete(io, err) when done. */
+void udm__device_submit_async(struct udm_device *d, struct udm_io *io);
 /* Extents of a device in sectors. */
 int udm__device_extents(struct udm_device *d, udm_sector_t sector, uint64_t nr,
                         udm_extent_fn fn, void *opaque);

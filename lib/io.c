@@ -1,20 +1,74 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The I/O path.  No context-wide lock is taken here.
+ * The I/O path: requests, their pieces, the gate.  No context-wide lock is
+ * taken here.
  *
- * The gate: a request increments d->in_flight, then checks d->suspended.
- * If the device is suspended it backs out and sleeps until resume.  suspend
- * sets d->suspended, then waits for in_flight to reach zero.  With
- * sequentially consistent atomics a request either sees the flag, or is
- * counted before the suspender looks at the counter, so nothing slips past a
- * suspend.  The live table is swapped only while the gate is closed and
- * drained, so a request that passed the gate may use it without a lock.
+ * A request (struct udm_req) is what a frontend or a stacked table asks of
+ * a device.  It is split at segment and max_io_len boundaries into pieces
+ * (struct udm_piece, dm's clones), each mapped by its target: remapped onto
+ * a backing device and submitted there asynchronously, completed at once,
+ * owned by the target until udm_io_complete(), or held.  The request
+ * completes when its last piece does, with the first error.  Nothing here
+ * waits: a request in flight costs memory, not a thread.  The blocking calls
+ * are an asynchronous submission and a wait; while a thread runs one, its
+ * remapped pieces use the backing devices' synchronous paths (no hop to an
+ * I/O thread only to wait for it).
+ *
+ * The gate: every request passing it, and every piece between map() and its
+ * completion, counts in d->in_flight; suspend sets d->suspended and waits
+ * for zero.  With sequentially consistent atomics a request either sees the
+ * flag, or is counted before the suspender looks at the counter.  A request
+ * that meets a suspended device is queued on d->deferred (under gate_lock,
+ * rechecking the flag), and a piece a target requeues goes on d->held; both
+ * start again at resume, on the table then live, and neither counts in
+ * in_flight.  The live table is swapped only while the gate is closed and
+ * drained, so whatever is counted may use the table without a lock.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
+
+#define SS UDM_SECTOR_SIZE
+
+struct udm_req {
+  struct udm_device *dev;
+  enum udm_op op;
+  unsigned flags;
+  udm_sector_t sector;
+  uint64_t nr_sectors;
+  char *buf;
+  void (*done)(struct udm_req *rq, int err);
+  atomic_uint pending;     /* pieces not yet completed, +1 while dispatching */
+  atomic_int error;        /* the first error */
+  struct udm_req *next;    /* d->deferred */
+};
+
+struct udm_piece {
+  struct udm_io io;        /* what map() sees, and what is submitted */
+  struct udm_req *rq;
+  struct udm_target *ti;
+  /* The piece as cut, for a retry after UDM_MAPIO_REQUEUE. */
+  enum udm_op op;
+  unsigned flags;
+  udm_sector_t sector;
+  uint64_t nr_sectors;
+  char *buf;
+  unsigned target_io_nr;
+  struct udm_piece *next;  /* d->held */
+  max_align_t per_io[];    /* ti->per_io_size bytes */
+};
+
+/* Write-zeroes for targets that cannot is written from here: never written to. */
+#define ZERO_CHUNK_SECTORS 2048u
+static char zero_chunk[ZERO_CHUNK_SECTORS * SS];
+
+/* Set while this thread runs a blocking request: its pieces stay on it. */
+static _Thread_local unsigned sync_depth;
+
+/* ---- the gate ---- */
 
 udm_table *udm__io_enter(struct udm_device *d)
 {
@@ -54,12 +108,70 @@ void udm__gate_close(struct udm_device *d)
   pthread_mutex_unlock(&d->gate_lock);
 }
 
-void udm__gate_open(struct udm_device *d)
+static void take_backlog_locked(struct udm_device *d, struct udm_io_backlog *work)
+{
+  work->deferred = d->deferred;
+  work->held = d->held;
+  d->deferred = NULL;
+  d->deferred_tail = &d->deferred;
+  d->held = NULL;
+}
+
+void udm__io_take_backlog(struct udm_device *d, struct udm_io_backlog *work)
+{
+  pthread_mutex_lock(&d->gate_lock);
+  take_backlog_locked(d, work);
+  pthread_mutex_unlock(&d->gate_lock);
+}
+
+void udm__gate_open(struct udm_device *d, struct udm_io_backlog *work)
 {
   pthread_mutex_lock(&d->gate_lock);
   atomic_store(&d->suspended, false);
+  if (work)
+    take_backlog_locked(d, work);
   pthread_cond_broadcast(&d->gate_cond);
   pthread_mutex_unlock(&d->gate_lock);
+}
+
+/*
+ * Count rq in, or queue it until resume.  True: it passed and counts in
+ * in_flight.
+ */
+static bool gate_pass(struct udm_device *d, struct udm_req *rq)
+{
+  for (;;) {
+    atomic_fetch_add(&d->in_flight, 1);
+    if (!atomic_load(&d->suspended))
+      return true;
+    udm__io_leave(d);
+    pthread_mutex_lock(&d->gate_lock);
+    if (atomic_load(&d->suspended)) {
+      if (!d->deferred_tail)
+        d->deferred_tail = &d->deferred;
+      rq->next = NULL;
+      *d->deferred_tail = rq;
+      d->deferred_tail = &rq->next;
+      pthread_mutex_unlock(&d->gate_lock);
+      return false;
+    }
+    pthread_mutex_unlock(&d->gate_lock);
+  }
+}
+
+/* ---- requests and pieces ---- */
+
+static void rq_error(struct udm_req *rq, int err)
+{
+  int zero = 0;
+  if (err < 0)
+    atomic_compare_exchange_strong(&rq->error, &zero, err);
+}
+
+static void rq_put(struct udm_req *rq)
+{
+  if (atomic_fetch_sub(&rq->pending, 1) == 1)
+    rq->done(rq, atomic_load(&rq->error));
 }
 
 static bool is_write_op(enum udm_op op)
@@ -67,88 +179,199 @@ static bool is_write_op(enum udm_op op)
   return op == UDM_OP_WRITE || op == UDM_OP_DISCARD || op == UDM_OP_WRITE_ZEROES;
 }
 
-static int map_and_submit(struct udm_target *ti, struct udm_io *io)
+static void piece_end(struct udm_io *io, int err);
+
+static struct udm_piece *piece_new(struct udm_req *rq, struct udm_target *ti,
+                                   enum udm_op op, unsigned flags, udm_sector_t sector,
+                                   uint64_t nr, char *buf)
 {
-  int r = ti->type->map(ti, io);
-  if (r == UDM_MAPIO_REMAPPED)
-    return io->dev ? udm_dev_submit(io->dev, io) : -EIO;
-  if (r == UDM_MAPIO_DONE)
-    return 0;
-  return r < 0 ? r : -EIO;
+  size_t extra = ti ? ti->per_io_size : 0;
+  struct udm_piece *p = malloc(sizeof *p + extra);
+  if (!p)
+    return NULL;
+  memset(p, 0, sizeof *p + extra);
+  p->rq = rq;
+  p->ti = ti;
+  p->op = op;
+  p->flags = flags;
+  p->sector = sector;
+  p->nr_sectors = nr;
+  p->buf = buf;
+  atomic_fetch_add(&rq->pending, 1);
+  return p;
 }
 
-/* Write-zeroes for a target that cannot: plain writes of a zero buffer. */
-static int zero_by_writing(struct udm_target *ti, const struct udm_io *io)
+static void piece_free(struct udm_piece *p)
 {
-  const uint64_t chunk = 2048; /* sectors: 1 MiB */
-  uint64_t n = io->nr_sectors < chunk ? io->nr_sectors : chunk;
-  void *zeros = calloc(n, UDM_SECTOR_SIZE);
-  if (!zeros)
-    return -ENOMEM;
-  int r = 0;
-  for (uint64_t done = 0; done < io->nr_sectors && r == 0; done += n) {
-    if (io->nr_sectors - done < n)
-      n = io->nr_sectors - done;
-    struct udm_io w = {
-        .op = UDM_OP_WRITE,
-        .flags = io->flags & UDM_IO_FUA,
-        .sector = io->sector + done,
-        .nr_sectors = n,
-        .buf = zeros,
-    };
-    r = map_and_submit(ti, &w);
-  }
-  free(zeros);
-  return r;
+  struct udm_req *rq = p->rq;
+  free(p);
+  rq_put(rq);
 }
 
-static int flush_table(udm_table *t, const struct udm_io *io)
+static void hold_piece(struct udm_piece *p)
 {
-  struct udm_dev *done[16];
-  unsigned ndone = 0;
-  for (unsigned i = 0; i < t->num_targets; i++) {
-    struct udm_target *ti = &t->targets[i];
-    for (unsigned n = 0; n < ti->num_flush_ios; n++) {
-      struct udm_io c = {
-          .op = UDM_OP_FLUSH,
-          .flags = io->flags,
-          .sector = ti->begin,
-          .target_io_nr = n,
-      };
-      int r = ti->type->map(ti, &c);
-      if (r == UDM_MAPIO_DONE)
-        continue;
-      if (r != UDM_MAPIO_REMAPPED)
-        return r < 0 ? r : -EIO;
-      bool seen = false;
-      for (unsigned k = 0; k < ndone; k++)
-        seen |= done[k] == c.dev;
-      if (seen)
-        continue;
-      r = c.dev ? udm_dev_submit(c.dev, &c) : -EIO;
-      if (r < 0)
-        return r;
-      if (ndone < UDM_ARRAY_SIZE(done))
-        done[ndone++] = c.dev;
-    }
-  }
+  struct udm_device *d = p->rq->dev;
+  pthread_mutex_lock(&d->gate_lock);
+  p->next = d->held;
+  d->held = p;
+  pthread_mutex_unlock(&d->gate_lock);
+  udm__io_leave(d);
+}
+
+/* What a backing device refuses before any I/O: past its end, writes to a read-only open. */
+static int dev_check(const struct udm_dev *dev, const struct udm_io *io)
+{
+  if (io->op != UDM_OP_FLUSH &&
+      (io->sector > dev->size || io->nr_sectors > dev->size - io->sector))
+    return -EIO;
+  if (is_write_op(io->op) && !(dev->mode & UDM_DEV_WRITE))
+    return -EROFS;
   return 0;
 }
 
-/*
- * Split io at segment and max_io_len boundaries and map each piece.  As in
- * the kernel, every piece is issued even when an earlier one failed (a write
- * that straddles an error segment still lands where it can); the request
- * reports the first error.
- */
-static int dispatch(udm_table *t, struct udm_io *io)
+int udm_dev_submit(struct udm_dev *dev, struct udm_io *io)
 {
-  if (io->op == UDM_OP_FLUSH)
-    return flush_table(t, io);
-  int first_error = 0;
-  udm_sector_t sector = io->sector;
-  uint64_t left = io->nr_sectors;
-  char *buf = io->buf;
+  int r = dev_check(dev, io);
+  return r < 0 ? r : dev->ops->submit(dev, io);
+}
+
+/* Start io on a backing device; its completion is io->end_io. */
+void udm_dev_submit_async(struct udm_dev *dev, struct udm_io *io)
+{
+  int r = dev_check(dev, io);
+  if (r < 0)
+    udm_io_complete(io, r);
+  else if (dev->ops->submit_async && sync_depth == 0)
+    dev->ops->submit_async(dev, io);
+  else
+    udm_io_complete(io, dev->ops->submit(dev, io));
+}
+
+void udm_io_complete(struct udm_io *io, int err)
+{
+  io->end_io(io, err);
+}
+
+/*
+ * Map a counted piece.  The flush pieces of one request that land on a
+ * device already flushed by this request are completed at once (seen).
+ */
+static void piece_map(struct udm_piece *p, struct udm_dev **seen, unsigned *nseen,
+                      unsigned maxseen)
+{
+  struct udm_target *ti = p->ti;
+  p->io = (struct udm_io){
+      .op = p->op,
+      .flags = p->flags,
+      .sector = p->sector,
+      .nr_sectors = p->nr_sectors,
+      .buf = p->buf,
+      .target_io_nr = p->target_io_nr,
+      .end_io = piece_end,
+      .per_io = ti->per_io_size ? p->per_io : NULL,
+  };
+  if (ti->per_io_size)
+    memset(p->per_io, 0, ti->per_io_size);
+  int r = ti->type->map ? ti->type->map(ti, &p->io)
+                        : udm_remap(ti, &p->io, ti->remap_dev, ti->remap_start);
+  switch (r) {
+  case UDM_MAPIO_REMAPPED:
+    if (!p->io.dev) {
+      piece_end(&p->io, -EIO);
+      return;
+    }
+    if (p->op == UDM_OP_FLUSH && seen) {
+      for (unsigned k = 0; k < *nseen; k++)
+        if (seen[k] == p->io.dev) {
+          piece_end(&p->io, 0);
+          return;
+        }
+      if (*nseen < maxseen)
+        seen[(*nseen)++] = p->io.dev;
+    }
+    p->io.end_io = piece_end; /* a target must not change it; make sure */
+    udm_dev_submit_async(p->io.dev, &p->io);
+    return;
+  case UDM_MAPIO_DONE:
+    piece_end(&p->io, 0);
+    return;
+  case UDM_MAPIO_SUBMITTED:
+    return;
+  case UDM_MAPIO_REQUEUE:
+    hold_piece(p);
+    return;
+  default:
+    piece_end(&p->io, r < 0 ? r : -EIO);
+    return;
+  }
+}
+
+static void piece_end(struct udm_io *io, int err)
+{
+  struct udm_piece *p = (struct udm_piece *)((char *)io - offsetof(struct udm_piece, io));
+  struct udm_target *ti = p->ti;
+  struct udm_device *d = p->rq->dev;
+  if (ti && ti->type->end_io) {
+    int r = ti->type->end_io(ti, io, &err);
+    if (r == UDM_ENDIO_INCOMPLETE)
+      return;
+    if (r == UDM_ENDIO_REQUEUE) {
+      hold_piece(p);
+      return;
+    }
+  }
+  rq_error(p->rq, err);
+  udm__io_leave(d);
+  piece_free(p);
+}
+
+/* A piece that fails before it reaches a target (counted, like any piece). */
+static void piece_fail_now(struct udm_req *rq, int err)
+{
+  rq_error(rq, err);
+}
+
+static void map_one(struct udm_req *rq, struct udm_target *ti, enum udm_op op,
+                    unsigned flags, udm_sector_t sector, uint64_t n, char *buf,
+                    struct udm_dev **seen, unsigned *nseen, unsigned maxseen)
+{
+  struct udm_piece *p = piece_new(rq, ti, op, flags, sector, n, buf);
+  if (!p) {
+    piece_fail_now(rq, -ENOMEM);
+    return;
+  }
+  atomic_fetch_add(&rq->dev->in_flight, 1);
+  piece_map(p, seen, nseen, maxseen);
+}
+
+static void flush_table(struct udm_req *rq, udm_table *t, unsigned flags)
+{
+  struct udm_dev *seen[16];
+  unsigned nseen = 0;
+  for (unsigned i = 0; i < t->num_targets; i++) {
+    struct udm_target *ti = &t->targets[i];
+    for (unsigned n = 0; n < ti->num_flush_ios; n++) {
+      struct udm_piece *p = piece_new(rq, ti, UDM_OP_FLUSH, flags, ti->begin, 0, NULL);
+      if (!p) {
+        piece_fail_now(rq, -ENOMEM);
+        return;
+      }
+      p->target_io_nr = n;
+      atomic_fetch_add(&rq->dev->in_flight, 1);
+      piece_map(p, seen, &nseen, UDM_ARRAY_SIZE(seen));
+    }
+  }
+}
+
+/*
+ * Split [sector, sector+nr) at segment and max_io_len boundaries and map
+ * each piece.  As in the kernel, every piece is issued even when an earlier
+ * one failed (a write that straddles an error segment still lands where it
+ * can); the request reports the first error.
+ */
+static void map_range(struct udm_req *rq, udm_table *t, enum udm_op op, unsigned flags,
+                      udm_sector_t sector, uint64_t left, char *buf)
+{
   while (left > 0) {
     struct udm_target *ti = &t->targets[udm__table_find(t, sector)];
     uint64_t n = ti->begin + ti->len - sector;
@@ -159,49 +382,262 @@ static int dispatch(udm_table *t, struct udm_io *io)
       if (n > to_boundary)
         n = to_boundary;
     }
-    struct udm_io c = {
-        .op = io->op,
-        .flags = io->flags,
-        .sector = sector,
-        .nr_sectors = n,
-        .buf = buf,
-    };
-    int r;
-    if (io->op == UDM_OP_DISCARD && !ti->num_discard_ios)
-      r = -EOPNOTSUPP;
-    else if (io->op == UDM_OP_WRITE_ZEROES && !ti->num_write_zeroes_ios)
-      r = (io->flags & UDM_IO_NO_FALLBACK) ? -EOPNOTSUPP : zero_by_writing(ti, &c);
-    else
-      r = map_and_submit(ti, &c);
-    if (r < 0 && !first_error)
-      first_error = r;
+    if (op == UDM_OP_DISCARD && !ti->num_discard_ios) {
+      piece_fail_now(rq, -EOPNOTSUPP);
+    } else if (op == UDM_OP_WRITE_ZEROES && !ti->num_write_zeroes_ios) {
+      if (flags & UDM_IO_NO_FALLBACK)
+        piece_fail_now(rq, -EOPNOTSUPP);
+      else
+        /* Plain writes of zeros, as the kernel's fallback does. */
+        for (uint64_t done = 0, c; done < n; done += c) {
+          c = n - done < ZERO_CHUNK_SECTORS ? n - done : ZERO_CHUNK_SECTORS;
+          map_one(rq, ti, UDM_OP_WRITE, flags & UDM_IO_FUA, sector + done, c,
+                  zero_chunk, NULL, NULL, 0);
+        }
+    } else {
+      map_one(rq, ti, op, flags, sector, n, buf, NULL, NULL, 0);
+    }
     sector += n;
     left -= n;
     if (buf)
-      buf += n * UDM_SECTOR_SIZE;
+      buf += n * SS;
   }
-  return first_error;
 }
 
-/* Dispatch io on t, the table d's gate gave (NULL: none), checking it first. */
-static int submit_on(struct udm_device *d, udm_table *t, struct udm_io *io)
+/* Check rq against table t (NULL: none): 0 or the error to fail it with. */
+static int check_request(struct udm_device *d, udm_table *t, const struct udm_req *rq)
 {
   if (atomic_load(&d->dead) || !t)
     return -EIO;
-  if (is_write_op(io->op) && (d->flags & UDM_DEVICE_READONLY))
+  if (is_write_op(rq->op) && (d->flags & UDM_DEVICE_READONLY))
     return -EROFS;
-  if (io->op != UDM_OP_FLUSH &&
-      (io->sector > t->size || io->nr_sectors > t->size - io->sector))
+  if (rq->op == UDM_OP_FLUSH)
+    return 0;
+  if (rq->sector > t->size || rq->nr_sectors > t->size - rq->sector)
     return -EIO; /* beyond the end of the device, as the kernel answers */
-  return dispatch(t, io);
+  uint64_t spb = t->limits.logical_block_size / SS;
+  if (rq->sector % spb || rq->nr_sectors % spb)
+    return -EINVAL; /* smaller than the table's blocks (reloaded meanwhile) */
+  return 0;
+}
+
+/* Start rq (rq->pending == 1: the dispatcher's own reference). */
+static void dispatch(struct udm_req *rq)
+{
+  struct udm_device *d = rq->dev;
+  if (!gate_pass(d, rq))
+    return; /* deferred: dispatched again at resume, still holding its reference */
+  udm_table *t = atomic_load(&d->live);
+  int r = check_request(d, t, rq);
+  if (r < 0)
+    rq_error(rq, r);
+  else if (rq->op == UDM_OP_FLUSH)
+    flush_table(rq, t, rq->flags);
+  else if (rq->nr_sectors)
+    map_range(rq, t, rq->op, rq->flags, rq->sector, rq->nr_sectors, rq->buf);
+  udm__io_leave(d);
+  rq_put(rq);
+}
+
+/* Map a held piece again on the live table, or keep holding it. */
+static void piece_retry(struct udm_piece *p, int err)
+{
+  struct udm_req *rq = p->rq;
+  struct udm_device *d = rq->dev;
+  if (err < 0 || atomic_load(&d->dead)) {
+    rq_error(rq, err < 0 ? err : -EIO);
+    piece_free(p);
+    return;
+  }
+  atomic_fetch_add(&d->in_flight, 1);
+  if (atomic_load(&d->suspended)) {
+    hold_piece(p); /* resume retries it */
+    return;
+  }
+  udm_table *t = atomic_load(&d->live);
+  struct udm_req probe = {.op = p->op, .sector = p->sector, .nr_sectors = p->nr_sectors};
+  int r = check_request(d, t, &probe);
+  if (r < 0)
+    rq_error(rq, r);
+  else if (p->op == UDM_OP_FLUSH)
+    flush_table(rq, t, p->flags); /* a held flush flushes the whole table */
+  else
+    map_range(rq, t, p->op, p->flags, p->sector, p->nr_sectors, p->buf);
+  udm__io_leave(d);
+  piece_free(p); /* its share of rq->pending now belongs to the new pieces */
+}
+
+void udm__io_restart(struct udm_io_backlog *work, int err)
+{
+  struct udm_piece *p = work->held;
+  struct udm_req *rq = work->deferred;
+  work->held = NULL;
+  work->deferred = NULL;
+  /* Held pieces were mapped first; they go first again, oldest first. */
+  struct udm_piece *rev = NULL;
+  while (p) {
+    struct udm_piece *next = p->next;
+    p->next = rev;
+    rev = p;
+    p = next;
+  }
+  for (p = rev; p;) {
+    struct udm_piece *next = p->next;
+    piece_retry(p, err);
+    p = next;
+  }
+  while (rq) {
+    struct udm_req *next = rq->next;
+    if (err < 0) {
+      rq_error(rq, err);
+      rq_put(rq);
+    } else {
+      dispatch(rq);
+    }
+    rq = next;
+  }
+}
+
+void udm_target_kick(struct udm_target *ti)
+{
+  struct udm_device *d = ti->table->owner;
+  if (!d)
+    return;
+  struct udm_piece *mine = NULL, **keep;
+  pthread_mutex_lock(&d->gate_lock);
+  if (atomic_load(&d->suspended)) {
+    pthread_mutex_unlock(&d->gate_lock);
+    return; /* resume retries everything held */
+  }
+  keep = &d->held;
+  while (*keep) {
+    struct udm_piece *p = *keep;
+    if (p->ti == ti) {
+      *keep = p->next;
+      p->next = mine;
+      mine = p;
+    } else {
+      keep = &p->next;
+    }
+  }
+  pthread_mutex_unlock(&d->gate_lock);
+  struct udm_io_backlog work = {.held = mine};
+  udm__io_restart(&work, 0);
+}
+
+void udm_target_event(struct udm_target *ti)
+{
+  struct udm_device *d = ti->table->owner;
+  if (!d)
+    return;
+  pthread_mutex_lock(&d->gate_lock);
+  atomic_fetch_add(&d->event_nr, 1);
+  pthread_cond_broadcast(&d->event_cond);
+  pthread_mutex_unlock(&d->gate_lock);
+}
+
+int udm_remap(struct udm_target *ti, struct udm_io *io, struct udm_dev *dev,
+              udm_sector_t start)
+{
+  io->dev = dev;
+  if (io->op != UDM_OP_FLUSH)
+    io->sector = start + udm_target_offset(ti, io->sector);
+  return UDM_MAPIO_REMAPPED;
+}
+
+void udm_target_set_remap(struct udm_target *ti, struct udm_dev *dev, udm_sector_t start)
+{
+  ti->remap_dev = dev;
+  ti->remap_start = start;
+}
+
+/* ---- submitting: asynchronous, and blocking on top of it ---- */
+
+/* A request that ends by completing a udm_io (stacking, blocking calls). */
+struct io_req {
+  struct udm_req rq;
+  struct udm_io *io;
+};
+
+static void io_req_done(struct udm_req *rq, int err)
+{
+  struct io_req *ir = (struct io_req *)rq;
+  struct udm_io *io = ir->io;
+  free(ir);
+  udm_io_complete(io, err);
+}
+
+static struct udm_req *rq_init(struct udm_req *rq, struct udm_device *d, enum udm_op op,
+                               unsigned flags, udm_sector_t sector, uint64_t nr,
+                               void *buf, void (*done)(struct udm_req *, int))
+{
+  rq->dev = d;
+  rq->op = op;
+  rq->flags = flags;
+  rq->sector = sector;
+  rq->nr_sectors = nr;
+  rq->buf = buf;
+  rq->done = done;
+  atomic_init(&rq->pending, 1);
+  atomic_init(&rq->error, 0);
+  rq->next = NULL;
+  return rq;
+}
+
+void udm__device_submit_async(struct udm_device *d, struct udm_io *io)
+{
+  struct io_req *ir = malloc(sizeof *ir);
+  if (!ir) {
+    udm_io_complete(io, -ENOMEM);
+    return;
+  }
+  ir->io = io;
+  dispatch(rq_init(&ir->rq, d, io->op, io->flags, io->sector, io->nr_sectors, io->buf,
+                   io_req_done));
+}
+
+/* A blocking request: the caller sleeps on the waiter until done. */
+struct waiter {
+  struct udm_req rq;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  bool done;
+  int err;
+};
+
+static void waiter_done(struct udm_req *rq, int err)
+{
+  struct waiter *w = (struct waiter *)rq;
+  pthread_mutex_lock(&w->lock);
+  w->err = err;
+  w->done = true;
+  pthread_cond_signal(&w->cond);
+  pthread_mutex_unlock(&w->lock);
+}
+
+static int submit_wait(struct udm_device *d, enum udm_op op, unsigned flags,
+                       udm_sector_t sector, uint64_t nr, void *buf)
+{
+  struct waiter w = {.done = false};
+  pthread_mutex_init(&w.lock, NULL);
+  pthread_cond_init(&w.cond, NULL);
+  rq_init(&w.rq, d, op, flags, sector, nr, buf, waiter_done);
+  sync_depth++;
+  dispatch(&w.rq);
+  sync_depth--;
+  pthread_mutex_lock(&w.lock);
+  while (!w.done)
+    pthread_cond_wait(&w.cond, &w.lock);
+  pthread_mutex_unlock(&w.lock);
+  pthread_cond_destroy(&w.cond);
+  pthread_mutex_destroy(&w.lock);
+  return w.err;
 }
 
 int udm__device_submit(struct udm_device *d, struct udm_io *io)
 {
-  udm_table *t = udm__io_enter(d);
-  int r = submit_on(d, t, io);
-  udm__io_leave(d);
-  return r;
+  /* Only the fields of API version 1: an older target's io is that small. */
+  return submit_wait(d, io->op, io->flags, io->sector, io->nr_sectors, io->buf);
 }
 
 struct extent_shift {
@@ -214,6 +650,14 @@ static int shift_extent(void *opaque, udm_sector_t sector, uint64_t nr, unsigned
 {
   struct extent_shift *s = opaque;
   return s->fn(s->opaque, sector + s->add, nr, flags);
+}
+
+/* The default extents of a remap target: those of its device, shifted. */
+static int remap_extents(struct udm_target *ti, udm_sector_t sector, uint64_t nr,
+                         udm_extent_fn fn, void *opaque)
+{
+  struct extent_shift s = {fn, opaque, 0 - ti->remap_start}; /* modulo 2^64: back */
+  return udm_dev_extents(ti->remap_dev, ti->remap_start + sector, nr, shift_extent, &s);
 }
 
 int udm__device_extents(struct udm_device *d, udm_sector_t sector, uint64_t nr,
@@ -232,12 +676,13 @@ int udm__device_extents(struct udm_device *d, udm_sector_t sector, uint64_t nr,
     uint64_t n = ti->begin + ti->len - sector;
     if (n > nr)
       n = nr;
-    if (ti->type->extents) {
-      struct extent_shift s = {fn, opaque, ti->begin};
+    struct extent_shift s = {fn, opaque, ti->begin};
+    if (ti->type->extents)
       r = ti->type->extents(ti, sector - ti->begin, n, shift_extent, &s);
-    } else {
+    else if (!ti->type->map && ti->remap_dev)
+      r = remap_extents(ti, sector - ti->begin, n, shift_extent, &s);
+    else
       r = fn(opaque, sector, n, 0);
-    }
     sector += n;
     nr -= n;
   }
@@ -249,76 +694,140 @@ out:
 /* ---- the public byte-addressed API ---- */
 
 /*
- * Each call passes the gate once and works on the table it got, so the
- * logical block size it aligns to is the one of the table that serves it,
- * even when a reload changes it meanwhile.
+ * A call is one or more parts, each a request on whole blocks: a plain one,
+ * a read into a bounce buffer copied out (unaligned reads), or a
+ * read-modify-write of edge blocks (unaligned writes and write-zeroes; not
+ * atomic against a racing writer of the same blocks, as on any block
+ * device).  The call completes when its last part does.
  */
+struct aio_call {
+  udm_io_done_fn done;
+  void *opaque;
+  atomic_uint parts;
+  atomic_int error;
+};
 
-#define SS UDM_SECTOR_SIZE
+struct aio_part {
+  struct udm_req rq;
+  struct aio_call *call;
+  char *bounce;      /* whole blocks [a0, a0 + blen) */
+  size_t blen;
+  size_t at;         /* the caller's bytes start here in bounce */
+  size_t len;
+  char *dst;         /* READ_COPY: copy out here */
+  const char *src;   /* RMW: patch with these bytes, or zeros when NULL */
+  bool rmw, writing;
+  unsigned wflags;
+};
 
-static unsigned block_size_of(const udm_table *t)
+static void call_put(struct aio_call *c, int err)
 {
-  return t ? t->limits.logical_block_size : SS;
-}
-
-/* [off, off+len), whole blocks, on table t. */
-static int table_io(struct udm_device *d, udm_table *t, enum udm_op op, unsigned flags,
-                    void *buf, uint64_t off, uint64_t len)
-{
-  struct udm_io io = {
-      .op = op,
-      .flags = flags,
-      .sector = off / SS,
-      .nr_sectors = len / SS,
-      .buf = buf,
-  };
-  return submit_on(d, t, &io);
-}
-
-/* Is [off, off+len) inside the device?  Past the end the kernel answers EIO. */
-static int in_device(struct udm_device *d, udm_table *t, uint64_t off, uint64_t len)
-{
-  if (atomic_load(&d->dead) || !t)
-    return -EIO;
-  uint64_t size = t->size * SS;
-  return off > size || len > size - off ? -EIO : 0;
-}
-
-/*
- * Read-modify-write of the blocks covering [off, off+len): SRC's bytes, or
- * zeros when SRC is NULL.  Not atomic against a racing writer of the same
- * blocks, as on any block device.
- */
-static int rmw(struct udm_device *d, udm_table *t, const void *src, uint64_t off,
-               uint64_t len, unsigned flags)
-{
-  unsigned bs = block_size_of(t);
-  int r = in_device(d, t, off, len);
-  if (r == 0 && (d->flags & UDM_DEVICE_READONLY))
-    r = -EROFS;
-  if (r < 0)
-    return r;
-  uint64_t a0 = off / bs * bs, a1 = (off + len + bs - 1) / bs * bs;
-  char *b = malloc(a1 - a0);
-  if (!b)
-    return -ENOMEM;
-  r = table_io(d, t, UDM_OP_READ, 0, b, a0, a1 - a0);
-  if (r == 0) {
-    if (src)
-      memcpy(b + (off - a0), src, len);
-    else
-      memset(b + (off - a0), 0, len);
-    r = table_io(d, t, UDM_OP_WRITE, flags & UDM_IO_FUA, b, a0, a1 - a0);
+  int zero = 0;
+  if (err < 0)
+    atomic_compare_exchange_strong(&c->error, &zero, err);
+  if (atomic_fetch_sub(&c->parts, 1) == 1) {
+    udm_io_done_fn done = c->done;
+    void *opaque = c->opaque;
+    int e = atomic_load(&c->error);
+    free(c);
+    done(opaque, e);
   }
-  free(b);
-  return r;
 }
 
-static int op_fail(struct udm_device *dev, const char *op, int r, uint64_t off,
-                   uint64_t len)
+static void part_done(struct udm_req *rq, int err)
 {
-  return udm__fail(-r, "%s %s: %llu bytes at offset %llu: %s", op, dev->name,
-                   (unsigned long long)len, (unsigned long long)off, strerror(-r));
+  struct aio_part *pt = (struct aio_part *)rq;
+  if (err == 0 && pt->rmw && !pt->writing) {
+    if (pt->src)
+      memcpy(pt->bounce + pt->at, pt->src, pt->len);
+    else
+      memset(pt->bounce + pt->at, 0, pt->len);
+    pt->writing = true;
+    rq_init(&pt->rq, rq->dev, UDM_OP_WRITE, pt->wflags, rq->sector, rq->nr_sectors,
+            pt->bounce, part_done);
+    dispatch(&pt->rq);
+    return;
+  }
+  if (err == 0 && pt->dst)
+    memcpy(pt->dst, pt->bounce + pt->at, pt->len);
+  struct aio_call *c = pt->call;
+  free(pt->bounce);
+  free(pt);
+  call_put(c, err);
+}
+
+/* The logical block size of the live table, for splitting a call. */
+static unsigned live_block_size(struct udm_device *d)
+{
+  unsigned bs = atomic_load(&d->block_size);
+  return bs ? bs : SS;
+}
+
+/* A plain part: [off, off+len) in whole blocks. */
+static int add_plain(struct aio_call *c, struct udm_device *d, enum udm_op op,
+                     unsigned flags, void *buf, uint64_t off, uint64_t len,
+                     struct aio_part **out)
+{
+  struct aio_part *pt = calloc(1, sizeof *pt);
+  if (!pt)
+    return -ENOMEM;
+  pt->call = c;
+  rq_init(&pt->rq, d, op, flags, off / SS, len / SS, buf, part_done);
+  *out = pt;
+  return 0;
+}
+
+/* A bounced part over the blocks covering [off, off+len). */
+static int add_bounced(struct aio_call *c, struct udm_device *d, unsigned bs,
+                       uint64_t off, size_t len, char *dst, const char *src, bool rmw,
+                       unsigned wflags, struct aio_part **out)
+{
+  uint64_t a0 = off / bs * bs, a1 = (off + len + bs - 1) / bs * bs;
+  struct aio_part *pt = calloc(1, sizeof *pt);
+  if (!pt || !(pt->bounce = malloc(a1 - a0))) {
+    free(pt);
+    return -ENOMEM;
+  }
+  pt->call = c;
+  pt->blen = a1 - a0;
+  pt->at = off - a0;
+  pt->len = len;
+  pt->dst = dst;
+  pt->src = src;
+  pt->rmw = rmw;
+  pt->wflags = wflags;
+  rq_init(&pt->rq, d, UDM_OP_READ, 0, a0 / SS, (a1 - a0) / SS, pt->bounce, part_done);
+  *out = pt;
+  return 0;
+}
+
+/* Start the n parts of a call (none: done at once). */
+static int start_call(struct udm_device *d, udm_io_done_fn done, void *opaque,
+                      struct aio_part **parts, unsigned n, int err, const char *what,
+                      uint64_t off, uint64_t len)
+{
+  struct aio_call *c = NULL;
+  if (err == 0 && !(c = malloc(sizeof *c)))
+    err = -ENOMEM;
+  if (err < 0) {
+    for (unsigned i = 0; i < n; i++)
+      if (parts[i]) {
+        free(parts[i]->bounce);
+        free(parts[i]);
+      }
+    return udm__fail(-err, "%s %s: %llu bytes at offset %llu: %s", what, d->name,
+                     (unsigned long long)len, (unsigned long long)off, strerror(-err));
+  }
+  c->done = done;
+  c->opaque = opaque;
+  atomic_init(&c->parts, n + 1);
+  atomic_init(&c->error, 0);
+  for (unsigned i = 0; i < n; i++) {
+    parts[i]->call = c;
+    dispatch(&parts[i]->rq);
+  }
+  call_put(c, 0);
+  return 0;
 }
 
 static bool aligned(uint64_t off, uint64_t len, unsigned bs)
@@ -326,95 +835,191 @@ static bool aligned(uint64_t off, uint64_t len, unsigned bs)
   return off % bs == 0 && len % bs == 0;
 }
 
+static int overflow(struct udm_device *d, const char *what, uint64_t off, uint64_t len)
+{
+  return udm__fail(EINVAL, "%s %s: %llu bytes at offset %llu: the range overflows",
+                   what, d->name, (unsigned long long)len, (unsigned long long)off);
+}
+
+int udm_device_aio_pread(struct udm_device *dev, void *buf, size_t len, uint64_t off,
+                         udm_io_done_fn done, void *opaque)
+{
+  if (off + len < off)
+    return overflow(dev, "read", off, len);
+  unsigned bs = live_block_size(dev);
+  struct aio_part *p[1] = {NULL};
+  unsigned n = len > 0;
+  int r = 0;
+  if (n && aligned(off, len, bs))
+    r = add_plain(NULL, dev, UDM_OP_READ, 0, buf, off, len, &p[0]);
+  else if (n)
+    r = add_bounced(NULL, dev, bs, off, len, buf, NULL, false, 0, &p[0]);
+  return start_call(dev, done, opaque, p, n, r, "read", off, len);
+}
+
+int udm_device_aio_pwrite(struct udm_device *dev, const void *buf, size_t len,
+                          uint64_t off, unsigned flags, udm_io_done_fn done, void *opaque)
+{
+  if (off + len < off)
+    return overflow(dev, "write", off, len);
+  unsigned bs = live_block_size(dev);
+  struct aio_part *p[1] = {NULL};
+  unsigned n = len > 0;
+  int r = 0;
+  flags &= UDM_IO_FUA;
+  if (n && aligned(off, len, bs))
+    r = add_plain(NULL, dev, UDM_OP_WRITE, flags, (void *)buf, off, len, &p[0]);
+  else if (n)
+    r = add_bounced(NULL, dev, bs, off, len, NULL, buf, true, flags, &p[0]);
+  return start_call(dev, done, opaque, p, n, r, "write", off, len);
+}
+
+int udm_device_aio_flush(struct udm_device *dev, udm_io_done_fn done, void *opaque)
+{
+  struct aio_part *p[1] = {NULL};
+  int r = add_plain(NULL, dev, UDM_OP_FLUSH, 0, NULL, 0, 0, &p[0]);
+  return start_call(dev, done, opaque, p, 1, r, "flush", 0, 0);
+}
+
+int udm_device_aio_discard(struct udm_device *dev, uint64_t len, uint64_t off,
+                           unsigned flags, udm_io_done_fn done, void *opaque)
+{
+  if (off + len < off)
+    return overflow(dev, "discard", off, len);
+  unsigned bs = live_block_size(dev);
+  /* Discard is advisory: only the whole blocks inside the range are discarded. */
+  uint64_t a0 = (off + bs - 1) / bs * bs, a1 = (off + len) / bs * bs;
+  struct aio_part *p[1] = {NULL};
+  unsigned n = a1 > a0;
+  int r = n ? add_plain(NULL, dev, UDM_OP_DISCARD, flags & UDM_IO_FUA, NULL, a0, a1 - a0,
+                        &p[0])
+            : 0;
+  return start_call(dev, done, opaque, p, n, r, "discard", off, len);
+}
+
+int udm_device_aio_write_zeroes(struct udm_device *dev, uint64_t len, uint64_t off,
+                                unsigned flags, udm_io_done_fn done, void *opaque)
+{
+  if (off + len < off)
+    return overflow(dev, "write-zeroes", off, len);
+  unsigned bs = live_block_size(dev);
+  /* The whole blocks inside the range; the partial ones at its edges are written. */
+  uint64_t a0 = (off + bs - 1) / bs * bs, a1 = (off + len) / bs * bs;
+  struct aio_part *p[3] = {NULL, NULL, NULL};
+  unsigned n = 0;
+  int r = 0;
+  if (len == 0)
+    ;
+  else if (!aligned(off, len, bs) && (flags & UDM_IO_NO_FALLBACK))
+    r = -EOPNOTSUPP;
+  else if (a1 <= a0) /* no whole block inside */
+    r = add_bounced(NULL, dev, bs, off, len, NULL, NULL, true, flags & UDM_IO_FUA,
+                    &p[n++]);
+  else {
+    if (a0 > off)
+      r = add_bounced(NULL, dev, bs, off, a0 - off, NULL, NULL, true, flags & UDM_IO_FUA,
+                      &p[n++]);
+    if (r == 0 && a1 < off + len)
+      r = add_bounced(NULL, dev, bs, a1, off + len - a1, NULL, NULL, true,
+                      flags & UDM_IO_FUA, &p[n++]);
+    if (r == 0)
+      r = add_plain(NULL, dev, UDM_OP_WRITE_ZEROES, flags, NULL, a0, a1 - a0, &p[n++]);
+  }
+  return start_call(dev, done, opaque, p, n, r, "write-zeroes", off, len);
+}
+
+/* ---- blocking calls: an asynchronous one and a wait ---- */
+
+struct sync_call {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  bool done;
+  int err;
+};
+
+static void sync_done(void *opaque, int err)
+{
+  struct sync_call *s = opaque;
+  pthread_mutex_lock(&s->lock);
+  s->err = err;
+  s->done = true;
+  pthread_cond_signal(&s->cond);
+  pthread_mutex_unlock(&s->lock);
+}
+
+static void sync_begin(struct sync_call *s)
+{
+  s->done = false;
+  s->err = 0;
+  pthread_mutex_init(&s->lock, NULL);
+  pthread_cond_init(&s->cond, NULL);
+  sync_depth++;
+}
+
+/* Wait for a call that started (started == 0); 0 or -1 with udm_errmsg. */
+static int sync_end(struct sync_call *s, int started, struct udm_device *dev,
+                    const char *what, uint64_t off, uint64_t len)
+{
+  sync_depth--;
+  if (started == 0) {
+    pthread_mutex_lock(&s->lock);
+    while (!s->done)
+      pthread_cond_wait(&s->cond, &s->lock);
+    pthread_mutex_unlock(&s->lock);
+  }
+  pthread_cond_destroy(&s->cond);
+  pthread_mutex_destroy(&s->lock);
+  if (started < 0)
+    return -1;
+  if (s->err == 0)
+    return 0;
+  if (!len && strcmp(what, "flush") == 0)
+    return udm__fail(-s->err, "flush %s: %s", dev->name, strerror(-s->err));
+  return udm__fail(-s->err, "%s %s: %llu bytes at offset %llu: %s", what, dev->name,
+                   (unsigned long long)len, (unsigned long long)off, strerror(-s->err));
+}
+
 int udm_device_pread(struct udm_device *dev, void *buf, size_t len, uint64_t off)
 {
-  if (len == 0)
-    return 0;
-  if (off + len < off)
-    return op_fail(dev, "read", -EINVAL, off, len);
-  udm_table *t = udm__io_enter(dev);
-  unsigned bs = block_size_of(t);
-  int r;
-  if (aligned(off, len, bs)) {
-    r = table_io(dev, t, UDM_OP_READ, 0, buf, off, len);
-  } else if ((r = in_device(dev, t, off, len)) == 0) {
-    uint64_t a0 = off / bs * bs, a1 = (off + len + bs - 1) / bs * bs;
-    char *b = malloc(a1 - a0);
-    r = b ? table_io(dev, t, UDM_OP_READ, 0, b, a0, a1 - a0) : -ENOMEM;
-    if (r == 0)
-      memcpy(buf, b + (off - a0), len);
-    free(b);
-  }
-  udm__io_leave(dev);
-  return r < 0 ? op_fail(dev, "read", r, off, len) : 0;
+  struct sync_call s;
+  sync_begin(&s);
+  int r = udm_device_aio_pread(dev, buf, len, off, sync_done, &s);
+  return sync_end(&s, r, dev, "read", off, len);
 }
 
 int udm_device_pwrite(struct udm_device *dev, const void *buf, size_t len, uint64_t off,
                       unsigned flags)
 {
-  if (len == 0)
-    return 0;
-  if (off + len < off)
-    return op_fail(dev, "write", -EINVAL, off, len);
-  udm_table *t = udm__io_enter(dev);
-  int r;
-  if (aligned(off, len, block_size_of(t)))
-    r = table_io(dev, t, UDM_OP_WRITE, flags & UDM_IO_FUA, (void *)buf, off, len);
-  else
-    r = rmw(dev, t, buf, off, len, flags);
-  udm__io_leave(dev);
-  return r < 0 ? op_fail(dev, "write", r, off, len) : 0;
+  struct sync_call s;
+  sync_begin(&s);
+  int r = udm_device_aio_pwrite(dev, buf, len, off, flags, sync_done, &s);
+  return sync_end(&s, r, dev, "write", off, len);
 }
 
 int udm_device_flush(struct udm_device *dev)
 {
-  struct udm_io io = {.op = UDM_OP_FLUSH};
-  int r = udm__device_submit(dev, &io);
-  return r < 0 ? udm__fail(-r, "flush %s: %s", dev->name, strerror(-r)) : 0;
+  struct sync_call s;
+  sync_begin(&s);
+  int r = udm_device_aio_flush(dev, sync_done, &s);
+  return sync_end(&s, r, dev, "flush", 0, 0);
 }
 
 int udm_device_discard(struct udm_device *dev, uint64_t len, uint64_t off,
                        unsigned flags)
 {
-  if (off + len < off)
-    return op_fail(dev, "discard", -EINVAL, off, len);
-  udm_table *t = udm__io_enter(dev);
-  unsigned bs = block_size_of(t);
-  /* Discard is advisory: only the whole blocks inside the range are discarded. */
-  uint64_t a0 = (off + bs - 1) / bs * bs, a1 = (off + len) / bs * bs;
-  int r = 0;
-  if (a1 > a0)
-    r = table_io(dev, t, UDM_OP_DISCARD, flags & UDM_IO_FUA, NULL, a0, a1 - a0);
-  udm__io_leave(dev);
-  return r < 0 ? op_fail(dev, "discard", r, off, len) : 0;
+  struct sync_call s;
+  sync_begin(&s);
+  int r = udm_device_aio_discard(dev, len, off, flags, sync_done, &s);
+  return sync_end(&s, r, dev, "discard", off, len);
 }
 
 int udm_device_write_zeroes(struct udm_device *dev, uint64_t len, uint64_t off,
                             unsigned flags)
 {
-  if (off + len < off)
-    return op_fail(dev, "write-zeroes", -EINVAL, off, len);
-  if (len == 0)
-    return 0;
-  udm_table *t = udm__io_enter(dev);
-  unsigned bs = block_size_of(t);
-  /* The whole blocks inside the range; the partial ones at its edges are written. */
-  uint64_t a0 = (off + bs - 1) / bs * bs, a1 = (off + len) / bs * bs;
-  int r = 0;
-  if (!aligned(off, len, bs) && (flags & UDM_IO_NO_FALLBACK))
-    r = -EOPNOTSUPP;
-  else if (a1 <= a0) /* no whole block inside */
-    r = rmw(dev, t, NULL, off, len, flags);
-  else {
-    if (a0 > off)
-      r = rmw(dev, t, NULL, off, a0 - off, flags);
-    if (r == 0 && a1 < off + len)
-      r = rmw(dev, t, NULL, a1, off + len - a1, flags);
-    if (r == 0)
-      r = table_io(dev, t, UDM_OP_WRITE_ZEROES, flags, NULL, a0, a1 - a0);
-  }
-  udm__io_leave(dev);
-  return r < 0 ? op_fail(dev, "write-zeroes", r, off, len) : 0;
+  struct sync_call s;
+  sync_begin(&s);
+  int r = udm_device_aio_write_zeroes(dev, len, off, flags, sync_done, &s);
+  return sync_end(&s, r, dev, "write-zeroes", off, len);
 }
 
 struct byte_extents {

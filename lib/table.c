@@ -173,17 +173,6 @@ udm_sector_t udm_dev_size(const struct udm_dev *dev)
   return dev->size;
 }
 
-int udm_dev_submit(struct udm_dev *dev, struct udm_io *io)
-{
-  if (io->op != UDM_OP_FLUSH && io->sector + io->nr_sectors > dev->size)
-    return -EIO;
-  if ((io->op == UDM_OP_WRITE || io->op == UDM_OP_DISCARD ||
-       io->op == UDM_OP_WRITE_ZEROES) &&
-      !(dev->mode & UDM_DEV_WRITE))
-    return -EROFS;
-  return dev->ops->submit(dev, io);
-}
-
 int udm_dev_extents(struct udm_dev *dev, udm_sector_t sector, uint64_t nr,
                     udm_extent_fn fn, void *opaque)
 {
@@ -242,8 +231,12 @@ static int segment_limits(struct udm_target *ti, unsigned lineno, struct udm_lim
 {
   const struct udm_target_type *type = ti->type;
   struct segment_check c = {.limits = {.logical_block_size = UDM_SECTOR_SIZE}};
-  if (type->iterate_devices) {
-    int r = type->iterate_devices(ti, check_area, &c);
+  int r = 0;
+  if (type->iterate_devices)
+    r = type->iterate_devices(ti, check_area, &c);
+  else if (ti->remap_dev) /* the default of a remap target: its one device */
+    r = check_area(ti, ti->remap_dev, ti->remap_start, ti->len, &c);
+  {
     if (r < 0) {
       *errmsg = udm__strf("line %u: %s: %s", lineno, type->name,
                           c.msg ? c.msg : strerror(-r));
@@ -356,12 +349,7 @@ static int add_line(udm_table *t, unsigned lineno, char *line, struct udm_limits
                         lineno, argv[2]);
     goto out;
   }
-  struct udm_target *nt = realloc(t->targets, (t->num_targets + 1) * sizeof *nt);
-  if (!nt) {
-    r = -ENOMEM;
-    goto out;
-  }
-  t->targets = nt;
+  /* The array was sized for every line before any ctr ran: ti stays put. */
   struct udm_target *ti = &t->targets[t->num_targets];
   memset(ti, 0, sizeof *ti);
   ti->begin = start;
@@ -372,6 +360,10 @@ static int add_line(udm_table *t, unsigned lineno, char *line, struct udm_limits
   ti->num_discard_ios = 1;
   ti->num_write_zeroes_ios = 1;
   r = type->ctr(ti, argc - 3, argv + 3);
+  if (r == 0 && !type->map && !ti->remap_dev) {
+    udm_target_error(ti, "the target has no map() and its ctr set no remap device");
+    r = -EINVAL;
+  }
   if (r < 0) {
     *errmsg = udm__strf("line %u: %s: %s", lineno, type->name,
                         ti->error ? ti->error : strerror(-r));
@@ -418,6 +410,12 @@ int udm__table_create(struct udm_ctx *ctx, struct udm_device *owner, const char 
   t->owner = owner;
   t->readonly = readonly;
   t->limits.logical_block_size = UDM_SECTOR_SIZE;
+  /* One slot per line, so that a ctr may keep its ti (timers, workers). */
+  size_t nlines = 1;
+  for (const char *c = copy; *c; c++)
+    nlines += *c == '\n';
+  if (!(t->targets = calloc(nlines, sizeof *t->targets)))
+    goto fail;
 
   unsigned lineno = 0, source_line = 0;
   char *save = NULL;

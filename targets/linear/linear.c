@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* linear: map a range of the device onto a range of one backing device. */
+/*
+ * linear: map a range of the device onto a range of one backing device.
+ * The core's remap does the I/O, iterate_devices and extents.
+ */
 #include <errno.h>
 #include <stdlib.h>
 
@@ -29,7 +32,10 @@ static int linear_ctr(struct udm_target *ti, unsigned argc, char **argv)
     udm_target_error(ti, "invalid device sector '%s'", argv[1]);
     return -EINVAL;
   }
-  return udm_get_device(ti, argv[0], UDM_DEV_READ | UDM_DEV_WRITE, &lc->dev);
+  int r = udm_get_device(ti, argv[0], UDM_DEV_READ | UDM_DEV_WRITE, &lc->dev);
+  if (r == 0)
+    udm_target_set_remap(ti, lc->dev, lc->start); /* map, devices and extents */
+  return r;
 }
 
 static void linear_dtr(struct udm_target *ti)
@@ -42,15 +48,6 @@ static void linear_dtr(struct udm_target *ti)
   free(lc);
 }
 
-static int linear_map(struct udm_target *ti, struct udm_io *io)
-{
-  struct linear *lc = ti->private;
-  io->dev = lc->dev;
-  if (io->op != UDM_OP_FLUSH)
-    io->sector = lc->start + udm_target_offset(ti, io->sector);
-  return UDM_MAPIO_REMAPPED;
-}
-
 static void linear_status(struct udm_target *ti, enum udm_status_type type,
                           unsigned flags, struct udm_buf *out)
 {
@@ -60,41 +57,11 @@ static void linear_status(struct udm_target *ti, enum udm_status_type type,
     udm_buf_printf(out, "%s %llu", udm_dev_name(lc->dev), (unsigned long long)lc->start);
 }
 
-static int linear_iterate_devices(struct udm_target *ti, udm_iterate_devices_fn fn,
-                                  void *data)
-{
-  struct linear *lc = ti->private;
-  return fn(ti, lc->dev, lc->start, ti->len, data);
-}
-
-struct shift {
-  udm_extent_fn fn;
-  void *opaque;
-  udm_sector_t start;
-};
-
-static int unshift(void *opaque, udm_sector_t sector, uint64_t nr, unsigned flags)
-{
-  struct shift *s = opaque;
-  return s->fn(s->opaque, sector - s->start, nr, flags);
-}
-
-static int linear_extents(struct udm_target *ti, udm_sector_t sector, uint64_t nr,
-                          udm_extent_fn fn, void *opaque)
-{
-  struct linear *lc = ti->private;
-  struct shift s = {fn, opaque, lc->start};
-  return udm_dev_extents(lc->dev, lc->start + sector, nr, unshift, &s);
-}
-
 const struct udm_target_type udm_target_type_linear = {
     UDM_TARGET_TYPE_INIT,
     .name = "linear",
     .version = {1, 5, 0},
     .ctr = linear_ctr,
     .dtr = linear_dtr,
-    .map = linear_map,
     .status = linear_status,
-    .iterate_devices = linear_iterate_devices,
-    .extents = linear_extents,
 };
