@@ -284,6 +284,59 @@ void udm_target_event(struct udm_target *ti);
 int udm_dev_extents(struct udm_dev *dev, udm_sector_t sector, uint64_t nr_sectors,
                     udm_extent_fn fn, void *opaque);
 
+/* ---- deferred work and timers ------------------------------------------ */
+
+/*
+ * A worker is a thread of a target's own, for work that must not run in
+ * map() or in a completion: releasing held requests on a timer, CPU-heavy
+ * work, metadata I/O.  Work items and timers are structs the target embeds
+ * in its own state; their callbacks run on the worker's thread, one at a
+ * time, in queue order.  Make the worker in ctr, drain it at postsuspend
+ * (after presuspend stopped new work), destroy it in dtr:
+ *
+ *   struct mytarget { struct udm_worker *w; struct udm_timer tick; ... };
+ *   ctr:         udm_worker_create(ti, &mt->w);
+ *                udm_timer_init(&mt->tick, mt->w, mytarget_tick);
+ *   map:         ... udm_timer_arm(&mt->tick, udm_now_ns() + 1000000);
+ *                return UDM_MAPIO_SUBMITTED;
+ *   tick:        submit what is due with udm_dev_submit_async(), re-arm
+ *   presuspend:  release everything held; postsuspend: udm_worker_drain(mt->w);
+ *   dtr:         udm_worker_destroy(mt->w);
+ *
+ * Time is CLOCK_MONOTONIC in nanoseconds (udm_now_ns()).
+ */
+struct udm_worker;
+
+struct udm_work {
+  void (*fn)(struct udm_work *work); /* set before queueing */
+  struct udm_work *next;             /* the worker's */
+  int queued;                        /* the worker's */
+};
+
+struct udm_timer {
+  void (*fn)(struct udm_timer *timer); /* set by udm_timer_init */
+  struct udm_worker *worker;
+  uint64_t deadline;                 /* the worker's */
+  struct udm_timer *next;            /* the worker's */
+  int armed;                         /* the worker's */
+};
+
+uint64_t udm_now_ns(void);
+/* 0 or -errno (a thread could not be started). */
+int udm_worker_create(struct udm_target *ti, struct udm_worker **out);
+/* Runs what is queued, cancels timers, joins the thread.  NULL is ignored. */
+void udm_worker_destroy(struct udm_worker *w);
+/* Queue work unless it is queued already (then it runs once). */
+void udm_worker_queue(struct udm_worker *w, struct udm_work *work);
+/* Wait until everything queued before the call has run (not from the worker). */
+void udm_worker_drain(struct udm_worker *w);
+void udm_timer_init(struct udm_timer *t, struct udm_worker *w,
+                    void (*fn)(struct udm_timer *t));
+/* Fire at DEADLINE (udm_now_ns() clock); an armed timer moves. */
+void udm_timer_arm(struct udm_timer *t, uint64_t deadline);
+/* Disarm; true when it was armed.  The callback may be running meanwhile. */
+int udm_timer_cancel(struct udm_timer *t);
+
 /* ---- argument parsing (dm_arg-like) ------------------------------------- */
 
 /* Strict number parsers: reject empty, signs, trailing junk and overflow. */

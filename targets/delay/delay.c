@@ -3,24 +3,25 @@
  * delay: hold reads, writes and flushes for a fixed time each before passing
  * them on, optionally to different devices (dm-delay).
  *
- * The kernel queues a delayed bio on a list and a timer submits it later.
- * udm's map() runs synchronously on a worker thread, so a delayed request
- * simply waits in map() until its deadline and then submits itself.  Two
- * things the kernel's list gives for free are kept explicitly:
- *   - order: requests of one class leave in the order they arrived (a
- *     ticket per request; a request submits only when its ticket is being
- *     served, and keeps the turn until its submission has completed, so
- *     overlapping writes land in arrival order);
- *   - suspend: presuspend releases every held request at once, as the
- *     kernel flushes its list, and lets new ones through undelayed until
- *     resume.
- * No lock is held while a request sleeps (the condition wait releases it).
+ * The model of an *owning* target on udm's asynchronous core: map() puts a
+ * request on its class's list with a deadline and returns
+ * UDM_MAPIO_SUBMITTED, so a held request costs memory, not a thread; the
+ * target's timer (on its worker thread) submits what is due onward with
+ * udm_dev_submit_async(), whose completion completes the request.  As in
+ * the kernel:
+ *   - order: requests of one class are submitted in the order they arrived
+ *     (one delay per class, so the lists are in deadline order; one
+ *     releaser at a time);
+ *   - suspend: presuspend releases every held request at once and lets new
+ *     ones through undelayed until resume (those arriving while the held
+ *     ones are being released queue behind them); the core then waits for
+ *     them like any request in flight.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include <udm/target.h>
 
@@ -28,55 +29,34 @@ enum delay_class_id { DELAY_READ, DELAY_WRITE, DELAY_FLUSH, DELAY_CLASSES };
 
 static const char *const class_names[DELAY_CLASSES] = {"read", "write", "flush"};
 
+/* Per request (io->per_io). */
+struct delay_io {
+  struct udm_io *io;
+  uint64_t expires;      /* udm_now_ns(); 0: as soon as possible */
+  struct delay_io *next;
+};
+
 struct delay_class {
   struct udm_dev *dev;
   udm_sector_t start;
   unsigned delay_ms;
-  unsigned held;        /* requests waiting for their deadline: INFO's count */
-  uint64_t next_ticket; /* handed to each arriving request */
-  uint64_t serving;     /* the ticket allowed to submit now */
+  unsigned held;         /* requests on the list: INFO's count */
+  struct delay_io *head, **tail;
 };
 
 struct delay {
-  pthread_mutex_t lock; /* guards everything below */
-  pthread_cond_t wake;  /* a deadline passed, a turn ended, or a suspend began */
-  bool sync_ready;      /* lock and wake were initialised (dtr of a half-built target) */
-  bool may_delay;       /* false from presuspend to resume */
-  uint64_t releases;    /* bumped by presuspend: held requests compare it */
-  unsigned argc;        /* 3, 6 or 9: what TABLE prints back */
+  pthread_mutex_t lock;  /* guards everything below but the worker */
+  bool lock_ready;       /* lock was initialised (dtr of a half-built target) */
+  bool may_delay;        /* false from presuspend to resume */
+  bool releasing;        /* one releaser at a time keeps the order */
+  uint64_t armed_for;    /* the timer's deadline, 0 when not armed */
+  struct udm_worker *worker;
+  struct udm_timer timer;
+  unsigned argc;         /* 3, 6 or 9: what TABLE prints back */
   struct delay_class cls[DELAY_CLASSES];
 };
 
-static uint64_t monotonic_ns(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/*
- * Wait on dc->wake until DEADLINE (monotonic ns) at the latest.  Condition
- * variables time out against CLOCK_REALTIME portably (macOS has no
- * pthread_condattr_setclock), so the remaining monotonic time is converted
- * on each call and capped, and the caller re-checks the monotonic clock:
- * a jump of the wall clock costs at most one early wake-up or a bounded
- * late one.
- */
-static void delay_wait_until(struct delay *dc, uint64_t deadline)
-{
-  uint64_t now = monotonic_ns();
-  if (now >= deadline)
-    return;
-  uint64_t left = deadline - now;
-  if (left > 1000000000u)
-    left = 1000000000u;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  uint64_t nsec = (uint64_t)ts.tv_nsec + left;
-  ts.tv_sec += (time_t)(nsec / 1000000000u);
-  ts.tv_nsec = (long)(nsec % 1000000000u);
-  pthread_cond_timedwait(&dc->wake, &dc->lock, &ts);
-}
+static void delay_timer(struct udm_timer *t);
 
 /* Parse "<dev> <offset> <delay>" for one class. */
 static int delay_class_ctr(struct udm_target *ti, struct delay_class *c,
@@ -117,12 +97,10 @@ static int delay_ctr(struct udm_target *ti, unsigned argc, char **argv)
   ti->private = dc;
   if (pthread_mutex_init(&dc->lock, NULL) != 0)
     return -ENOMEM;
-  if (pthread_cond_init(&dc->wake, NULL) != 0) {
-    pthread_mutex_destroy(&dc->lock);
-    return -ENOMEM;
-  }
-  dc->sync_ready = true;
+  dc->lock_ready = true;
   dc->may_delay = true;
+  for (unsigned i = 0; i < DELAY_CLASSES; i++)
+    dc->cls[i].tail = &dc->cls[i].head;
   dc->argc = argc;
   for (unsigned i = 0; i < DELAY_CLASSES; i++) {
     /* Later classes reuse the last group given, as dm does. */
@@ -136,6 +114,13 @@ static int delay_ctr(struct udm_target *ti, unsigned argc, char **argv)
    * writing zeros, which are then delayed as writes.
    */
   ti->num_write_zeroes_ios = 0;
+  ti->per_io_size = sizeof(struct delay_io);
+  int r = udm_worker_create(ti, &dc->worker);
+  if (r < 0) {
+    udm_target_error(ti, "cannot start the delay worker thread");
+    return r;
+  }
+  udm_timer_init(&dc->timer, dc->worker, delay_timer);
   return 0;
 }
 
@@ -144,13 +129,12 @@ static void delay_dtr(struct udm_target *ti)
   struct delay *dc = ti->private;
   if (!dc)
     return;
+  udm_worker_destroy(dc->worker); /* nothing is held: the table was drained */
   for (unsigned i = 0; i < DELAY_CLASSES; i++)
     if (dc->cls[i].dev)
       udm_put_device(ti, dc->cls[i].dev);
-  if (dc->sync_ready) {
-    pthread_cond_destroy(&dc->wake);
+  if (dc->lock_ready)
     pthread_mutex_destroy(&dc->lock);
-  }
   free(dc);
 }
 
@@ -166,6 +150,74 @@ static enum delay_class_id delay_class_of(enum udm_op op)
   }
 }
 
+/* Arm the timer for the earliest held deadline, if that is sooner.  Locked. */
+static void delay_arm(struct delay *dc)
+{
+  uint64_t next = 0;
+  for (unsigned i = 0; i < DELAY_CLASSES; i++) {
+    struct delay_io *h = dc->cls[i].head;
+    if (h && (!next || h->expires < next))
+      next = h->expires;
+  }
+  if (next && (!dc->armed_for || next < dc->armed_for)) {
+    dc->armed_for = next;
+    udm_timer_arm(&dc->timer, next);
+  }
+}
+
+/*
+ * Submit everything due (everything, once presuspend has run), class by
+ * class in arrival order, until nothing due is left.
+ */
+static void delay_release(struct delay *dc)
+{
+  pthread_mutex_lock(&dc->lock);
+  if (dc->releasing) { /* the running releaser loops until nothing is due */
+    pthread_mutex_unlock(&dc->lock);
+    return;
+  }
+  dc->releasing = true;
+  for (;;) {
+    uint64_t now = udm_now_ns();
+    struct delay_io *batch = NULL, **bt = &batch;
+    for (unsigned i = 0; i < DELAY_CLASSES; i++) {
+      struct delay_class *c = &dc->cls[i];
+      while (c->head && (!dc->may_delay || c->head->expires <= now)) {
+        struct delay_io *di = c->head;
+        c->head = di->next;
+        if (!c->head)
+          c->tail = &c->head;
+        c->held--;
+        di->next = NULL;
+        *bt = di;
+        bt = &di->next;
+      }
+    }
+    if (!batch)
+      break;
+    pthread_mutex_unlock(&dc->lock);
+    while (batch) {
+      struct delay_io *di = batch;
+      batch = di->next;
+      udm_dev_submit_async(di->io->dev, di->io); /* completes the request */
+    }
+    pthread_mutex_lock(&dc->lock);
+  }
+  dc->releasing = false;
+  if (dc->may_delay)
+    delay_arm(dc);
+  pthread_mutex_unlock(&dc->lock);
+}
+
+static void delay_timer(struct udm_timer *t)
+{
+  struct delay *dc = (struct delay *)((char *)t - offsetof(struct delay, timer));
+  pthread_mutex_lock(&dc->lock);
+  dc->armed_for = 0;
+  pthread_mutex_unlock(&dc->lock);
+  delay_release(dc);
+}
+
 static int delay_map(struct udm_target *ti, struct udm_io *io)
 {
   struct delay *dc = ti->private;
@@ -175,39 +227,23 @@ static int delay_map(struct udm_target *ti, struct udm_io *io)
     io->sector = c->start + udm_target_offset(ti, io->sector);
   if (c->delay_ms == 0)
     return UDM_MAPIO_REMAPPED;
-
   pthread_mutex_lock(&dc->lock);
-  uint64_t ticket = c->next_ticket++;
-  /*
-   * While suspending, requests are not held, but they still take a ticket
-   * so that they cannot overtake the held ones being released.
-   */
-  bool held = dc->may_delay;
-  uint64_t releases = dc->releases;
-  uint64_t deadline = monotonic_ns() + (uint64_t)c->delay_ms * 1000000u;
-  if (held)
-    c->held++;
-  for (;;) {
-    if (held && (dc->releases != releases || monotonic_ns() >= deadline)) {
-      held = false;
-      c->held--;
-    }
-    if (!held && c->serving == ticket)
-      break;
-    if (held)
-      delay_wait_until(dc, deadline);
-    else
-      pthread_cond_wait(&dc->wake, &dc->lock);
+  if (!dc->may_delay && !dc->releasing && !c->head) {
+    pthread_mutex_unlock(&dc->lock);
+    return UDM_MAPIO_REMAPPED; /* suspending: not held */
   }
+  struct delay_io *di = io->per_io;
+  di->io = io;
+  /* While suspending, behind the ones being released, and due at once. */
+  di->expires = dc->may_delay ? udm_now_ns() + (uint64_t)c->delay_ms * 1000000u : 0;
+  di->next = NULL;
+  *c->tail = di;
+  c->tail = &di->next;
+  c->held++;
+  if (dc->may_delay)
+    delay_arm(dc);
   pthread_mutex_unlock(&dc->lock);
-
-  int r = udm_dev_submit(io->dev, io);
-
-  pthread_mutex_lock(&dc->lock);
-  c->serving++;
-  pthread_cond_broadcast(&dc->wake);
-  pthread_mutex_unlock(&dc->lock);
-  return r < 0 ? r : UDM_MAPIO_DONE;
+  return UDM_MAPIO_SUBMITTED;
 }
 
 /* Release every held request now, and hold no new ones until resume. */
@@ -216,9 +252,17 @@ static void delay_presuspend(struct udm_target *ti)
   struct delay *dc = ti->private;
   pthread_mutex_lock(&dc->lock);
   dc->may_delay = false;
-  dc->releases++;
-  pthread_cond_broadcast(&dc->wake);
+  dc->armed_for = 0;
   pthread_mutex_unlock(&dc->lock);
+  udm_timer_cancel(&dc->timer);
+  delay_release(dc);
+}
+
+/* The timer may have been running when presuspend cancelled it. */
+static void delay_postsuspend(struct udm_target *ti)
+{
+  struct delay *dc = ti->private;
+  udm_worker_drain(dc->worker);
 }
 
 static void delay_resume(struct udm_target *ti)
@@ -270,5 +314,6 @@ const struct udm_target_type udm_target_type_delay = {
     .status = delay_status,
     .iterate_devices = delay_iterate_devices,
     .presuspend = delay_presuspend,
+    .postsuspend = delay_postsuspend,
     .resume = delay_resume,
 };

@@ -59,8 +59,12 @@ static int recorder_map(struct udm_target *ti, struct udm_io *io)
     log_entries[log_len++] = (struct record){
         io->op, io->op == UDM_OP_WRITE ? ((unsigned char *)io->buf)[0] : 0};
   pthread_mutex_unlock(&log_lock);
-  io->dev = *(struct udm_dev **)ti->private;
-  return UDM_MAPIO_REMAPPED;
+  /*
+   * Written before the next one is mapped: what delay submits in order
+   * lands in order (delay promises the order of submission, as the kernel's).
+   */
+  int r = udm_dev_submit(*(struct udm_dev **)ti->private, io);
+  return r < 0 ? r : UDM_MAPIO_DONE;
 }
 
 static const struct udm_target_type recorder_type = {
