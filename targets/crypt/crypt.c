@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,11 @@
 
 #define SECTOR_SHIFT 9
 #define BOUNCE_BYTES (1024u * 1024u)
+/* Requests up to this are en/decrypted where they are; larger ones by the workers. */
+#define INLINE_BYTES (16u * 1024u)
+/* A request is spread over the workers in chunks of at least this. */
+#define CHUNK_BYTES (128u * 1024u)
+#define MAX_WORKERS 16u
 #define MAX_KEY_BYTES 8192u
 #define MAX_TFMS 64u
 #define LMK_SEED_SIZE 64u
@@ -74,7 +80,6 @@ struct crypt_slot {
   gcry_cipher_hd_t hd[MAX_TFMS];    /* data cipher per key index */
   gcry_cipher_hd_t essiv[MAX_TFMS]; /* ESSIV: ECB under hash(subkey) */
   gcry_cipher_hd_t eboiv;           /* EBOIV: ECB under subkey 0 */
-  uint8_t *bounce;                  /* BOUNCE_BYTES, allocated on first write */
   void *lrw_tweaks;                 /* sector_size bytes of LRW tweaks */
 };
 
@@ -104,7 +109,40 @@ struct crypt {
   unsigned nslots;
   struct crypt_slot *slots;
   atomic_uint next_slot;
+  /* Workers for large requests, one per CPU (dm-crypt's kcryptd). */
+  unsigned nworkers;
+  struct udm_worker *workers[MAX_WORKERS];
+  atomic_uint next_worker;
+  /* Write bounce buffers of BOUNCE_BYTES, kept for reuse (at most nslots). */
+  pthread_mutex_t bounce_lock;
+  bool bounce_lock_ready;
+  uint8_t **bounce_free;
+  unsigned nbounce_free;
 };
+
+struct crypt_io;
+
+/* One worker's share of a request. */
+struct crypt_chunk {
+  struct udm_work work;
+  struct crypt_io *cio;
+  uint64_t first, n;           /* 512-byte sectors into the request */
+};
+
+/* Per request (io->per_io). */
+struct crypt_io {
+  struct udm_io *io;
+  struct crypt *cc;
+  uint64_t off;                /* sectors into the segment */
+  struct udm_io child;         /* the request on the backing device */
+  uint8_t *bounce;             /* writes: the ciphertext */
+  size_t bounce_len;
+  atomic_uint chunks_left;
+  atomic_int err;
+  struct crypt_chunk *chunks;
+};
+
+static int workers_init(struct udm_target *ti, struct crypt *cc);
 
 /* ---- libgcrypt ---- */
 
@@ -953,6 +991,10 @@ static int crypt_ctr(struct udm_target *ti, unsigned argc, char **argv)
   ti->num_flush_ios = 1;
   ti->num_discard_ios = (cc->opts & OPT_ALLOW_DISCARDS) ? 1 : 0;
   ti->num_write_zeroes_ios = 0; /* zeros must be encrypted: the core writes them */
+  ti->per_io_size = sizeof(struct crypt_io);
+  r = workers_init(ti, cc);
+  if (r < 0)
+    goto fail;
   scrub_text(argv[1]);
   return 0;
 fail:
@@ -975,10 +1017,6 @@ static void crypt_dtr(struct udm_target *ti)
     }
     if (sl->eboiv)
       gcry_cipher_close(sl->eboiv);
-    if (sl->bounce) {
-      wipe(sl->bounce, BOUNCE_BYTES);
-      free(sl->bounce);
-    }
     if (sl->lrw_tweaks) {
       wipe(sl->lrw_tweaks, cc->sector_size);
       free(sl->lrw_tweaks);
@@ -986,6 +1024,13 @@ static void crypt_dtr(struct udm_target *ti)
     pthread_mutex_destroy(&sl->lock);
   }
   free(cc->slots);
+  for (unsigned i = 0; i < cc->nworkers; i++)
+    udm_worker_destroy(cc->workers[i]);
+  for (unsigned i = 0; i < cc->nbounce_free; i++)
+    free(cc->bounce_free[i]);
+  free(cc->bounce_free);
+  if (cc->bounce_lock_ready)
+    pthread_mutex_destroy(&cc->bounce_lock);
   secret_free(cc->secret);
   if (cc->dev)
     udm_put_device(ti, cc->dev);
@@ -1276,60 +1321,171 @@ static int crypt_run(struct crypt *cc, struct crypt_slot *sl, uint8_t *out,
   return 0;
 }
 
-static int crypt_write(struct crypt *cc, struct udm_io *io, uint64_t off)
+/* ---- requests: asynchronous, spread over the workers when large ---- */
+
+static uint8_t *bounce_get(struct crypt *cc, size_t len)
 {
-  const uint8_t *src = io->buf;
-  uint64_t left = io->nr_sectors;
-  uint64_t chunk_sectors = BOUNCE_BYTES >> SECTOR_SHIFT;
-  int r = 0;
-  while (left > 0 && r == 0) {
-    uint64_t n = left < chunk_sectors ? left : chunk_sectors;
-    struct crypt_slot *sl = slot_get(cc);
-    if (!sl->bounce && !(sl->bounce = malloc(BOUNCE_BYTES))) {
-      slot_put(sl);
-      return -ENOMEM;
+  if (len > BOUNCE_BYTES)
+    return malloc(len);
+  uint8_t *b = NULL;
+  pthread_mutex_lock(&cc->bounce_lock);
+  if (cc->nbounce_free)
+    b = cc->bounce_free[--cc->nbounce_free];
+  pthread_mutex_unlock(&cc->bounce_lock);
+  return b ? b : malloc(BOUNCE_BYTES);
+}
+
+/* Ciphertext only: kept or freed without wiping. */
+static void bounce_put(struct crypt *cc, uint8_t *b, size_t len)
+{
+  if (!b)
+    return;
+  if (len <= BOUNCE_BYTES) {
+    pthread_mutex_lock(&cc->bounce_lock);
+    if (cc->nbounce_free < cc->nslots) {
+      cc->bounce_free[cc->nbounce_free++] = b;
+      b = NULL;
     }
-    r = crypt_run(cc, sl, sl->bounce, src, n, off + cc->iv_offset, true);
-    if (r == 0) {
-      struct udm_io w = {
-          .op = UDM_OP_WRITE,
-          .flags = io->flags,
-          .sector = cc->start + off,
-          .nr_sectors = n,
-          .buf = sl->bounce,
-      };
-      r = udm_dev_submit(cc->dev, &w);
-    }
-    slot_put(sl);
-    src += n << SECTOR_SHIFT;
-    off += n;
-    left -= n;
+    pthread_mutex_unlock(&cc->bounce_lock);
   }
+  free(b);
+}
+
+static int workers_init(struct udm_target *ti, struct crypt *cc)
+{
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  unsigned n = cpus < 1 ? 1 : cpus > (long)MAX_WORKERS ? MAX_WORKERS : (unsigned)cpus;
+  if (pthread_mutex_init(&cc->bounce_lock, NULL) != 0)
+    return -ENOMEM;
+  cc->bounce_lock_ready = true;
+  if (!(cc->bounce_free = calloc(cc->nslots ? cc->nslots : 1, sizeof *cc->bounce_free)))
+    return -ENOMEM;
+  for (unsigned i = 0; i < n; i++) {
+    int r = udm_worker_create(ti, &cc->workers[i]);
+    if (r < 0) {
+      udm_target_error(ti, "cannot start a crypt worker thread");
+      return r;
+    }
+    cc->nworkers = i + 1;
+  }
+  return 0;
+}
+
+/* En/decrypt sectors [first, first+n) of the request. */
+static int crypt_io_transform(struct crypt_io *cio, uint64_t first, uint64_t n)
+{
+  struct crypt *cc = cio->cc;
+  bool encrypt = cio->io->op == UDM_OP_WRITE;
+  uint8_t *in = (uint8_t *)cio->io->buf + (first << SECTOR_SHIFT);
+  uint8_t *out = encrypt ? cio->bounce + (first << SECTOR_SHIFT) : in;
+  struct crypt_slot *sl = slot_get(cc);
+  int r = crypt_run(cc, sl, out, in, n, cio->off + first + cc->iv_offset, encrypt);
+  slot_put(sl);
   return r;
 }
 
-static int crypt_read(struct crypt *cc, struct udm_io *io, uint64_t off)
+static void crypt_write_done(struct udm_io *child, int err)
 {
-  struct udm_io rd = *io;
-  rd.sector = cc->start + off;
-  int r = udm_dev_submit(cc->dev, &rd);
+  struct crypt_io *cio = (struct crypt_io *)((char *)child - offsetof(struct crypt_io, child));
+  bounce_put(cio->cc, cio->bounce, cio->bounce_len);
+  udm_io_complete(cio->io, err);
+}
+
+/* The request's data is transformed (or failed): pass it on or finish it. */
+static void crypt_io_transformed(struct crypt_io *cio)
+{
+  struct udm_io *io = cio->io;
+  int err = atomic_load(&cio->err);
+  free(cio->chunks);
+  cio->chunks = NULL;
+  if (io->op == UDM_OP_READ || err < 0) {
+    if (io->op == UDM_OP_WRITE)
+      bounce_put(cio->cc, cio->bounce, cio->bounce_len);
+    udm_io_complete(io, err);
+    return;
+  }
+  cio->child = (struct udm_io){
+      .op = UDM_OP_WRITE,
+      .flags = io->flags,
+      .sector = cio->cc->start + cio->off,
+      .nr_sectors = io->nr_sectors,
+      .buf = cio->bounce,
+      .end_io = crypt_write_done,
+  };
+  udm_dev_submit_async(cio->cc->dev, &cio->child);
+}
+
+static void crypt_chunk_run(struct udm_work *work)
+{
+  struct crypt_chunk *ch = (struct crypt_chunk *)work;
+  struct crypt_io *cio = ch->cio;
+  int r = crypt_io_transform(cio, ch->first, ch->n);
+  int zero = 0;
   if (r < 0)
-    return r;
-  struct crypt_slot *sl = slot_get(cc);
-  r = crypt_run(cc, sl, io->buf, io->buf, io->nr_sectors, off + cc->iv_offset, false);
-  slot_put(sl);
-  return r;
+    atomic_compare_exchange_strong(&cio->err, &zero, r);
+  if (atomic_fetch_sub(&cio->chunks_left, 1) == 1)
+    crypt_io_transformed(cio);
+}
+
+/*
+ * Transform the whole request: here when it is small (or the table says
+ * no_read_workqueue / no_write_workqueue), else on the workers, in up to one
+ * chunk per worker (one worker with same_cpu_crypt), so that a large
+ * request uses every core as dm-crypt's does.
+ */
+static void crypt_io_transform_all(struct crypt_io *cio, bool inline_ok)
+{
+  struct crypt *cc = cio->cc;
+  uint64_t sectors = cio->io->nr_sectors;
+  uint64_t bytes = sectors << SECTOR_SHIFT;
+  atomic_init(&cio->err, 0);
+  if (inline_ok || bytes <= INLINE_BYTES || cc->cipher_null) {
+    int r = crypt_io_transform(cio, 0, sectors);
+    atomic_store(&cio->err, r < 0 ? r : 0);
+    crypt_io_transformed(cio);
+    return;
+  }
+  uint64_t k = bytes / CHUNK_BYTES;
+  if (k > cc->nworkers)
+    k = cc->nworkers;
+  if (k < 1 || (cc->opts & OPT_SAME_CPU))
+    k = 1;
+  uint64_t step = cc->sector_size >> SECTOR_SHIFT;
+  uint64_t units = sectors / step, per = units / k;
+  if (!(cio->chunks = calloc(k, sizeof *cio->chunks))) {
+    atomic_store(&cio->err, -ENOMEM);
+    crypt_io_transformed(cio);
+    return;
+  }
+  atomic_init(&cio->chunks_left, (unsigned)k);
+  unsigned w0 = atomic_fetch_add_explicit(&cc->next_worker, 1, memory_order_relaxed);
+  for (uint64_t c = 0, first = 0; c < k; c++) {
+    uint64_t n = (c + 1 == k ? units - c * per : per) * step;
+    cio->chunks[c] = (struct crypt_chunk){
+        .work = {.fn = crypt_chunk_run}, .cio = cio, .first = first, .n = n};
+    first += n;
+  }
+  /* The array is freed by the last chunk to finish, which is queued last. */
+  struct crypt_chunk *chunks = cio->chunks;
+  for (uint64_t c = 0; c < k; c++)
+    udm_worker_queue(cc->workers[(w0 + c) % cc->nworkers], &chunks[c].work);
+}
+
+static void crypt_read_done(struct udm_io *child, int err)
+{
+  struct crypt_io *cio = (struct crypt_io *)((char *)child - offsetof(struct crypt_io, child));
+  if (err < 0) {
+    udm_io_complete(cio->io, err);
+    return;
+  }
+  crypt_io_transform_all(cio, cio->cc->opts & OPT_NO_READ_WQ);
 }
 
 static int crypt_map(struct udm_target *ti, struct udm_io *io)
 {
   struct crypt *cc = ti->private;
-  if (io->op == UDM_OP_FLUSH || io->op == UDM_OP_DISCARD) {
-    io->dev = cc->dev;
-    if (io->op != UDM_OP_FLUSH)
-      io->sector = cc->start + udm_target_offset(ti, io->sector);
-    return UDM_MAPIO_REMAPPED;
-  }
+  if (io->op == UDM_OP_FLUSH || io->op == UDM_OP_DISCARD)
+    return udm_remap(ti, io, cc->dev, cc->start);
   if (io->op != UDM_OP_READ && io->op != UDM_OP_WRITE)
     return -EOPNOTSUPP;
   if (!atomic_load(&cc->key_valid))
@@ -1337,9 +1493,27 @@ static int crypt_map(struct udm_target *ti, struct udm_io *io)
   uint64_t mask = (cc->sector_size >> SECTOR_SHIFT) - 1;
   if ((io->sector & mask) || (io->nr_sectors & mask))
     return -EIO; /* as the kernel: requests must cover whole crypt sectors */
-  uint64_t off = udm_target_offset(ti, io->sector);
-  int r = io->op == UDM_OP_WRITE ? crypt_write(cc, io, off) : crypt_read(cc, io, off);
-  return r < 0 ? r : UDM_MAPIO_DONE;
+  struct crypt_io *cio = io->per_io;
+  cio->io = io;
+  cio->cc = cc;
+  cio->off = udm_target_offset(ti, io->sector);
+  if (io->op == UDM_OP_READ) {
+    cio->child = (struct udm_io){
+        .op = UDM_OP_READ,
+        .flags = io->flags,
+        .sector = cc->start + cio->off,
+        .nr_sectors = io->nr_sectors,
+        .buf = io->buf,
+        .end_io = crypt_read_done,
+    };
+    udm_dev_submit_async(cc->dev, &cio->child);
+    return UDM_MAPIO_SUBMITTED;
+  }
+  cio->bounce_len = io->nr_sectors << SECTOR_SHIFT;
+  if (!(cio->bounce = bounce_get(cc, cio->bounce_len)))
+    return -ENOMEM;
+  crypt_io_transform_all(cio, cc->opts & OPT_NO_WRITE_WQ);
+  return UDM_MAPIO_SUBMITTED;
 }
 
 /* ---- status, messages, suspend ---- */
