@@ -83,10 +83,13 @@ int udm__dev_open(struct udm_ctx *ctx, struct udm_device *owner, const char *nam
                         name);
     return -EINVAL;
   }
+  /* Registered drivers stay until the context is freed: use one unlocked. */
+  pthread_mutex_lock(&ctx->lock);
   const struct udm_image_driver *drv = udm__ctx_find_driver(ctx, fmt);
+  char *known = drv ? NULL : udm__ctx_driver_names(ctx);
+  pthread_mutex_unlock(&ctx->lock);
   if (drv)
     return udm__dev_open_image(drv, name, name + fl + 1, mode, out, errmsg);
-  char *known = udm__ctx_driver_names(ctx);
   size_t n = strlen(fmt) + strlen(name) + (known ? strlen(known) : 0) + 160;
   *errmsg = malloc(n);
   if (*errmsg)
@@ -102,13 +105,11 @@ int udm_image_size(struct udm_ctx *ctx, const char *device, uint64_t *bytes)
 {
   struct udm_dev *d;
   char *msg = NULL;
-  pthread_mutex_lock(&ctx->lock);
   int r = udm__dev_open(ctx, NULL, device, UDM_DEV_READ, true, &d, &msg);
   if (r == 0) {
     *bytes = d->size * UDM_SECTOR_SIZE;
     d->ops->close(d);
   }
-  pthread_mutex_unlock(&ctx->lock);
   if (r < 0) {
     udm__fail(-r, "%s: %s", device, msg ? msg : strerror(-r));
     free(msg);

@@ -4,7 +4,8 @@
  * submits straight into that device's I/O path, with no copy.  The used
  * device counts the table as a holder, so it cannot be removed, and cycles
  * are refused when the table is built.
- * Tables are built and destroyed with ctx->lock held, which guards holders.
+ * Tables are built and destroyed without ctx->lock; opening and closing take
+ * it, as it guards the namespace and holders.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -33,7 +34,9 @@ static int udm_dev_extents_io(struct udm_dev *d, udm_sector_t sector, uint64_t n
 static void udm_dev_close(struct udm_dev *d)
 {
   struct udm_device *used = d->priv;
+  pthread_mutex_lock(&used->ctx->lock);
   used->holders--;
+  pthread_mutex_unlock(&used->ctx->lock);
   udm_device_unref(used);
   free(d->name);
   free(d);
@@ -60,9 +63,23 @@ static char *errf(const char *fmt, const char *a)
   return s;
 }
 
+static int open_udm_locked(struct udm_ctx *ctx, struct udm_device *owner,
+                           const char *name, const char *devname, unsigned mode,
+                           struct udm_dev **out, char **errmsg);
+
 int udm__dev_open_udm(struct udm_ctx *ctx, struct udm_device *owner, const char *name,
                       const char *devname, unsigned mode, struct udm_dev **out,
                       char **errmsg)
+{
+  pthread_mutex_lock(&ctx->lock);
+  int r = open_udm_locked(ctx, owner, name, devname, mode, out, errmsg);
+  pthread_mutex_unlock(&ctx->lock);
+  return r;
+}
+
+static int open_udm_locked(struct udm_ctx *ctx, struct udm_device *owner,
+                           const char *name, const char *devname, unsigned mode,
+                           struct udm_dev **out, char **errmsg)
 {
   struct udm_device *used = udm__ctx_find_device(ctx, devname);
   if (!used) {

@@ -1,8 +1,22 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Devices and their control operations: create, load, suspend, resume,
- * remove, table/status/message/info.  Control operations of a context are
- * serialised by ctx->lock; the I/O path never takes it (see io.c).
+ * remove, table/status/message/info.
+ *
+ * Locks, taken in this order:
+ *   d->ctl_lock     serialises the control operations of one device.  Held
+ *                   while its targets' hooks run: ctr and dtr (building and
+ *                   destroying tables), pre/postsuspend, pre/resume, message.
+ *                   Those may do I/O and wait (metadata, a suspended device
+ *                   below), so they never run under ctx->lock.
+ *   ctx->lock       the namespace, the registry, holders and open counts, and
+ *                   which tables are published as live or inactive.  Held
+ *                   briefly; readers (info, table, status) hold it while they
+ *                   look at a published table, so a table is destroyed only
+ *                   after it was unpublished under it.
+ *   d->status_lock  serialises a device's status and table text with its
+ *                   messages, which change what they print.
+ * The I/O path takes none of them (see io.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -46,6 +60,7 @@ struct udm_device *udm_device_create(struct udm_ctx *ctx, const char *name,
   d->flags = flags;
   atomic_init(&d->refs, 2); /* the context's and the caller's */
   pthread_mutex_init(&d->ctl_lock, NULL);
+  pthread_mutex_init(&d->status_lock, NULL);
   pthread_mutex_init(&d->gate_lock, NULL);
   pthread_cond_init(&d->gate_cond, NULL);
   pthread_cond_init(&d->event_cond, NULL);
@@ -58,6 +73,7 @@ struct udm_device *udm_device_create(struct udm_ctx *ctx, const char *name,
       bool same_name = strcmp(o->name, name) == 0;
       pthread_mutex_unlock(&ctx->lock);
       pthread_mutex_destroy(&d->ctl_lock);
+      pthread_mutex_destroy(&d->status_lock);
       pthread_mutex_destroy(&d->gate_lock);
       pthread_cond_destroy(&d->gate_cond);
       pthread_cond_destroy(&d->event_cond);
@@ -99,6 +115,7 @@ void udm_device_unref(struct udm_device *dev)
     return;
   /* Tables were destroyed by remove; nothing else holds the device. */
   pthread_mutex_destroy(&dev->ctl_lock);
+  pthread_mutex_destroy(&dev->status_lock);
   pthread_mutex_destroy(&dev->gate_lock);
   pthread_cond_destroy(&dev->gate_cond);
   pthread_cond_destroy(&dev->event_cond);
@@ -151,8 +168,8 @@ static int ctl_device_remove(struct udm_device *dev, unsigned flags)
                      dev->name, dev->open_count);
   }
   /*
-   * From now on the name is free and every request fails; drain what is in
-   * flight and drop the tables.
+   * From now on the name is free, no table can open the device, and every
+   * request fails; drain what is in flight and drop the tables.
    */
   atomic_store(&dev->dead, true);
   for (struct udm_device **p = &ctx->devices; *p; p = &(*p)->next)
@@ -160,6 +177,7 @@ static int ctl_device_remove(struct udm_device *dev, unsigned flags)
       *p = dev->next;
       break;
     }
+  pthread_mutex_unlock(&ctx->lock);
   bool was_suspended = atomic_load(&dev->suspended);
   udm_table *live = atomic_load(&dev->live);
   if (live && !was_suspended)
@@ -167,21 +185,23 @@ static int ctl_device_remove(struct udm_device *dev, unsigned flags)
   udm__gate_close(dev);
   if (live && !was_suspended)
     udm__table_postsuspend(live);
+  pthread_mutex_lock(&ctx->lock);
   atomic_store(&dev->live, NULL);
   atomic_store(&dev->block_size, 0);
-  udm__table_destroy(live);
-  udm__table_destroy(dev->inactive);
+  udm_table *inactive = dev->inactive;
   dev->inactive = NULL;
+  pthread_mutex_unlock(&ctx->lock);
   /* What waited for a resume that will not come fails now. */
   struct udm_io_backlog backlog;
   udm__gate_open(dev, &backlog);
-  pthread_mutex_unlock(&ctx->lock);
   udm__io_restart(&backlog, -EIO);
+  udm__table_destroy(live);
+  udm__table_destroy(inactive);
   udm_device_unref(dev); /* the context's reference */
   return 0;
 }
 
-/* Is this device still usable for a control operation?  ctx->lock held. */
+/* Is this device still usable for a control operation?  ctl_lock held. */
 static int check_alive(struct udm_device *dev, const char *op)
 {
   if (atomic_load(&dev->dead))
@@ -189,40 +209,61 @@ static int check_alive(struct udm_device *dev, const char *op)
   return 0;
 }
 
+/* Does table t use dev, directly or through the devices it uses?  ctx->lock held. */
+static bool table_reaches(udm_table *t, struct udm_device *dev)
+{
+  for (struct udm_dev *d = t->devs; d; d = d->next) {
+    struct udm_device *u = udm__dev_udm_device(d);
+    if (u && (u == dev || udm__device_depends_on(u, dev)))
+      return true;
+  }
+  return false;
+}
+
 static int ctl_table_load(struct udm_device *dev, const char *text)
 {
   struct udm_ctx *ctx = dev->ctx;
   char *msg = NULL;
   udm_table *t;
-  pthread_mutex_lock(&ctx->lock);
-  if (check_alive(dev, "load") < 0) {
-    pthread_mutex_unlock(&ctx->lock);
+  if (check_alive(dev, "load") < 0)
     return -1;
-  }
+  /* Built with no context-wide lock: constructors may read metadata. */
   int r = udm__table_create(ctx, dev, text, dev->flags & UDM_DEVICE_READONLY, &t, &msg);
   if (r < 0) {
-    pthread_mutex_unlock(&ctx->lock);
     udm__fail(-r, "load %s: %s", dev->name, msg ? msg : "invalid table");
     free(msg);
     return -1;
   }
-  udm__table_destroy(dev->inactive);
+  /*
+   * Each udm device the table opened was checked for a cycle then; another
+   * table loaded meanwhile may have closed one.  Check again as it is
+   * published.
+   */
+  pthread_mutex_lock(&ctx->lock);
+  if (table_reaches(t, dev)) {
+    pthread_mutex_unlock(&ctx->lock);
+    udm__table_destroy(t);
+    return udm__fail(ELOOP, "load %s: the table would make a cycle of devices", dev->name);
+  }
+  udm_table *old = dev->inactive;
   dev->inactive = t;
   pthread_mutex_unlock(&ctx->lock);
+  udm__table_destroy(old);
   return 0;
 }
 
 static int ctl_table_clear(struct udm_device *dev)
 {
   pthread_mutex_lock(&dev->ctx->lock);
-  udm__table_destroy(dev->inactive);
+  udm_table *old = dev->inactive;
   dev->inactive = NULL;
   pthread_mutex_unlock(&dev->ctx->lock);
+  udm__table_destroy(old);
   return 0;
 }
 
-/* ctx->lock held. */
-static void suspend_locked(struct udm_device *dev)
+/* ctl_lock held: the live table cannot change under us. */
+static void suspend_device(struct udm_device *dev)
 {
   if (atomic_load(&dev->suspended))
     return;
@@ -238,11 +279,9 @@ static int ctl_device_suspend(struct udm_device *dev, unsigned flags)
 {
   if (flags)
     return udm__fail(EINVAL, "suspend %s: unknown flags 0x%x", dev->name, flags);
-  pthread_mutex_lock(&dev->ctx->lock);
   int r = check_alive(dev, "suspend");
   if (r == 0)
-    suspend_locked(dev);
-  pthread_mutex_unlock(&dev->ctx->lock);
+    suspend_device(dev);
   return r;
 }
 
@@ -272,55 +311,55 @@ static int check_stacked_block_size(struct udm_device *dev, const udm_table *nex
   return 0;
 }
 
+static int preresume_failed(struct udm_device *dev, int r, char *msg)
+{
+  udm__fail(-r, "resume %s: %s (the device stays suspended)", dev->name,
+            msg ? msg : "preresume failed");
+  free(msg);
+  return -1;
+}
+
 static int ctl_device_resume(struct udm_device *dev)
 {
   struct udm_ctx *ctx = dev->ctx;
+  if (check_alive(dev, "resume") < 0)
+    return -1;
   pthread_mutex_lock(&ctx->lock);
-  if (check_alive(dev, "resume") < 0 ||
-      (dev->inactive && check_stacked_block_size(dev, dev->inactive) < 0)) {
+  udm_table *next = dev->inactive; /* only our own control operations change it */
+  if (next && check_stacked_block_size(dev, next) < 0) {
     pthread_mutex_unlock(&ctx->lock);
     return -1;
   }
-  if (dev->inactive) {
-    char *msg = NULL;
-    suspend_locked(dev);
-    int r = udm__table_preresume(dev->inactive, &msg);
-    if (r < 0) {
-      pthread_mutex_unlock(&ctx->lock);
-      udm__fail(-r, "resume %s: %s (the device stays suspended)", dev->name,
-                msg ? msg : "preresume failed");
-      free(msg);
-      return -1;
-    }
-    udm_table *old = atomic_load(&dev->live);
-    atomic_store(&dev->live, dev->inactive);
-    atomic_store(&dev->block_size, dev->inactive->limits.logical_block_size);
+  pthread_mutex_unlock(&ctx->lock);
+  udm_table *old = NULL;
+  char *msg = NULL;
+  if (next) {
+    suspend_device(dev);
+    int r = udm__table_preresume(next, &msg);
+    if (r < 0)
+      return preresume_failed(dev, r, msg);
+    pthread_mutex_lock(&ctx->lock);
+    old = atomic_load(&dev->live);
+    atomic_store(&dev->live, next);
+    atomic_store(&dev->block_size, next->limits.logical_block_size);
     dev->inactive = NULL;
-    /* No event: as in the kernel, events count what targets signal, not swaps. */
-    udm__table_destroy(old);
-  } else if (!atomic_load(&dev->live)) {
     pthread_mutex_unlock(&ctx->lock);
+    /* No event: as in the kernel, events count what targets signal, not swaps. */
+  } else if (!atomic_load(&dev->live)) {
     return udm__fail(ENXIO, "resume %s: no table is loaded", dev->name);
   } else if (!atomic_load(&dev->suspended)) {
-    pthread_mutex_unlock(&ctx->lock);
     return 0;
   } else {
-    char *msg = NULL;
     int r = udm__table_preresume(atomic_load(&dev->live), &msg);
-    if (r < 0) {
-      pthread_mutex_unlock(&ctx->lock);
-      udm__fail(-r, "resume %s: %s (the device stays suspended)", dev->name,
-                msg ? msg : "preresume failed");
-      free(msg);
-      return -1;
-    }
+    if (r < 0)
+      return preresume_failed(dev, r, msg);
   }
   udm__table_resume(atomic_load(&dev->live));
-  /* Deferred requests and held pieces start again once no lock is held. */
+  /* Deferred requests and held pieces start again on the new table. */
   struct udm_io_backlog backlog;
   udm__gate_open(dev, &backlog);
-  pthread_mutex_unlock(&ctx->lock);
   udm__io_restart(&backlog, 0);
+  udm__table_destroy(old); /* drained while suspended: nothing uses it */
   return 0;
 }
 
@@ -328,8 +367,10 @@ int udm_device_table(struct udm_device *dev, unsigned flags, char **out)
 {
   pthread_mutex_lock(&dev->ctx->lock);
   udm_table *t = (flags & UDM_TABLE_INACTIVE) ? dev->inactive : atomic_load(&dev->live);
+  pthread_mutex_lock(&dev->status_lock);
   int r = t ? udm__table_text(t, UDM_STATUS_TABLE, flags & UDM_TABLE_SHOWKEYS, out)
             : ((*out = strdup("")) ? 0 : -ENOMEM);
+  pthread_mutex_unlock(&dev->status_lock);
   pthread_mutex_unlock(&dev->ctx->lock);
   if (r < 0)
     return udm__fail(-r, "table %s: out of memory", dev->name);
@@ -340,8 +381,10 @@ int udm_device_status(struct udm_device *dev, unsigned flags, char **out)
 {
   pthread_mutex_lock(&dev->ctx->lock);
   udm_table *t = (flags & UDM_TABLE_INACTIVE) ? dev->inactive : atomic_load(&dev->live);
+  pthread_mutex_lock(&dev->status_lock);
   int r = t ? udm__table_text(t, UDM_STATUS_INFO, 0, out)
             : ((*out = strdup("")) ? 0 : -ENOMEM);
+  pthread_mutex_unlock(&dev->status_lock);
   pthread_mutex_unlock(&dev->ctx->lock);
   if (r < 0)
     return udm__fail(-r, "status %s: out of memory", dev->name);
@@ -351,7 +394,6 @@ int udm_device_status(struct udm_device *dev, unsigned flags, char **out)
 int udm_device_message(struct udm_device *dev, uint64_t sector, const char *message,
                        char **reply)
 {
-  struct udm_ctx *ctx = dev->ctx;
   *reply = NULL;
   char *copy = strdup(message ? message : "");
   char *argv[64];
@@ -370,8 +412,13 @@ int udm_device_message(struct udm_device *dev, uint64_t sector, const char *mess
     free(copy);
     return udm__fail(EINVAL, "message %s: the message is empty", dev->name);
   }
-  pthread_mutex_lock(&ctx->lock);
-  udm_table *t = atomic_load(&dev->live);
+  /*
+   * Under the device's control lock (the live table stays) and its status
+   * lock, not the context's: a message may do I/O.
+   */
+  pthread_mutex_lock(&dev->ctl_lock);
+  pthread_mutex_lock(&dev->status_lock);
+  udm_table *t = atomic_load(&dev->dead) ? NULL : atomic_load(&dev->live);
   int r;
   if (!t) {
     r = udm__fail(ENXIO, "message %s: the device has no live table", dev->name);
@@ -402,7 +449,8 @@ int udm_device_message(struct udm_device *dev, uint64_t sector, const char *mess
       }
     }
   }
-  pthread_mutex_unlock(&ctx->lock);
+  pthread_mutex_unlock(&dev->status_lock);
+  pthread_mutex_unlock(&dev->ctl_lock);
   free(copy);
   return r;
 }

@@ -150,6 +150,8 @@ struct udm_device {
 
   /* Serialises control operations on this device; taken before ctx->lock. */
   pthread_mutex_t ctl_lock;
+  /* Serialises status and table text with messages; taken after ctx->lock. */
+  pthread_mutex_t status_lock;
   /* I/O gate: see io.c for the protocol. */
   pthread_mutex_t gate_lock;
   pthread_cond_t gate_cond;
@@ -179,11 +181,7 @@ struct udm_device {
 /* Enter/leave the I/O gate; enter returns the live table (NULL: none). */
 udm_table *udm__io_enter(struct udm_device *d);
 void udm__io_leave(struct udm_device *d);
-/*
- * Drain and hold / release.  Caller holds d->ctl_lock and ctx->lock;
- * gate_close drops ctx->lock while it waits, so that a stacked device below
- * can still be resumed while this one drains.
- */
+/* Drain and hold: waits for in_flight to reach zero.  Caller holds d->ctl_lock only. */
 void udm__gate_close(struct udm_device *d);
 /*
  * Reopen the gate.  What waited meanwhile (deferred requests, held pieces)

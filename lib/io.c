@@ -97,14 +97,8 @@ void udm__gate_close(struct udm_device *d)
 {
   pthread_mutex_lock(&d->gate_lock);
   atomic_store(&d->suspended, true);
-  if (atomic_load(&d->in_flight)) {
-    pthread_mutex_unlock(&d->ctx->lock);
-    while (atomic_load(&d->in_flight))
-      pthread_cond_wait(&d->gate_cond, &d->gate_lock);
-    pthread_mutex_unlock(&d->gate_lock);
-    pthread_mutex_lock(&d->ctx->lock);
-    return;
-  }
+  while (atomic_load(&d->in_flight))
+    pthread_cond_wait(&d->gate_cond, &d->gate_lock);
   pthread_mutex_unlock(&d->gate_lock);
 }
 

@@ -343,7 +343,9 @@ static int add_line(udm_table *t, unsigned lineno, char *line, struct udm_limits
     *errmsg = udm__strf("line %u: length '%s' is too large", lineno, argv[1]);
     goto out;
   }
+  pthread_mutex_lock(&t->ctx->lock); /* types are never unregistered */
   const struct udm_target_type *type = udm__ctx_find_type(t->ctx, argv[2]);
+  pthread_mutex_unlock(&t->ctx->lock);
   if (!type) {
     *errmsg = udm__strf("line %u: unknown target type '%s' (see 'udm targets')",
                         lineno, argv[2]);

@@ -7,7 +7,8 @@
  * device is removed instead; end_io sees each completion and may change
  * it; per-request data is sized and zeroed; a target built for API
  * version 1 still loads; 256 requests held by delay finish in about one
- * delay without a thread each.
+ * delay without a thread each; a constructor may wait for a suspended
+ * device without holding the context.
  *
  * The test target "owner" maps onto a file and is steered by its table's
  * word: "own" keeps every request for the test to finish, "hold" requeues
@@ -427,6 +428,81 @@ static void version_1_targets_still_load(void)
          UDM_TARGET_API_VERSION + 1);
 }
 
+/* A constructor that reads its device, as one reading metadata does. */
+static int reader_ctr(struct udm_target *ti, unsigned argc, char **argv)
+{
+  struct udm_dev *dev;
+  if (argc != 1)
+    return -EINVAL;
+  int r = udm_get_device(ti, argv[0], UDM_DEV_READ, &dev);
+  if (r < 0)
+    return r;
+  ti->private = dev;
+  unsigned char b[512];
+  struct udm_io io = {.op = UDM_OP_READ, .sector = 0, .nr_sectors = 1, .buf = b};
+  r = udm_dev_submit(dev, &io);
+  if (r < 0)
+    udm_target_error(ti, "cannot read the metadata");
+  return r;
+}
+
+static void reader_dtr(struct udm_target *ti)
+{
+  if (ti->private)
+    udm_put_device(ti, ti->private);
+}
+
+static int reader_map(struct udm_target *ti, struct udm_io *io)
+{
+  return udm_remap(ti, io, ti->private, 0);
+}
+
+struct load_job {
+  struct udm_device *d;
+  const char *table;
+  int r;
+};
+
+static void *load_thread(void *arg)
+{
+  struct load_job *j = arg;
+  j->r = udm_table_load(j->d, j->table);
+  return NULL;
+}
+
+static void constructors_run_without_the_context_lock(void)
+{
+  static const struct udm_target_type reader = {
+      UDM_TARGET_TYPE_INIT, .name = "meta-reader", .ctr = reader_ctr,
+      .dtr = reader_dtr, .map = reader_map};
+  CHECK(udm_target_register(ctx, &reader) == 0);
+  make_disk();
+  char t[600];
+  snprintf(t, sizeof t, "0 %u linear %s 0", DISK_SIZE / 512, disk);
+  struct udm_device *low = test_make(ctx, "low", t, 0);
+  CHECK(udm_device_suspend(low, 0) == 0);
+  struct udm_device *top = udm_device_create(ctx, "top", NULL, 0);
+  struct load_job j = {top, "0 8 meta-reader udm:low", 1};
+  pthread_t th;
+  pthread_create(&th, NULL, load_thread, &j);
+  sleep_ms(50);
+  /* The load waits for "low"; the context must still answer. */
+  struct udm_info info;
+  CHECK(udm_device_info(low, &info) == 0 && info.suspended);
+  CHECK(udm_device_resume(low) == 0);
+  pthread_join(th, NULL);
+  CHECK(j.r == 0);
+  CHECK(udm_device_resume(top) == 0);
+  unsigned char b[512], want[512];
+  fill_pattern(want, sizeof want, 7, 0);
+  CHECK(udm_device_pread(top, b, sizeof b, 0) == 0 && memcmp(b, want, sizeof b) == 0);
+  printf("ok: a constructor reading a suspended device waits for it without holding the "
+         "context: the resume that frees it goes through; the name 'meta-reader' has a "
+         "'-'\n");
+  test_drop(top);
+  test_drop(low);
+}
+
 static unsigned thread_count(void)
 {
   DIR *dir = opendir("/proc/self/task");
@@ -490,6 +566,7 @@ int main(void)
   held_pieces_survive_suspend_and_run_at_resume_or_kick();
   end_io_sees_errors_and_has_the_last_word();
   version_1_targets_still_load();
+  constructors_run_without_the_context_lock();
   many_delayed_requests_overlap_without_threads();
   udm_ctx_free(ctx);
   unlink(disk);
