@@ -376,6 +376,9 @@ static void map_range(struct udm_req *rq, udm_table *t, enum udm_op op, unsigned
       if (n > to_boundary)
         n = to_boundary;
     }
+    uint64_t md = t->limits.max_discard_sectors;
+    if (op == UDM_OP_DISCARD && md && n > md - (sector - ti->begin) % md)
+      n = md - (sector - ti->begin) % md;
     if (op == UDM_OP_DISCARD && !ti->num_discard_ios) {
       piece_fail_now(rq, -EOPNOTSUPP);
     } else if (op == UDM_OP_WRITE_ZEROES && !ti->num_write_zeroes_ios) {

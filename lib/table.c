@@ -256,6 +256,15 @@ static int segment_limits(struct udm_target *ti, unsigned lineno, struct udm_lim
   }
   if (hinted.logical_block_size > c.limits.logical_block_size)
     c.limits.logical_block_size = hinted.logical_block_size;
+  unsigned g = hinted.discard_granularity;
+  if (g && (g < UDM_SECTOR_SIZE || (g & (g - 1)))) {
+    *errmsg = udm__strf("line %u: %s: the target asks for a discard granularity of %u "
+                        "bytes (a power of two of at least %u is needed)",
+                        lineno, type->name, g, UDM_SECTOR_SIZE);
+    return -EINVAL;
+  }
+  c.limits.max_discard_sectors = hinted.max_discard_sectors;
+  c.limits.discard_granularity = g;
   *out = c.limits;
   return 0;
 }
@@ -281,6 +290,15 @@ static int check_alignment(const udm_table *t, const unsigned *lines, unsigned s
                           lines[i], (unsigned long long)ti->begin,
                           (unsigned long long)ti->len, bs, (unsigned long long)spb,
                           source_line);
+      return -EINVAL;
+    }
+    if (t->limits.max_discard_sectors % spb) {
+      *errmsg = udm__strf("line %u: %s: discards are limited to %llu sectors, which is "
+                          "not a multiple of the device's logical block size of %u "
+                          "bytes (%llu sectors), which line %u sets",
+                          lines[i], ti->type->name,
+                          (unsigned long long)t->limits.max_discard_sectors, bs,
+                          (unsigned long long)spb, source_line);
       return -EINVAL;
     }
     if (ti->max_io_len % spb) {
@@ -455,6 +473,11 @@ int udm__table_create(struct udm_ctx *ctx, struct udm_device *owner, const char 
     if (t->num_targets == before)
       continue; /* nothing but blanks */
     lines[before] = lineno;
+    uint64_t md = seg.max_discard_sectors, tmd = t->limits.max_discard_sectors;
+    if (md && (!tmd || md < tmd))
+      t->limits.max_discard_sectors = md;
+    if (seg.discard_granularity > t->limits.discard_granularity)
+      t->limits.discard_granularity = seg.discard_granularity;
     if (seg.logical_block_size > t->limits.logical_block_size || !source_line) {
       if (seg.logical_block_size > t->limits.logical_block_size)
         t->limits.logical_block_size = seg.logical_block_size;

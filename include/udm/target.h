@@ -139,6 +139,16 @@ struct udm_limits {
    * one; frontends advertise it (NBD minimum block size, loop block size).
    */
   unsigned logical_block_size;
+  /*
+   * Discards: the largest one a target takes, in sectors (0: no limit; the
+   * core splits larger ones, each piece starting on a multiple of it inside
+   * the segment), and the unit a discard frees, in bytes (0: the logical
+   * block size; a power of two, advisory, for frontends).  A target's
+   * io_hints sets them; a table keeps the smallest nonzero maximum and the
+   * largest granularity of its segments.
+   */
+  uint64_t max_discard_sectors;
+  unsigned discard_granularity;
 };
 
 #define UDM_LOGICAL_BLOCK_SIZE_MAX 65536u /* NBD's largest minimum block size */

@@ -503,6 +503,46 @@ static void constructors_run_without_the_context_lock(void)
   test_drop(low);
 }
 
+/* A target that takes discards of at most 8 sectors and counts them. */
+static unsigned chopped, chopped_bad;
+
+static void chopper_hints(struct udm_target *ti, struct udm_limits *limits)
+{
+  (void)ti;
+  limits->max_discard_sectors = 8;
+  limits->discard_granularity = 4096;
+}
+
+static int chopper_map(struct udm_target *ti, struct udm_io *io)
+{
+  if (io->op == UDM_OP_DISCARD) {
+    chopped++;
+    chopped_bad += io->nr_sectors > 8 || (io->nr_sectors < 8 && io->sector % 8 &&
+                                          (io->sector + io->nr_sectors) % 8);
+  }
+  return udm_remap(ti, io, ti->private, 0);
+}
+
+static void discards_are_split_at_the_targets_maximum(void)
+{
+  static const struct udm_target_type chopper = {
+      UDM_TARGET_TYPE_INIT, .name = "chopper", .ctr = reader_ctr, .dtr = reader_dtr,
+      .map = chopper_map, .io_hints = chopper_hints};
+  CHECK(udm_target_register(ctx, &chopper) == 0);
+  make_disk();
+  char t[600];
+  snprintf(t, sizeof t, "0 %u chopper %s", DISK_SIZE / 512, disk);
+  struct udm_device *d = test_make(ctx, "chop", t, 0);
+  chopped = chopped_bad = 0;
+  /* Sectors 4..68: 4 to the first boundary, 7 whole runs of 8, 4 after. */
+  CHECK(udm_device_discard(d, 64 * 512, 4 * 512, 0) == 0);
+  CHECK(chopped == 9 && chopped_bad == 0);
+  printf("ok: a 64-sector discard reached a target limited to 8 as %u pieces on its "
+         "8-sector boundaries\n",
+         chopped);
+  test_drop(d);
+}
+
 static unsigned thread_count(void)
 {
   DIR *dir = opendir("/proc/self/task");
@@ -567,6 +607,7 @@ int main(void)
   end_io_sees_errors_and_has_the_last_word();
   version_1_targets_still_load();
   constructors_run_without_the_context_lock();
+  discards_are_split_at_the_targets_maximum();
   many_delayed_requests_overlap_without_threads();
   udm_ctx_free(ctx);
   unlink(disk);
