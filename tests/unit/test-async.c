@@ -506,6 +506,16 @@ static void constructors_run_without_the_context_lock(void)
 /* A target that takes discards of at most 8 sectors and counts them. */
 static unsigned chopped, chopped_bad;
 
+static int chopper_ctr(struct udm_target *ti, unsigned argc, char **argv)
+{
+  struct udm_dev *dev;
+  if (argc != 1)
+    return -EINVAL;
+  int r = udm_get_device(ti, argv[0], UDM_DEV_READ | UDM_DEV_WRITE, &dev);
+  ti->private = r == 0 ? dev : NULL;
+  return r;
+}
+
 static void chopper_hints(struct udm_target *ti, struct udm_limits *limits)
 {
   (void)ti;
@@ -526,7 +536,7 @@ static int chopper_map(struct udm_target *ti, struct udm_io *io)
 static void discards_are_split_at_the_targets_maximum(void)
 {
   static const struct udm_target_type chopper = {
-      UDM_TARGET_TYPE_INIT, .name = "chopper", .ctr = reader_ctr, .dtr = reader_dtr,
+      UDM_TARGET_TYPE_INIT, .name = "chopper", .ctr = chopper_ctr, .dtr = reader_dtr,
       .map = chopper_map, .io_hints = chopper_hints};
   CHECK(udm_target_register(ctx, &chopper) == 0);
   make_disk();
