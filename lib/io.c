@@ -10,9 +10,8 @@
  * owned by the target until udm_io_complete(), or held.  The request
  * completes when its last piece does, with the first error.  Nothing here
  * waits: a request in flight costs memory, not a thread.  The blocking calls
- * are an asynchronous submission and a wait; while a thread runs one, its
- * remapped pieces use the backing devices' synchronous paths (no hop to an
- * I/O thread only to wait for it).
+ * are an asynchronous submission and a wait (see sync_depth for the one made
+ * on behalf of a target).
  *
  * The gate: every request passing it, and every piece between map() and its
  * completion, counts in d->in_flight; suspend sets d->suspended and waits
@@ -65,7 +64,15 @@ struct udm_piece {
 #define ZERO_CHUNK_SECTORS 2048u
 static char zero_chunk[ZERO_CHUNK_SECTORS * SS];
 
-/* Set while this thread runs a blocking request: its pieces stay on it. */
+/*
+ * Set while this thread runs a blocking request for a target
+ * (udm_dev_submit on a udm device): its pieces stay on this thread, on the
+ * backing devices' synchronous paths.  Such a wait may run where nothing
+ * else would complete it (in a completion, on an engine thread), so it must
+ * not depend on another thread.  The public blocking calls are made by
+ * applications' own threads and go the asynchronous way, so that the
+ * pieces of one request still run side by side.
+ */
 static _Thread_local unsigned sync_depth;
 
 /* ---- the gate ---- */
@@ -950,14 +957,12 @@ static void sync_begin(struct sync_call *s)
   s->err = 0;
   pthread_mutex_init(&s->lock, NULL);
   pthread_cond_init(&s->cond, NULL);
-  sync_depth++;
 }
 
 /* Wait for a call that started (started == 0); 0 or -1 with udm_errmsg. */
 static int sync_end(struct sync_call *s, int started, struct udm_device *dev,
                     const char *what, uint64_t off, uint64_t len)
 {
-  sync_depth--;
   if (started == 0) {
     pthread_mutex_lock(&s->lock);
     while (!s->done)

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -52,6 +53,22 @@ struct flakey {
   pthread_mutex_t rng_lock; /* draws come from many worker threads */
   bool rng_lock_ready;
   uint64_t rng[4];        /* xoshiro256** state */
+};
+
+/* A random corruption, drawn when the request is mapped (so draws follow map order). */
+struct random_hit {
+  uint32_t pos;
+  unsigned char value;
+};
+
+/* Per request (io->per_io): what to corrupt, and a corrupted write's copy. */
+struct flakey_io {
+  bool fixed;              /* corrupt_bio_byte applies */
+  bool random;             /* random_*_corrupt hit */
+  struct random_hit hit;
+  struct udm_io *io;
+  struct udm_io child;     /* the corrupted copy of a write, submitted below */
+  unsigned char *copy;
 };
 
 /* ---- per-target random numbers ------------------------------------------ */
@@ -291,6 +308,7 @@ static int flakey_ctr(struct udm_target *ti, unsigned argc, char **argv)
   rng_seed(fc, fc->seeded ? fc->seed : entropy_seed(fc));
   /* dm-flakey leaves write-zeroes unsupported: they arrive as plain writes. */
   ti->num_write_zeroes_ios = 0;
+  ti->per_io_size = sizeof(struct flakey_io);
   return udm_get_device(ti, path, UDM_DEV_READ | UDM_DEV_WRITE, &fc->dev);
 }
 
@@ -334,15 +352,22 @@ static bool chance(struct flakey *fc, unsigned p)
   return hit;
 }
 
-static void corrupt_random_byte(struct flakey *fc, unsigned char *buf, uint64_t size)
+static struct random_hit draw_random_hit(struct flakey *fc)
 {
   pthread_mutex_lock(&fc->rng_lock);
   /* dm draws a 32-bit position (modulo the size) and an 8-bit value. */
-  uint32_t pos = (uint32_t)(rng_next(fc) >> 32);
-  unsigned char value = (unsigned char)(rng_next(fc) >> 56);
+  struct random_hit h = {(uint32_t)(rng_next(fc) >> 32),
+                         (unsigned char)(rng_next(fc) >> 56)};
   pthread_mutex_unlock(&fc->rng_lock);
-  buf[pos % size] = value;
+  return h;
 }
+
+static void corrupt_random_byte(const struct random_hit *h, unsigned char *buf,
+                                uint64_t size)
+{
+  buf[h->pos % size] = h->value;
+}
+
 
 static void corrupt_fixed_byte(const struct flakey *fc, unsigned char *buf, uint64_t size)
 {
@@ -355,19 +380,34 @@ static int flakey_read_down(struct flakey *fc, struct udm_io *io)
 {
   if (fc->error_reads)
     return -EIO;
-  bool fixed = fc->corrupt_byte && !fc->corrupt_writes && flags_match(fc, io);
-  if (!fixed && !fc->random_read)
-    return UDM_MAPIO_REMAPPED;
-  /* Corruption happens to data that was read successfully, after the read. */
-  int r = udm_dev_submit(io->dev, io);
-  if (r < 0)
-    return r;
+  /* Corruption happens to data that was read successfully: in end_io. */
+  struct flakey_io *fio = io->per_io;
+  fio->fixed = fc->corrupt_byte && !fc->corrupt_writes && flags_match(fc, io);
+  fio->random = fc->random_read && chance(fc, fc->random_read);
+  if (fio->random)
+    fio->hit = draw_random_hit(fc);
+  return UDM_MAPIO_REMAPPED;
+}
+
+static int flakey_end_io(struct udm_target *ti, struct udm_io *io, int *err)
+{
+  struct flakey_io *fio = io->per_io;
   uint64_t size = io->nr_sectors * UDM_SECTOR_SIZE;
-  if (fixed)
-    corrupt_fixed_byte(fc, io->buf, size);
-  if (fc->random_read && chance(fc, fc->random_read))
-    corrupt_random_byte(fc, io->buf, size);
-  return UDM_MAPIO_DONE;
+  if (*err || io->op != UDM_OP_READ)
+    return UDM_ENDIO_DONE;
+  if (fio->fixed)
+    corrupt_fixed_byte(ti->private, io->buf, size);
+  if (fio->random)
+    corrupt_random_byte(&fio->hit, io->buf, size);
+  return UDM_ENDIO_DONE;
+}
+
+static void flakey_write_done(struct udm_io *child, int err)
+{
+  struct flakey_io *fio = (struct flakey_io *)((char *)child - offsetof(struct flakey_io, child));
+  free(fio->copy);
+  fio->copy = NULL;
+  udm_io_complete(fio->io, err);
 }
 
 static int flakey_write_down(struct flakey *fc, struct udm_io *io)
@@ -384,20 +424,23 @@ static int flakey_write_down(struct flakey *fc, struct udm_io *io)
   if (!fixed && !random)
     return UDM_MAPIO_REMAPPED;
   /* Corrupt a copy: the caller's buffer must come back as it was given. */
+  struct flakey_io *fio = io->per_io;
   uint64_t size = io->nr_sectors * UDM_SECTOR_SIZE;
-  unsigned char *copy = malloc(size);
-  if (!copy)
+  if (!(fio->copy = malloc(size)))
     return -ENOMEM;
-  memcpy(copy, io->buf, size);
+  memcpy(fio->copy, io->buf, size);
   if (fixed)
-    corrupt_fixed_byte(fc, copy, size);
-  if (random)
-    corrupt_random_byte(fc, copy, size);
-  struct udm_io w = *io;
-  w.buf = copy;
-  int r = udm_dev_submit(io->dev, &w);
-  free(copy);
-  return r < 0 ? r : UDM_MAPIO_DONE;
+    corrupt_fixed_byte(fc, fio->copy, size);
+  if (random) {
+    struct random_hit h = draw_random_hit(fc);
+    corrupt_random_byte(&h, fio->copy, size);
+  }
+  fio->io = io;
+  fio->child = (struct udm_io){.op = io->op, .flags = io->flags, .sector = io->sector,
+                               .nr_sectors = io->nr_sectors, .buf = fio->copy,
+                               .end_io = flakey_write_done};
+  udm_dev_submit_async(io->dev, &fio->child);
+  return UDM_MAPIO_SUBMITTED;
 }
 
 static int flakey_map(struct udm_target *ti, struct udm_io *io)
@@ -462,6 +505,7 @@ const struct udm_target_type udm_target_type_flakey = {
     .ctr = flakey_ctr,
     .dtr = flakey_dtr,
     .map = flakey_map,
+    .end_io = flakey_end_io,
     .status = flakey_status,
     .iterate_devices = flakey_iterate_devices,
 };

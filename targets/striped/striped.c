@@ -78,6 +78,7 @@ static int striped_ctr(struct udm_target *ti, unsigned argc, char **argv)
     sc->stripes = i + 1; /* what dtr must put */
   }
   ti->max_io_len = chunk;
+  ti->per_io_size = sizeof(unsigned);
   ti->num_flush_ios = stripes;
   return 0;
 }
@@ -106,10 +107,17 @@ static int striped_map(struct udm_target *ti, struct udm_io *io)
     io->sector = sc->stripe[s].start + chunk / sc->stripes * sc->chunk + off % sc->chunk;
   }
   io->dev = sc->stripe[s].dev;
-  int r = udm_dev_submit(io->dev, io);
-  if (r < 0 && r != -EOPNOTSUPP)
-    atomic_fetch_add(&sc->stripe[s].errors, 1);
-  return r < 0 ? r : UDM_MAPIO_DONE;
+  *(unsigned *)io->per_io = s; /* for end_io's count */
+  return UDM_MAPIO_REMAPPED;
+}
+
+/* A stripe that failed a request is shown 'D' in INFO. */
+static int striped_end_io(struct udm_target *ti, struct udm_io *io, int *err)
+{
+  struct striped *sc = ti->private;
+  if (*err < 0 && *err != -EOPNOTSUPP)
+    atomic_fetch_add(&sc->stripe[*(unsigned *)io->per_io].errors, 1);
+  return UDM_ENDIO_DONE;
 }
 
 /*
@@ -185,6 +193,7 @@ const struct udm_target_type udm_target_type_striped = {
     .ctr = striped_ctr,
     .dtr = striped_dtr,
     .map = striped_map,
+    .end_io = striped_end_io,
     .status = striped_status,
     .iterate_devices = striped_iterate_devices,
     .extents = striped_extents,
