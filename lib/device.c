@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -172,6 +173,10 @@ static int ctl_device_remove(struct udm_device *dev, unsigned flags)
    * request fails; drain what is in flight and drop the tables.
    */
   atomic_store(&dev->dead, true);
+  /* Waiters for events learn it now (udm_device_wait_event: ENXIO). */
+  pthread_mutex_lock(&dev->gate_lock);
+  pthread_cond_broadcast(&dev->event_cond);
+  pthread_mutex_unlock(&dev->gate_lock);
   for (struct udm_device **p = &ctx->devices; *p; p = &(*p)->next)
     if (*p == dev) {
       *p = dev->next;
@@ -514,6 +519,46 @@ int udm_device_info(struct udm_device *dev, struct udm_info *info)
   info->minor = dev->minor;
   info->bad_block_hits = live ? udm__table_bad_block_hits(live) : 0;
   pthread_mutex_unlock(&dev->ctx->lock);
+  return 0;
+}
+
+int udm_device_wait_event(struct udm_device *dev, uint32_t event_nr, int timeout_ms)
+{
+  if (timeout_ms < -1)
+    return udm__fail(EINVAL, "wait %s: invalid timeout %d ms (-1: no limit)", dev->name,
+                     timeout_ms);
+  /* The realtime clock, which every pthread_cond_timedwait takes (macOS too). */
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += timeout_ms / 1000;
+  deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+  if (deadline.tv_nsec >= 1000000000L) {
+    deadline.tv_sec++;
+    deadline.tv_nsec -= 1000000000L;
+  }
+  int r = 0;
+  pthread_mutex_lock(&dev->gate_lock);
+  while (!atomic_load(&dev->dead) && atomic_load(&dev->event_nr) == event_nr) {
+    if (timeout_ms < 0) {
+      pthread_cond_wait(&dev->event_cond, &dev->gate_lock);
+    } else if (timeout_ms == 0 ||
+               pthread_cond_timedwait(&dev->event_cond, &dev->gate_lock, &deadline) ==
+                   ETIMEDOUT) {
+      r = ETIMEDOUT;
+      break;
+    }
+  }
+  /* An event that came before the removal still counts. */
+  bool changed = atomic_load(&dev->event_nr) != event_nr;
+  bool dead = atomic_load(&dev->dead);
+  pthread_mutex_unlock(&dev->gate_lock);
+  if (changed)
+    return 0;
+  if (dead)
+    return udm__fail(ENXIO, "wait %s: the device was removed", dev->name);
+  if (r)
+    return udm__fail(ETIMEDOUT, "wait %s: no event after event %lu within %d ms",
+                     dev->name, (unsigned long)event_nr, timeout_ms);
   return 0;
 }
 

@@ -149,6 +149,16 @@ struct udm_info {
   uint64_t bad_block_hits;
 };
 int udm_device_info(struct udm_device *dev, struct udm_info *info);
+/*
+ * Wait for an event on the device ("dmsetup wait"): return 0 as soon as its
+ * event number (udm_info.event_nr, raised by targets through
+ * udm_target_event) differs from EVENT_NR, which may already be the case.
+ * Give the number read from udm_device_info to wait for the next event.
+ * Fails with ENXIO when the device is or gets removed, with ETIMEDOUT after
+ * TIMEOUT_MS milliseconds (-1: no limit; 0: only check).  Blocks the
+ * calling thread; any number of threads may wait on one device.
+ */
+int udm_device_wait_event(struct udm_device *dev, uint32_t event_nr, int timeout_ms);
 const char *udm_device_name(const struct udm_device *dev);
 /* Live table size in bytes (0 when no live table). */
 uint64_t udm_device_size(struct udm_device *dev);
