@@ -81,6 +81,8 @@ struct udm_ctx *udm_ctx_new(void)
   if (!ctx)
     return udm__fail_null(ENOMEM, "udm_ctx_new: out of memory");
   pthread_mutex_init(&ctx->lock, NULL);
+  pthread_mutex_init(&ctx->registry_lock, NULL);
+  pthread_cond_init(&ctx->registry_cond, NULL);
   for (unsigned i = 0; i < udm__num_builtin_targets; i++) {
     if (udm_target_register(ctx, udm__builtin_targets[i]) < 0) {
       udm_ctx_free(ctx);
@@ -117,6 +119,8 @@ void udm_ctx_free(struct udm_ctx *ctx)
     udm_device_remove(victim, UDM_REMOVE_FORCE);
     udm_device_unref(victim);
   }
+  /* Tables are gone; what is still registered was leaked by a target. */
+  udm__registry_free(ctx);
   for (unsigned i = 0; i < ctx->num_types; i++)
     free((void *)ctx->types[i].type);
   free(ctx->types);
@@ -127,6 +131,8 @@ void udm_ctx_free(struct udm_ctx *ctx)
   for (unsigned i = 0; i < ctx->num_plugins; i++)
     dlclose(ctx->plugins[i]);
   free(ctx->plugins);
+  pthread_mutex_destroy(&ctx->registry_lock);
+  pthread_cond_destroy(&ctx->registry_cond);
   pthread_mutex_destroy(&ctx->lock);
   free(ctx);
 }

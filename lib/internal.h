@@ -106,8 +106,18 @@ struct udm_target_reg {
   const struct udm_target_type *type;
 };
 
+struct udm_registry_entry;
+
 struct udm_ctx {
-  pthread_mutex_t lock;      /* namespace, registry and all control operations */
+  pthread_mutex_t lock;      /* namespace, target types and all control operations */
+  /*
+   * Objects shared by targets (registry.c), under their own lock: ctr and
+   * dtr use them while ctx->lock is held.  registry_cond: an entry left
+   * the making or releasing state.
+   */
+  pthread_mutex_t registry_lock;
+  pthread_cond_t registry_cond;
+  struct udm_registry_entry *registry;
   struct udm_device *devices;
   struct udm_target_reg *types;
   unsigned num_types;
@@ -134,6 +144,9 @@ int udm__dev_open_image(const struct udm_image_driver *drv, const char *name,
 uint64_t udm__table_bad_block_hits(const struct udm_table_ctx *t);
 extern const struct udm_image_driver *const udm__builtin_drivers[];
 extern const unsigned udm__num_builtin_drivers;
+
+/* Release what targets left in the registry (udm_ctx_free). */
+void udm__registry_free(struct udm_ctx *ctx);
 
 /* The registry entry for NAME, or NULL.  Caller holds ctx->lock. */
 const struct udm_target_type *udm__ctx_find_type(struct udm_ctx *ctx, const char *name);

@@ -347,6 +347,50 @@ void udm_timer_arm(struct udm_timer *t, uint64_t deadline);
 /* Disarm; true when it was armed.  The callback may be running meanwhile. */
 int udm_timer_cancel(struct udm_timer *t);
 
+/* ---- the context's registry: state shared across tables ----------------- */
+
+/*
+ * Targets keep no file-level state: what several tables must share (a thin
+ * pool and its thin devices, a snapshot origin and its snapshots, a pool
+ * reloaded with a new table while the old one still runs) lives in the
+ * registry of the context the table belongs to, as refcounted objects
+ * keyed by strings.  Each context has its own, so two contexts in one
+ * process never meet.
+ *
+ * udm_target_registry_get() finds the object KEY, or makes it: SIZE bytes,
+ * zeroed and max_align_t-aligned, then init(obj, arg) (optional) fills it;
+ * when init fails (a negative errno) the object is dropped and the error
+ * returned, and the next get tries again.  Returns 1 when this call made
+ * the object, 0 when it was there already (init is not called again), or
+ * -EINVAL when KEY exists with another SIZE (two kinds of object under one
+ * key), -ENOMEM.  Each successful get takes a reference, given back with
+ * udm_target_registry_put(); the last put calls release(obj) (optional,
+ * as given by the get that made it) and frees the object.  A get for KEY
+ * waits while another thread runs its init or release, so an object is
+ * never seen half made, nor made again before the old one is released.
+ *
+ * Keys are the target's own: prefix them with the target name and the
+ * identity of what is shared, e.g. "thin-pool:/dev/sdb1".  init and release
+ * may do I/O and may use the registry for other keys; they must not get
+ * their own key.  Use from ctr/dtr, workers and message handlers; the
+ * calls take a lock of their own and are thread-safe.  Objects left when
+ * the context is freed (a target that forgot a put) are released then.
+ *
+ *   struct pool { struct udm_bufio *meta; ... };
+ *   static int pool_init(void *obj, void *arg) { ... read the superblock ... }
+ *   static void pool_release(void *obj) { ... commit, udm_bufio_destroy ... }
+ *   // ctr:
+ *   r = udm_target_registry_get(ti, key, sizeof(struct pool), pool_init,
+ *                               pool_release, ti, (void **)&pool);
+ *   // dtr:
+ *   udm_target_registry_put(ti, pool);
+ */
+int udm_target_registry_get(struct udm_target *ti, const char *key, size_t size,
+                            int (*init)(void *obj, void *arg),
+                            void (*release)(void *obj), void *arg, void **out);
+/* Drop a reference taken by get: 0, or -EINVAL when the registry holds no OBJ. */
+int udm_target_registry_put(struct udm_target *ti, void *obj);
+
 /* ---- argument parsing (dm_arg-like) ------------------------------------- */
 
 /* Strict number parsers: reject empty, signs, trailing junk and overflow. */
