@@ -347,6 +347,150 @@ void udm_timer_arm(struct udm_timer *t, uint64_t deadline);
 /* Disarm; true when it was armed.  The callback may be running meanwhile. */
 int udm_timer_cancel(struct udm_timer *t);
 
+/* ---- metadata block cache (Linux's dm-bufio) ----------------------------- */
+
+/*
+ * A cache of fixed-size blocks of one backing device, for targets that keep
+ * metadata on disk (snapshot exceptions, thin/cache/era metadata, a custom
+ * format's tables).  A target makes one client in ctr and destroys it in
+ * dtr.  A block is read (or made, for a full overwrite) and comes back
+ * *pinned*: its bytes stay put and it is not evicted until released.  A
+ * changed block is marked dirty; udm_bufio_write_dirty() writes every dirty
+ * block back in block order and then flushes the device: that is a commit
+ * (persistent-data's).
+ *
+ * The cache holds at most max_blocks blocks.  A block that is neither
+ * pinned nor dirty is evicted, least recently released first; when only
+ * dirty ones are left, the oldest is written back first; when every block
+ * is pinned, the call fails with -ENOMEM (it never waits for a release,
+ * which could deadlock a thread holding pins).
+ *
+ * The calls that read or write (read, new, write_dirty, write_block, and
+ * any that must evict a dirty block) block the calling thread on the
+ * device: they are for ctr, message handlers, workers and timers, never for
+ * map() or end_io on a hot path; prefetch only starts reads.  All calls
+ * are thread-safe.  Failures return a negative errno and leave a message in
+ * udm_errmsg() that names the device, the block and the cause (a target
+ * passes it on with udm_target_error(ti, "%s", udm_errmsg())).  A block
+ * that cannot be read or fails validation is not cached; a block whose
+ * write-back fails stays dirty, so a later write-back tries it again.
+ *
+ * A validator checks a block once, when it comes from the disk (checksum,
+ * its own block number, bounds: persistent-data's order), and may stamp it
+ * before each write-back (the checksum):
+ *
+ *   static int sb_check(const struct udm_bufio_validator *v, uint64_t block,
+ *                       const void *data, size_t size, char *why, size_t n)
+ *   {
+ *     const struct my_sb *sb = data;
+ *     if (le64_to_cpu(sb->blocknr) != block)
+ *       return snprintf(why, n, "it says it is block %llu", ...), -EILSEQ;
+ *     if (crc32c(data + 4, size - 4) != le32_to_cpu(sb->csum))
+ *       return snprintf(why, n, "bad checksum"), -EILSEQ;
+ *     return 0;
+ *   }
+ *   static void sb_prepare(const struct udm_bufio_validator *v, uint64_t block,
+ *                          void *data, size_t size) { ... set blocknr, csum ... }
+ *   static const struct udm_bufio_validator sb_validator = {
+ *       .name = "superblock", .check = sb_check, .prepare_for_write = sb_prepare};
+ *
+ *   // ctr:
+ *   r = udm_bufio_create(meta_dev, 4096, 1024, &st->bufio);
+ *   r = udm_bufio_read(st->bufio, 0, &sb_validator, &b);
+ *   if (r < 0) { udm_target_error(ti, "%s", udm_errmsg()); return r; }
+ *   ... read udm_buffer_data(b) ...
+ *   udm_bufio_release(b);
+ *   // a commit, from a worker:
+ *   r = udm_bufio_new(st->bufio, 7, &node_validator, &b);   // no read
+ *   memcpy(udm_buffer_data(b), node, 4096);
+ *   udm_bufio_mark_dirty(b);
+ *   udm_bufio_release(b);
+ *   r = udm_bufio_write_dirty(st->bufio);                    // writes, then FLUSH
+ *   // dtr:
+ *   udm_bufio_destroy(st->bufio);
+ */
+struct udm_bufio;
+struct udm_buffer;
+
+struct udm_bufio_validator {
+  const char *name;  /* for messages: "superblock", "btree node" */
+  /*
+   * Check a block read from the device: 0, or -EILSEQ (corrupt) / -EIO
+   * with a reason in why (n bytes).  Must not call the cache.
+   */
+  int (*check)(const struct udm_bufio_validator *v, uint64_t block, const void *data,
+               size_t size, char *why, size_t n);
+  /* Optional: stamp a dirty block just before it is written back. */
+  void (*prepare_for_write)(const struct udm_bufio_validator *v, uint64_t block,
+                            void *data, size_t size);
+};
+
+/*
+ * A client over DEV (opened for writing if blocks are to be written back)
+ * with BLOCK_SIZE bytes per block (a power of two from 512 to 1 MiB, and at
+ * least the device's logical block size) holding at most MAX_BLOCKS blocks
+ * (at least 1).  The device's last partial block, if any, is not usable.
+ */
+int udm_bufio_create(struct udm_dev *dev, unsigned block_size, unsigned max_blocks,
+                     struct udm_bufio **out);
+/*
+ * Wait for prefetches, write dirty blocks back (and flush), free.  Every
+ * buffer must have been released.  Returns the write-back's result: call
+ * udm_bufio_write_dirty() first where a failure matters.  NULL is a no-op.
+ */
+int udm_bufio_destroy(struct udm_bufio *c);
+/*
+ * The pinned block BLOCK, read from the device unless cached.  V
+ * (optional) checks it once; a cached block read without V, or with
+ * another validator, is checked by V now.
+ */
+int udm_bufio_read(struct udm_bufio *c, uint64_t block,
+                   const struct udm_bufio_validator *v, struct udm_buffer **out);
+/*
+ * The pinned block BLOCK without reading it, for a caller that overwrites
+ * all of it: the cached bytes if cached, else zeros.  V stamps it at
+ * write-back.
+ */
+int udm_bufio_new(struct udm_bufio *c, uint64_t block,
+                  const struct udm_bufio_validator *v, struct udm_buffer **out);
+void *udm_buffer_data(struct udm_buffer *b);
+uint64_t udm_buffer_block(const struct udm_buffer *b);
+/* The next write-back writes this block.  Call while it is pinned. */
+void udm_bufio_mark_dirty(struct udm_buffer *b);
+/* Unpin (once per read/new). */
+void udm_bufio_release(struct udm_buffer *b);
+/*
+ * Write every dirty block back, in block order, then flush the device.
+ * Returns the first error; the blocks that failed stay dirty.
+ */
+int udm_bufio_write_dirty(struct udm_bufio *c);
+/* Write BLOCK back now if it is cached and dirty (no flush). */
+int udm_bufio_write_block(struct udm_bufio *c, uint64_t block);
+/*
+ * Drop BLOCK from the cache (the next read goes to the device), as
+ * dm_bufio_forget does: only a clean block nobody holds.  0 when it is not
+ * cached any more, -EBUSY when it is pinned, dirty or in I/O.
+ */
+int udm_bufio_forget(struct udm_bufio *c, uint64_t block);
+/*
+ * Start reading COUNT blocks from BLOCK into the cache in the background
+ * (udm_dev_submit_async), so that later reads hit.  A hint: blocks already
+ * cached, past the end, or with no room for them (pinned or dirty blocks
+ * fill the cache) are skipped; a failed read caches nothing.  Never blocks.
+ */
+void udm_bufio_prefetch(struct udm_bufio *c, uint64_t block, uint64_t count);
+
+/* Counters, for status lines. */
+struct udm_bufio_stats {
+  uint64_t hits;     /* read/new found the block cached */
+  uint64_t misses;   /* blocks read from the device (prefetches included) */
+  uint64_t writes;   /* blocks written back */
+  unsigned cached;   /* blocks in the cache now */
+  unsigned dirty;    /* of which dirty */
+  unsigned pinned;   /* of which pinned */
+};
+void udm_bufio_stats(struct udm_bufio *c, struct udm_bufio_stats *out);
+
 /* ---- the context's registry: state shared across tables ----------------- */
 
 /*
