@@ -74,6 +74,7 @@ int verb_status(struct cli *c, struct cli_args *a);
 int verb_info(struct cli *c, struct cli_args *a);
 int verb_ls(struct cli *c, struct cli_args *a);
 int verb_message(struct cli *c, struct cli_args *a);
+int verb_wait(struct cli *c, struct cli_args *a);
 int verb_targets(struct cli *c, struct cli_args *a);
 int verb_version(struct cli *c, struct cli_args *a);
 int verb_uri(struct cli *c, struct cli_args *a);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -697,6 +698,35 @@ int verb_message(struct cli *c, struct cli_args *a)
         puts(reply);
     }
   }
+  udm_msg_free(&resp);
+  return r < 0 ? EXIT_FAIL : EXIT_OK;
+}
+
+/*
+ * dmsetup wait: sleep until NAME's event number differs from EVENT_NR
+ * (0 when not given, as dmsetup; the kernel compares for inequality,
+ * which is "exceeds" until the 32-bit counter wraps).  Prints nothing.
+ */
+int verb_wait(struct cli *c, struct cli_args *a)
+{
+  const char *nr = a->npos > 1 ? a->pos[1] : "0";
+  char *end = NULL;
+  errno = 0;
+  unsigned long long v = strtoull(nr, &end, 10);
+  if (!*nr || *end || *nr < '0' || *nr > '9' || errno || v > UINT32_MAX) {
+    cli_error("wait: invalid event number '%s' (0 to 4294967295)", nr);
+    return EXIT_USAGE;
+  }
+  struct udm_msg req, resp;
+  int r = new_req(&req, "wait", a->pos[0]);
+  if (r == 0)
+    r = udm_msg_addf(&req, "event_nr", "%llu", v);
+  if (r < 0) {
+    udm_msg_free(&req);
+    return EXIT_FAIL;
+  }
+  r = request(c, &req, &resp);
+  udm_msg_free(&req);
   udm_msg_free(&resp);
   return r < 0 ? EXIT_FAIL : EXIT_OK;
 }

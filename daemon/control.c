@@ -75,7 +75,7 @@ static void *serve(void *opaque)
       close_after = udmd_ops_hello(&req, &resp) < 0;
       hello = !close_after;
     } else {
-      udmd_ops_handle(k->c->ctx, k->c->attach, &req, &resp);
+      udmd_ops_handle(k->c->ctx, k->c->attach, k->fd, &req, &resp);
     }
     udm_msg_free(&req);
     r = udm_msg_send(k->fd, &resp);
@@ -260,7 +260,10 @@ void udmd_control_free(struct udmd_control *c)
     close(c->listen_fd);
   if (c->path)
     unlink(c->path);
-  /* Wake every reader; a request being answered finishes first. */
+  /*
+   * Wake every reader; a request being answered finishes first (a wait
+   * notices the shutdown at its next look, within 200 ms).
+   */
   pthread_mutex_lock(&c->lock);
   for (struct conn *k = c->conns; k; k = k->next)
     shutdown(k->fd, SHUT_RDWR);

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include "log.h"
 #include "ops.h"
@@ -16,6 +18,7 @@
 struct op {
   struct udm_ctx *ctx;
   struct udmd_attach *attach;
+  int client_fd; /* the connection, to notice a client gone during a wait */
   const struct udm_msg *req;
   struct udm_msg payload;
   int err;
@@ -62,15 +65,18 @@ static int bool_arg(struct op *o, const char *key, bool *out)
   return 0;
 }
 
-static int u64_arg(struct op *o, const char *key, uint64_t *out)
+/* Decimal digits up to max; what names the unit for the message. */
+static int u64_arg(struct op *o, const char *key, uint64_t max, const char *what,
+                   uint64_t *out)
 {
   const char *v = arg(o, key);
   uint64_t n = 0;
   if (!v || !*v)
     return fail(o, EINVAL, "argument %s is missing", key);
   for (const char *p = v; *p; p++) {
-    if (*p < '0' || *p > '9' || n > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
-      return fail(o, EINVAL, "argument %s: '%s' is not a number of sectors", key, v);
+    if (*p < '0' || *p > '9' || n > (max - (uint64_t)(*p - '0')) / 10)
+      return fail(o, EINVAL, "argument %s: '%s' is not %s (0 to %llu)", key, v, what,
+                  (unsigned long long)max);
     n = n * 10 + (uint64_t)(*p - '0');
   }
   *out = n;
@@ -381,7 +387,7 @@ static int op_message(struct op *o)
 {
   const char *message = arg(o, "message");
   uint64_t sector = 0;
-  if (u64_arg(o, "sector", &sector) < 0)
+  if (u64_arg(o, "sector", UINT64_MAX, "a number of sectors", &sector) < 0)
     return -1;
   if (!message)
     return fail(o, EINVAL, "argument message is missing");
@@ -395,6 +401,74 @@ static int op_message(struct op *o)
   else if (udm_msg_add(&o->payload, "reply", reply ? reply : "") < 0)
     r = out_of_memory(o);
   free(reply);
+  udm_device_unref(dev);
+  return r;
+}
+
+/*
+ * Whether the client closed its end, or the daemon shut the connection
+ * down to stop: then nobody waits for the answer.  Data the client sent
+ * ahead (its next request) is left for the connection loop.
+ */
+static bool client_gone(int fd)
+{
+  char c;
+  if (fd < 0)
+    return false;
+  ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+static long long now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* How often a wait looks whether its client is still there. */
+#define WAIT_SLICE_MS 200
+
+static int op_wait(struct op *o)
+{
+  uint64_t nr = 0, timeout = 0;
+  bool has_timeout = arg(o, "timeout") != NULL;
+  if (arg(o, "event_nr") &&
+      u64_arg(o, "event_nr", UINT32_MAX, "an event number", &nr) < 0)
+    return -1;
+  if (has_timeout && u64_arg(o, "timeout", INT32_MAX, "a number of milliseconds",
+                             &timeout) < 0)
+    return -1;
+  struct udm_device *dev = lookup(o);
+  if (!dev)
+    return -1;
+  /* In slices, so that a client that goes away (or a daemon that stops) ends the wait. */
+  long long deadline = now_ms() + (long long)timeout;
+  int r;
+  for (;;) {
+    long long left = has_timeout ? deadline - now_ms() : WAIT_SLICE_MS;
+    int slice = left <= 0 ? 0 : left < WAIT_SLICE_MS ? (int)left : WAIT_SLICE_MS;
+    r = udm_device_wait_event(dev, (uint32_t)nr, slice);
+    if (r == 0)
+      break;
+    if (udm_errno() != ETIMEDOUT) {
+      fail_lib(o);
+      break;
+    }
+    if (has_timeout && left <= WAIT_SLICE_MS) {
+      fail(o, ETIMEDOUT, "wait %s: no event after event %llu within %llu ms",
+           udm_device_name(dev), (unsigned long long)nr, (unsigned long long)timeout);
+      break;
+    }
+    if (client_gone(o->client_fd)) {
+      fail(o, ECONNRESET, "wait %s: the client went away", udm_device_name(dev));
+      break;
+    }
+  }
+  struct udm_info i;
+  if (r == 0 && udm_device_info(dev, &i) == 0 &&
+      udm_msg_addf(&o->payload, "event_nr", "%lu", (unsigned long)i.event_nr) < 0)
+    r = out_of_memory(o);
   udm_device_unref(dev);
   return r;
 }
@@ -438,6 +512,7 @@ static const struct {
     {"status", op_status, {"name", "inactive"}},
     {"info", op_info, {"name"}},
     {"message", op_message, {"name", "sector", "message"}},
+    {"wait", op_wait, {"name", "event_nr", "timeout"}},
     {"attach", op_attach, {"name"}},
     {"detach", op_detach, {"name"}},
     {"targets", op_targets, {NULL}},
@@ -479,10 +554,10 @@ void udmd_ops_error(struct udm_msg *resp, int err, const char *message)
   udm_msg_add(resp, "message", message);
 }
 
-void udmd_ops_handle(struct udm_ctx *ctx, struct udmd_attach *attach,
+void udmd_ops_handle(struct udm_ctx *ctx, struct udmd_attach *attach, int client_fd,
                      const struct udm_msg *req, struct udm_msg *resp)
 {
-  struct op o = {.ctx = ctx, .attach = attach, .req = req};
+  struct op o = {.ctx = ctx, .attach = attach, .client_fd = client_fd, .req = req};
   udm_msg_init(&o.payload);
   const char *name = udm_msg_get(req, "op");
   unsigned i;

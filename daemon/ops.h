@@ -18,9 +18,11 @@
 int udmd_ops_hello(const struct udm_msg *req, struct udm_msg *resp);
 /*
  * Answer one request into resp (status, errno, message, then the payload);
- * attach, block devices and the FUSE export.
+ * attach, block devices and the FUSE export.  A request may block its
+ * thread for as long as it asks (wait); it ends early when client_fd (the
+ * connection, or -1) is closed or shut down.
  */
-void udmd_ops_handle(struct udm_ctx *ctx, struct udmd_attach *attach,
+void udmd_ops_handle(struct udm_ctx *ctx, struct udmd_attach *attach, int client_fd,
                      const struct udm_msg *req, struct udm_msg *resp);
 /* Fill resp as a failure (for the transport's own errors). */
 void udmd_ops_error(struct udm_msg *resp, int err, const char *message);

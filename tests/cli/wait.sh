@@ -1,0 +1,125 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# udm wait NAME [EVENT_NR] as dmsetup wait: back at once when the event
+# number already differs, asleep while it does not, and failing when the
+# device is removed.  No built-in target raises events (nor do the kernel's
+# flakey, dust, delay, linear, striped, crypt, zero or error), so the wake-up
+# on an event is tested through the C API in tests/unit/test-events.c; here
+# the daemon's side: a sleeping wait holds no lock (other requests go on),
+# ends when its client goes away or the daemon stops, and the control op's
+# timeout.
+. "$(dirname "$0")/lib.sh"
+start_udmd
+udm create d --table "0 8 zero" || fail "create"
+expect_eq "event number in info" "Event number:      0" \
+  "$(udm info d | grep '^Event number')"
+
+# A number that differs from the device's: back at once, silently.
+out=$(udm wait d 3 2>&1) || fail "wait d 3 failed: $out"
+expect_eq "wait prints nothing" "" "$out"
+
+# The current number (0, also the default): it sleeps...
+"$UDM" wait d 2>"$WORK/wait.err" &
+waiter=$!
+sleep 1
+kill -0 $waiter 2>/dev/null || fail "wait d returned without an event"
+# ... without holding up anything else, a second waiter included.
+"$UDM" wait d 0 2>"$WORK/wait2.err" &
+waiter2=$!
+udm info d >/dev/null || fail "info while a wait sleeps"
+udm create e --table "0 8 zero" || fail "create while a wait sleeps"
+kill -0 $waiter 2>/dev/null || fail "the wait ended on another device's activity"
+# ... until the device is removed.
+udm remove d || fail "remove while waited on"
+for i in $(seq 50); do kill -0 $waiter 2>/dev/null || break; sleep 0.1; done
+wait $waiter
+rc=$?
+expect_eq "wait on a removed device: exit status" 1 "$rc"
+grep -qF "wait d: the device was removed" "$WORK/wait.err" ||
+  fail "wait on a removed device: $(cat "$WORK/wait.err")"
+wait $waiter2 && fail "the second waiter succeeded on a removed device"
+
+# Bad input.
+expect_fail "device nosuch does not exist" udm wait nosuch
+"$UDM" wait e x 2>"$WORK/err"; [ $? = 2 ] || fail "a bad event number is a usage error"
+expect_eq "bad event number message" "udm: wait: invalid event number 'x' (0 to 4294967295)" \
+  "$(cat "$WORK/err")"
+"$UDM" wait e 4294967296 2>/dev/null; [ $? = 2 ] || fail "an event number over 32 bits is a usage error"
+"$UDM" wait 2>/dev/null; [ $? = 2 ] || fail "wait without a name is a usage error"
+
+# A client that goes away while waiting leaves no thread behind in udmd.
+threads() { ls "/proc/$DAEMON_PID/task" | wc -l; }
+if [ -d "/proc/$DAEMON_PID/task" ]; then
+  before=$(threads)
+  "$UDM" wait e 2>/dev/null &
+  waiter=$!
+  sleep 0.5
+  [ "$(threads)" -gt "$before" ] || fail "no connection thread for the waiting client"
+  kill -9 $waiter
+  wait $waiter 2>/dev/null
+  for i in $(seq 30); do [ "$(threads)" -le "$before" ] && break; sleep 0.1; done
+  [ "$(threads)" -le "$before" ] ||
+    fail "the thread of a waiting client that died is still there ($(threads) > $before)"
+fi
+
+# The control op: timeout=MS, and a request sent ahead during a wait is
+# answered after it (it neither ends the wait nor is lost).
+timeout 30 python3 -I - "$UDM_RUNTIME_DIR/control.sock" <<'PY' || fail "control op wait"
+import socket, struct, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+s.connect(sys.argv[1])
+
+def send(*fields):
+    body = b"".join(struct.pack(">I", len(f)) + f for f in fields)
+    s.sendall(struct.pack(">I", len(body)) + body)
+
+def exact(n):
+    b = b""
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        assert c, "connection closed"
+        b += c
+    return b
+
+def answer():
+    body = exact(struct.unpack(">I", exact(4))[0])
+    out, i = {}, 0
+    while i < len(body):
+        n = struct.unpack(">I", body[i:i + 4])[0]
+        k, _, v = body[i + 4:i + 4 + n].partition(b"=")
+        out.setdefault(k.decode(), v.decode())
+        i += 4 + n
+    return out
+
+send(b"op=hello", b"version=1")
+assert answer()["status"] == "0"
+t0 = time.monotonic()
+send(b"op=wait", b"name=e", b"event_nr=0", b"timeout=700")
+send(b"op=info", b"name=e")
+a = answer()
+took = time.monotonic() - t0
+assert a["errno"] == "ETIMEDOUT", a
+assert a["message"] == "wait e: no event after event 0 within 700 ms", a
+assert 0.6 < took < 5, took
+a = answer()
+assert a["status"] == "0" and a["event_nr"] == "0", a
+send(b"op=wait", b"name=e", b"event_nr=9", b"timeout=0")
+a = answer()
+assert a["status"] == "0" and a["event_nr"] == "0", a
+send(b"op=wait", b"name=e", b"timeout=-1")
+a = answer()
+assert a["errno"] == "EINVAL" and "argument timeout: '-1' is not a number of milliseconds" in a["message"], a
+send(b"op=wait", b"name=e", b"event_nr=4294967296")
+a = answer()
+assert a["errno"] == "EINVAL" and "is not an event number (0 to 4294967295)" in a["message"], a
+PY
+
+# SIGTERM while a client waits: the daemon stops anyway, the client fails.
+"$UDM" wait e 2>"$WORK/wait.err" &
+waiter=$!
+sleep 0.5
+stop_udmd
+expect_eq "udmd exit status with a waiting client" 0 "$DAEMON_STATUS"
+for i in $(seq 50); do kill -0 $waiter 2>/dev/null || break; sleep 0.1; done
+wait $waiter && fail "a wait succeeded when the daemon stopped"
+echo ok
