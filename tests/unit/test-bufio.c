@@ -359,6 +359,10 @@ static void prefetched_blocks_are_hits(void)
   }
   struct udm_bufio_stats s = stats(c);
   CHECK(s.misses == 10 && s.hits == 8);
+  /* A prefetched block meets its validator at the first read that gives one. */
+  atomic_store(&checks, 0);
+  CHECK(udm_bufio_read(c, NBLOCKS - 1, &test_validator, &b) == -EILSEQ);
+  CHECK(atomic_load(&checks) == 1);
   CHECK(udm_bufio_destroy(c) == 0);
   close_dev(d);
 }
@@ -467,6 +471,149 @@ static void threads_share_a_small_cache_without_losing_writes(void)
   close_dev(d);
 }
 
+/*
+ * The pattern <udm/target.h> documents: a target "counter DEV" keeps a
+ * checked superblock (block 0 of DEV, the test validator's format) through
+ * its own client, made in ctr and destroyed in dtr; message "bump" counts
+ * in the superblock and commits; status shows the count and the counters.
+ */
+struct counter {
+  struct udm_dev *dev;
+  struct udm_bufio *bufio;
+};
+
+static void counter_dtr(struct udm_target *ti)
+{
+  struct counter *k = ti->private;
+  if (!k)
+    return;
+  udm_bufio_destroy(k->bufio);
+  if (k->dev)
+    udm_put_device(ti, k->dev);
+  free(k);
+}
+
+static int counter_ctr(struct udm_target *ti, unsigned argc, char **argv)
+{
+  if (argc != 1) {
+    udm_target_error(ti, "counter DEV");
+    return -EINVAL;
+  }
+  struct counter *k = calloc(1, sizeof *k);
+  if (!k)
+    return -ENOMEM;
+  ti->private = k;
+  int r = udm_get_device(ti, argv[0], UDM_DEV_READ | UDM_DEV_WRITE, &k->dev);
+  if (r < 0)
+    return r;
+  struct udm_buffer *b;
+  if ((r = udm_bufio_create(k->dev, BS, 8, &k->bufio)) < 0 ||
+      (r = udm_bufio_read(k->bufio, 0, &test_validator, &b)) < 0) {
+    udm_target_error(ti, "%s", udm_errmsg());
+    return r;
+  }
+  udm_bufio_release(b);
+  return 0;
+}
+
+static int counter_map(struct udm_target *ti, struct udm_io *io)
+{
+  (void)ti;
+  if (io->buf)
+    memset(io->buf, 0, io->nr_sectors * UDM_SECTOR_SIZE);
+  return UDM_MAPIO_DONE;
+}
+
+static uint32_t *count_in(struct udm_buffer *b)
+{
+  return (uint32_t *)((unsigned char *)udm_buffer_data(b) + 16);
+}
+
+static void counter_status(struct udm_target *ti, enum udm_status_type type,
+                           unsigned flags, struct udm_buf *out)
+{
+  (void)flags;
+  struct counter *k = ti->private;
+  if (type == UDM_STATUS_TABLE) {
+    udm_buf_puts(out, udm_dev_name(k->dev));
+    return;
+  }
+  struct udm_buffer *b;
+  struct udm_bufio_stats s;
+  uint32_t n = 0;
+  if (udm_bufio_read(k->bufio, 0, &test_validator, &b) == 0) {
+    memcpy(&n, count_in(b), 4);
+    udm_bufio_release(b);
+  }
+  udm_bufio_stats(k->bufio, &s);
+  udm_buf_printf(out, "%u %llu/%llu/%llu", n, (unsigned long long)s.hits,
+                 (unsigned long long)s.misses, (unsigned long long)s.writes);
+}
+
+static int counter_message(struct udm_target *ti, unsigned argc, char **argv,
+                           struct udm_buf *out)
+{
+  (void)argc;
+  (void)argv;
+  (void)out;
+  struct counter *k = ti->private;
+  struct udm_buffer *b;
+  int r = udm_bufio_read(k->bufio, 0, &test_validator, &b);
+  if (r == 0) {
+    uint32_t n;
+    memcpy(&n, count_in(b), 4);
+    n++;
+    memcpy(count_in(b), &n, 4);
+    udm_bufio_mark_dirty(b);
+    udm_bufio_release(b);
+    r = udm_bufio_write_dirty(k->bufio);
+  }
+  if (r < 0)
+    udm_target_error(ti, "%s", udm_errmsg());
+  return r;
+}
+
+static const struct udm_target_type counter_type = {
+    UDM_TARGET_TYPE_INIT,
+    .name = "counter",
+    .version = {1, 0, 0},
+    .ctr = counter_ctr,
+    .dtr = counter_dtr,
+    .map = counter_map,
+    .status = counter_status,
+    .message = counter_message,
+};
+
+static void a_target_keeps_its_metadata_through_a_client(void)
+{
+  CHECK(udm_target_register(ctx, &counter_type) == 0);
+  const char *meta = scratch_file("counter.img", 16 * BS, 0);
+  char table[512];
+  snprintf(table, sizeof table, "0 8 counter %s", meta);
+  /* No superblock yet: the table is refused with the validator's reason. */
+  struct udm_device *d = udm_device_create(ctx, "counter", NULL, 0);
+  CHECK(udm_table_load(d, table) == -1 && udm_errno() == EILSEQ);
+  CHECK_CONTAINS(udm_errmsg(), "block 0 is not a valid test block: bad checksum");
+  unsigned char blk[BS] = {0};
+  stamp(0, blk, BS);
+  disk_write(meta, 0, blk);
+  CHECK(udm_table_load(d, table) == 0 && udm_device_resume(d) == 0);
+  char *reply = NULL, *st = NULL;
+  for (int i = 0; i < 3; i++) {
+    CHECK(udm_device_message(d, 0, "bump", &reply) == 0);
+    free(reply);
+  }
+  CHECK(udm_device_status(d, 0, &st) == 0);
+  CHECK_STR(st, "0 8 counter 3 4/1/3\n"); /* 1 miss (ctr), 3 hits by bump, 1 by status */
+  free(st);
+  /* Committed: stamped and counted on disk. */
+  disk_block(meta, 0, blk);
+  uint32_t n;
+  memcpy(&n, blk + 16, 4);
+  CHECK(n == 3 && test_check(NULL, 0, blk, BS, (char[64]){0}, 64) == 0);
+  test_drop(d);
+}
+
 int main(void)
 {
   scratch_init();
@@ -479,6 +626,7 @@ int main(void)
   prefetched_blocks_are_hits();
   a_failing_device_fails_reads_and_keeps_dirty_blocks();
   threads_share_a_small_cache_without_losing_writes();
+  a_target_keeps_its_metadata_through_a_client();
   udm_ctx_free(ctx);
   scratch_cleanup();
   return check_summary("test-bufio");
