@@ -4,6 +4,7 @@
  * calling libudm.  Nothing here logs table text (tables may hold keys).
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -408,13 +409,19 @@ static int op_message(struct op *o)
 /*
  * Whether the client closed its end, or the daemon shut the connection
  * down to stop: then nobody waits for the answer.  Data the client sent
- * ahead (its next request) is left for the connection loop.
+ * ahead (its next request) is left for the connection loop; the hang-up
+ * shows even behind such data.
  */
 static bool client_gone(int fd)
 {
-  char c;
   if (fd < 0)
     return false;
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  if (poll(&p, 1, 0) <= 0)
+    return false;
+  if (p.revents & (POLLHUP | POLLERR | POLLNVAL))
+    return true;
+  char c;
   ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
   return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }

@@ -114,12 +114,35 @@ a = answer()
 assert a["errno"] == "EINVAL" and "is not an event number (0 to 4294967295)" in a["message"], a
 PY
 
-# SIGTERM while a client waits: the daemon stops anyway, the client fails.
+# SIGTERM while clients wait (one with a request sent ahead, still
+# unread): the daemon stops anyway, and the clients fail.
 "$UDM" wait e 2>"$WORK/wait.err" &
 waiter=$!
-sleep 0.5
+timeout 30 python3 -I - "$UDM_RUNTIME_DIR/control.sock" "$WORK/ahead.ready" <<'PY' &
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+def send(*fields):
+    body = b"".join(struct.pack(">I", len(f)) + f for f in fields)
+    s.sendall(struct.pack(">I", len(body)) + body)
+send(b"op=hello", b"version=1")
+send(b"op=wait", b"name=e")
+send(b"op=info", b"name=e")
+open(sys.argv[2], "w").close()
+s.settimeout(25)
+try:
+    while s.recv(4096):  # the hello's answer, then the end of the connection
+        pass
+except ConnectionResetError:  # udmd closed with the request sent ahead unread
+    pass
+PY
+ahead=$!
+for i in $(seq 100); do [ -e "$WORK/ahead.ready" ] && break; sleep 0.1; done
+[ -e "$WORK/ahead.ready" ] || fail "the client with a request sent ahead did not start"
+sleep 0.3
 stop_udmd
-expect_eq "udmd exit status with a waiting client" 0 "$DAEMON_STATUS"
+expect_eq "udmd exit status with waiting clients" 0 "$DAEMON_STATUS"
 for i in $(seq 50); do kill -0 $waiter 2>/dev/null || break; sleep 0.1; done
 wait $waiter && fail "a wait succeeded when the daemon stopped"
+wait $ahead || fail "the client with a request sent ahead saw no end of its connection"
 echo ok
