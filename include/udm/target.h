@@ -288,7 +288,12 @@ void udm_target_set_remap(struct udm_target *ti, struct udm_dev *dev,
                           udm_sector_t start);
 /* Map again now every piece this target asked to be held (UDM_MAPIO_REQUEUE). */
 void udm_target_kick(struct udm_target *ti);
-/* Raise an event on the target's device: its event_nr goes up, waiters wake. */
+/*
+ * Raise an event on the target's device (dm_table_event): its event_nr goes
+ * up and udm_device_wait_event() / "udm wait" return.  For state a user
+ * should look at (a pool low on space, a failed path); a table swap is not
+ * one.  Any thread; does not block on I/O.
+ */
 void udm_target_event(struct udm_target *ti);
 /* Extents of [sector, sector+nr) on the backing device, sectors relative to it. */
 int udm_dev_extents(struct udm_dev *dev, udm_sector_t sector, uint64_t nr_sectors,
