@@ -9,7 +9,7 @@
  *                   destroying tables), pre/postsuspend, pre/resume, message.
  *                   Those may do I/O and wait (metadata, a suspended device
  *                   below), so they never run under ctx->lock.
- *   ctx->lock       the namespace, the registry, holders and open counts, and
+ *   ctx->lock       the namespace, the target types, holders and open counts, and
  *                   which tables are published as live or inactive.  Held
  *                   briefly; readers (info, table, status) hold it while they
  *                   look at a published table, so a table is destroyed only

@@ -111,9 +111,10 @@ struct udm_registry_entry;
 struct udm_ctx {
   pthread_mutex_t lock;      /* namespace, target types and all control operations */
   /*
-   * Objects shared by targets (registry.c), under their own lock: ctr and
-   * dtr use them while ctx->lock is held.  registry_cond: an entry left
-   * the making or releasing state.
+   * Objects shared by targets (registry.c), under their own lock, taken
+   * by ctr, dtr, hooks and workers without ctx->lock (a leaf: nothing is
+   * locked under it).  registry_cond: an entry left the making or
+   * releasing state.
    */
   pthread_mutex_t registry_lock;
   pthread_cond_t registry_cond;
