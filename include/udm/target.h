@@ -460,13 +460,17 @@ int udm_bufio_new(struct udm_bufio *c, uint64_t block,
                   const struct udm_bufio_validator *v, struct udm_buffer **out);
 void *udm_buffer_data(struct udm_buffer *b);
 uint64_t udm_buffer_block(const struct udm_buffer *b);
-/* The next write-back writes this block.  Call while it is pinned. */
+/* The next write-back writes this block: call after changing it, while pinned. */
 void udm_bufio_mark_dirty(struct udm_buffer *b);
 /* Unpin (once per read/new). */
 void udm_bufio_release(struct udm_buffer *b);
 /*
  * Write every dirty block back, in block order, then flush the device.
- * Returns the first error; the blocks that failed stay dirty.
+ * Returns the first error; the blocks that failed stay dirty.  Blocks still
+ * pinned are written too (as dm-bufio does), so the target must keep its
+ * writers out while it commits (its own lock: a transaction's): bytes
+ * changed during the write may reach the disk torn.  A block marked dirty
+ * again meanwhile stays dirty for the next write-back.
  */
 int udm_bufio_write_dirty(struct udm_bufio *c);
 /* Write BLOCK back now if it is cached and dirty (no flush). */

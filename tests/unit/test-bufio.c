@@ -404,7 +404,13 @@ static void a_failing_device_fails_reads_and_keeps_dirty_blocks(void)
   test_drop(meta);
 }
 
-/* Threads change their own counters in shared blocks through a cache too small for all. */
+/*
+ * Threads change their own counters in shared blocks through a cache too
+ * small for all, and commit now and then.  As a target must, they keep
+ * writers out during a commit (the rwlock: changes shared, commits alone).
+ */
+static pthread_rwlock_t commit_lock = PTHREAD_RWLOCK_INITIALIZER;
+
 #define THREADS 4
 #define ROUNDS 300
 #define SPAN 24
@@ -423,16 +429,22 @@ static void *work(void *arg)
     seed = seed * 1103515245u + 12345u;
     uint64_t block = 200 + (seed >> 16) % SPAN;
     struct udm_buffer *b;
+    pthread_rwlock_rdlock(&commit_lock);
     if (udm_bufio_read(w->c, block, NULL, &b) < 0) {
       w->failures++;
-      continue;
+    } else {
+      uint32_t *counter = (uint32_t *)udm_buffer_data(b) + w->id;
+      (*counter)++;
+      udm_bufio_mark_dirty(b);
+      udm_bufio_release(b);
     }
-    uint32_t *counter = (uint32_t *)udm_buffer_data(b) + w->id;
-    (*counter)++;
-    udm_bufio_mark_dirty(b);
-    udm_bufio_release(b);
-    if (i % 50 == 49 && udm_bufio_write_dirty(w->c) < 0)
-      w->failures++;
+    pthread_rwlock_unlock(&commit_lock);
+    if (i % 50 == 49) {
+      pthread_rwlock_wrlock(&commit_lock);
+      if (udm_bufio_write_dirty(w->c) < 0)
+        w->failures++;
+      pthread_rwlock_unlock(&commit_lock);
+    }
   }
   return NULL;
 }
