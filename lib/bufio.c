@@ -496,7 +496,8 @@ int udm_bufio_write_dirty(struct udm_bufio *c)
       }
   pthread_mutex_unlock(&c->lock);
 
-  qsort(list, n, sizeof *list, by_block);
+  if (n > 1)
+    qsort(list, n, sizeof *list, by_block);
   for (unsigned i = 0; i < n; i++) {
     struct udm_buffer *b = list[i];
     if (b->validated && b->validated->prepare_for_write)
