@@ -18,6 +18,9 @@
  * dropped meanwhile.  Pins taken before a write-back started are left
  * alone: the holder may still change the bytes, and dirty_seq tells
  * whether it marked the block dirty again while it was being written.
+ * write_dirty starts all its writes at once (udm_dev_submit_async) and
+ * sleeps until the last completes; an eviction writes its one block
+ * synchronously.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -46,7 +49,15 @@ struct udm_buffer {
   struct udm_buffer *hnext;            /* hash chain */
   struct udm_buffer *newer, *older;    /* LRU list, when unpinned and not reading */
   bool on_lru;
-  struct udm_io io;                    /* a prefetch */
+  struct udm_io io;                    /* a prefetch, or a write of write_dirty */
+  struct write_batch *batch;           /* that write's */
+};
+
+/* The writes of one write_dirty, in flight together. */
+struct write_batch {
+  pthread_mutex_t lock;
+  pthread_cond_t done;
+  unsigned left;
 };
 
 struct udm_bufio {
@@ -472,6 +483,17 @@ static int by_block(const void *x, const void *y)
   return a->block < b->block ? -1 : a->block > b->block;
 }
 
+static void batch_write_done(struct udm_io *io, int err)
+{
+  struct udm_buffer *b = io->end_private;
+  struct write_batch *batch = b->batch;
+  b->write_err = err;
+  pthread_mutex_lock(&batch->lock);
+  if (--batch->left == 0)
+    pthread_cond_signal(&batch->done);
+  pthread_mutex_unlock(&batch->lock);
+}
+
 int udm_bufio_write_dirty(struct udm_bufio *c)
 {
   pthread_mutex_lock(&c->lock);
@@ -496,14 +518,33 @@ int udm_bufio_write_dirty(struct udm_bufio *c)
       }
   pthread_mutex_unlock(&c->lock);
 
+  /* Started in block order, all at once; the flush waits for every one. */
   if (n > 1)
     qsort(list, n, sizeof *list, by_block);
+  struct write_batch batch = {.left = n};
+  pthread_mutex_init(&batch.lock, NULL);
+  pthread_cond_init(&batch.done, NULL);
   for (unsigned i = 0; i < n; i++) {
     struct udm_buffer *b = list[i];
     if (b->validated && b->validated->prepare_for_write)
       b->validated->prepare_for_write(b->validated, b->block, b->data, c->block_size);
-    b->write_err = block_io(c, UDM_OP_WRITE, b->block, b->data);
+    b->batch = &batch;
+    b->io = (struct udm_io){
+        .op = UDM_OP_WRITE,
+        .sector = b->block * (c->block_size / SS),
+        .nr_sectors = c->block_size / SS,
+        .buf = b->data,
+        .end_io = batch_write_done,
+        .end_private = b,
+    };
+    udm_dev_submit_async(c->dev, &b->io);
   }
+  pthread_mutex_lock(&batch.lock);
+  while (batch.left)
+    pthread_cond_wait(&batch.done, &batch.lock);
+  pthread_mutex_unlock(&batch.lock);
+  pthread_cond_destroy(&batch.done);
+  pthread_mutex_destroy(&batch.lock);
 
   int r = 0;
   pthread_mutex_lock(&c->lock);

@@ -465,7 +465,8 @@ void udm_bufio_mark_dirty(struct udm_buffer *b);
 /* Unpin (once per read/new). */
 void udm_bufio_release(struct udm_buffer *b);
 /*
- * Write every dirty block back, in block order, then flush the device.
+ * Write every dirty block back (started in block order, all in flight at
+ * once), wait for them, then flush the device.
  * Returns the first error; the blocks that failed stay dirty.  Blocks still
  * pinned are written too (as dm-bufio does), so the target must keep its
  * writers out while it commits (its own lock: a transaction's): bytes

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <udm/target.h>
 
@@ -404,6 +405,45 @@ static void a_failing_device_fails_reads_and_keeps_dirty_blocks(void)
   test_drop(meta);
 }
 
+static long long now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A commit's writes are in flight together: over a 300 ms delay, 6 take one delay. */
+static void a_commit_writes_its_blocks_together(void)
+{
+  char table[512];
+  snprintf(table, sizeof table, "0 2048 delay %s 0 300", disk);
+  struct udm_device *slow = test_make(ctx, "slow", table, 0);
+  struct udm_dev *d = open_dev("udm:slow");
+  struct udm_bufio *c = new_client(d, 16);
+  struct udm_buffer *b;
+  for (uint64_t i = 0; i < 6; i++) {
+    CHECK(udm_bufio_new(c, 150 + i, NULL, &b) == 0);
+    fill_pattern(udm_buffer_data(b), BS, 4, i * BS);
+    udm_bufio_mark_dirty(b);
+    udm_bufio_release(b);
+  }
+  long long t0 = now_ms();
+  CHECK(udm_bufio_write_dirty(c) == 0);
+  long long took = now_ms() - t0;
+  /* One after another: 6 x 300 ms and the flush's 300. */
+  CHECK(took >= 300 && took < 1500);
+  if (took >= 1500)
+    fprintf(stderr, "6 delayed writes and a flush took %lld ms\n", took);
+  unsigned char blk[BS];
+  for (uint64_t i = 0; i < 6; i++) {
+    disk_block(disk, 150 + i, blk);
+    CHECK(is_pattern(blk, 4, i * BS));
+  }
+  CHECK(udm_bufio_destroy(c) == 0);
+  close_dev(d);
+  test_drop(slow);
+}
+
 /*
  * Threads change their own counters in shared blocks through a cache too
  * small for all, and commit now and then.  As a target must, they keep
@@ -637,6 +677,7 @@ int main(void)
   a_cache_of_pinned_blocks_says_enomem();
   prefetched_blocks_are_hits();
   a_failing_device_fails_reads_and_keeps_dirty_blocks();
+  a_commit_writes_its_blocks_together();
   threads_share_a_small_cache_without_losing_writes();
   a_target_keeps_its_metadata_through_a_client();
   udm_ctx_free(ctx);
