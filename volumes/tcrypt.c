@@ -59,6 +59,7 @@
 #define OFF_SYSTEM 31744 /* sector 62 */
 #define BACKUP_END 131072
 #define BACKUP_HIDDEN_END 65536
+#define TC5_HIDDEN_END 1536 /* TrueCrypt 5's hidden volume header: end - 1536 */
 #define FLAG_SYSTEM 0x1u
 #define FLAG_INPLACE 0x2u
 #define HDR_GROUP 131072       /* TrueCrypt 6+: the header area at each end */
@@ -546,7 +547,8 @@ struct area {
  * on headers or on data that is not encrypted.
  */
 static int header_area(const char *path, const struct udm_tcrypt_params *prm,
-                       const struct parsed *p, uint64_t dev, struct area *a, char **errmsg)
+                       const struct parsed *p, uint64_t dev, bool tc5_position, struct area *a,
+                       char **errmsg)
 {
   const char *prog = p->vera ? "VeraCrypt" : "TrueCrypt";
   char have[16], limit[16];
@@ -594,12 +596,21 @@ static int header_area(const char *path, const struct udm_tcrypt_params *prm,
                                      "size of %llu bytes but a volume size of %llu bytes",
                     path, (unsigned long long)p->hidden_size,
                     (unsigned long long)p->volume_size);
-  if (legacy && prm->hidden)
-    return vol_fail(errmsg, -EOPNOTSUPP, "%s: a TrueCrypt 5 header at the hidden-volume "
-                                         "position of TrueCrypt 6 and later", path);
+  if (legacy != tc5_position && prm->hidden)
+    return vol_fail(errmsg, -EOPNOTSUPP, "%s: a TrueCrypt %s header at the hidden-volume "
+                                         "position of TrueCrypt %s", path, legacy ? "5" : "6+",
+                    legacy ? "6 and later (64 KiB)" : "5 (the end - 1536 bytes)");
 
   uint64_t off = p->mk_offset, size = p->volume_size, done = p->mk_size;
-  if (legacy && !prm->system) {
+  if (tc5_position) {
+    /* TrueCrypt 5's hidden volume ends right before its header. */
+    if (size > dev - TC5_HIDDEN_END)
+      return vol_fail(errmsg, -EINVAL, "%s: the hidden volume (%llu bytes) is larger than the "
+                                       "device (%llu bytes)", path, (unsigned long long)size,
+                      (unsigned long long)dev);
+    off = dev - TC5_HIDDEN_END - size;
+    done = size;
+  } else if (legacy && !prm->system) {
     /* TrueCrypt 5 left the scope fields 0: its data follow the one header. */
     if (off && off != TC5_DATA_OFFSET)
       return vol_fail(errmsg, -EOPNOTSUPP, "%s: a TrueCrypt 5 header whose data offset is %llu "
@@ -697,7 +708,7 @@ int udm_tcrypt_open(const char *path, const char *passphrase, size_t len,
     goto out;
   }
   uint64_t size = (uint64_t)end;
-  uint64_t where[2];
+  uint64_t where[3];
   unsigned nwhere = 0;
   if (prm->system) {
     where[nwhere++] = OFF_SYSTEM;
@@ -705,6 +716,9 @@ int udm_tcrypt_open(const char *path, const char *passphrase, size_t len,
     where[nwhere++] = OFF_HIDDEN;
     if (size >= BACKUP_HIDDEN_END + HDR_SIZE)
       where[nwhere++] = size - BACKUP_HIDDEN_END;
+    /* where[2], not a backup; --type tcrypt only (VeraCrypt dropped TrueCrypt 5's layout) */
+    if (!prm->veracrypt && nwhere == 2 && size >= TC5_HIDDEN_END + OFF_HIDDEN)
+      where[nwhere++] = size - TC5_HIDDEN_END;
   } else {
     where[nwhere++] = 0;
     if (size >= BACKUP_END + OFF_HIDDEN)
@@ -766,10 +780,10 @@ int udm_tcrypt_open(const char *path, const char *passphrase, size_t len,
     goto out;
   }
   struct area area = {0};
-  r = header_area(path, prm, &s.parsed, size, &area, errmsg);
+  r = header_area(path, prm, &s.parsed, size, prm->hidden && used == 2, &area, errmsg);
   if (r < 0)
     goto out;
-  if (used > 0) {
+  if (used > 0 && !(prm->hidden && used == 2)) {
     vol->warning = vol_format("%s: the %s header does not open (damaged?); using the backup "
                           "header at the end of the device", path,
                           prm->hidden ? "hidden volume's" : "primary");

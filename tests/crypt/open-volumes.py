@@ -365,6 +365,32 @@ def tc5_tests():
         check(what + " written data decrypts independently",
               all(tcrypt_ref.cascade(chain, keys, 1 + s, raw[512 + 512 * s:1024 + 512 * s],
                                      False) == data[512 * s:512 * s + 512] for s in range(32)))
+    # a TrueCrypt 5 hidden volume: header at the end - 1536, data before it
+    img = os.path.join(WORK, "tc5-hidden.img")
+    tcrypt_ref.make_tc5_volume(img, size, ["aes"], "sha512", b"tc5 outer", plaintext)
+    hsize = 256 * 1024
+    keys, start = tcrypt_ref.add_tc5_hidden(img, ["serpent"], "whirlpool", b"tc5 hidden", hsize,
+                                            plaintext)
+    headers = lambda raw: raw[:512] + raw[-1536:]  # noqa: E731
+    before = headers(open(img, "rb").read())
+    rc, _, err = udm("open", "--type", "tcrypt", "--hidden", img, "t5h", stdin=b"tc5 hidden\n")
+    check("TrueCrypt 5 hidden volume opens", rc == 0 and err == "", err)
+    if rc == 0:
+        t = table_words("t5h")
+        check("TrueCrypt 5 hidden volume maps the end - 1536 - size",
+              t[1] == str(hsize // 512) and t[5] == str(start // 512) and
+              t[7] == str(start // 512), t[:3] + t[5:])
+        check("TrueCrypt 5 hidden volume reads back",
+              dev_read("t5h")[:len(plaintext)] == plaintext)
+        data = os.urandom(hsize)
+        check("TrueCrypt 5 hidden volume write (all of it)", dev_write("t5h", data) == 0)
+        udm("close", "t5h")
+        raw = open(img, "rb").read()
+        check("TrueCrypt 5 hidden volume: both headers left alone", headers(raw) == before)
+        check("TrueCrypt 5 hidden volume: written data decrypts independently",
+              all(tcrypt_ref.cascade(["serpent"], keys, start // 512 + s,
+                                     raw[start + 512 * s:start + 512 * s + 512], False) ==
+                  data[512 * s:512 * s + 512] for s in range(0, hsize // 512, 17)))
     img = os.path.join(WORK, "tc5-off.img")
     keys = os.urandom(256)
     with open(img, "wb") as f:

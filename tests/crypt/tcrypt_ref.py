@@ -199,6 +199,19 @@ def make_tc5_volume(path, size, chain, hashname, password, plaintext, scope_size
     return keys
 
 
+def add_tc5_hidden(path, chain, hashname, password, hidden_size, plaintext):
+    """A TrueCrypt 5 hidden volume inside the TrueCrypt 5 volume PATH: its
+    header at the end - 1536 bytes, its data right before that header."""
+    size = os.path.getsize(path)
+    keys = os.urandom(256)
+    with open(path, "r+b") as f:
+        f.seek(size - 1536)
+        f.write(make_header(chain, hashname, password, keys, hidden_size, 0, 0,
+                            veracrypt=False, version=3, hidden_size=hidden_size))
+        write_data(f, chain, keys, size - 1536 - hidden_size, plaintext)
+    return keys, size - 1536 - hidden_size
+
+
 def _mbr(partitions):
     """A DOS partition table: [(type, first sector, sectors)]."""
     m = bytearray(512)
