@@ -126,6 +126,7 @@ void udm_ctx_free(struct udm_ctx *ctx)
   for (unsigned i = 0; i < ctx->num_plugins; i++)
     dlclose(ctx->plugins[i]);
   free(ctx->plugins);
+  udm__export_free_all(ctx);
   pthread_mutex_destroy(&ctx->lock);
   free(ctx);
 }

@@ -112,7 +112,22 @@ struct udm_ctx {
   void **plugins;
   unsigned num_plugins;
   bool plugin_dir_scanned;
+  /* Directories where a frontend serves the devices as files (export.c). */
+  struct udm_export_dir *exports;
+  unsigned num_exports;
 };
+
+/*
+ * Where PATH leads, decided without touching an export directory (export.c):
+ * 1 and *devname (malloc'd) when it is the file of device NAME in one of
+ * ctx's export directories, or a loop device attached over one; 0 when it
+ * leads elsewhere (or nowhere: opening it will say why); -errno and *errmsg
+ * when it names an export directory itself or a path below one of its
+ * files.  ctx->lock held.
+ */
+int udm__export_resolve(struct udm_ctx *ctx, const char *path, char **devname,
+                        char **errmsg);
+void udm__export_free_all(struct udm_ctx *ctx);
 
 struct udm_image_driver;
 /* The driver for FORMAT (scanning the plugin directory once), or NULL. */
