@@ -135,7 +135,7 @@ int udm__dev_open(struct udm_ctx *ctx, struct udm_device *owner, const char *nam
     int r = check_image_path(ctx, name, name + fl + 1, errmsg);
     if (r < 0)
       return r;
-    return udm__dev_open_image(drv, name, name + fl + 1, mode, out, errmsg);
+    return udm__dev_open_image(ctx, drv, name, name + fl + 1, mode, out, errmsg);
   }
   char *known = udm__ctx_driver_names(ctx);
   size_t n = strlen(fmt) + strlen(name) + (known ? strlen(known) : 0) + 160;

@@ -136,9 +136,9 @@ const struct udm_image_driver *udm__ctx_find_driver(struct udm_ctx *ctx,
 /* "raw, qcow2, ..." for messages; malloc'd. */
 char *udm__ctx_driver_names(struct udm_ctx *ctx);
 /* Open SPEC ("PATH?opts") with an image driver (dev_image.c). */
-int udm__dev_open_image(const struct udm_image_driver *drv, const char *name,
-                        const char *spec, unsigned mode, struct udm_dev **out,
-                        char **errmsg);
+int udm__dev_open_image(struct udm_ctx *ctx, const struct udm_image_driver *drv,
+                        const char *name, const char *spec, unsigned mode,
+                        struct udm_dev **out, char **errmsg);
 /* Bad-block hits of a table's image devices (dev_image.c). */
 uint64_t udm__table_bad_block_hits(const struct udm_table_ctx *t);
 extern const struct udm_image_driver *const udm__builtin_drivers[];

@@ -9,6 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 need_blockdev
 need nbdcopy
+need qemu-img
 RT=$UDM_RUNTIME_DIR
 make_file "$WORK/a.img" 1024 a
 start_udmd
@@ -48,6 +49,13 @@ expect_fail "export directory" udm create n2 --table "0 8 linear $RT/dev/. 0"
 expect_fail "not a directory" udm create n3 --table "0 8 linear $RT/dev/a/x 0"
 expect_fail "image driver cannot read a udm device" \
   udm create n4 --table "0 8 linear qcow2:$RT/dev/a 0"
+
+# A qcow2 image whose backing file is in the export: the driver must not
+# even resolve that path.
+timeout "$T" qemu-img create -q -f qcow2 -b "$RT/dev/a" -F raw "$WORK/top.qcow2" 1M ||
+  fail "qemu-img create over the export"
+expect_fail "backing file '$RT/dev/a': $RT/dev/a is the file of udm device 'a'" \
+  udm create n5 --table "0 2048 linear qcow2:$WORK/top.qcow2?backing=allow-any 0"
 
 # A bind mount of the export is the export (same file system).
 mkdir "$WORK/bind"
