@@ -263,6 +263,11 @@ int udm_platform_unmount_stale(const char *dir)
   return unmount(dir, MNT_FORCE) < 0 ? -errno : 0;
 }
 
+int udm_platform_abort_mount(const char *dir)
+{
+  return unmount(dir, MNT_FORCE) < 0 ? -errno : 0;
+}
+
 int udm_platform_lstat_cached(const char *path, struct stat *st)
 {
   return lstat(path, st) < 0 ? -errno : 0;

@@ -355,6 +355,14 @@ int udm_platform_unmount_stale(const char *dir)
   return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EPERM;
 }
 
+int udm_platform_abort_mount(const char *dir)
+{
+  int r = umount2(dir, MNT_FORCE) == 0 ? 0 : -errno;
+  if (r == -EBUSY) /* aborted all the same: now let it go when its users do */
+    r = umount2(dir, MNT_DETACH) == 0 ? 0 : -errno;
+  return r;
+}
+
 int udm_platform_lstat_cached(const char *path, struct stat *st)
 {
   struct statx stx;

@@ -102,6 +102,13 @@ bool udm_platform_attached_pattern_match(const struct udm_platform_attached_patt
 int udm_platform_find_attached(const char *file, char *devpath, size_t n);
 /* Unmount DIR, a FUSE mount whose server is gone, lazily. */
 int udm_platform_unmount_stale(const char *dir);
+/*
+ * Abort the FUSE connection mounted at DIR and unmount it, for a server
+ * that must exit while one of its own threads waits on it (Linux:
+ * umount2 MNT_FORCE, which aborts a FUSE connection even when the mount
+ * is busy, then a lazy unmount; macOS: unmount MNT_FORCE).
+ */
+int udm_platform_abort_mount(const char *dir);
 
 /* ---- paths that may lead into udm's own export (lib/export.c) ---- */
 /*
