@@ -42,6 +42,7 @@ struct options {
   bool foreground;
   const char *nbd_tcp; /* HOST:PORT, or NULL */
   unsigned stop_timeout; /* seconds */
+  unsigned nbd_handshake_timeout; /* seconds, 0: the server's default */
 };
 
 static void usage(FILE *f)
@@ -57,6 +58,9 @@ static void usage(FILE *f)
           "  -f, --foreground     stay in the foreground, log to stderr\n"
           "  -v, --verbose        in the foreground, log devices made and removed\n"
           "      --nbd-tcp H:P    also serve NBD on TCP host H, port P\n"
+          "      --nbd-handshake-timeout S\n"
+          "                       close NBD clients that have not chosen an export\n"
+          "                       S seconds after connecting (default 10)\n"
           "      --stop-timeout S after SIGTERM, exit after S seconds (default 30)\n"
           "                       even if a request is stuck\n"
           "  -h, --help           show this help\n"
@@ -106,6 +110,11 @@ static int parse_options(int argc, char **argv, struct options *o)
     bool missing;
     if ((v = option_value(argc, argv, &i, "--stop-timeout", &missing))) {
       if (parse_seconds("--stop-timeout", v, &o->stop_timeout))
+        return 2;
+    } else if (missing) {
+      return 2;
+    } else if ((v = option_value(argc, argv, &i, "--nbd-handshake-timeout", &missing))) {
+      if (parse_seconds("--nbd-handshake-timeout", v, &o->nbd_handshake_timeout))
         return 2;
     } else if (missing) {
       return 2;
@@ -250,13 +259,18 @@ static void detach(int ready_fd)
 
 #ifdef UDM_HAVE_NBD
 static struct udm_nbd_server *start_nbd(struct udm_ctx *ctx, const char *dir,
-                                        const char *tcp)
+                                        const char *tcp, unsigned handshake_timeout)
 {
   char path[4096];
   struct udm_nbd_server *srv = udm_nbd_server_new(ctx);
   if (!srv) {
     fprintf(stderr, "udmd: NBD server: %s\n", udm_errmsg());
     return NULL;
+  }
+  if (handshake_timeout &&
+      udm_nbd_server_set_handshake_timeout(srv, handshake_timeout * 1000) < 0) {
+    fprintf(stderr, "udmd: --nbd-handshake-timeout: %s\n", udm_errmsg());
+    goto fail;
   }
   if (udm_runtime_path(path, sizeof path, dir, UDM_NBD_SOCKET) < 0) {
     fprintf(stderr, "udmd: %s/%s is too long for a socket address\n", dir,
@@ -433,7 +447,7 @@ int main(int argc, char **argv)
     return 1;
   }
 #ifdef UDM_HAVE_NBD
-  struct udm_nbd_server *nbd = start_nbd(ctx, dir, o.nbd_tcp);
+  struct udm_nbd_server *nbd = start_nbd(ctx, dir, o.nbd_tcp, o.nbd_handshake_timeout);
   if (!nbd) {
     udmd_control_free(control);
     udmd_attach_free(attach);
