@@ -112,8 +112,9 @@ int udm_device_remove(struct udm_device *dev, unsigned flags);
 int udm_table_load(struct udm_device *dev, const char *text);
 /*
  * WORD as it must be written in a table to be read back as one word: blanks
- * and backslashes get a backslash (dm_split_args' rule).  malloc'd; NULL
- * when out of memory.  Use it for paths when composing tables.
+ * and backslashes get a backslash (dm_split_args' rule), and so does '#',
+ * which after the target name starts a comment.  malloc'd; NULL when out of
+ * memory.  Use it for paths when composing tables.
  */
 char *udm_table_escape(const char *word);
 /* Drop the inactive table ("dmsetup clear"). */
