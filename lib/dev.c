@@ -65,8 +65,8 @@ static int open_path(struct udm_ctx *ctx, struct udm_device *owner, const char *
     return udm__dev_open_file(name, path, mode, direct, out, errmsg);
   r = udm__dev_open_udm(ctx, owner, name, devname, mode, out, &why);
   if (r < 0) {
-    *errmsg = udm__strf("%s is the file of udm device '%s' in udm's export: %s", path,
-                        devname, why ? why : strerror(-r));
+    *errmsg = udm__strf("%s leads to udm's own export (device '%s'): %s", path, devname,
+                        why ? why : strerror(-r));
     free(why);
   }
   free(devname);

@@ -231,7 +231,7 @@ static void describe_range(char *buf, size_t n, udm_sector_t start, udm_sector_t
   if (len == 0)
     snprintf(buf, n, "no sectors (at sector %llu)", (unsigned long long)start);
   else if (start > UINT64_MAX - (len - 1))
-    snprintf(buf, n, "%llu sector%s from sector %llu, past the largest sector number",
+    snprintf(buf, n, "%llu sector%s from sector %llu (past the largest sector number)",
              (unsigned long long)len, len == 1 ? "" : "s", (unsigned long long)start);
   else
     snprintf(buf, n, "sectors %llu..%llu (%llu sector%s)", (unsigned long long)start,

@@ -40,6 +40,7 @@ expect_fail "used by the table of another device (7 references)" udm remove a
 # The device itself and cycles, by export path.
 expect_fail "cycle" udm create self --table "0 2048 linear $RT/dev/self 0"
 udm ls | grep -q '^self' && fail "a failed create left device self behind"
+expect_fail "would make a cycle of devices" udm load a --table "0 2048 linear $RT/dev/a 0"
 expect_fail "cycle" udm load a --table "0 2048 linear $RT/dev/b 0"
 expect_fail "cycle" udm load a --table "0 2048 linear $WORK/exp/a 0"
 

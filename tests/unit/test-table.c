@@ -59,8 +59,8 @@ static void bad_tables_are_refused_and_the_live_table_survives(void)
        EINVAL},
       /* The end of this range is past the largest sector: no wrapped numbers. */
       {"0 100 linear %b 18446744073709551615",
-       "is too small: the table needs 100 sectors from sector 18446744073709551615, past "
-       "the largest sector number but it has 128",
+       "is too small: the table needs 100 sectors from sector 18446744073709551615 (past "
+       "the largest sector number) but it has 128",
        EINVAL},
       {"0 1 linear %b 18446744073709551615",
        "the table needs sectors 18446744073709551615..18446744073709551615 (1 sector)",
