@@ -296,8 +296,15 @@ static void foreach_plugin_dir(void (*fn)(struct udm_ctx *, const char *, const 
   char *dirs = strdup(env ? env : UDM_DRIVER_DIR), *save = NULL;
   if (!dirs)
     return;
-  for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save))
-    fn(ctx, d, format);
+  for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+    /* Never list a directory of our own export: it would wait on ctx->lock. */
+    char *devname = NULL, *why = NULL;
+    int r = udm__export_resolve(ctx, d, &devname, &why);
+    free(devname);
+    free(why);
+    if (r == 0)
+      fn(ctx, d, format);
+  }
   free(dirs);
 }
 

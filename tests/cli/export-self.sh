@@ -12,7 +12,8 @@ need nbdcopy
 need qemu-img
 RT=$UDM_RUNTIME_DIR
 make_file "$WORK/a.img" 1024 a
-start_udmd
+# A plugin directory in the export is never listed (that too waited on udmd).
+UDM_DRIVER_PATH="$RT/dev" start_udmd
 want=$(file_sum "$WORK/a.img")
 
 udm create a --table "0 2048 linear $WORK/a.img 0" || fail "create a"
@@ -50,6 +51,9 @@ expect_fail "export directory" udm create n2 --table "0 8 linear $RT/dev/. 0"
 expect_fail "not a directory" udm create n3 --table "0 8 linear $RT/dev/a/x 0"
 expect_fail "image driver cannot read a udm device" \
   udm create n4 --table "0 8 linear qcow2:$RT/dev/a 0"
+
+expect_fail "unknown image format 'nosuchfmt'" \
+  udm create n6 --table "0 8 linear nosuchfmt:$WORK/a.img 0"
 
 # A qcow2 image whose backing file is in the export: the driver must not
 # even resolve that path.
