@@ -178,6 +178,23 @@ void udm_put_device(struct udm_target *ti, struct udm_dev *dev)
   }
 }
 
+int udm_target_check_file(struct udm_target *ti, const char *path)
+{
+  char *devname = NULL, *why = NULL;
+  int r = udm__export_resolve(ti->table->ctx, path, &devname, &why);
+  if (r > 0) {
+    udm_target_error(ti, "%s leads to udm's own export (device '%s'), which a target "
+                         "cannot read as a file",
+                     path, devname);
+    r = -EINVAL;
+  } else if (r < 0) {
+    udm_target_error(ti, "%s", why ? why : strerror(-r));
+  }
+  free(devname);
+  free(why);
+  return r;
+}
+
 const char *udm_dev_name(const struct udm_dev *dev)
 {
   return dev->display ? dev->display : dev->name;

@@ -358,8 +358,11 @@ static int load_key_ref(struct udm_target *ti, struct crypt *cc, const char *ref
   if (!path)
     return -ENOMEM;
   snprintf(path, plen, "%s/%s", dir, desc);
-  FILE *f = fopen(path, "rbe");
+  int checked = udm_target_check_file(ti, path);
+  FILE *f = checked < 0 ? NULL : fopen(path, "rbe");
   free(path);
+  if (checked < 0)
+    return checked;
   if (!f) {
     udm_target_error(ti, "key '%s' not found in UDM_KEYS_DIR", desc);
     return -ENOKEY;

@@ -12,8 +12,9 @@ need nbdcopy
 need qemu-img
 RT=$UDM_RUNTIME_DIR
 make_file "$WORK/a.img" 1024 a
-# A plugin directory in the export is never listed (that too waited on udmd).
-UDM_DRIVER_PATH="$RT/dev" start_udmd
+# A plugin directory or key directory in the export is never read (that too
+# waited on udmd).
+UDM_DRIVER_PATH="$RT/dev" UDM_KEYS_DIR="$RT/dev" start_udmd
 want=$(file_sum "$WORK/a.img")
 
 udm create a --table "0 2048 linear $WORK/a.img 0" || fail "create a"
@@ -54,6 +55,8 @@ expect_fail "image driver cannot read a udm device" \
 
 expect_fail "unknown image format 'nosuchfmt'" \
   udm create n6 --table "0 8 linear nosuchfmt:$WORK/a.img 0"
+expect_fail "$RT/dev/a leads to udm's own export (device 'a'), which a target cannot read" \
+  udm create n7 --table "0 8 crypt aes-xts-plain64 :64:logon:a 0 $WORK/a.img 0"
 
 # A qcow2 image whose backing file is in the export: the driver must not
 # even resolve that path.
