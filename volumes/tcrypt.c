@@ -44,6 +44,7 @@
 #include "kdf.h"
 #include "msg.h"
 #include "secure.h"
+#include "table.h"
 #include "tcrypt.h"
 
 #define HDR_SIZE 512
@@ -858,26 +859,18 @@ int udm_tcrypt_table(const struct udm_tcrypt_volume *vol, unsigned level, const 
   if (level >= n || (level + 1 < n && !lower))
     return -EINVAL;
   bool bottom = level + 1 == n;
-  char *dev = udm_table_escape(bottom ? vol->path : lower);
-  size_t cap = (dev ? strlen(dev) : 0) + 256;
-  char *t = malloc(cap);
-  if (!dev || !t) {
-    free(dev);
-    free(t);
-    return -ENOMEM;
-  }
-  int w = snprintf(t, cap, "0 %llu crypt %s-xts-plain64 ", (unsigned long long)vol->sectors,
-                   vol->chain->ciphers[level]);
-  const uint8_t *k1 = vol->keys + 32 * level, *k2 = vol->keys + 32 * (n + level);
-  for (unsigned i = 0; i < 64; i++) {
-    uint8_t b = i < 32 ? k1[i] : k2[i - 32];
-    w += snprintf(t + w, cap - (size_t)w, "%02x", (flags & UDM_TABLE_SHOWKEYS) ? b : 0);
-  }
-  snprintf(t + w, cap - (size_t)w, " %llu %s %llu", (unsigned long long)vol->iv_offset, dev,
-           bottom ? (unsigned long long)vol->offset : 0ULL);
-  free(dev);
-  *table = t;
-  return 0;
+  uint8_t key[64];
+  memcpy(key, vol->keys + 32 * level, 32);
+  memcpy(key + 32, vol->keys + 32 * (n + level), 32);
+  char *cipher = vol_format("%s-xts-plain64", vol->chain->ciphers[level]);
+  struct vol_crypt_line line = {.length = vol->sectors, .cipher = cipher, .key = key,
+                                .key_len = 64, .show_key = (flags & UDM_TABLE_SHOWKEYS) != 0,
+                                .iv_offset = vol->iv_offset, .device = bottom ? vol->path : lower,
+                                .offset = bottom ? vol->offset : 0, .sector_size = 512};
+  int r = cipher ? vol_crypt_table(&line, table, NULL) : -ENOMEM;
+  udm_wipe(key, sizeof key);
+  free(cipher);
+  return r;
 }
 
 void udm_tcrypt_free(struct udm_tcrypt_volume *vol)
