@@ -236,6 +236,14 @@ static int plan_plain(const struct udm_open_request *req, struct udm_open_plan *
   return r;
 }
 
+static bool has_control(const char *s)
+{
+  for (; *s; s++)
+    if ((unsigned char)*s < 0x20 || *s == 0x7f)
+      return true;
+  return false;
+}
+
 int udm_open_plan(const struct udm_open_request *req, struct udm_open_plan **out,
                   char **errmsg)
 {
@@ -246,8 +254,12 @@ int udm_open_plan(const struct udm_open_request *req, struct udm_open_plan **out
   if (!udm_open_type_valid(req->type))
     return vol_fail(errmsg, -EINVAL, "unknown volume type '%s' (luks, luks1, luks2, tcrypt, "
                                  "veracrypt, plain)", req->type);
-  if (!*req->name || strlen(req->name) > UDM_NAME_MAX)
-    return vol_fail(errmsg, -EINVAL, "invalid device name '%s'", req->name);
+  if (!*req->name || strlen(req->name) > UDM_NAME_MAX || has_control(req->name))
+    return vol_fail(errmsg, -EINVAL, "invalid device name (empty, too long or holding "
+                    "control characters)");
+  /* the name and the path go into tables, one line per segment */
+  if (has_control(req->source))
+    return vol_fail(errmsg, -EINVAL, "the volume path holds control characters");
   struct udm_open_plan *plan = calloc(1, sizeof *plan);
   if (!plan)
     return -ENOMEM;

@@ -187,6 +187,17 @@ def luks2_cases(base):
             lambda img: H.luks2_write(img, H.luks2_json(img), bin_patch=lambda off, h:
                                       h.__setitem__(slice(168, 176), b"ab\ncd ef")),
             "{img}: invalid LUKS2 UUID 'ab?cd ef" + uuid[8:] + "'")
+    # a path or name with a newline could not stay on one table line
+    nl = os.path.join(WORK, "new\nline.img")
+    shutil.copy(base, nl)
+    rc, _, err = udm("open", "--key-file", KF, nl, "h")
+    check("volume-path-with-newline", rc == 1 and err.strip() ==
+          "udm: the volume path holds control characters", err)
+    rc, _, err = udm("open", "--key-file", KF, base, "h\nx")
+    check("device-name-with-newline", rc == 1 and err.strip() == "udm: invalid device name "
+          "(empty, too long or holding control characters)" and
+          devices() == "No devices found", err)
+    os.unlink(nl)
     # -- 3: keyslots must be bound to the data segment
     refused("keyslot-digest-without-segment", base,
             edit(lambda m: m[D].update({"1": dict(m[D]["0"], keyslots=[], segments=["0"])}) or
