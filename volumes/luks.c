@@ -518,6 +518,10 @@ struct luks2_hdr {
   struct udm_json *json;
 };
 
+/* The header sizes LUKS2 allows, and so the offsets of the secondary header. */
+static const uint64_t luks2_backups[] = {0x4000, 0x8000, 0x10000, 0x20000, 0x40000,
+                                         0x80000, 0x100000, 0x200000, 0x400000};
+
 /* A failed rule: "invalid LUKS2 metadata: ..." into *why (malloc'd). */
 static int rule(char **why, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int rule(char **why, const char *fmt, ...)
@@ -801,9 +805,9 @@ static int luks2_validate(const struct udm_json *root, uint64_t json_area, char 
   if (!udm_json_str(config, "keyslots_size") || !str_u64(config, "keyslots_size", &ks_size))
     return rule(why, "config.keyslots_size is not a number");
   uint64_t mda = json_size + LUKS2_BIN_SIZE;
-  bool known = json_size <= 0x400000;
-  for (uint64_t s = 0x4000; known && s <= 0x400000 && s != mda; s *= 2)
-    known = s < 0x400000;
+  bool known = false; /* 16 KiB, 32 KiB, ... 4 MiB, where the backups are looked for */
+  for (size_t i = 0; i < sizeof luks2_backups / sizeof luks2_backups[0]; i++)
+    known |= json_size <= 0x400000 && mda == luks2_backups[i];
   if (!known)
     return rule(why, "header size %llu (json_size + 4096) is not 16 KiB, 32 KiB, ... or 4 MiB",
                 (unsigned long long)mda);
@@ -958,9 +962,6 @@ static int luks2_read_hdr(int fd, uint64_t off, bool primary, struct luks2_hdr *
   *rule_broken = false;
   return 0;
 }
-
-static const uint64_t luks2_backups[] = {0x4000, 0x8000, 0x10000, 0x20000, 0x40000,
-                                         0x80000, 0x100000, 0x200000, 0x400000};
 
 /*
  * The primary header, or the first valid backup at the standard offsets

@@ -86,6 +86,11 @@ def main(tmp):
                                   "--pbkdf-force-iterations", "1000",
                                   "--cipher", "aes-cbc-essiv:sha256", "--key-size", "256"]),
     ]
+    # not the default layout: a 64 KiB header and a 2 MiB keyslots area
+    formats.append(("luks2-metadata-64k", ["--type", "luks2", "--pbkdf", "pbkdf2",
+                                           "--pbkdf-force-iterations", "1000",
+                                           "--luks2-metadata-size", "64k",
+                                           "--luks2-keyslots-size", "2m"]))
     for name, opts in formats:
         img = os.path.join(tmp, name + ".img")
         with open(img, "wb") as f:
@@ -125,6 +130,27 @@ def main(tmp):
         r = sh(LUKS_OPEN, img, wrong, "table")
         check(name + " wrong passphrase", r.returncode == 1 and
               r.stderr.strip() == "No key available with this passphrase.", r.stderr)
+
+    # what cryptsetup writes passes udm's header rules: a second keyslot and a
+    # token (the metadata-64k volume, whose secondary header is at 64 KiB)
+    img = os.path.join(tmp, "luks2-metadata-64k.img")
+    kf3 = os.path.join(tmp, "pass3")
+    open(kf3, "w").write("third")
+    r1 = sh("cryptsetup", "luksAddKey", "--batch-mode", "--key-file", kf, "--pbkdf", "pbkdf2",
+            "--pbkdf-force-iterations", "1000", img, kf3)
+    r2 = sh("cryptsetup", "token", "add", "--key-description", "udm-test", "--key-slot", "1",
+            img)
+    k = sh(LUKS_OPEN, img, kf3, "key")
+    check("luks2 second keyslot and a token: the second passphrase opens",
+          r1.returncode == 0 and r2.returncode == 0 and k.returncode == 0 and
+          k.stdout.strip() == dump_key(img, kf), r1.stderr + r2.stderr + k.stderr)
+    vk = k.stdout.strip()
+    with open(img, "r+b") as f:
+        f.write(bytes(4096))
+    k = sh(LUKS_OPEN, img, kf, "key")
+    check("luks2 64 KiB header, primary zeroed: the secondary at 64 KiB is found",
+          k.returncode == 0 and "backup header at offset 65536" in k.stderr and
+          k.stdout.strip() == vk, k.stderr)
 
     # LUKS1 with aes-cbc-essiv:wp256 (the kernel's Whirlpool cut to 256 bits).
     # cryptsetup makes it only where the kernel has wp512, so: a copy of the
