@@ -363,8 +363,6 @@ static uint64_t af_sectors(uint64_t key_bytes)
 
 /* ---- LUKS1 ---- */
 
-#define LUKS1_SLOT_DISABLED 0x0000DEADu
-
 struct luks1_slot {
   uint32_t active, iter, offset, stripes;
 };
@@ -423,9 +421,6 @@ static int luks1_check(const char *path, const uint8_t *hdr, uint64_t file_bytes
     if (s[i].active == LUKS1_SLOT_ACTIVE && !s[i].iter)
       return vol_fail(errmsg, -EINVAL, "%s: LUKS keyslot %u is invalid: 0 iterations", path,
                       i);
-    if (s[i].active != LUKS1_SLOT_ACTIVE && s[i].active != LUKS1_SLOT_DISABLED)
-      return vol_fail(errmsg, -EINVAL, "%s: LUKS keyslot %u is invalid: state 0x%08x is "
-                      "neither active nor disabled", path, i, s[i].active);
     if (s[i].offset + secs > last_end)
       last_end = s[i].offset + secs;
   }
@@ -1029,7 +1024,8 @@ struct luks2_slot {
   int hash, kdf_hash;
   uint8_t salt[128];
   size_t salt_len;
-  bool bound; /* its digest covers segment 0 */
+  bool bound;  /* its digest covers segment 0 */
+  bool usable; /* its fields pass the rules below */
 };
 
 static int luks2_check_slot(const char *path, const struct udm_json *ks,
@@ -1042,6 +1038,9 @@ static int luks2_check_slot(const char *path, const struct udm_json *ks,
                         *area = udm_json_get(ks, "area");
   s->json = ks;
   s->key = ks->key;
+  for (size_t i = 0; i < digests->count; i++)
+    if (array_has(udm_json_get(&digests->items[i], "keyslots"), s->key))
+      s->bound = array_has(udm_json_get(&digests->items[i], "segments"), "0");
   s->priority = 1;
   if (udm_json_get(ks, "priority") &&
       (!int_u32(ks, "priority", &s->priority) || s->priority > 2))
@@ -1098,10 +1097,6 @@ static int luks2_check_slot(const char *path, const struct udm_json *ks,
     return vol_fail(errmsg, -EOPNOTSUPP, "%s: %s: unsupported KDF '%s'", path, what,
                     shown(s->kdf, buf, sizeof buf));
   }
-  s->bound = false;
-  for (size_t i = 0; i < digests->count; i++)
-    if (array_has(udm_json_get(&digests->items[i], "keyslots"), s->key))
-      s->bound = array_has(udm_json_get(&digests->items[i], "segments"), "0");
   return check_cipher(path, what, s->enc, s->area_key, 512, errmsg);
 }
 
@@ -1179,6 +1174,8 @@ static int luks2_open(int fd, const char *path, uint64_t dev_bytes, const char *
 {
   struct luks2_hdr h = {0};
   struct luks2_slot *slots = NULL;
+  char *first_problem = NULL; /* of a data segment keyslot that cannot be used */
+  int first_r = 0;
   char buf[VOL_CIPHER_MAX + 1];
   int r = luks2_load(fd, path, &h, vol, errmsg);
   if (r < 0)
@@ -1285,12 +1282,28 @@ static int luks2_open(int fd, const char *path, uint64_t dev_bytes, const char *
     r = -ENOMEM;
     goto out;
   }
+  /*
+   * A keyslot that breaks a rule below is not used; the volume is refused
+   * with its message only when no keyslot of the data segment is left (one
+   * slot's 4 GiB argon2 on a small machine must not lock out the others).
+   */
   for (size_t i = 0; i < ks->count; i++) {
     if (strcmp(udm_json_str(&ks->items[i], "type"), "luks2"))
       continue; /* e.g. reencrypt: not for unlocking */
-    if ((r = luks2_check_slot(path, &ks->items[i], digests, &slots[n], errmsg)) < 0)
+    char *problem = NULL;
+    r = luks2_check_slot(path, &ks->items[i], digests, &slots[n], &problem);
+    if (r == -ENOMEM) {
+      free(problem);
       goto out;
-    if (slots[n].bound) {
+    }
+    slots[n].usable = r == 0;
+    if (r < 0 && slots[n].bound && !first_problem) {
+      first_problem = problem;
+      first_r = r;
+    } else {
+      free(problem);
+    }
+    if (slots[n].usable && slots[n].bound) {
       bound++;
       if ((r = check_cipher(path, "segment 0", enc, slots[n].key_size, (unsigned)ss,
                             errmsg)) < 0)
@@ -1299,8 +1312,9 @@ static int luks2_open(int fd, const char *path, uint64_t dev_bytes, const char *
     n++;
   }
   if (!bound) {
-    r = vol_fail(errmsg, -EINVAL, "%s: no LUKS2 keyslot is assigned to the data segment",
-                 path);
+    r = first_problem ? vol_fail(errmsg, first_r, "%s", first_problem)
+                      : vol_fail(errmsg, -EINVAL, "%s: no LUKS2 keyslot is assigned to the "
+                                 "data segment", path);
     goto out;
   }
   vol->key = udm_secure_alloc(VOL_KEY_MAX);
@@ -1314,9 +1328,9 @@ static int luks2_open(int fd, const char *path, uint64_t dev_bytes, const char *
   for (int pass_no = 0; pass_no < 3 && r == -EPERM; pass_no++) {
     for (size_t i = 0; i < n && r == -EPERM; i++) {
       struct luks2_slot *s = &slots[i];
-      bool want = pass_no == 0 ? s->bound && s->priority == 2
-                  : pass_no == 1 ? s->bound && s->priority == 1
-                                 : !s->bound && s->priority;
+      bool want = s->usable && (pass_no == 0   ? s->bound && s->priority == 2
+                                : pass_no == 1 ? s->bound && s->priority == 1
+                                               : !s->bound && s->priority);
       if (!want || luks2_unlock_slot(path, s, pass, plen, vol->key, NULL) < 0 ||
           !luks2_digest_ok(digests, s->key, vol->key, s->key_size))
         continue;
@@ -1328,9 +1342,13 @@ static int luks2_open(int fd, const char *path, uint64_t dev_bytes, const char *
                      path, s->key);
     }
   }
-  if (r == -EPERM)
+  if (r == -EPERM && first_problem)
+    vol_fail(errmsg, r, "No key available with this passphrase. (Not tried: %s)",
+             first_problem);
+  else if (r == -EPERM)
     vol_fail(errmsg, r, "No key available with this passphrase.");
 out:
+  free(first_problem);
   free(slots);
   udm_json_free(h.json);
   return r;

@@ -378,6 +378,24 @@ def luks2_cases(base):
             ("argon2-threads-zero", {"cpus": 0}, "invalid argon2 parallel cost 0 (1 to 4)")]:
         refused(name, base, setv([K, "0", "kdf"], dict(argon, **change)),
                 "{img}: keyslot 0: " + want, t0_max=5)
+
+    def second_slot_hostile(img):
+        subprocess.run(["cryptsetup", "luksAddKey", "--batch-mode", "--key-file", KF,
+                        "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000", img, KF2],
+                       check=True, capture_output=True)
+        H.luks2_edit(img, lambda m: m[K]["1"].update(kdf=dict(argon, memory=4294967295)))
+    # one keyslot out of bounds does not lock out the others...
+    img = os.path.join(WORK, "second-slot.img")
+    shutil.copy(base, img)
+    second_slot_hostile(img)
+    rc, _, err = udm("open", "--key-file", KF, img, "h")
+    check("a keyslot out of bounds leaves the others usable", rc == 0 and not err, err)
+    udm("close", "h")
+    os.unlink(img)
+    # ...and its passphrase is told why it was not tried
+    refused("keyslot-out-of-bounds-not-tried", base, second_slot_hostile,
+            "No key available with this passphrase. (Not tried: {img}: keyslot 1: invalid "
+            "argon2 memory cost 4294967295 KiB (32 to 4194304))", kf=KF2, t0_max=5)
     refused("pbkdf2-iterations-zero", base, setv([K, "0", "kdf", "iterations"], 0),
             "{img}: keyslot 0: invalid pbkdf2 iteration count 0 (1 to 4294967295)")
     refused("pbkdf2-iterations-2^32", base, setv([K, "0", "kdf", "iterations"], 4294967296),
@@ -458,6 +476,8 @@ def luks1_cases(base):
     refused("luks1-key-material-beyond-file", base, beyond_file,
             "{img} is too small: the LUKS1 header and keyslots need %d bytes, the file has %d" %
             ((100000 + secs) * 512, size), cryptsetup_rule=True)
+    refused("luks1-digest-iterations-zero", base, l1("mk_iterations", 0),
+            "{img}: invalid LUKS1 digest iteration count 0")
     refused("luks1-zero-iterations", base, l1slot(0, "iterations", 0),
             "{img}: LUKS keyslot 0 is invalid: 0 iterations")
     # -- 9
