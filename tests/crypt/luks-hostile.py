@@ -326,6 +326,31 @@ def luks2_cases(base):
             edit(lambda m: two_segments(m, 18874368, "dynamic")),
             "{img}: invalid LUKS2 metadata: segment 0 has a dynamic size but is not the last",
             cryptsetup_rule=True)
+    refused("segment-flags-not-strings", base, setv([S, "0", "flags"], ["backup-x", 3]),
+            "{img}: invalid LUKS2 metadata: segment 0: flags must be an array of strings",
+            cryptsetup_rule=True)
+    refused("segment-integrity-malformed", base,
+            setv([S, "0", "integrity"], {"type": "hmac(sha256)"}),
+            "{img}: invalid LUKS2 metadata: segment 0: integrity must be an object with type, "
+            "journal_encryption and journal_integrity", cryptsetup_rule=True)
+    refused("segment-integrity-unsupported", base,
+            setv([S, "0", "integrity"], {"type": "hmac(sha256)", "journal_encryption": "none",
+                                         "journal_integrity": "none"}),
+            "{img}: LUKS2 with integrity protection is not supported")
+    refused("segment-without-type", base, setv([S, "0", "type"], None),
+            "{img}: invalid LUKS2 metadata: segment 0 lacks a type, offset or size string",
+            cryptsetup_rule=True)
+    refused("digest-without-type", base, setv([D, "0", "type"], None),
+            "{img}: invalid LUKS2 metadata: digest 0 has no type", cryptsetup_rule=True)
+    refused("keyslot-without-type", base, setv([K, "0", "type"], 2),
+            "{img}: invalid LUKS2 metadata: keyslot 0: type must be a string and key_size an "
+            "integer below 2^32", cryptsetup_rule=True)
+    refused("keyslots-size-over-128m", base, setv([C, "keyslots_size"], str(129 << 20)),
+            "{img}: invalid LUKS2 metadata: keyslots_size 135266304 is not a multiple of 4096 "
+            "up to 128 MiB", cryptsetup_rule=True)
+    refused("area-offset-not-a-number", base, setv([K, "0", "area", "offset"], "32k"),
+            "{img}: invalid LUKS2 metadata: keyslot 0: area needs a type and numeric offset "
+            "and size strings", cryptsetup_rule=True)
     refused("keyslot-key-size-as-string", base, setv([K, "0", "key_size"], "64"),
             "{img}: invalid LUKS2 metadata: keyslot 0: type must be a string and key_size an "
             "integer below 2^32", cryptsetup_rule=True)
