@@ -968,8 +968,27 @@ static int luks2_load(int fd, const char *path, struct luks2_hdr *h,
   char *why = NULL;
   bool broken;
   int r = luks2_read_hdr(fd, 0, true, h, &why, &broken);
-  if (r == 0)
-    return 0;
+  if (r == 0) {
+    /* Both valid: the newer one wins (a write cut short leaves the other stale). */
+    struct luks2_hdr h2 = {0};
+    char *why2 = NULL;
+    bool broken2;
+    if (luks2_read_hdr(fd, h->hdr_size, false, &h2, &why2, &broken2) == 0 &&
+        h2.seqid > h->seqid) {
+      vol->warning = vol_format("%s: the primary LUKS2 header is older than the backup "
+                                "(seqid %llu < %llu); using the backup header at offset %llu",
+                                path, (unsigned long long)h->seqid,
+                                (unsigned long long)h2.seqid, (unsigned long long)h2.offset);
+      udm_json_free(h->json);
+      *h = h2;
+      r = vol->warning ? 0 : -ENOMEM;
+    } else {
+      udm_json_free(h2.json);
+    }
+    free(why2);
+    free(why);
+    return r;
+  }
   if (r == -ENOMEM) {
     free(why);
     return r;

@@ -438,6 +438,24 @@ def luks2_cases(base):
     refused("segment-cipher-unsupported", base, setv([S, "0", "encryption"], "aes-xts-nosuchiv"),
             "{img}: segment 0: cipher 'aes-xts-nosuchiv' with a 512-bit key is not supported: "
             "invalid IV mode 'nosuchiv'", t0_max=5)
+    # -- a stale primary (older seqid than the secondary) is not used: a keyslot
+    # added since exists only in the newer header, as cryptsetup sees it
+    img = os.path.join(WORK, "stale-primary.img")
+    shutil.copy(base, img)
+    old_primary = open(img, "rb").read(mda)
+    subprocess.run(["cryptsetup", "luksAddKey", "--batch-mode", "--key-file", KF,
+                    "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000", img, KF2],
+                   check=True, capture_output=True)
+    with open(img, "r+b") as f:
+        f.write(old_primary)
+    rc, _, err = udm("open", "--key-file", KF2, img, "h")
+    seq_old = int.from_bytes(old_primary[16:24], "big")
+    check("stale-primary-header: the newer secondary is used",
+          rc == 0 and err.strip() == "udm: warning: %s: the primary LUKS2 header is older than "
+          "the backup (seqid %d < %d); using the backup header at offset 16384" %
+          (img, seq_old, seq_old + 1), err)
+    udm("close", "h")
+    os.unlink(img)
     # -- 6: the secondary header found when the primary's magic or first 4 KiB are gone
     opens("primary-magic-wiped", base, lambda img: open(img, "r+b").write(bytes(6)),
           "{img}: the primary LUKS2 header is damaged (bad magic or version); using the backup "
