@@ -3,7 +3,10 @@
  * LUKS1 and LUKS2 volumes (see luks.h).  Written from the published on-disk
  * format descriptions.  The keyslot areas are decrypted through udm's own
  * crypt target (an in-process read-only device), so a keyslot cipher spec
- * means exactly what it means to dm-crypt.
+ * means exactly what it means to dm-crypt.  A header is untrusted input:
+ * every field is checked (LUKS1: luks1_check; LUKS2: luks2_validate, then
+ * luks2_check_slot and luks2_check_digest) before a KDF runs, and tables are
+ * made only by vol_crypt_table (table.h).
  */
 #include <errno.h>
 #include <fcntl.h>
