@@ -24,6 +24,7 @@
 #include <udm/udm.h>
 
 #include "json.h"
+#include "kdf.h"
 #include "luks.h"
 #include "msg.h"
 #include "secure.h"
@@ -144,22 +145,6 @@ static int pbkdf2(int hash, const void *pass, size_t plen, const uint8_t *salt,
   return gcry_kdf_derive(pass, plen, GCRY_KDF_PBKDF2, hash, salt, slen, iter, olen, out)
              ? -EINVAL
              : 0;
-}
-
-static int argon2(int subalgo, const void *pass, size_t plen, const uint8_t *salt,
-                  size_t slen, unsigned long t, unsigned long m, unsigned long p,
-                  void *out, size_t olen)
-{
-  unsigned long param[4] = {olen, t, m, p};
-  gcry_kdf_hd_t hd;
-  if (gcry_kdf_open(&hd, GCRY_KDF_ARGON2, subalgo, param, 4, pass, plen, salt, slen,
-                    NULL, 0, NULL, 0))
-    return -EINVAL;
-  int r = 0;
-  if (gcry_kdf_compute(hd, NULL) || gcry_kdf_final(hd, olen, out))
-    r = -EINVAL;
-  gcry_kdf_close(hd);
-  return r;
 }
 
 /* ---- anti-forensic splitter: merge ---- */
@@ -1156,9 +1141,9 @@ static int luks2_unlock_slot(const char *path, const struct luks2_slot *s, const
     r = pbkdf2(s->kdf_hash, pass, plen, s->salt, s->salt_len, (unsigned long)s->iter, akey,
                s->area_key);
   else
-    r = argon2(!strcmp(s->kdf, "argon2i") ? GCRY_KDF_ARGON2I : GCRY_KDF_ARGON2ID, pass, plen,
-               s->salt, s->salt_len, (unsigned long)s->time, (unsigned long)s->memory,
-               (unsigned long)s->cpus, akey, s->area_key);
+    r = vol_argon2(!strcmp(s->kdf, "argon2i") ? GCRY_KDF_ARGON2I : GCRY_KDF_ARGON2ID, pass,
+                   plen, s->salt, s->salt_len, (unsigned long)s->time,
+                   (unsigned long)s->memory, (unsigned long)s->cpus, akey, s->area_key);
   if (r == 0)
     r = decrypt_area(path, s->enc, akey, s->area_key, s->area_off, mlen, material, errmsg);
   if (r == 0)
