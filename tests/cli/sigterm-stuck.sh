@@ -18,6 +18,18 @@ UDM_RUNTIME_DIR=$other_rt udm create x --table "0 8 zero" || fail "create x in t
 
 start_udmd --stop-timeout 2
 kill -STOP "$OTHER_PID"
+# Every thread of it stopped before the request is made: a FUSE request that
+# a thread of the server had already taken would be waited for
+# uninterruptibly, and then not even SIGKILL ends our udmd.
+for i in $(seq 100); do
+  running=0
+  for st in /proc/"$OTHER_PID"/task/*/stat; do
+    state=$(sed 's/.*) //' "$st" 2>/dev/null | cut -d' ' -f1)
+    [ "$state" = T ] || [ "$state" = t ] || running=1
+  done
+  [ "$running" = 0 ] && break
+  sleep 0.05
+done
 udm create stuck --table "0 8 linear $other_rt/dev/x 0" 2>/dev/null &
 client=$!
 sleep 1
