@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <udm/udm.h>
@@ -27,14 +29,20 @@
 #include "attach.h"
 #include "control.h"
 #include "log.h"
+#include "platform.h"
 #include "runtime.h"
 #ifdef UDM_HAVE_NBD
 #include "nbd_server.h"
 #endif
 
+/* How long the shutdown after SIGTERM may take before udmd exits regardless. */
+#define DEFAULT_STOP_TIMEOUT 30
+
 struct options {
   bool foreground;
   const char *nbd_tcp; /* HOST:PORT, or NULL */
+  unsigned stop_timeout; /* seconds */
+  unsigned nbd_handshake_timeout; /* seconds, 0: the server's default */
 };
 
 static void usage(FILE *f)
@@ -50,15 +58,67 @@ static void usage(FILE *f)
           "  -f, --foreground     stay in the foreground, log to stderr\n"
           "  -v, --verbose        in the foreground, log devices made and removed\n"
           "      --nbd-tcp H:P    also serve NBD on TCP host H, port P\n"
+          "      --nbd-handshake-timeout S\n"
+          "                       close NBD clients that have not chosen an export\n"
+          "                       S seconds after connecting (default 10)\n"
+          "      --stop-timeout S after SIGTERM, exit after S seconds (default 30)\n"
+          "                       even if a request is stuck\n"
           "  -h, --help           show this help\n"
           "  -V, --version        show the version\n");
 }
 
+/* A whole number of seconds from 1 to 86400 for option NAME. */
+static int parse_seconds(const char *name, const char *v, unsigned *out)
+{
+  char *end;
+  unsigned long n = (*v >= '0' && *v <= '9') ? strtoul(v, &end, 10) : 0;
+  if (n < 1 || n > 86400 || *end) {
+    fprintf(stderr, "udmd: %s: '%s' is not a number of seconds from 1 to 86400\n", name,
+            v);
+    return 2;
+  }
+  *out = (unsigned)n;
+  return 0;
+}
+
+/* The value of option NAME: "--NAME V" or "--NAME=V"; NULL when A is not it. */
+static const char *option_value(int argc, char **argv, int *i, const char *name,
+                                bool *missing)
+{
+  const char *a = argv[*i];
+  size_t n = strlen(name);
+  *missing = false;
+  if (strncmp(a, name, n) != 0)
+    return NULL;
+  if (a[n] == '=')
+    return a + n + 1;
+  if (a[n] != '\0')
+    return NULL;
+  if (++*i == argc) {
+    fprintf(stderr, "udmd: %s needs a value\n", name);
+    *missing = true;
+    return NULL;
+  }
+  return argv[*i];
+}
+
 static int parse_options(int argc, char **argv, struct options *o)
 {
+  o->stop_timeout = DEFAULT_STOP_TIMEOUT;
   for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (strcmp(a, "-f") == 0 || strcmp(a, "--foreground") == 0) {
+    const char *a = argv[i], *v;
+    bool missing;
+    if ((v = option_value(argc, argv, &i, "--stop-timeout", &missing))) {
+      if (parse_seconds("--stop-timeout", v, &o->stop_timeout))
+        return 2;
+    } else if (missing) {
+      return 2;
+    } else if ((v = option_value(argc, argv, &i, "--nbd-handshake-timeout", &missing))) {
+      if (parse_seconds("--nbd-handshake-timeout", v, &o->nbd_handshake_timeout))
+        return 2;
+    } else if (missing) {
+      return 2;
+    } else if (strcmp(a, "-f") == 0 || strcmp(a, "--foreground") == 0) {
       o->foreground = true;
     } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
       udmd_log_set_verbose();
@@ -199,13 +259,18 @@ static void detach(int ready_fd)
 
 #ifdef UDM_HAVE_NBD
 static struct udm_nbd_server *start_nbd(struct udm_ctx *ctx, const char *dir,
-                                        const char *tcp)
+                                        const char *tcp, unsigned handshake_timeout)
 {
   char path[4096];
   struct udm_nbd_server *srv = udm_nbd_server_new(ctx);
   if (!srv) {
     fprintf(stderr, "udmd: NBD server: %s\n", udm_errmsg());
     return NULL;
+  }
+  if (handshake_timeout &&
+      udm_nbd_server_set_handshake_timeout(srv, handshake_timeout * 1000) < 0) {
+    fprintf(stderr, "udmd: --nbd-handshake-timeout: %s\n", udm_errmsg());
+    goto fail;
   }
   if (udm_runtime_path(path, sizeof path, dir, UDM_NBD_SOCKET) < 0) {
     fprintf(stderr, "udmd: %s/%s is too long for a socket address\n", dir,
@@ -283,6 +348,46 @@ static int flush_device(void *opaque, const char *name)
   return 0;
 }
 
+/*
+ * The shutdown is bounded: a request stuck for good (a backing file on a
+ * hung FUSE or NFS server, say) holds a control thread that shutdown would
+ * join forever.  After the stop timeout the watchdog removes the sockets,
+ * aborts the export (so that no thread of ours waits on it), and exits.
+ */
+struct watchdog {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  bool done;
+  unsigned seconds;
+  const char *dir;
+};
+
+static void *watchdog_thread(void *opaque)
+{
+  struct watchdog *w = opaque;
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += (time_t)w->seconds;
+  pthread_mutex_lock(&w->lock);
+  int r = 0;
+  while (!w->done && r != ETIMEDOUT)
+    r = pthread_cond_timedwait(&w->cond, &w->lock, &deadline);
+  bool done = w->done;
+  pthread_mutex_unlock(&w->lock);
+  if (done)
+    return NULL;
+  udmd_log(LOG_ERR, "the shutdown did not finish within %u s (a request is stuck): "
+           "exiting without it", w->seconds);
+  static const char *const leaves[] = {UDM_CONTROL_SOCKET, UDM_NBD_SOCKET};
+  char path[4096];
+  for (size_t i = 0; i < sizeof leaves / sizeof leaves[0]; i++)
+    if (udm_runtime_path(path, sizeof path, w->dir, leaves[i]) == 0)
+      unlink(path);
+  if (udm_runtime_path(path, sizeof path, w->dir, UDM_DEV_DIR) == 0)
+    udm_platform_abort_mount(path);
+  _exit(1);
+}
+
 int main(int argc, char **argv)
 {
   struct options o = {0};
@@ -342,7 +447,7 @@ int main(int argc, char **argv)
     return 1;
   }
 #ifdef UDM_HAVE_NBD
-  struct udm_nbd_server *nbd = start_nbd(ctx, dir, o.nbd_tcp);
+  struct udm_nbd_server *nbd = start_nbd(ctx, dir, o.nbd_tcp, o.nbd_handshake_timeout);
   if (!nbd) {
     udmd_control_free(control);
     udmd_attach_free(attach);
@@ -367,6 +472,13 @@ int main(int argc, char **argv)
       break;
   }
   udmd_log(LOG_INFO, "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  struct watchdog wd = {.seconds = o.stop_timeout, .dir = dir};
+  pthread_t wd_thread;
+  pthread_mutex_init(&wd.lock, NULL);
+  pthread_cond_init(&wd.cond, NULL);
+  bool have_wd = pthread_create(&wd_thread, NULL, watchdog_thread, &wd) == 0;
+  if (!have_wd)
+    udmd_log(LOG_WARNING, "no shutdown watchdog: a stuck request would keep udmd");
   udmd_control_free(control);
   udm_ctx_foreach_device(ctx, release_held_io, ctx);
   /* Block devices go before the export, so that none is left over a dead file. */
@@ -378,6 +490,13 @@ int main(int argc, char **argv)
 #endif
   udm_ctx_foreach_device(ctx, flush_device, ctx);
   udm_ctx_free(ctx);
+  if (have_wd) {
+    pthread_mutex_lock(&wd.lock);
+    wd.done = true;
+    pthread_cond_signal(&wd.cond);
+    pthread_mutex_unlock(&wd.lock);
+    pthread_join(wd_thread, NULL);
+  }
   close(lock_fd);
   return 0;
 }

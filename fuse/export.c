@@ -54,6 +54,7 @@ struct udm_fuse {
   pthread_key_t read_buf; /* per worker thread: a UDM_FUSE_MAX_IO buffer */
   bool have_key;
   bool mounted;
+  bool registered; /* udm_ctx_add_export_dir */
 
   pthread_t thread;
   bool have_thread;
@@ -769,6 +770,9 @@ void udm_fuse_free(struct udm_fuse *f)
 {
   if (!f)
     return;
+  /* From now on a table naming our files opens them again (and fails). */
+  if (f->registered)
+    udm_ctx_remove_export_dir(f->ctx, f->dir);
   if (f->have_thread) {
     /*
      * A block device still attached to one of our files would be left over
@@ -897,6 +901,13 @@ int udm_fuse_new(struct udm_ctx *ctx, const char *dir, const struct udm_fuse_opt
   }
   if (r == 0)
     r = start(f, opts);
+  /*
+   * Tables in ctx that name our files must not open them: the open would
+   * wait on ctx, which may be waiting on the open.  They get the device.
+   */
+  if (r == 0 && udm_ctx_add_export_dir(ctx, f->dir) < 0)
+    r = udm_errno() ? -udm_errno() : -EIO;
+  f->registered = r == 0;
   if (r < 0) {
     udm_fuse_free(f);
     return r;

@@ -30,6 +30,11 @@
  * fail with ENOSPC, as on a block device; truncation to another size fails
  * with EINVAL and O_TRUNC is ignored.
  *
+ * The mount point is registered in ctx as an export directory
+ * (udm_ctx_add_export_dir): a table of ctx that names one of the files, or
+ * a loop device over one, gets the udm device itself (stacking) and never
+ * opens the file, which would make the export wait on itself.
+ *
  * Open files use direct I/O (no second copy in the page cache) and requests
  * of up to UDM_FUSE_MAX_IO bytes; a pool of worker threads serves them.
  *

@@ -133,6 +133,7 @@ void udm_ctx_free(struct udm_ctx *ctx)
   free(ctx->plugins);
   pthread_mutex_destroy(&ctx->registry_lock);
   pthread_cond_destroy(&ctx->registry_cond);
+  udm__export_free_all(ctx);
   pthread_mutex_destroy(&ctx->lock);
   free(ctx);
 }
@@ -302,8 +303,15 @@ static void foreach_plugin_dir(void (*fn)(struct udm_ctx *, const char *, const 
   char *dirs = strdup(env ? env : UDM_DRIVER_DIR), *save = NULL;
   if (!dirs)
     return;
-  for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save))
-    fn(ctx, d, format);
+  for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+    /* Never list a directory of our own export: it would wait on ctx->lock. */
+    char *devname = NULL, *why = NULL;
+    int r = udm__export_resolve_locked(ctx, d, &devname, &why);
+    free(devname);
+    free(why);
+    if (r == 0)
+      fn(ctx, d, format);
+  }
   free(dirs);
 }
 

@@ -4,6 +4,7 @@
  *   /path/to/file, ./file, /dev/sdX   a regular file or block device ("vnode")
  *   raw:PATH[?direct=on|off]            the same, with options
  *   udm:NAME, /dev/mapper/NAME          another udm device (stacking)
+ *   a path to a file of an export         the same (export.c)
  *   FORMAT:PATH[?key=value&...]         an image read by the driver FORMAT
  *                                       (registered, or FORMAT.so in the plugin
  *                                       directory; see dev_image.c)
@@ -48,6 +49,52 @@ static int parse_raw_options(const char *opts, bool *direct, char **errmsg)
   return 0;
 }
 
+/*
+ * A file or raw: PATH: the udm device itself when PATH leads to its file in
+ * an export directory (export.c), which is never opened.
+ */
+static int open_path(struct udm_ctx *ctx, struct udm_device *owner, const char *name,
+                     const char *path, unsigned mode, bool direct, struct udm_dev **out,
+                     char **errmsg)
+{
+  char *devname = NULL, *why = NULL;
+  int r = udm__export_resolve(ctx, path, &devname, errmsg);
+  if (r < 0)
+    return r;
+  if (r == 0)
+    return udm__dev_open_file(name, path, mode, direct, out, errmsg);
+  r = udm__dev_open_udm(ctx, owner, name, devname, mode, out, &why);
+  if (r < 0) {
+    *errmsg = udm__strf("%s leads to udm's own export (device '%s'): %s", path, devname,
+                        why ? why : strerror(-r));
+    free(why);
+  }
+  free(devname);
+  return r;
+}
+
+/* An image's PATH may not lead into an export: drivers read files, not devices. */
+static int check_image_path(struct udm_ctx *ctx, const char *name, const char *spec,
+                            char **errmsg)
+{
+  const char *q = strchr(spec, '?');
+  char *path = q ? strndup(spec, (size_t)(q - spec)) : strdup(spec);
+  char *devname = NULL;
+  if (!path)
+    return -ENOMEM;
+  int r = udm__export_resolve(ctx, path, &devname, errmsg);
+  if (r > 0) {
+    *errmsg = udm__strf("%s: %s is the file of udm device '%s' in udm's export; an "
+                        "image driver cannot read a udm device (copy the image to a "
+                        "file, or use udm:%s where a raw device will do)",
+                        name, path, devname, devname);
+    free(devname);
+    r = -EINVAL;
+  }
+  free(path);
+  return r;
+}
+
 int udm__dev_open(struct udm_ctx *ctx, struct udm_device *owner, const char *name,
                   unsigned mode, bool readonly_device, struct udm_dev **out,
                   char **errmsg)
@@ -61,7 +108,7 @@ int udm__dev_open(struct udm_ctx *ctx, struct udm_device *owner, const char *nam
 
   size_t fl = format_prefix(name);
   if (fl == 0)
-    return udm__dev_open_file(name, name, mode, false, out, errmsg);
+    return open_path(ctx, owner, name, name, mode, false, out, errmsg);
   if (fl == 3 && strncmp(name, "raw", 3) == 0) {
     const char *path = name + 4;
     const char *q = strchr(path, '?');
@@ -71,7 +118,7 @@ int udm__dev_open(struct udm_ctx *ctx, struct udm_device *owner, const char *nam
       return -ENOMEM;
     int r = q ? parse_raw_options(q + 1, &direct, errmsg) : 0;
     if (r == 0)
-      r = udm__dev_open_file(name, p, mode, direct, out, errmsg);
+      r = open_path(ctx, owner, name, p, mode, direct, out, errmsg);
     free(p);
     return r;
   }
@@ -88,8 +135,12 @@ int udm__dev_open(struct udm_ctx *ctx, struct udm_device *owner, const char *nam
   const struct udm_image_driver *drv = udm__ctx_find_driver(ctx, fmt);
   char *known = drv ? NULL : udm__ctx_driver_names(ctx);
   pthread_mutex_unlock(&ctx->lock);
-  if (drv)
-    return udm__dev_open_image(drv, name, name + fl + 1, mode, out, errmsg);
+  if (drv) {
+    int r = check_image_path(ctx, name, name + fl + 1, errmsg);
+    if (r < 0)
+      return r;
+    return udm__dev_open_image(ctx, drv, name, name + fl + 1, mode, out, errmsg);
+  }
   size_t n = strlen(fmt) + strlen(name) + (known ? strlen(known) : 0) + 160;
   *errmsg = malloc(n);
   if (*errmsg)

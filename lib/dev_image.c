@@ -284,9 +284,26 @@ static int split_options(struct image_dev *im, char *opts, const char **keys,
   return 0;
 }
 
-int udm__dev_open_image(const struct udm_image_driver *drv, const char *name,
-                        const char *spec, unsigned mode, struct udm_dev **out,
-                        char **errmsg)
+int udm_image_check_file(const struct udm_image_options *opts, const char *file,
+                         char **errmsg)
+{
+  char *devname = NULL;
+  if (!opts || !opts->ctx)
+    return 0;
+  int r = udm__export_resolve(opts->ctx, file, &devname, errmsg);
+  if (r > 0) {
+    *errmsg = udm__strf("%s is the file of udm device '%s' in udm's export; an image "
+                        "driver cannot read a udm device",
+                        file, devname);
+    free(devname);
+    r = -EINVAL;
+  }
+  return r;
+}
+
+int udm__dev_open_image(struct udm_ctx *ctx, const struct udm_image_driver *drv,
+                        const char *name, const char *spec, unsigned mode,
+                        struct udm_dev **out, char **errmsg)
 {
   const char *q = strchr(spec, '?');
   char *path = q ? strndup(spec, (size_t)(q - spec)) : strdup(spec);
@@ -307,7 +324,7 @@ int udm__dev_open_image(const struct udm_image_driver *drv, const char *name,
   }
   im->drv = drv;
   atomic_init(&im->bad_hits, 0);
-  struct udm_image_options o = {0};
+  struct udm_image_options o = {.ctx = ctx};
   if (opts) {
     r = split_options(im, opts, keys, values, &o.count, errmsg);
     if (r < 0)

@@ -129,7 +129,25 @@ struct udm_ctx {
   void **plugins;
   unsigned num_plugins;
   bool plugin_dir_scanned;
+  /* Directories where a frontend serves the devices as files (export.c). */
+  struct udm_export_dir *exports;
+  unsigned num_exports;
 };
+
+/*
+ * Where PATH leads, decided without touching an export directory (export.c):
+ * 1 and *devname (malloc'd) when it is the file of device NAME in one of
+ * ctx's export directories, or a loop device attached over one; 0 when it
+ * leads elsewhere (or nowhere: opening it will say why); -errno and *errmsg
+ * when it names an export directory itself or a path below one of its
+ * files.  Takes ctx->lock briefly; the _locked form is for a caller that
+ * holds it.
+ */
+int udm__export_resolve(struct udm_ctx *ctx, const char *path, char **devname,
+                        char **errmsg);
+int udm__export_resolve_locked(struct udm_ctx *ctx, const char *path, char **devname,
+                               char **errmsg);
+void udm__export_free_all(struct udm_ctx *ctx);
 
 struct udm_image_driver;
 /* The driver for FORMAT (scanning the plugin directory once), or NULL. */
@@ -138,9 +156,9 @@ const struct udm_image_driver *udm__ctx_find_driver(struct udm_ctx *ctx,
 /* "raw, qcow2, ..." for messages; malloc'd. */
 char *udm__ctx_driver_names(struct udm_ctx *ctx);
 /* Open SPEC ("PATH?opts") with an image driver (dev_image.c). */
-int udm__dev_open_image(const struct udm_image_driver *drv, const char *name,
-                        const char *spec, unsigned mode, struct udm_dev **out,
-                        char **errmsg);
+int udm__dev_open_image(struct udm_ctx *ctx, const struct udm_image_driver *drv,
+                        const char *name, const char *spec, unsigned mode,
+                        struct udm_dev **out, char **errmsg);
 /* Bad-block hits of a table's image devices (dev_image.c). */
 uint64_t udm__table_bad_block_hits(const struct udm_table_ctx *t);
 extern const struct udm_image_driver *const udm__builtin_drivers[];

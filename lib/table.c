@@ -15,9 +15,14 @@
 
 #define MAX_ARGS 1024
 
+/* Words of a line from which an unescaped '#' starts a comment. */
+#define COMMENT_FROM_WORD 3
+
 /*
  * Split LINE in place into words on blanks; a backslash makes the next
- * character literal (as dm_split_args does), so "a\ b" is one word.
+ * character literal (as dm_split_args does), so "a\ b" is one word.  After
+ * the target name, an unescaped '#' ends the line, even inside a word: what
+ * dmsetup strips before the kernel sees the line ("\#" keeps one).
  */
 static int split_words(char *line, char **argv, unsigned max, unsigned *argc)
 {
@@ -26,18 +31,24 @@ static int split_words(char *line, char **argv, unsigned max, unsigned *argc)
   for (;;) {
     while (*r == ' ' || *r == '\t' || *r == '\r')
       r++;
-    if (!*r)
+    if (!*r || (n >= COMMENT_FROM_WORD && *r == '#'))
       break;
     if (n == max)
       return -E2BIG;
     argv[n++] = w;
+    bool end = false;
     while (*r && *r != ' ' && *r != '\t' && *r != '\r') {
+      if (*r == '#' && n > COMMENT_FROM_WORD) {
+        end = true;
+        break;
+      }
       if (*r == '\\' && r[1])
         r++;
       *w++ = *r++;
     }
-    bool end = !*r;
-    if (!end)
+    if (!*r)
+      end = true;
+    else if (!end)
       r++;
     *w++ = '\0';
     if (end)
@@ -47,16 +58,21 @@ static int split_words(char *line, char **argv, unsigned max, unsigned *argc)
   return 0;
 }
 
+static bool needs_escape(char c)
+{
+  return c == ' ' || c == '\t' || c == '\\' || c == '#';
+}
+
 char *udm_table_escape(const char *name)
 {
   size_t n = 0;
   for (const char *p = name; *p; p++)
-    n += (*p == ' ' || *p == '\t' || *p == '\\') ? 2 : 1;
+    n += needs_escape(*p) ? 2 : 1;
   char *out = malloc(n + 1), *o = out;
   if (!out)
     return NULL;
   for (const char *p = name; *p; p++) {
-    if (*p == ' ' || *p == '\t' || *p == '\\')
+    if (needs_escape(*p))
       *o++ = '\\';
     *o++ = *p;
   }
@@ -137,7 +153,7 @@ int udm_get_device(struct udm_target *ti, const char *path, unsigned mode,
   }
   if ((mode & UDM_DEV_WRITE) && !(d->mode & UDM_DEV_WRITE))
     t->backing_readonly = true; /* an image whose driver cannot write */
-  if (strpbrk(d->name, " \t\\") && !(d->display = udm_table_escape(d->name))) {
+  if (strpbrk(d->name, " \t\\#") && !(d->display = udm_table_escape(d->name))) {
     dev_close(d);
     return -ENOMEM;
   }
@@ -160,6 +176,23 @@ void udm_put_device(struct udm_target *ti, struct udm_dev *dev)
       return;
     }
   }
+}
+
+int udm_target_check_file(struct udm_target *ti, const char *path)
+{
+  char *devname = NULL, *why = NULL;
+  int r = udm__export_resolve(ti->table->ctx, path, &devname, &why);
+  if (r > 0) {
+    udm_target_error(ti, "%s leads to udm's own export (device '%s'), which a target "
+                         "cannot read as a file",
+                     path, devname);
+    r = -EINVAL;
+  } else if (r < 0) {
+    udm_target_error(ti, "%s", why ? why : strerror(-r));
+  }
+  free(devname);
+  free(why);
+  return r;
 }
 
 const char *udm_dev_name(const struct udm_dev *dev)
@@ -195,26 +228,42 @@ struct segment_check {
   char *msg;
 };
 
+/*
+ * LEN sectors from START for messages: "sectors FIRST..LAST (LEN sectors)",
+ * both ends included, or what it is when it has no last sector.
+ */
+static void describe_range(char *buf, size_t n, udm_sector_t start, udm_sector_t len)
+{
+  if (len == 0)
+    snprintf(buf, n, "no sectors (at sector %llu)", (unsigned long long)start);
+  else if (start > UINT64_MAX - (len - 1))
+    snprintf(buf, n, "%llu sector%s from sector %llu (past the largest sector number)",
+             (unsigned long long)len, len == 1 ? "" : "s", (unsigned long long)start);
+  else
+    snprintf(buf, n, "sectors %llu..%llu (%llu sector%s)", (unsigned long long)start,
+             (unsigned long long)(start + len - 1), (unsigned long long)len,
+             len == 1 ? "" : "s");
+}
+
 static int check_area(struct udm_target *ti, struct udm_dev *dev, udm_sector_t start,
                       udm_sector_t len, void *data)
 {
   struct segment_check *c = data;
+  char range[128];
   (void)ti;
   if (start > dev->size || len > dev->size - start) {
-    c->msg = udm__strf("device %s is too small: the table needs sectors %llu..%llu "
-                       "but it has %llu sectors",
-                       dev->name, (unsigned long long)start,
-                       (unsigned long long)(start + len),
-                       (unsigned long long)dev->size);
+    describe_range(range, sizeof range, start, len);
+    c->msg = udm__strf("device %s is too small: the table needs %s but it has %llu "
+                       "sectors",
+                       dev->name, range, (unsigned long long)dev->size);
     return -EINVAL;
   }
   unsigned bs = dev->logical_block_size;
   if ((start * UDM_SECTOR_SIZE) % bs || (len * UDM_SECTOR_SIZE) % bs) {
-    c->msg = udm__strf("the table maps sectors %llu..%llu of %s, which has a logical "
-                       "block size of %u bytes: start and length must be multiples "
-                       "of %u sectors",
-                       (unsigned long long)start, (unsigned long long)(start + len),
-                       dev->name, bs, bs / UDM_SECTOR_SIZE);
+    describe_range(range, sizeof range, start, len);
+    c->msg = udm__strf("the table maps %s of %s, which has a logical block size of %u "
+                       "bytes: start and length must be multiples of %u sectors",
+                       range, dev->name, bs, bs / UDM_SECTOR_SIZE);
     return -EINVAL;
   }
   if (bs > c->limits.logical_block_size)

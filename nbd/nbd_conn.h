@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include <udm/udm.h>
 
@@ -28,6 +29,14 @@ struct nbd_conn {
   int fd;
   pthread_t thread;
   bool finished;           /* the thread has returned; under the server's lock */
+  /*
+   * Under the server's lock: still in the handshake, which must end by
+   * handshake_deadline (CLOCK_MONOTONIC); evicted: hung up by the server
+   * (deadline passed, or its slot taken by a newer connection).
+   */
+  bool handshaking;
+  bool evicted;
+  struct timespec handshake_deadline;
   struct nbd_conn *next;   /* the server's list, under its lock */
   unsigned workers;        /* threads serving requests once transmission starts */
 

@@ -8,6 +8,11 @@
  * accept thread at its next wake-up, or by udm_nbd_server_free().
  * Stopping: a pipe wakes the accept threads; shutdown() on every connection
  * socket wakes its reader; each connection flushes its device and closes.
+ *
+ * The handshake is bounded in time and in number (udm_nbd_server_set_
+ * handshake_timeout): the accept threads wake at the nearest deadline and
+ * hang up on handshakes past it, so that idle or half-finished clients
+ * cannot hold the connection slots that real clients need.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h" /* udm__fail: one error convention with libudm */
@@ -27,6 +33,10 @@
 
 #define LISTEN_MAX 16
 #define CONNECTIONS_MAX 1024
+/* Connections in the handshake at once: the rest are kept for established ones. */
+#define HANDSHAKES_MAX (CONNECTIONS_MAX / 4)
+#define HANDSHAKE_TIMEOUT_MS 10000
+#define HANDSHAKE_TIMEOUT_MAX_MS (3600u * 1000)
 #define WORKERS_MAX 64
 
 /*
@@ -55,10 +65,13 @@ struct udm_nbd_server {
   int wake[2];                /* written once to stop the accept threads */
   atomic_bool stopping;
   unsigned workers;
+  unsigned handshake_ms;
 
-  pthread_mutex_t lock;       /* conns, nconns */
+  pthread_mutex_t lock;       /* conns and the counts */
   struct nbd_conn *conns;
-  unsigned nconns;
+  unsigned nconns;            /* in the list, finished and evicted included */
+  unsigned nhandshaking;      /* in the handshake, not evicted */
+  unsigned nlive;             /* neither finished nor evicted */
 };
 
 bool nbd_server_stopping(const struct udm_nbd_server *srv)
@@ -100,6 +113,7 @@ struct udm_nbd_server *udm_nbd_server_new(struct udm_ctx *ctx)
     return udm__fail_null(ENOMEM, "nbd server: out of memory");
   srv->ctx = ctx;
   srv->workers = default_workers();
+  srv->handshake_ms = HANDSHAKE_TIMEOUT_MS;
   if (pipe(srv->wake) < 0) {
     int e = errno;
     free(srv);
@@ -117,6 +131,15 @@ int udm_nbd_server_set_workers(struct udm_nbd_server *srv, unsigned workers)
     return udm__fail(EINVAL, "nbd server: %u workers per connection (1 to %d)", workers,
                      WORKERS_MAX);
   srv->workers = workers;
+  return 0;
+}
+
+int udm_nbd_server_set_handshake_timeout(struct udm_nbd_server *srv, unsigned ms)
+{
+  if (ms < 1 || ms > HANDSHAKE_TIMEOUT_MAX_MS)
+    return udm__fail(EINVAL, "nbd server: handshake timeout of %u ms (1 ms to %u s)", ms,
+                     HANDSHAKE_TIMEOUT_MAX_MS / 1000);
+  srv->handshake_ms = ms;
   return 0;
 }
 
@@ -238,12 +261,44 @@ static void conn_free(struct nbd_conn *c)
   free(c);
 }
 
+/*
+ * Hang up on c, still in the handshake (server lock held): its thread's
+ * next read or write fails, and it finishes.  Its slot is free at once.
+ */
+static void evict(struct udm_nbd_server *srv, struct nbd_conn *c)
+{
+  c->evicted = true;
+  c->handshaking = false;
+  srv->nhandshaking--;
+  srv->nlive--;
+  shutdown(c->fd, SHUT_RDWR);
+}
+
+/* Leave the handshake; false when the server hung up on us meanwhile. */
+static bool handshake_done(struct nbd_conn *c)
+{
+  struct udm_nbd_server *srv = c->srv;
+  pthread_mutex_lock(&srv->lock);
+  bool ok = !c->evicted;
+  if (ok) {
+    c->handshaking = false;
+    srv->nhandshaking--;
+  }
+  pthread_mutex_unlock(&srv->lock);
+  return ok;
+}
+
 static void *conn_main(void *arg)
 {
   struct nbd_conn *c = arg;
-  if (nbd_handshake(c) == 0) {
+  int r = nbd_handshake(c);
+  bool ok = handshake_done(c) && r == 0;
+  if (ok) {
     udm_device_open(c->dev);
     nbd_transmit(c);
+  } else if (c->dev) { /* chosen, but hung up on before it was opened */
+    udm_device_unref(c->dev);
+    c->dev = NULL;
   }
   /* Hang up and let the device go now (so that it can be removed); the
    * memory goes when the connection is reaped. */
@@ -255,8 +310,50 @@ static void *conn_main(void *arg)
   }
   pthread_mutex_lock(&c->srv->lock);
   c->finished = true;
+  if (!c->evicted)
+    c->srv->nlive--;
   pthread_mutex_unlock(&c->srv->lock);
   return NULL;
+}
+
+static bool before(const struct timespec *a, const struct timespec *b)
+{
+  return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/*
+ * Hang up on handshakes past their deadline (server lock held).  Returns
+ * the milliseconds until the next deadline, or -1 when none is pending.
+ */
+static int expire_handshakes(struct udm_nbd_server *srv)
+{
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  const struct timespec *next = NULL;
+  for (struct nbd_conn *c = srv->conns; c; c = c->next) {
+    if (!c->handshaking)
+      continue;
+    if (!before(&now, &c->handshake_deadline))
+      evict(srv, c);
+    else if (!next || before(&c->handshake_deadline, next))
+      next = &c->handshake_deadline;
+  }
+  if (!next)
+    return -1;
+  int64_t ms = (int64_t)(next->tv_sec - now.tv_sec) * 1000 +
+               (next->tv_nsec - now.tv_nsec) / 1000000 + 1;
+  return ms < 1 ? 1 : ms > 60000 ? 60000 : (int)ms;
+}
+
+/* The connection longest in the handshake (server lock held), or NULL. */
+static struct nbd_conn *oldest_handshake(struct udm_nbd_server *srv)
+{
+  struct nbd_conn *oldest = NULL;
+  for (struct nbd_conn *c = srv->conns; c; c = c->next)
+    if (c->handshaking && (!oldest || before(&c->handshake_deadline,
+                                             &oldest->handshake_deadline)))
+      oldest = c;
+  return oldest;
 }
 
 /* Join and free finished connections (all of them when `all`). */
@@ -295,9 +392,27 @@ static void start_conn(struct udm_nbd_server *srv, int fd)
   c->workers = srv->workers;
   pthread_mutex_init(&c->recv_lock, NULL);
   pthread_mutex_init(&c->send_lock, NULL);
+  c->handshaking = true;
+  clock_gettime(CLOCK_MONOTONIC, &c->handshake_deadline);
+  c->handshake_deadline.tv_sec += (time_t)(srv->handshake_ms / 1000);
+  c->handshake_deadline.tv_nsec += (long)(srv->handshake_ms % 1000) * 1000000L;
+  if (c->handshake_deadline.tv_nsec >= 1000000000L) {
+    c->handshake_deadline.tv_sec++;
+    c->handshake_deadline.tv_nsec -= 1000000000L;
+  }
   pthread_mutex_lock(&srv->lock);
-  if (srv->nconns >= CONNECTIONS_MAX || atomic_load(&srv->stopping) ||
-      pthread_create(&c->thread, NULL, conn_main, c) != 0) {
+  /*
+   * Handshakes only ever displace handshakes: the one in it longest makes
+   * room for the newcomer.  Established connections are never displaced.
+   */
+  if (srv->nhandshaking >= HANDSHAKES_MAX || srv->nlive >= CONNECTIONS_MAX) {
+    struct nbd_conn *old = oldest_handshake(srv);
+    if (old)
+      evict(srv, old);
+  }
+  /* Evicted ones leave the list when their thread is joined: bound it too. */
+  if (srv->nlive >= CONNECTIONS_MAX || srv->nconns >= 2 * CONNECTIONS_MAX ||
+      atomic_load(&srv->stopping) || pthread_create(&c->thread, NULL, conn_main, c) != 0) {
     pthread_mutex_unlock(&srv->lock);
     conn_free(c);
     return;
@@ -305,6 +420,8 @@ static void start_conn(struct udm_nbd_server *srv, int fd)
   c->next = srv->conns;
   srv->conns = c;
   srv->nconns++;
+  srv->nlive++;
+  srv->nhandshaking++;
   pthread_mutex_unlock(&srv->lock);
 }
 
@@ -315,7 +432,10 @@ static void *accept_main(void *arg)
   while (!atomic_load(&srv->stopping)) {
     struct pollfd p[2] = {{.fd = l->fd, .events = POLLIN},
                           {.fd = srv->wake[0], .events = POLLIN}};
-    if (poll(p, 2, -1) < 0) {
+    pthread_mutex_lock(&srv->lock);
+    int timeout = expire_handshakes(srv);
+    pthread_mutex_unlock(&srv->lock);
+    if (poll(p, 2, timeout) < 0) {
       if (errno == EINTR)
         continue;
       break;

@@ -23,6 +23,16 @@ int udm_nbd_server_listen_tcp(struct udm_nbd_server *srv, const char *host,
  * Affects connections accepted later.
  */
 int udm_nbd_server_set_workers(struct udm_nbd_server *srv, unsigned workers);
+/*
+ * How long a client may take from connecting to choosing an export
+ * (default 10 s): a connection still in the handshake after it is closed.
+ * At most a quarter of the connection slots may be in the handshake at
+ * once; a new connection beyond that (or beyond the total) takes the slot
+ * of the one that has been in the handshake longest, so idle or slow
+ * handshakes never lock out clients that complete theirs, and never take
+ * the slot of an established client.  Affects connections accepted later.
+ */
+int udm_nbd_server_set_handshake_timeout(struct udm_nbd_server *srv, unsigned ms);
 /* Start accepting on every listening socket, in background threads. */
 int udm_nbd_server_start(struct udm_nbd_server *srv);
 /* Stop accepting, close every connection (flushing first), join all threads. */

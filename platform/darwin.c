@@ -262,3 +262,22 @@ int udm_platform_unmount_stale(const char *dir)
 {
   return unmount(dir, MNT_FORCE) < 0 ? -errno : 0;
 }
+
+int udm_platform_abort_mount(const char *dir)
+{
+  return unmount(dir, MNT_FORCE) < 0 ? -errno : 0;
+}
+
+int udm_platform_lstat_cached(const char *path, struct stat *st)
+{
+  return lstat(path, st) < 0 ? -errno : 0;
+}
+
+int udm_platform_loop_backing_file(dev_t rdev, char *buf, size_t n)
+{
+  /* hdiutil's attached images are not resolved (docs/architecture.md). */
+  (void)rdev;
+  (void)buf;
+  (void)n;
+  return -ENOENT;
+}

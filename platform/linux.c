@@ -354,3 +354,40 @@ int udm_platform_unmount_stale(const char *dir)
       return -errno;
   return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EPERM;
 }
+
+int udm_platform_abort_mount(const char *dir)
+{
+  int r = umount2(dir, MNT_FORCE) == 0 ? 0 : -errno;
+  if (r == -EBUSY) /* aborted all the same: now let it go when its users do */
+    r = umount2(dir, MNT_DETACH) == 0 ? 0 : -errno;
+  return r;
+}
+
+int udm_platform_lstat_cached(const char *path, struct stat *st)
+{
+  struct statx stx;
+  if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC,
+            STATX_TYPE | STATX_INO, &stx) < 0)
+    return -errno;
+  memset(st, 0, sizeof *st);
+  st->st_mode = stx.stx_mode;
+  st->st_ino = (ino_t)stx.stx_ino;
+  st->st_dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+  st->st_rdev = makedev(stx.stx_rdev_major, stx.stx_rdev_minor);
+  return 0;
+}
+
+int udm_platform_loop_backing_file(dev_t rdev, char *buf, size_t n)
+{
+  char p[96];
+  snprintf(p, sizeof p, "/sys/dev/block/%u:%u/loop/backing_file", major(rdev),
+           minor(rdev));
+  int r = read_sysfs(p, buf, n);
+  if (r < 0)
+    return r == -ENOENT || r == -ENOTDIR ? -ENOENT : r;
+  size_t len = strlen(buf);
+  static const char deleted[] = " (deleted)";
+  if (len >= sizeof deleted - 1 && !strcmp(buf + len - (sizeof deleted - 1), deleted))
+    buf[len - (sizeof deleted - 1)] = '\0';
+  return buf[0] ? 0 : -ENOENT;
+}

@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /* Size in bytes of the block device open on fd. */
@@ -101,5 +102,30 @@ bool udm_platform_attached_pattern_match(const struct udm_platform_attached_patt
 int udm_platform_find_attached(const char *file, char *devpath, size_t n);
 /* Unmount DIR, a FUSE mount whose server is gone, lazily. */
 int udm_platform_unmount_stale(const char *dir);
+/*
+ * Abort the FUSE connection mounted at DIR and unmount it, for a server
+ * that must exit while one of its own threads waits on it (Linux:
+ * umount2 MNT_FORCE, which aborts a FUSE connection even when the mount
+ * is busy, then a lazy unmount; macOS: unmount MNT_FORCE).
+ */
+int udm_platform_abort_mount(const char *dir);
+
+/* ---- paths that may lead into udm's own export (lib/export.c) ---- */
+/*
+ * lstat() that does not ask a FUSE server for fresh attributes: Linux
+ * statx(AT_STATX_DONT_SYNC), which FUSE answers from the kernel's cache, so
+ * the mount point of an export whose server is busy (even the caller) can
+ * be looked at.  Elsewhere plain lstat(), which macFUSE may forward to the
+ * server for a mount point.  Fills st_mode, st_dev, st_ino, st_rdev.
+ */
+int udm_platform_lstat_cached(const char *path, struct stat *st);
+/*
+ * The backing file of the loop device whose device number is rdev, as the
+ * kernel recorded it (Linux: /sys/dev/block/MAJ:MIN/loop/backing_file),
+ * without opening the device.  -ENOENT when rdev is not a bound loop
+ * device; macOS: always -ENOENT (hdiutil's attached images are not looked
+ * at).
+ */
+int udm_platform_loop_backing_file(dev_t rdev, char *buf, size_t n);
 
 #endif

@@ -158,6 +158,13 @@ static int parse_container(struct parser *ps, struct udm_json *v, int depth, boo
     if (object) {
       if ((r = parse_string(ps, &key)) < 0)
         return r;
+      /* one value per name: readers that take the first and the last
+       * member of a duplicate would see different metadata */
+      for (size_t i = 0; i < v->count; i++)
+        if (!strcmp(v->items[i].key, key)) {
+          free(key);
+          return -EEXIST;
+        }
       skip_ws(ps);
       if (ps->p >= ps->end || *ps->p != ':') {
         free(key);

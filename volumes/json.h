@@ -25,7 +25,8 @@ struct udm_json {
 
 /*
  * Parse LEN bytes (trailing NULs after the value are allowed, as LUKS2 pads
- * its JSON area).  0 or -EINVAL with *where set to the byte offset at fault.
+ * its JSON area).  0, or -EINVAL (-EEXIST: a name twice in one object)
+ * with *where set to the byte offset at fault.
  */
 int udm_json_parse(const char *buf, size_t len, struct udm_json **out, size_t *where);
 void udm_json_free(struct udm_json *j);

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Opening LUKS1 and LUKS2 volumes: read the header (LUKS2: checksum checked,
- * the backup header used when the primary is damaged), unlock a keyslot with
+ * the backup header used when the primary is damaged or stale), check every
+ * field against cryptsetup's rules and udm's bounds before any key
+ * derivation (docs/crypt.md lists them), unlock a keyslot with
  * a passphrase (PBKDF2, Argon2i, Argon2id; AF-split key material), check the
  * volume key against the header's digest, and produce the dm-crypt table
  * cryptsetup would load for "cryptsetup open".  The volume is only read.

@@ -16,6 +16,7 @@
 #include "open.h"
 #include "msg.h"
 #include "secure.h"
+#include "table.h"
 
 /* cryptsetup's defaults for plain mode. */
 #define PLAIN_CIPHER "aes-cbc-essiv:sha256"
@@ -177,8 +178,8 @@ static int plan_plain(const struct udm_open_request *req, struct udm_open_plan *
   const char *hash = req->hash ? req->hash : PLAIN_HASH;
   if (bits % 8 || bits / 8 > PLAIN_MAX_KEY)
     return vol_fail(errmsg, -EINVAL, "invalid key size %u bits", bits);
-  if (strchr(cipher, ' ') || !*cipher)
-    return vol_fail(errmsg, -EINVAL, "invalid cipher '%s'", cipher);
+  if (!vol_cipher_spec_ok(cipher))
+    return vol_fail(errmsg, -EINVAL, "invalid cipher specification '%s'", cipher);
   size_t klen = bits / 8;
   int fd = open(req->source, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
@@ -214,27 +215,33 @@ static int plan_plain(const struct udm_open_request *req, struct udm_open_plan *
     if (!md || plain_hash(md, req->secret, req->secret_len, key, klen) < 0)
       r = vol_fail(errmsg, -EINVAL, "unknown hash '%s'", hash);
   }
-  char *epath = udm_table_escape(req->source);
-  size_t cap = strlen(cipher) + 2 * klen + (epath ? strlen(epath) : 0) + 96;
-  char *table = r == 0 && epath ? malloc(cap) : NULL;
-  char *uuid = vol_format("CRYPT-PLAIN-%s", req->name);
-  if (r == 0 && (!table || !uuid))
+  char *table = NULL, *uuid = vol_format("CRYPT-PLAIN-%s", req->name);
+  if (r == 0 && !uuid)
     r = -ENOMEM;
   if (r == 0) {
-    int w = snprintf(table, cap, "0 %llu crypt %s ", (unsigned long long)size, cipher);
-    for (size_t i = 0; i < klen; i++)
-      w += snprintf(table + w, cap - (size_t)w, "%02x", key[i]);
-    snprintf(table + w, cap - (size_t)w, " %llu %s %llu", (unsigned long long)req->skip,
-             epath, (unsigned long long)req->offset);
+    struct vol_crypt_line line = {.length = size, .cipher = cipher, .key = key,
+                                  .key_len = klen, .show_key = true, .iv_offset = req->skip,
+                                  .device = req->source, .offset = req->offset,
+                                  .sector_size = 512};
+    r = vol_crypt_table(&line, &table, errmsg);
+  }
+  if (r == 0) {
     plan->description = strdup("plain");
     r = add_device(plan, req->name, uuid, table);
     table = NULL;
   }
-  free(table);
+  udm_wipe_free_str(table);
   free(uuid);
-  free(epath);
   udm_secure_free(key);
   return r;
+}
+
+static bool has_control(const char *s)
+{
+  for (; *s; s++)
+    if ((unsigned char)*s < 0x20 || *s == 0x7f)
+      return true;
+  return false;
 }
 
 int udm_open_plan(const struct udm_open_request *req, struct udm_open_plan **out,
@@ -247,8 +254,12 @@ int udm_open_plan(const struct udm_open_request *req, struct udm_open_plan **out
   if (!udm_open_type_valid(req->type))
     return vol_fail(errmsg, -EINVAL, "unknown volume type '%s' (luks, luks1, luks2, tcrypt, "
                                  "veracrypt, plain)", req->type);
-  if (!*req->name || strlen(req->name) > UDM_NAME_MAX)
-    return vol_fail(errmsg, -EINVAL, "invalid device name '%s'", req->name);
+  if (!*req->name || strlen(req->name) > UDM_NAME_MAX || has_control(req->name))
+    return vol_fail(errmsg, -EINVAL, "invalid device name (empty, too long or holding "
+                    "control characters)");
+  /* the name and the path go into tables, one line per segment */
+  if (has_control(req->source))
+    return vol_fail(errmsg, -EINVAL, "the volume path holds control characters");
   struct udm_open_plan *plan = calloc(1, sizeof *plan);
   if (!plan)
     return -ENOMEM;

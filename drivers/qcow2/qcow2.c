@@ -142,6 +142,7 @@ struct qcow2 {
 struct chain {
   enum { POLICY_CONTAINED, POLICY_ANY, POLICY_NONE } policy;
   const char *backing_format_opt;
+  const struct udm_image_options *opts; /* for udm_image_check_file */
   char *root_dir;         /* canonical directory of the top image */
   unsigned depth;
   dev_t devs[MAX_CHAIN + 1];
@@ -468,6 +469,16 @@ static int open_backing(struct qcow2 *q, struct chain *ch, char **errmsg)
   }
   if (!resolved)
     return -ENOMEM;
+  /* Not even realpath() of a file in udm's own export (it could wait on us). */
+  int checked = udm_image_check_file(ch->opts, resolved, errmsg);
+  if (checked < 0) {
+    char *why = *errmsg;
+    *errmsg = udm_drv_strf("%s: backing file '%s': %s", q->path, name,
+                           why ? why : strerror(-checked));
+    free(why);
+    free(resolved);
+    return checked;
+  }
   char canon[PATH_MAX];
   if (!realpath(resolved, canon)) {
     int e = errno;
@@ -829,6 +840,7 @@ static int qcow2_drv_open(const char *path, const struct udm_image_options *opts
   (void)writable; /* read-only driver: the core never asks for writes */
   struct chain ch;
   memset(&ch, 0, sizeof ch);
+  ch.opts = opts;
   for (unsigned i = 0; i < opts->count; i++) {
     const char *k = opts->keys[i], *v = opts->values[i];
     if (strcmp(k, "backing") == 0 && strcmp(v, "contained") == 0)

@@ -169,7 +169,7 @@ static int open_image_parts(struct udm_ctx *ctx, const char *spec, struct image 
   /* The same option split as tables; bad= is the core's and means nothing here. */
   size_t max = opts ? strlen(opts) + 1 : 1;
   const char **keys = calloc(max, sizeof *keys), **values = calloc(max, sizeof *values);
-  struct udm_image_options o = {0, keys, values};
+  struct udm_image_options o = {.keys = keys, .values = values};
   char *save = NULL;
   for (char *w = opts ? strtok_r(opts, "&", &save) : NULL; w;
        w = strtok_r(NULL, "&", &save)) {

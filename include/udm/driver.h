@@ -42,7 +42,19 @@ struct udm_image_options {
   unsigned count;
   const char *const *keys;
   const char *const *values;
+  struct udm_ctx *ctx; /* the core's, for udm_image_check_file; may be NULL */
 };
+
+/*
+ * For open(): may the driver open FILE, a file other than PATH that the
+ * image names (a backing file)?  0, or -errno with *errmsg (malloc'd) when
+ * FILE leads into an export directory of the context (udm's own device
+ * files, see udm_ctx_add_export_dir in <udm/udm.h>), which must never be
+ * opened from inside the context.  Decided without opening FILE.  Call it
+ * before anything that touches FILE (realpath, stat, open).
+ */
+int udm_image_check_file(const struct udm_image_options *opts, const char *file,
+                         char **errmsg);
 
 /* Report one extent: off/len in bytes, flags UDM_EXTENT_HOLE|ZERO|BAD. */
 typedef int (*udm_image_extent_fn)(void *opaque, uint64_t off, uint64_t len,

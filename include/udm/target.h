@@ -257,6 +257,14 @@ static inline udm_sector_t udm_target_offset(const struct udm_target *ti,
 int udm_get_device(struct udm_target *ti, const char *path, unsigned mode,
                    struct udm_dev **out);
 void udm_put_device(struct udm_target *ti, struct udm_dev *dev);
+/*
+ * For a ctr that reads a file other than a device (a key file): 0 when it
+ * may, or -errno with udm_target_error() set when PATH leads into one of the
+ * context's export directories (udm's own device files, which must never be
+ * opened from inside the context: see udm_ctx_add_export_dir).  Decided
+ * without opening PATH; call it before touching PATH.
+ */
+int udm_target_check_file(struct udm_target *ti, const char *path);
 /* The name as given in the table (for TABLE status lines). */
 const char *udm_dev_name(const struct udm_dev *dev);
 /* Size in sectors. */

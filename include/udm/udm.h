@@ -59,6 +59,21 @@ int udm_ctx_foreach_target(struct udm_ctx *ctx,
                                      const unsigned version[3]),
                            void *opaque);
 
+/*
+ * Export directories: DIR is where a frontend of ctx serves every device
+ * NAME as the file DIR/NAME (udm_fuse_new registers udmd's FUSE export).
+ * A table argument that leads to such a file -- a path into DIR, through
+ * symlinks or '..', relative or absolute, raw:PATH, or a loop device
+ * attached over the file -- then stands for the device NAME itself, with
+ * the checks of udm:NAME (stacking; cycles refused), instead of I/O that
+ * would go out through the frontend and back into ctx, waiting on the very
+ * table being built.  An image path (FORMAT:PATH) leading there is refused.
+ * Paths are decided without opening or looking inside DIR.  Register once
+ * DIR is mounted, unregister before it is unmounted.
+ */
+int udm_ctx_add_export_dir(struct udm_ctx *ctx, const char *dir);
+int udm_ctx_remove_export_dir(struct udm_ctx *ctx, const char *dir);
+
 /* ---- device lifecycle ------------------------------------------------- */
 #define UDM_DEVICE_READONLY 0x1u
 
@@ -97,8 +112,9 @@ int udm_device_remove(struct udm_device *dev, unsigned flags);
 int udm_table_load(struct udm_device *dev, const char *text);
 /*
  * WORD as it must be written in a table to be read back as one word: blanks
- * and backslashes get a backslash (dm_split_args' rule).  malloc'd; NULL
- * when out of memory.  Use it for paths when composing tables.
+ * and backslashes get a backslash (dm_split_args' rule), and so does '#',
+ * which after the target name starts a comment.  malloc'd; NULL when out of
+ * memory.  Use it for paths when composing tables.
  */
 char *udm_table_escape(const char *word);
 /* Drop the inactive table ("dmsetup clear"). */

@@ -98,6 +98,7 @@ struct crypt {
   int algo;                /* libgcrypt cipher (data) */
   int essiv_algo;
   int essiv_hash;
+  unsigned essiv_dlen; /* bytes of the digest used as the ESSIV key */
   unsigned block_size, iv_size;
   unsigned sector_size, sector_shift; /* shift: log2(sector_size / 512) */
   unsigned opts;
@@ -266,25 +267,34 @@ static void key_lengths_text(const struct cipher_name *c, char *buf, size_t n)
     }
 }
 
-/* Kernel hash names (as used after "essiv:") to libgcrypt. */
-static int hash_algo(const char *name)
+/*
+ * Kernel hash names (as used after "essiv:") to libgcrypt, and the digest
+ * length when the kernel's hash is a truncation (wp384 and wp256 are the
+ * first 48 and 32 bytes of Whirlpool, as the kernel's wp512 module makes
+ * them; 0: the algorithm's own length).
+ */
+static int hash_algo(const char *name, unsigned *dlen)
 {
   static const struct {
     const char *kernel;
     int algo;
+    unsigned dlen;
   } map[] = {
-      {"sha1", GCRY_MD_SHA1},         {"sha224", GCRY_MD_SHA224},
-      {"sha256", GCRY_MD_SHA256},     {"sha384", GCRY_MD_SHA384},
-      {"sha512", GCRY_MD_SHA512},     {"md5", GCRY_MD_MD5},
-      {"rmd160", GCRY_MD_RMD160},     {"ripemd160", GCRY_MD_RMD160},
-      {"wp512", GCRY_MD_WHIRLPOOL},   {"whirlpool", GCRY_MD_WHIRLPOOL},
-      {"sm3", GCRY_MD_SM3},           {"streebog256", GCRY_MD_STRIBOG256},
-      {"streebog512", GCRY_MD_STRIBOG512}, {"sha3-256", GCRY_MD_SHA3_256},
-      {"sha3-512", GCRY_MD_SHA3_512},
+      {"sha1", GCRY_MD_SHA1, 0},         {"sha224", GCRY_MD_SHA224, 0},
+      {"sha256", GCRY_MD_SHA256, 0},     {"sha384", GCRY_MD_SHA384, 0},
+      {"sha512", GCRY_MD_SHA512, 0},     {"md5", GCRY_MD_MD5, 0},
+      {"rmd160", GCRY_MD_RMD160, 0},     {"ripemd160", GCRY_MD_RMD160, 0},
+      {"wp512", GCRY_MD_WHIRLPOOL, 0},   {"whirlpool", GCRY_MD_WHIRLPOOL, 0},
+      {"wp384", GCRY_MD_WHIRLPOOL, 48},  {"wp256", GCRY_MD_WHIRLPOOL, 32},
+      {"sm3", GCRY_MD_SM3, 0},           {"streebog256", GCRY_MD_STRIBOG256, 0},
+      {"streebog512", GCRY_MD_STRIBOG512, 0}, {"sha3-256", GCRY_MD_SHA3_256, 0},
+      {"sha3-512", GCRY_MD_SHA3_512, 0},
   };
   for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-    if (strcmp(map[i].kernel, name) == 0)
+    if (strcmp(map[i].kernel, name) == 0) {
+      *dlen = map[i].dlen ? map[i].dlen : gcry_md_get_algo_dlen(map[i].algo);
       return map[i].algo;
+    }
   return 0;
 }
 
@@ -396,8 +406,11 @@ static int load_key_ref(struct udm_target *ti, struct crypt *cc, const char *ref
   if (!path)
     return -ENOMEM;
   snprintf(path, plen, "%s/%s", dir, desc);
-  FILE *f = fopen(path, "rbe");
+  int checked = udm_target_check_file(ti, path);
+  FILE *f = checked < 0 ? NULL : fopen(path, "rbe");
   free(path);
+  if (checked < 0)
+    return checked;
   if (!f) {
     udm_target_error(ti, "key '%s' not found in UDM_KEYS_DIR", desc);
     return -ENOKEY;
@@ -483,7 +496,7 @@ static int parse_ivmode(struct udm_target *ti, struct crypt *cc, const char *ivm
       udm_target_error(ti, "digest algorithm missing for ESSIV mode (e.g. essiv:sha256)");
       return -EINVAL;
     }
-    cc->essiv_hash = hash_algo(ivopts);
+    cc->essiv_hash = hash_algo(ivopts, &cc->essiv_dlen);
     if (!cc->essiv_hash) {
       udm_target_error(ti, "unknown ESSIV hash '%s'", ivopts);
       return -EINVAL;
@@ -621,7 +634,7 @@ static int apply_key(struct crypt *cc)
     uint8_t salt[64];
     unsigned salt_len = 0;
     if (cc->iv == IV_ESSIV) {
-      salt_len = gcry_md_get_algo_dlen(cc->essiv_hash);
+      salt_len = cc->essiv_dlen;
       gcry_md_hash_buffer(cc->essiv_hash, salt, k, sk);
     }
     if (cc->chain == CHAIN_LRW) {
@@ -863,7 +876,7 @@ static int check_cipher(struct udm_target *ti, struct crypt *cc, const char *cip
     return -EINVAL;
   }
   if (cc->iv == IV_ESSIV) {
-    unsigned dlen = gcry_md_get_algo_dlen(cc->essiv_hash);
+    unsigned dlen = cc->essiv_dlen;
     cc->essiv_algo = cipher_algo(cn, dlen);
     if (!cc->essiv_algo) {
       udm_target_error(ti, "ESSIV: a %u-bit digest is not a valid %s key", dlen * 8,

@@ -37,7 +37,7 @@ bad_table "line 1: linear: invalid device sector '100x'" "0 8 linear $A 100x"
 bad_table "line 1: linear: invalid argument count 1" "0 8 linear $A"
 bad_table "line 1: linear: cannot open for reading and writing $WORK/missing: No such file or directory" \
   "0 8 linear $WORK/missing 0"
-bad_table "line 1: linear: device $A is too small: the table needs sectors 0..2048 but it has 1024" \
+bad_table "line 1: linear: device $A is too small: the table needs sectors 0..2047 (2048 sectors) but it has 1024" \
   "0 2048 linear $A 0"
 bad_table "line 1: striped: target length 9 not divisible by number of stripes 2" \
   "0 9 striped 2 8 $A 0 $A 16"

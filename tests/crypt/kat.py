@@ -47,6 +47,9 @@ CASES = [
     ("aes-cbc-eboiv", "aes-cbc-eboiv", 32, 512, False, 0, 0, 8, []),
     ("aes-lrw-benbi", "aes-lrw-benbi", 48, 512, False, 0, 0, 8, []),
     ("aes-lrw-plain64", "aes-lrw-plain64", 32, 512, False, 0, 0, 8, []),
+    # the kernel's wp256: Whirlpool cut to 256 bits, an AES-256 ESSIV key
+    ("aes-cbc-essiv-wp256", "aes-cbc-essiv:wp256", 32, 512, False, 0, 0, 16, []),
+    ("aes-cbc-essiv-wp256-aes128", "aes-cbc-essiv:wp256", 16, 512, False, 9, 0, 16, []),
     ("camellia-cbc-essiv-sha256", "camellia-cbc-essiv:sha256", 32, 512, False, 0, 0, 8, []),
     ("cast5-cbc-plain", "cast5-cbc-plain", 16, 512, False, 0, 0, 8, []),
     ("blowfish-cbc-plain64", "blowfish-cbc-plain64", 16, 512, False, 0, 0, 8, []),

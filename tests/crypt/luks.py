@@ -4,10 +4,12 @@
 udm's volumes/luks.c: volume keys cross-checked with cryptsetup's own dump,
 data written by the tools read back through udm's crypt target and the other
 way round, and bad input refused with clear messages."""
+import hashlib
 import os
 import time
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -84,6 +86,11 @@ def main(tmp):
                                   "--pbkdf-force-iterations", "1000",
                                   "--cipher", "aes-cbc-essiv:sha256", "--key-size", "256"]),
     ]
+    # not the default layout: a 64 KiB header and a 2 MiB keyslots area
+    formats.append(("luks2-metadata-64k", ["--type", "luks2", "--pbkdf", "pbkdf2",
+                                           "--pbkdf-force-iterations", "1000",
+                                           "--luks2-metadata-size", "64k",
+                                           "--luks2-keyslots-size", "2m"]))
     for name, opts in formats:
         img = os.path.join(tmp, name + ".img")
         with open(img, "wb") as f:
@@ -123,6 +130,63 @@ def main(tmp):
         r = sh(LUKS_OPEN, img, wrong, "table")
         check(name + " wrong passphrase", r.returncode == 1 and
               r.stderr.strip() == "No key available with this passphrase.", r.stderr)
+
+    # what cryptsetup writes passes udm's header rules: a second keyslot and a
+    # token (the metadata-64k volume, whose secondary header is at 64 KiB)
+    img = os.path.join(tmp, "luks2-metadata-64k.img")
+    kf3 = os.path.join(tmp, "pass3")
+    open(kf3, "w").write("third")
+    r1 = sh("cryptsetup", "luksAddKey", "--batch-mode", "--key-file", kf, "--pbkdf", "pbkdf2",
+            "--pbkdf-force-iterations", "1000", img, kf3)
+    r2 = sh("cryptsetup", "token", "add", "--key-description", "udm-test", "--key-slot", "1",
+            img)
+    k = sh(LUKS_OPEN, img, kf3, "key")
+    check("luks2 second keyslot and a token: the second passphrase opens",
+          r1.returncode == 0 and r2.returncode == 0 and k.returncode == 0 and
+          k.stdout.strip() == dump_key(img, kf), r1.stderr + r2.stderr + k.stderr)
+    vk = k.stdout.strip()
+    with open(img, "r+b") as f:
+        f.write(bytes(4096))
+    k = sh(LUKS_OPEN, img, kf, "key")
+    check("luks2 64 KiB header, primary zeroed: the secondary at 64 KiB is found",
+          k.returncode == 0 and "backup header at offset 65536" in k.stderr and
+          k.stdout.strip() == vk, k.stderr)
+
+    # LUKS1 with aes-cbc-essiv:wp256 (the kernel's Whirlpool cut to 256 bits).
+    # cryptsetup makes it only where the kernel has wp512, so: a copy of the
+    # essiv:sha256 volume, its keyslot decrypted and re-encrypted under
+    # essiv:wp256 by dmcrypt_ref.py and the mode field changed. The volume
+    # key stays cryptsetup's.
+    src = os.path.join(tmp, "luks1-aes-cbc-essiv.img")
+    wp = os.path.join(tmp, "luks1-essiv-wp256.img")
+    shutil.copy(src, wp)
+    hdr = open(wp, "rb").read(592)
+    hname = hdr[72:104].split(b"\0")[0].decode()
+    kb = struct.unpack(">I", hdr[108:112])[0]
+    iters, salt, ks_off = struct.unpack(">I", hdr[212:216])[0], hdr[216:248], \
+        struct.unpack(">I", hdr[248:252])[0]
+    slot_key = hashlib.pbkdf2_hmac(hname, b"correct horse", salt, iters, kb)
+    n = (kb * 4000 + 511) // 512 * 512
+    raw = open(wp, "rb").read()[ks_off * 512:ks_off * 512 + n]
+    plain = DmCrypt("aes-cbc-essiv:sha256", slot_key).transform(0, raw, False)
+    with open(wp, "r+b") as f:
+        f.seek(ks_off * 512)
+        f.write(DmCrypt("aes-cbc-essiv:wp256", slot_key).transform(0, plain, True))
+        f.seek(40)
+        f.write(b"cbc-essiv:wp256".ljust(32, b"\0"))
+    k = sh(LUKS_OPEN, wp, kf, "key")
+    check("luks1 aes-cbc-essiv:wp256 opens with cryptsetup's volume key",
+          k.returncode == 0 and k.stdout.strip() == dump_key(src, kf), k.stderr)
+    rc, table, err = luks_table(wp, kf)
+    if rc == 0:
+        data = os.urandom(64 * 1024)
+        through_udm_write(table, data, tmp)
+        words = table.split()
+        off = int(words[7]) * 512
+        check("luks1 aes-cbc-essiv:wp256 ciphertext decrypts independently",
+              words[3] == "aes-cbc-essiv:wp256" and
+              DmCrypt(words[3], bytes.fromhex(words[4])).transform(
+                  0, open(wp, "rb").read()[off:off + len(data)], False) == data, table)
 
     # 2. Data encrypted by cryptsetup itself (offline LUKS2 encryption).
     for name, opts in [("reencrypt-aes-xts-4096", ["--sector-size", "4096"]),

@@ -89,6 +89,20 @@ def expect_refused(what, key, args, stdin=b"", vol=None):
         check(what + ": volume unchanged", sha(vol) == before)
 
 
+def expect_message(what, message, args, stdin=b"", vol=None):
+    """Refused with exactly MESSAGE, nothing created, VOL's bytes unchanged."""
+    before = sha(vol) if vol else None
+    rc, out, err = udm(*args, stdin=stdin)
+    check(what, rc == 1 and err == "udm: " + message + "\n", "rc=%d err=%r" % (rc, err))
+    check(what + ": nothing created", devices() == "No devices found", devices())
+    if vol:
+        check(what + ": volume unchanged", sha(vol) == before)
+
+
+def table_words(name):
+    return udm("table", "--showkeys", name)[1].split()
+
+
 def fed(argv, lines):
     """Run argv feeding one line per read() (tcplay reads each answer with one read)."""
     r, w = os.pipe()
@@ -323,6 +337,266 @@ def veracrypt_tests():
     udm("close", "vk")
 
 
+def tc5_tests():
+    """TrueCrypt 5.x (header version 3): the data start right after the one
+    header, whatever the (zero) area start field says; IV = sector number."""
+    plaintext = os.urandom(64 * 1024)
+    size = 1 << 20
+    for scope, chain, h in ((True, ["aes"], "sha512"), (False, ["twofish", "aes"], "ripemd160")):
+        img = os.path.join(WORK, "tc5-%d.img" % scope)
+        keys = tcrypt_ref.make_tc5_volume(img, size, chain, h, b"tc5 pass", plaintext,
+                                          scope_size=scope)
+        what = "TrueCrypt 5 %s %s (area start 0, length %s)" % (h, "-".join(chain),
+                                                                "set" if scope else "0")
+        header = open(img, "rb").read(512)
+        rc, _, err = udm("open", "--type", "tcrypt", img, "t5", stdin=b"tc5 pass\n")
+        check(what + " opens", rc == 0, err)
+        if rc:
+            continue
+        bottom = table_words("t5" if len(chain) == 1 else "t5_1")
+        check(what + " maps sector 1 on, IV 1", bottom[1] == str(size // 512 - 1) and
+              bottom[5] == "1" and bottom[7] == "1", bottom[:3] + bottom[5:])
+        check(what + " plaintext reads back", dev_read("t5")[:len(plaintext)] == plaintext)
+        data = os.urandom(16 * 1024)
+        check(what + " write", dev_write("t5", data) == 0)
+        udm("close", "t5")
+        raw = open(img, "rb").read()
+        check(what + " the write left the header alone", raw[:512] == header)
+        check(what + " written data decrypts independently",
+              all(tcrypt_ref.cascade(chain, keys, 1 + s, raw[512 + 512 * s:1024 + 512 * s],
+                                     False) == data[512 * s:512 * s + 512] for s in range(32)))
+    # a TrueCrypt 5 hidden volume: header at the end - 1536, data before it
+    img = os.path.join(WORK, "tc5-hidden.img")
+    tcrypt_ref.make_tc5_volume(img, size, ["aes"], "sha512", b"tc5 outer", plaintext)
+    hsize = 256 * 1024
+    keys, start = tcrypt_ref.add_tc5_hidden(img, ["serpent"], "whirlpool", b"tc5 hidden", hsize,
+                                            plaintext)
+    headers = lambda raw: raw[:512] + raw[-1536:]  # noqa: E731
+    before = headers(open(img, "rb").read())
+    rc, _, err = udm("open", "--type", "tcrypt", "--hidden", img, "t5h", stdin=b"tc5 hidden\n")
+    check("TrueCrypt 5 hidden volume opens", rc == 0 and err == "", err)
+    if rc == 0:
+        t = table_words("t5h")
+        check("TrueCrypt 5 hidden volume maps the end - 1536 - size",
+              t[1] == str(hsize // 512) and t[5] == str(start // 512) and
+              t[7] == str(start // 512), t[:3] + t[5:])
+        check("TrueCrypt 5 hidden volume reads back",
+              dev_read("t5h")[:len(plaintext)] == plaintext)
+        data = os.urandom(hsize)
+        check("TrueCrypt 5 hidden volume write (all of it)", dev_write("t5h", data) == 0)
+        udm("close", "t5h")
+        raw = open(img, "rb").read()
+        check("TrueCrypt 5 hidden volume: both headers left alone", headers(raw) == before)
+        check("TrueCrypt 5 hidden volume: written data decrypts independently",
+              all(tcrypt_ref.cascade(["serpent"], keys, start // 512 + s,
+                                     raw[start + 512 * s:start + 512 * s + 512], False) ==
+                  data[512 * s:512 * s + 512] for s in range(0, hsize // 512, 17)))
+    img = os.path.join(WORK, "tc5-off.img")
+    keys = os.urandom(256)
+    with open(img, "wb") as f:
+        f.truncate(size)
+        f.write(tcrypt_ref.make_header(["aes"], "sha512", b"tc5 pass", keys, size - 1024, 1024,
+                                       size - 1024, veracrypt=False, version=3))
+    expect_message("TrueCrypt 5 header with another data offset",
+                   "%s: a TrueCrypt 5 header whose data offset is 1024 bytes (TrueCrypt 5 "
+                   "volumes start at 512)" % img, ["open", "--type", "tcrypt", img, "t5"],
+                   stdin=b"tc5 pass\n", vol=img)
+
+
+def header_field_tests():
+    """Every header field udm does not understand is refused by name."""
+    plaintext = os.urandom(32 * 1024)
+    size, vol = 1 << 20, (1 << 20) - 262144
+    pw = b"fields"
+    vc = ["open", "--type", "veracrypt", "--veracrypt-pim", "1"]
+    refused = [
+        ("unknown header version", dict(version=6),
+         "VeraCrypt header version 6 is not supported (udm knows version 5)"),
+        ("required program version too new", dict(min_version=0x0127),
+         "the volume requires VeraCrypt 0x0127 or newer; udm knows the format up to VeraCrypt "
+         "0x0126 (VeraCrypt 1.26)"),
+        ("VeraCrypt layout before 1.11", dict(min_version=0x0100),
+         "VeraCrypt header version 5 with required program version 0x0100 is a layout udm does "
+         "not know"),
+        ("sector size 8192", dict(sector_size=8192),
+         "unsupported sector size 8192 (VeraCrypt uses 512 to 4096 bytes)"),
+        ("sector size 520", dict(sector_size=520),
+         "unsupported sector size 520 (VeraCrypt uses 512 to 4096 bytes)"),
+        ("reserved flag", dict(flags=4), "unknown header flags 0x4"),
+        ("unfinished in-place encryption", dict(flags=2, data_size=vol // 2),
+         "the in-place encryption is not finished (%d of %d bytes encrypted); udm maps only a "
+         "fully encrypted volume" % (vol // 2, vol)),
+        ("encrypted length differs from the volume size", dict(data_size=vol // 2),
+         "inconsistent header: the encrypted length (%d bytes) differs from the volume size "
+         "(%d bytes)" % (vol // 2, vol)),
+        ("encrypted length beyond the volume size", dict(data_size=2 * vol),
+         "inconsistent header: the encrypted length (%d bytes) exceeds the volume size "
+         "(%d bytes)" % (2 * vol, vol)),
+        ("data area into the backup header", dict(volume_size=vol + 4096, data_size=vol + 4096),
+         "the data area (bytes 131072 to %d) runs into the backup header area (the last 131072 "
+         "of %d bytes)" % (131072 + vol + 4096, size)),
+        ("data area over the headers", dict(data_offset=512),
+         "the data area starts at byte 512, inside the header area (the first 131072 bytes)"),
+        ("data area not in sectors", dict(data_offset=131072 + 100),
+         "the header's data area (offset 131172, size %d bytes) is not a whole number of "
+         "512-byte sectors" % vol),
+        ("hidden volume size in an outer header", dict(hidden_size=65536),
+         "the header at the outer volume's position is a hidden volume's (hidden volume size "
+         "65536 bytes)"),
+        ("system header without --tcrypt-system", dict(flags=1),
+         "a system-encryption header; open the whole drive with --tcrypt-system"),
+    ]
+    for i, (what, fields, message) in enumerate(refused):
+        img = os.path.join(WORK, "field%d.img" % i)
+        tcrypt_ref.make_volume(img, size, ["aes"], "sha512", pw, plaintext, pim=1, **fields)
+        expect_message(what, "%s: %s" % (img, message), vc + [img, "f"], stdin=pw + b"\n",
+                       vol=img)
+    # a hidden volume header whose two sizes disagree
+    img = os.path.join(WORK, "hidden-sizes.img")
+    tcrypt_ref.make_volume(img, size, ["aes"], "sha512", b"outer", plaintext, pim=1)
+    with open(img, "r+b") as f:
+        f.seek(65536)
+        f.write(tcrypt_ref.make_header(["aes"], "sha512", pw, os.urandom(256), 262144,
+                                       size - 131072 - 262144, 262144, pim=1,
+                                       hidden_size=131072))
+    expect_message("hidden volume size differs from its volume size",
+                   "%s: the hidden volume's header gives a hidden volume size of 131072 bytes "
+                   "but a volume size of 262144 bytes" % img, vc + ["--hidden", img, "f"],
+                   stdin=pw + b"\n", vol=img)
+    # TrueCrypt: program versions
+    for what, fields, message in [
+            ("TrueCrypt version too new", dict(min_version=0x0720),
+             "the volume requires TrueCrypt 7.2 or newer; udm knows the format up to "
+             "TrueCrypt 7.1a"),
+            ("TrueCrypt 6+ header with a TrueCrypt 5 program version",
+             dict(version=4, min_version=0x0500),
+             "TrueCrypt header version 4 with required program version 5.0 is a layout udm "
+             "does not know")]:
+        img = os.path.join(WORK, "tcfield.img")
+        tcrypt_ref.make_volume(img, size, ["aes"], "sha512", pw, plaintext, veracrypt=False,
+                               **fields)
+        expect_message(what, "%s: %s" % (img, message), ["open", "--type", "tcrypt", img, "f"],
+                       stdin=pw + b"\n", vol=img)
+    # what udm does understand still opens: 4096-byte sectors (the XTS data unit
+    # stays 512 bytes), a finished in-place encryption, TrueCrypt 6 (version 4)
+    for what, fields, args in [
+            ("VeraCrypt 4096-byte sectors", dict(sector_size=4096), vc),
+            ("finished in-place encryption", dict(flags=2), vc),
+            ("TrueCrypt 6 header (version 4)", dict(version=4, min_version=0x0600, veracrypt=False),
+             ["open", "--type", "tcrypt"])]:
+        img = os.path.join(WORK, "fieldok.img")
+        tcrypt_ref.make_volume(img, size, ["aes"], "sha512", pw, plaintext,
+                               pim=1 if fields.get("veracrypt", True) else 0, **fields)
+        rc, _, err = udm(*args, img, "ok", stdin=pw + b"\n")
+        check(what + " opens", rc == 0, err)
+        check(what + " reads back", rc == 0 and dev_read("ok")[:len(plaintext)] == plaintext)
+        udm("close", "ok")
+
+
+def kdf_tests():
+    """Argon2id headers open; a header under a KDF udm lacks gets a message
+    that says what was tried instead of suggesting a typo."""
+    plaintext = os.urandom(32 * 1024)
+    img = os.path.join(WORK, "argon2.img")
+    tcrypt_ref.make_volume(img, 1 << 20, ["aes", "serpent"], "argon2id", b"argon", plaintext,
+                           pim=1)
+    rc, _, err = udm("open", "--type", "veracrypt", "--veracrypt-pim", "1", img, "a2",
+                     stdin=b"argon\n")
+    check("VeraCrypt Argon2id (PIM 1) opens", rc == 0, err)
+    check("VeraCrypt Argon2id reads back", rc == 0 and
+          dev_read("a2")[:len(plaintext)] == plaintext)
+    udm("close", "a2")
+    # PBKDF2-HMAC-SHA3-512: no VeraCrypt KDF, so nothing udm tries can open it
+    img = os.path.join(WORK, "sha3.img")
+    tcrypt_ref.make_volume(
+        img, 1 << 20, ["aes"], "sha512", b"sha3", plaintext, pim=1,
+        hkey=lambda pw, salt: hashlib.pbkdf2_hmac("sha3_512", pw, salt, 16000, 192))
+    kuz = tcrypt_ref._g.gcry_cipher_map_name(b"kuznyechik") == 0
+    expect_message(
+        "header under an unknown KDF",
+        "No key available with this passphrase. udm tried the header KDFs PBKDF2-HMAC-SHA-512, "
+        "PBKDF2-HMAC-SHA-256, PBKDF2-HMAC-Whirlpool, PBKDF2-HMAC-BLAKE2s-256, "
+        "PBKDF2-HMAC-Streebog, PBKDF2-HMAC-RIPEMD-160, Argon2id (PIM 1) with the ciphers AES, "
+        "Serpent, Twofish, Camellia and their cascades; a volume whose header uses another KDF%s "
+        "cannot be opened by udm." % (" or the cipher Kuznyechik (missing from this libgcrypt)"
+                                      if kuz else ""),
+        ["open", "--type", "veracrypt", "--veracrypt-pim", "1", img, "k"], stdin=b"sha3\n",
+        vol=img)
+
+
+def system_tests():
+    """System encryption: the header in sector 62 of a drive image; the area
+    is [start, + volume size) of the drive, IV = the drive's sector number."""
+    plaintext = os.urandom(64 * 1024)
+    size = 4 << 20
+    vc = ["open", "--type", "veracrypt", "--veracrypt-pim", "1", "--tcrypt-system"]
+    cases = [("VeraCrypt whole drive", "drive", True, "sha256", vc),
+             ("VeraCrypt MBR system partition", "mbr", True, "sha256", vc),
+             ("VeraCrypt GPT system partition", "gpt", True, "sha512", vc),
+             ("TrueCrypt whole drive", "drive", False, "ripemd160",
+              ["open", "--type", "tcrypt", "--tcrypt-system"])]
+    for what, layout, vera, h, args in cases:
+        img = os.path.join(WORK, "sys-%s.img" % layout)
+        keys, start, vol = tcrypt_ref.make_system_disk(img, size, layout, ["aes"], h, b"boot",
+                                                       plaintext, veracrypt=vera,
+                                                       pim=1 if vera else 0)
+        rc, _, err = udm(*args, img, "sys", stdin=b"boot\n")
+        check(what + " opens", rc == 0, err)
+        if rc:
+            continue
+        t = table_words("sys")
+        check(what + " maps the area with the drive's sector numbers",
+              t[1] == str(vol // 512) and t[5] == str(start // 512) and
+              t[7] == str(start // 512), t[:3] + t[5:])
+        check(what + " plaintext reads back", dev_read("sys")[:len(plaintext)] == plaintext)
+        head = open(img, "rb").read(start)
+        data = os.urandom(8192)
+        check(what + " write", dev_write("sys", data) == 0)
+        udm("close", "sys")
+        raw = open(img, "rb").read()
+        check(what + " the write left the boot track and header alone", raw[:start] == head)
+        check(what + " written data decrypts independently",
+              all(tcrypt_ref.cascade(["aes"], keys, start // 512 + s,
+                                     raw[start + 512 * s:start + 512 * s + 512], False) ==
+                  data[512 * s:512 * s + 512] for s in range(16)))
+        if layout == "mbr":
+            # the partition alone: no header in its sector 62
+            part = os.path.join(WORK, "sys-part.img")
+            open(part, "wb").write(raw[start:start + vol])
+            before = sha(part)
+            rc, _, err = udm(*args, part, "p", stdin=b"boot\n")
+            check("system partition image without its drive refused",
+                  rc == 1 and err.startswith("udm: No key available with this passphrase.") and
+                  err.endswith(" --tcrypt-system reads the header in sector 62 of a whole drive "
+                               "image; a partition image without its drive has none.\n") and
+                  err.count("\n") == 1, err)
+            check("partition image: nothing created", devices() == "No devices found")
+            check("partition image: unchanged", sha(part) == before)
+    img = os.path.join(WORK, "sys-bad.img")
+    vol = size - 32256
+    for what, kw, message in [
+            ("unfinished system encryption", dict(encrypted=512 * 1000),
+             "the system encryption is not finished (%d of %d bytes encrypted); udm maps only "
+             "a fully encrypted volume" % (512 * 1000, vol)),
+            ("system header with an encrypted length beyond its volume size",
+             dict(encrypted=64424477184, volume_size=18842112),
+             "inconsistent header: the encrypted length (64424477184 bytes) exceeds the volume "
+             "size (18842112 bytes)"),
+            ("system area past the end of the image",
+             dict(volume_size=vol + 512 * 8, encrypted=vol + 512 * 8),
+             "the data area (bytes 32256 to %d) runs past the end of the device (%d bytes)"
+             % (size + 4096, size)),
+            ("system area over the boot track", dict(data_offset=0),
+             "the data area starts at byte 0, inside the header area (the first 32256 bytes)"),
+            ("hidden operating system header", dict(hidden_size=vol),
+             "the header at the system position is a hidden volume's (hidden volume size %d "
+             "bytes)" % vol)]:
+        tcrypt_ref.make_system_disk(img, size, "drive", ["aes"], "sha256", b"boot", plaintext,
+                                    pim=1, **kw)
+        expect_message(what, "%s: %s" % (img, message), vc + [img, "s"], stdin=b"boot\n",
+                       vol=img)
+
+
 def bad_input_tests():
     img = os.path.join(WORK, "plain.img")
     with open(img, "wb") as f:
@@ -372,6 +646,10 @@ def main():
         luks_tests()
         tcplay_tests()
         veracrypt_tests()
+        tc5_tests()
+        header_field_tests()
+        kdf_tests()
+        system_tests()
         bad_input_tests()
     finally:
         lock = os.path.join(WORK, "rt", "udmd.lock")

@@ -120,10 +120,10 @@ int main(void)
     const char *table, *frag;
   } bad[] = {
       {"0 1024 linear udm:c4k 1",
-       "load up: line 1: linear: the table maps sectors 1..1025 of udm:c4k, which has a "
+       "load up: line 1: linear: the table maps sectors 1..1024 (1024 sectors) of udm:c4k, which has a "
        "logical block size of 4096 bytes: start and length must be multiples of 8 "
        "sectors"},
-      {"0 1020 linear udm:c4k 8", "the table maps sectors 8..1028 of udm:c4k"},
+      {"0 1020 linear udm:c4k 8", "the table maps sectors 8..1027 (1020 sectors) of udm:c4k"},
       {"0 8 linear udm:c4k 0\n8 4 zero",
        "load up: line 2: segment (start 8, length 4 sectors) is not aligned to the "
        "device's logical block size of 4096 bytes (8 sectors), which line 1 sets"},

@@ -240,10 +240,10 @@ static void misaligned_tables_are_refused_and_the_live_table_stays(const char *i
 
   /* The area on a 4096-byte device must start and end on its blocks. */
   refused(v, "0 8 linear udm:b4k 1",
-          "line 1: linear: the table maps sectors 1..9 of udm:b4k, which has a logical "
+          "line 1: linear: the table maps sectors 1..8 (8 sectors) of udm:b4k, which has a logical "
           "block size of 4096 bytes: start and length must be multiples of 8 sectors");
   refused(v, "0 16 zero\n16 8 linear udm:b4k 4",
-          "line 2: linear: the table maps sectors 4..12 of udm:b4k");
+          "line 2: linear: the table maps sectors 4..11 (8 sectors) of udm:b4k");
   /* A segment of the table must be whole blocks of the table's size. */
   refused(v, "0 8 linear udm:b4k 0\n8 7 zero",
           "line 2: segment (start 8, length 7 sectors) is not aligned to the device's "
@@ -319,7 +319,7 @@ static void image_drivers_bring_their_block_size(void)
   CHECK(udm_table_load(d, "0 2048 linear mem:x 0") == 0); /* no bs=: 512 */
   CHECK(udm_device_resume(d) == 0 && udm_device_block_size(d) == 512);
   refused(d, "0 2040 linear mem:x?bs=4096 4",
-          "line 1: linear: the table maps sectors 4..2044 of mem:x?bs=4096, which has a "
+          "line 1: linear: the table maps sectors 4..2043 (2040 sectors) of mem:x?bs=4096, which has a "
           "logical block size of 4096 bytes");
   refused(d, "0 2048 linear mem:x?bs=1000 0",
           "line 1: linear: mem:x?bs=1000: the mem driver reports a logical block size of "

@@ -55,8 +55,18 @@ static void bad_tables_are_refused_and_the_live_table_survives(void)
        "line 1: linear: cannot open for reading and writing /nonexistent/file: No such file",
        ENOENT},
       {"0 200 linear %b 0", "line 1: linear: device " /* path */, EINVAL},
-      {"0 100 linear %b 100", "is too small: the table needs sectors 100..200 but it has 128",
+      {"0 100 linear %b 100", "is too small: the table needs sectors 100..199 (100 sectors) but it has 128",
        EINVAL},
+      /* The end of this range is past the largest sector: no wrapped numbers. */
+      {"0 100 linear %b 18446744073709551615",
+       "is too small: the table needs 100 sectors from sector 18446744073709551615 (past "
+       "the largest sector number) but it has 128",
+       EINVAL},
+      {"0 1 linear %b 18446744073709551615",
+       "the table needs sectors 18446744073709551615..18446744073709551615 (1 sector)",
+       EINVAL},
+      /* A comment begins after the target name: '#' inside it is part of the name. */
+      {"0 100 zero#x", "line 1: unknown target type 'zero#x'", EINVAL},
       {"0 100 striped 3 8 %s 0 %s 0 %s 0", "line 1: striped: target length 100 not divisible by "
                                            "number of stripes 3", EINVAL},
       {"0 96 striped 3 64 %s 0 %s 0 %s 0", "not divisible by chunk size 64", EINVAL},
@@ -162,6 +172,46 @@ static void comments_blank_lines_and_escapes_are_understood(void)
   udm_device_unref(d);
 }
 
+/* As dmsetup: after the target name, '#' starts a comment, glued or not. */
+static void trailing_comments_are_ignored_as_dmsetup_does(void)
+{
+  struct udm_device *d = udm_device_create(ctx, "hash", NULL, 0);
+  char t[1024];
+  snprintf(t, sizeof t,
+           "0 100 linear %s 0 # the first MiB\n"
+           "100 50 zero #a comment where arguments would be\n"
+           "150 10 linear %s 7#glued to an argument\n"
+           "   # indented, after blanks\n"
+           "160 8 error\t#\n",
+           big, big);
+  CHECK(udm_table_load(d, t) == 0);
+  CHECK(udm_device_resume(d) == 0);
+  char *text = NULL, want[1024];
+  CHECK(udm_device_table(d, 0, &text) == 0);
+  snprintf(want, sizeof want, "0 100 linear %s 0\n100 50 zero\n150 10 linear %s 7\n"
+           "160 8 error\n", big, big);
+  CHECK_STR(text, want);
+  free(text);
+
+  /* A file whose name has '#' is written with "\#", and printed so. */
+  const char *hashed = scratch_file("a#b.img", 65536, 4);
+  char *esc = udm_table_escape(hashed);
+  CHECK(esc && strstr(esc, "a\\#b.img"));
+  snprintf(t, sizeof t, "0 128 linear %s 0 # comment", esc);
+  CHECK(udm_table_load(d, t) == 0 && udm_device_resume(d) == 0);
+  unsigned char b[512], w[512];
+  fill_pattern(w, 512, 4, 0);
+  CHECK(udm_device_pread(d, b, 512, 0) == 0 && memcmp(b, w, 512) == 0);
+  CHECK(udm_device_table(d, 0, &text) == 0);
+  snprintf(want, sizeof want, "0 128 linear %s 0\n", esc);
+  CHECK_STR(text, want);
+  CHECK(udm_table_load(d, text) == 0 && udm_device_resume(d) == 0);
+  free(text);
+  free(esc);
+  udm_device_remove(d, 0);
+  udm_device_unref(d);
+}
+
 static void table_output_loads_again_to_the_same_device(void)
 {
   struct udm_device *a = udm_device_create(ctx, "rt-a", NULL, 0);
@@ -249,6 +299,7 @@ int main(void)
   CHECK(ctx != NULL);
   bad_tables_are_refused_and_the_live_table_survives();
   comments_blank_lines_and_escapes_are_understood();
+  trailing_comments_are_ignored_as_dmsetup_does();
   table_output_loads_again_to_the_same_device();
   inactive_table_is_separate_until_resume();
   names_are_checked();
