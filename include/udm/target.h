@@ -619,10 +619,12 @@ int udm_dmio_submit(const struct udm_region *regions, unsigned n, enum udm_op op
  *   dtr:        udm_copier_destroy(m->copier);
  *
  * Callbacks of one copier never run concurrently; they run on a completion
- * or timer thread, or inline in the call that started or cancelled a job:
+ * or timer thread, or inline in a copier call (start, cancel, a setter):
  * do not block, and never call udm_copier_wait or udm_copier_destroy from
- * them (starting and cancelling jobs is fine).  Source and destinations
- * must not overlap.
+ * them (starting and cancelling jobs is fine).  Over devices that complete
+ * synchronously, a job's chunks run in whichever thread finds the copier
+ * idle, possibly the one starting it.  Source and destinations must not
+ * overlap.
  */
 struct udm_copier;
 
