@@ -11,7 +11,8 @@
  * (its presuspend cancels and waits); a failing destination reports its
  * error alone while the other gets every byte; a failing source fails the
  * job; progress only grows, ends at the total, and comes before done; bad
- * jobs are refused before anything starts.
+ * jobs are refused before anything starts; 65536 chunks completing inline
+ * do not grow the stack.
  *
  * The test target "copyhost" opens the devices of its table line and owns a
  * copier, as a mirror or snapshot target would; "count" wraps a device and
@@ -520,6 +521,32 @@ static void a_cancel_stops_early_and_completes_once(void)
   CHECK(w4.done_calls == 1 && w4.err == -ECANCELED);
 }
 
+/*
+ * Files complete inline: a copy in 65536 one-sector chunks runs in the
+ * thread that starts it, and must loop rather than recurse once per chunk
+ * (about a kilobyte of stack each: 64 MiB would overflow).
+ */
+static void many_inline_chunks_do_not_grow_the_stack(void)
+{
+  const char *src = scratch_file("src.img", 32 * MiB, 14);
+  const char *dst = scratch_file("dst.img", 32 * MiB, 15);
+  char devs[700];
+  snprintf(devs, sizeof devs, "%s %s", src, dst);
+  struct udm_device *d = make_host(devs);
+  CHECK(udm_copier_set_chunk_size(host->copier, 1) == 0);
+  next_chunk_bytes = SECTOR;
+  struct udm_region from = {host->dev[0], 0};
+  struct udm_region to[1] = {{host->dev[1], 0}};
+  struct watch w;
+  CHECK(start(&from, to, 1, 32 * MiB / SECTOR, &w, NULL) == 0);
+  check_success(&w);
+  next_chunk_bytes = 512 * 1024;
+  CHECK(file_has_pattern(dst, 0, 32 * MiB, 14, 0));
+  printf("ok: 65536 one-sector chunks over inline devices, %u progress calls\n",
+         w.progress_calls);
+  test_drop(d);
+}
+
 static void a_failing_destination_fails_alone(void)
 {
   const char *src = scratch_file("src.img", 4 * MiB, 12);
@@ -596,6 +623,7 @@ int main(void)
   a_throttled_copy_takes_the_time_its_rate_allows();
   a_cancel_stops_early_and_completes_once();
   a_failing_destination_fails_alone();
+  many_inline_chunks_do_not_grow_the_stack();
   udm_ctx_free(ctx);
   scratch_cleanup();
   return check_summary("test-copy");
