@@ -27,9 +27,11 @@
  * when a rate is first set, whose timer wakes the pump.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdalign.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,8 +123,11 @@ void udm_copier_destroy(struct udm_copier *c)
 
 int udm_copier_set_chunk_size(struct udm_copier *c, uint64_t sectors)
 {
-  if (sectors == 0 || sectors > COPY_MAX_CHUNK_SECTORS)
+  if (sectors == 0 || sectors > COPY_MAX_CHUNK_SECTORS) {
+    udm__fail(EINVAL, "copy: chunk size %llu sectors is outside 1..%u",
+              (unsigned long long)sectors, COPY_MAX_CHUNK_SECTORS);
     return -EINVAL;
+  }
   pthread_mutex_lock(&c->lock);
   c->chunk_sectors = sectors;
   pthread_mutex_unlock(&c->lock);
@@ -131,8 +136,10 @@ int udm_copier_set_chunk_size(struct udm_copier *c, uint64_t sectors)
 
 int udm_copier_set_max_in_flight(struct udm_copier *c, unsigned chunks)
 {
-  if (chunks == 0)
+  if (chunks == 0) {
+    udm__fail(EINVAL, "copy: at least one chunk must be allowed in flight");
     return -EINVAL;
+  }
   pthread_mutex_lock(&c->lock);
   c->max_in_flight = chunks;
   pump_locked(c); /* a higher limit may start chunks now */
@@ -155,6 +162,7 @@ int udm_copier_set_throttle(struct udm_copier *c, uint64_t bytes_per_second)
     int r = udm_worker_create(c->ti, &c->worker);
     if (r < 0) {
       pthread_mutex_unlock(&c->lock);
+      udm__fail(-r, "copy: cannot start the throttle's timer thread: %s", strerror(-r));
       return r;
     }
     udm_timer_init(&c->timer, c->worker, copier_timer);
@@ -388,30 +396,55 @@ static void pump_locked(struct udm_copier *c)
   pthread_mutex_unlock(&c->lock);
 }
 
-static bool region_fits(const struct udm_region *r, uint64_t nr_sectors)
+/*
+ * 0, or -EINVAL with udm_errmsg() naming the region (destination DST, or
+ * the source when DST is negative) and the problem.
+ */
+static int region_check(const struct udm_region *r, uint64_t nr_sectors, int dst)
 {
-  if (!r->dev)
-    return false;
+  char name[40] = "source";
+  if (dst >= 0)
+    snprintf(name, sizeof name, "destination %d", dst);
+  if (!r->dev) {
+    udm__fail(EINVAL, "copy: the %s has no device", name);
+    return -EINVAL;
+  }
   udm_sector_t size = udm_dev_size(r->dev);
-  return r->sector <= size && nr_sectors <= size - r->sector;
+  if (r->sector > size || nr_sectors > size - r->sector) {
+    udm__fail(EINVAL,
+              "copy: the %s (%llu sectors at sector %llu) ends past the end of %s "
+              "(%llu sectors)",
+              name, (unsigned long long)nr_sectors, (unsigned long long)r->sector,
+              udm_dev_name(r->dev), (unsigned long long)size);
+    return -EINVAL;
+  }
+  return 0;
 }
 
 int udm_copy_start(struct udm_copier *c, const struct udm_copy *req, uint64_t *id)
 {
-  if (!c || !req || !req->to || req->n == 0 || !req->done)
+  if (!req || !req->to || req->n == 0) {
+    udm__fail(EINVAL, "copy: no destination");
     return -EINVAL;
-  if (req->from && !region_fits(req->from, req->nr_sectors))
+  }
+  if (!req->done) {
+    udm__fail(EINVAL, "copy: no done callback");
     return -EINVAL;
-  for (unsigned i = 0; i < req->n; i++)
-    if (!region_fits(&req->to[i], req->nr_sectors))
-      return -EINVAL;
+  }
+  int r = req->from ? region_check(req->from, req->nr_sectors, -1) : 0;
+  for (unsigned i = 0; i < req->n && r == 0; i++)
+    r = region_check(&req->to[i], req->nr_sectors, i < INT_MAX ? (int)i : INT_MAX);
+  if (r < 0)
+    return r;
   size_t head = offsetof(struct copy_job, to);
-  if (req->n > (SIZE_MAX - head) / (sizeof(struct udm_region) + sizeof(int)))
-    return -ENOMEM;
   _Static_assert(sizeof(struct udm_region) % alignof(int) == 0, "errs follow to[]");
-  struct copy_job *j = malloc(head + req->n * (sizeof(struct udm_region) + sizeof(int)));
-  if (!j)
+  struct copy_job *j = NULL;
+  if (req->n <= (SIZE_MAX - head) / (sizeof(struct udm_region) + sizeof(int)))
+    j = malloc(head + req->n * (sizeof(struct udm_region) + sizeof(int)));
+  if (!j) {
+    udm__fail(ENOMEM, "copy: out of memory for a job of %u destinations", req->n);
     return -ENOMEM;
+  }
   *j = (struct copy_job){
       .c = c,
       .zero = !req->from,

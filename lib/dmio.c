@@ -12,6 +12,7 @@
  * waits anywhere.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -48,40 +49,65 @@ static void dmio_end(struct udm_io *io, int err)
   dmio_put(call);
 }
 
-static bool dmio_op_valid(enum udm_op op, unsigned n, uint64_t nr_sectors,
-                          const void *buf)
+static const char *const op_names[] = {"read", "write", "flush", "discard",
+                                        "write-zeroes"};
+
+/* Why OP cannot go to n regions with these sectors and buffer, or NULL. */
+static const char *dmio_op_refusal(enum udm_op op, unsigned n, uint64_t nr_sectors,
+                                   const void *buf)
 {
   switch (op) {
   case UDM_OP_READ:
-    return n == 1 && nr_sectors > 0 && buf;
+    if (n != 1)
+      return "takes exactly one region";
+    /* fall through */
   case UDM_OP_WRITE:
-    return nr_sectors > 0 && buf;
+    return !buf ? "needs a buffer" : nr_sectors == 0 ? "needs sectors" : NULL;
   case UDM_OP_FLUSH:
-    return nr_sectors == 0 && !buf;
+    return buf ? "takes no buffer" : nr_sectors ? "takes no sectors" : NULL;
   case UDM_OP_DISCARD:
   case UDM_OP_WRITE_ZEROES:
-    return nr_sectors > 0 && !buf;
+    return buf ? "takes no buffer" : nr_sectors == 0 ? "needs sectors" : NULL;
   }
-  return false;
+  return "is not an operation";
+}
+
+/* Refuse a call: -EINVAL, with the reason in udm_errmsg(). */
+static int dmio_refuse(enum udm_op op, const char *why, unsigned region)
+{
+  const char *name = (unsigned)op < UDM_ARRAY_SIZE(op_names) ? op_names[op] : "?";
+  if (region == UINT_MAX)
+    udm__fail(EINVAL, "fan-out %s: %s", name, why);
+  else
+    udm__fail(EINVAL, "fan-out %s: region %u %s", name, region, why);
+  return -EINVAL;
 }
 
 int udm_dmio_submit(const struct udm_region *regions, unsigned n, enum udm_op op,
                     unsigned flags, uint64_t nr_sectors, void *buf,
                     udm_dmio_done_fn done, void *opaque)
 {
-  if (!regions || n == 0 || !done || !dmio_op_valid(op, n, nr_sectors, buf) ||
-      nr_sectors > SIZE_MAX / UDM_SECTOR_SIZE)
-    return -EINVAL;
+  if (!regions || n == 0)
+    return dmio_refuse(op, "no region", UINT_MAX);
+  if (!done)
+    return dmio_refuse(op, "no completion callback", UINT_MAX);
+  const char *why = dmio_op_refusal(op, n, nr_sectors, buf);
+  if (why)
+    return dmio_refuse(op, why, UINT_MAX);
+  if (nr_sectors > SIZE_MAX / UDM_SECTOR_SIZE)
+    return dmio_refuse(op, "too many sectors for a buffer", UINT_MAX);
   for (unsigned i = 0; i < n; i++)
     if (!regions[i].dev)
-      return -EINVAL;
+      return dmio_refuse(op, "has no device", i);
   size_t head = offsetof(struct dmio_call, ios);
-  if (n > (SIZE_MAX - head) / (sizeof(struct udm_io) + sizeof(int)))
-    return -ENOMEM;
   _Static_assert(sizeof(struct udm_io) % alignof(int) == 0, "results follow the ios");
-  struct dmio_call *call = malloc(head + n * (sizeof(struct udm_io) + sizeof(int)));
-  if (!call)
+  struct dmio_call *call = NULL;
+  if (n <= (SIZE_MAX - head) / (sizeof(struct udm_io) + sizeof(int)))
+    call = malloc(head + n * (sizeof(struct udm_io) + sizeof(int)));
+  if (!call) {
+    udm__fail(ENOMEM, "fan-out %s to %u regions: out of memory", op_names[op], n);
     return -ENOMEM;
+  }
   call->done = done;
   call->opaque = opaque;
   call->n = n;

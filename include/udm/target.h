@@ -585,8 +585,9 @@ typedef void (*udm_dmio_done_fn)(void *opaque, int err, const int *errs);
  * otherwise).  A READ takes exactly one region; a FLUSH has nr_sectors 0
  * (its sectors are ignored).  FLAGS are UDM_IO_* and go to every region.
  * Returns 0 and DONE is called exactly once, possibly before this returns;
- * or -EINVAL (an argument breaks these rules) or -ENOMEM, and DONE is never
- * called.  BUF must live until DONE; REGIONS only until this returns.
+ * or -EINVAL (an argument breaks these rules) or -ENOMEM, with the reason
+ * in udm_errmsg(), and DONE is never called.  BUF must live until DONE;
+ * REGIONS only until this returns.
  */
 int udm_dmio_submit(const struct udm_region *regions, unsigned n, enum udm_op op,
                     unsigned flags, uint64_t nr_sectors, void *buf,
@@ -654,7 +655,11 @@ struct udm_copy {
 int udm_copier_create(struct udm_target *ti, struct udm_copier **out);
 /* Cancels and waits for the copier's jobs, then frees it.  NULL is ignored. */
 void udm_copier_destroy(struct udm_copier *c);
-/* Chunk size for chunks started from now on: 1..131072 sectors, else -EINVAL. */
+/*
+ * Chunk size for chunks started from now on: 1..131072 sectors, else
+ * -EINVAL.  The setters' errors, like udm_copy_start's, come with a
+ * message in udm_errmsg().
+ */
 int udm_copier_set_chunk_size(struct udm_copier *c, uint64_t sectors);
 /* Chunks in flight over all jobs (at least 1, else -EINVAL). */
 int udm_copier_set_max_in_flight(struct udm_copier *c, unsigned chunks);
@@ -668,7 +673,7 @@ int udm_copier_set_throttle(struct udm_copier *c, uint64_t bytes_per_second);
  * before this returns; *id (when id is not NULL) names the job for
  * udm_copy_cancel.  Or -EINVAL (no destination or done callback, a region
  * without a device or past its device's end) or -ENOMEM, and nothing
- * starts.  req and its arrays are copied.  Zero sectors complete at once.
+ * starts; udm_errmsg() names the region and the problem.  req and its arrays are copied.  Zero sectors complete at once.
  */
 int udm_copy_start(struct udm_copier *c, const struct udm_copy *req, uint64_t *id);
 /*

@@ -415,6 +415,7 @@ static void chunks_in_flight_stay_within_the_limit(void)
   /* Two jobs at once share a limit of 3. */
   CHECK(udm_copier_set_max_in_flight(host->copier, 3) == 0);
   CHECK(udm_copier_set_max_in_flight(host->copier, 0) == -EINVAL);
+  CHECK_STR(udm_errmsg(), "copy: at least one chunk must be allowed in flight");
   atomic_store(&count_max, 0);
   struct udm_region from2 = {host->dev[0], 10 * MiB / SECTOR};
   struct udm_region to2[1] = {{host->dev[1], 10 * MiB / SECTOR}};
@@ -580,23 +581,31 @@ static void a_failing_destination_fails_alone(void)
   udm_copier_wait(host->copier);
   CHECK(w.done_calls == 1);
 
-  /* Refused before anything starts. */
+  /* Refused before anything starts, saying why. */
+  char want[600];
   struct udm_copy job = {.from = &from, .to = to1, .n = 1, .nr_sectors = 8,
                          .done = on_done, .opaque = &w};
   watch_init(&w, 0, 1);
   job.n = 0;
   CHECK(udm_copy_start(host->copier, &job, NULL) == -EINVAL);
+  CHECK_STR(udm_errmsg(), "copy: no destination");
   job.n = 1;
   job.done = NULL;
   CHECK(udm_copy_start(host->copier, &job, NULL) == -EINVAL);
+  CHECK_STR(udm_errmsg(), "copy: no done callback");
   job.done = on_done;
   struct udm_region past = {host->dev[1], 4 * MiB / SECTOR - 4};
   job.to = &past;
   CHECK(udm_copy_start(host->copier, &job, NULL) == -EINVAL);
+  snprintf(want, sizeof want, "copy: the destination 0 (8 sectors at sector 8188) ends past the end of %s (8192 sectors)", dst);
+  CHECK_STR(udm_errmsg(), want);
   job.to = to1;
   job.from = &past;
   CHECK(udm_copy_start(host->copier, &job, NULL) == -EINVAL);
+  snprintf(want, sizeof want, "copy: the source (8 sectors at sector 8188) ends past the end of %s (8192 sectors)", dst);
+  CHECK_STR(udm_errmsg(), want);
   CHECK(udm_copier_set_chunk_size(host->copier, 0) == -EINVAL);
+  CHECK_STR(udm_errmsg(), "copy: chunk size 0 sectors is outside 1..131072");
   CHECK(udm_copier_set_chunk_size(host->copier, (1u << 17) + 1) == -EINVAL);
   /* Zero sectors: done at once, no progress. */
   job.from = &from;

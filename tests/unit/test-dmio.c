@@ -359,14 +359,22 @@ static void dmio_reads_one_region_and_refuses_bad_calls(void)
   /* Refused before anything starts: done is never called. */
   result_init(&r, 2);
   CHECK(udm_dmio_submit(two, 2, UDM_OP_READ, 0, 8, buf, on_result, &r) == -EINVAL);
+  CHECK_STR(udm_errmsg(), "fan-out read: takes exactly one region");
   CHECK(udm_dmio_submit(two, 2, UDM_OP_WRITE, 0, 8, NULL, on_result, &r) == -EINVAL);
+  CHECK_STR(udm_errmsg(), "fan-out write: needs a buffer");
   CHECK(udm_dmio_submit(two, 2, UDM_OP_WRITE, 0, 0, buf, on_result, &r) == -EINVAL);
+  CHECK_STR(udm_errmsg(), "fan-out write: needs sectors");
   CHECK(udm_dmio_submit(two, 2, UDM_OP_FLUSH, 0, 8, NULL, on_result, &r) == -EINVAL);
+  CHECK_STR(udm_errmsg(), "fan-out flush: takes no sectors");
   CHECK(udm_dmio_submit(two, 2, UDM_OP_DISCARD, 0, 8, buf, on_result, &r) == -EINVAL);
+  CHECK_STR(udm_errmsg(), "fan-out discard: takes no buffer");
   CHECK(udm_dmio_submit(two, 0, UDM_OP_WRITE, 0, 8, buf, on_result, &r) == -EINVAL);
+  CHECK_STR(udm_errmsg(), "fan-out write: no region");
   CHECK(udm_dmio_submit(two, 2, UDM_OP_WRITE, 0, 8, buf, NULL, &r) == -EINVAL);
+  CHECK_STR(udm_errmsg(), "fan-out write: no completion callback");
   struct udm_region nodev[1] = {{NULL, 0}};
   CHECK(udm_dmio_submit(nodev, 1, UDM_OP_WRITE, 0, 8, buf, on_result, &r) == -EINVAL);
+  CHECK_STR(udm_errmsg(), "fan-out write: region 0 has no device");
   CHECK(r.calls == 0);
 
   /* A flush reaches both legs; its sectors are ignored. */
