@@ -553,6 +553,146 @@ int udm_target_registry_get(struct udm_target *ti, const char *key, size_t size,
 /* Drop a reference taken by get: 0, or -EINVAL when the registry holds no OBJ. */
 int udm_target_registry_put(struct udm_target *ti, void *obj);
 
+/* ---- fan-out I/O (dm-io) ------------------------------------------------- */
+
+/*
+ * One write, flush, discard or write-zeroes sent to several devices at once,
+ * or a read from one, finished by one callback with each region's result:
+ * what a mirror writes to its legs.  Every region's I/O is started with
+ * udm_dev_submit_async(); no thread waits; a call is one allocation.
+ *
+ *   struct udm_region legs[2] = {{m->leg[0], sector}, {m->leg[1], sector}};
+ *   int r = udm_dmio_submit(legs, 2, UDM_OP_WRITE, io->flags, io->nr_sectors,
+ *                           io->buf, mirror_written, io);
+ *   return r < 0 ? r : UDM_MAPIO_SUBMITTED;
+ *
+ *   static void mirror_written(void *opaque, int err, const int *errs)
+ *   {
+ *     ... errs[0], errs[1]: each leg's 0 or -errno ...
+ *     udm_io_complete(opaque, err);
+ *   }
+ */
+
+/* A range's start on a backing device (its length is given with the call). */
+struct udm_region {
+  struct udm_dev *dev;
+  udm_sector_t sector;
+};
+
+/*
+ * err is the first nonzero of errs[0..n-1] in region order, or 0; errs has
+ * one result per region, in the caller's order, and lives until the
+ * callback returns.  Runs on a completion thread, or inline in the submit
+ * call when every device completes synchronously: do not block.
+ */
+typedef void (*udm_dmio_done_fn)(void *opaque, int err, const int *errs);
+
+/*
+ * Send OP to each of the n regions: nr_sectors from each region's sector,
+ * from or into BUF (nr_sectors * 512 bytes; READ and WRITE only, NULL
+ * otherwise).  A READ takes exactly one region; a FLUSH has nr_sectors 0
+ * (its sectors are ignored).  FLAGS are UDM_IO_* and go to every region.
+ * Returns 0 and DONE is called exactly once, possibly before this returns;
+ * or -EINVAL (an argument breaks these rules) or -ENOMEM, with the reason
+ * in udm_errmsg(), and DONE is never called.  BUF must live until DONE;
+ * REGIONS only until this returns.
+ */
+int udm_dmio_submit(const struct udm_region *regions, unsigned n, enum udm_op op,
+                    unsigned flags, uint64_t nr_sectors, void *buf,
+                    udm_dmio_done_fn done, void *opaque);
+
+/* ---- the copy service (kcopyd) ------------------------------------------ */
+
+/*
+ * Copy a region of one device to several others, or zero several, in
+ * chunks: each chunk is read from the source, then written to every
+ * destination with udm_dmio_submit().  A copier belongs to one target
+ * (made in ctr, destroyed in dtr) and runs any number of jobs at once,
+ * sharing its limits between them: the chunk size (default 512 KiB), the
+ * chunks in flight (default 8), and a rate in bytes per second (default 0:
+ * unthrottled).  Everything is driven by completions; a throttled copier
+ * has one thread for its timer.  A destination that fails gets no further
+ * writes while the job goes on to the others; a read error stops the job.
+ * Stop a target's copies at presuspend and wait for them:
+ *
+ *   ctr:        udm_copier_create(ti, &m->copier);
+ *               udm_copier_set_throttle(m->copier, 8u << 20);   (optional)
+ *   resync:     struct udm_region from = {m->leg[0], region_start};
+ *               struct udm_region to[1] = {{m->leg[1], region_start}};
+ *               struct udm_copy job = {.from = &from, .to = to, .n = 1,
+ *                   .nr_sectors = region_len, .done = resynced, .opaque = m};
+ *               r = udm_copy_start(m->copier, &job, NULL);
+ *   resynced:   (void *opaque, int err, const int *errs): 0, or the error;
+ *               errs[i] is destination i's own
+ *   presuspend: udm_copy_cancel(m->copier, 0); udm_copier_wait(m->copier);
+ *   dtr:        udm_copier_destroy(m->copier);
+ *
+ * Callbacks of one copier never run concurrently; they run on a completion
+ * or timer thread, or inline in a copier call (start, cancel, a setter):
+ * do not block, and never call udm_copier_wait or udm_copier_destroy from
+ * them (starting and cancelling jobs is fine).  Over devices that complete
+ * synchronously, a job's chunks run in whichever thread finds the copier
+ * idle, possibly the one starting it.  Source and destinations must not
+ * overlap.
+ */
+struct udm_copier;
+
+/* Progress of a job: bytes read and written so far, growing, at most the total. */
+typedef void (*udm_copy_progress_fn)(void *opaque, uint64_t bytes_done);
+/*
+ * The end of a job, exactly once.  err: the source's read error, else the
+ * first destination's error in destination order, else -ECANCELED when
+ * cancelled before every chunk was done, else 0.  errs[i]: destination i's
+ * first write error or 0, valid until the callback returns.  A job that
+ * succeeds has had a last progress call with its total.
+ */
+typedef void (*udm_copy_done_fn)(void *opaque, int err, const int *errs);
+
+struct udm_copy {
+  const struct udm_region *from; /* NULL: zero the destinations (write-zeroes) */
+  const struct udm_region *to;   /* n destinations */
+  unsigned n;
+  uint64_t nr_sectors;           /* of each region */
+  unsigned flags;                /* UDM_IO_FUA: for every write */
+  udm_copy_progress_fn progress; /* optional */
+  udm_copy_done_fn done;         /* required */
+  void *opaque;
+};
+
+/* 0 or -ENOMEM. */
+int udm_copier_create(struct udm_target *ti, struct udm_copier **out);
+/* Cancels and waits for the copier's jobs, then frees it.  NULL is ignored. */
+void udm_copier_destroy(struct udm_copier *c);
+/*
+ * Chunk size for chunks started from now on: 1..131072 sectors, else
+ * -EINVAL.  The setters' errors, like udm_copy_start's, come with a
+ * message in udm_errmsg().
+ */
+int udm_copier_set_chunk_size(struct udm_copier *c, uint64_t sectors);
+/* Chunks in flight over all jobs (at least 1, else -EINVAL). */
+int udm_copier_set_max_in_flight(struct udm_copier *c, unsigned chunks);
+/*
+ * Bytes per second over all jobs, 0 for none; the first nonzero rate starts
+ * the copier's timer thread (-errno when it cannot).
+ */
+int udm_copier_set_throttle(struct udm_copier *c, uint64_t bytes_per_second);
+/*
+ * Start a job.  Returns 0 and req->done is called exactly once, possibly
+ * before this returns; *id (when id is not NULL) names the job for
+ * udm_copy_cancel.  Or -EINVAL (no destination or done callback, a region
+ * without a device or past its device's end) or -ENOMEM, and nothing
+ * starts; udm_errmsg() names the region and the problem.  req and its arrays are copied.  Zero sectors complete at once.
+ */
+int udm_copy_start(struct udm_copier *c, const struct udm_copy *req, uint64_t *id);
+/*
+ * Cancel job ID (0: every job of the copier): no further chunks start; the
+ * job's done follows once those in flight are back.  An ID already
+ * finished is ignored.
+ */
+void udm_copy_cancel(struct udm_copier *c, uint64_t id);
+/* Wait until the copier has no job (not from its callbacks nor a completion). */
+void udm_copier_wait(struct udm_copier *c);
+
 /* ---- argument parsing (dm_arg-like) ------------------------------------- */
 
 /* Strict number parsers: reject empty, signs, trailing junk and overflow. */
