@@ -16,6 +16,7 @@
 
 #include <udm/driver.h>
 
+#include "engine.h"
 #include "internal.h"
 
 /* Length of a leading "format:" word, or 0. */
@@ -59,9 +60,14 @@ int udm__dev_open(struct udm_ctx *ctx, struct udm_device *owner, const char *nam
   if (strncmp(name, "/dev/mapper/", 12) == 0)
     return udm__dev_open_udm(ctx, owner, name, name + 12, mode, out, errmsg);
 
+  /* Files and images do their I/O through the context's engine. */
+  struct udm_engine *engine;
   size_t fl = format_prefix(name);
-  if (fl == 0)
-    return udm__dev_open_file(name, name, mode, false, out, errmsg);
+  int r;
+  if (fl == 0) {
+    r = udm__engine_open(ctx, &engine, errmsg);
+    return r < 0 ? r : udm__dev_open_file(name, name, mode, false, engine, out, errmsg);
+  }
   if (fl == 3 && strncmp(name, "raw", 3) == 0) {
     const char *path = name + 4;
     const char *q = strchr(path, '?');
@@ -69,9 +75,11 @@ int udm__dev_open(struct udm_ctx *ctx, struct udm_device *owner, const char *nam
     char *p = q ? strndup(path, (size_t)(q - path)) : strdup(path);
     if (!p)
       return -ENOMEM;
-    int r = q ? parse_raw_options(q + 1, &direct, errmsg) : 0;
+    r = q ? parse_raw_options(q + 1, &direct, errmsg) : 0;
     if (r == 0)
-      r = udm__dev_open_file(name, p, mode, direct, out, errmsg);
+      r = udm__engine_open(ctx, &engine, errmsg);
+    if (r == 0)
+      r = udm__dev_open_file(name, p, mode, direct, engine, out, errmsg);
     free(p);
     return r;
   }
@@ -88,8 +96,11 @@ int udm__dev_open(struct udm_ctx *ctx, struct udm_device *owner, const char *nam
   const struct udm_image_driver *drv = udm__ctx_find_driver(ctx, fmt);
   char *known = drv ? NULL : udm__ctx_driver_names(ctx);
   pthread_mutex_unlock(&ctx->lock);
-  if (drv)
-    return udm__dev_open_image(drv, name, name + fl + 1, mode, out, errmsg);
+  if (drv) {
+    r = udm__engine_open(ctx, &engine, errmsg);
+    return r < 0 ? r
+                 : udm__dev_open_image(drv, name, name + fl + 1, mode, engine, out, errmsg);
+  }
   size_t n = strlen(fmt) + strlen(name) + (known ? strlen(known) : 0) + 160;
   *errmsg = malloc(n);
   if (*errmsg)
