@@ -279,6 +279,7 @@ static int threads_at_depth(struct udm_engine *e, int fd, unsigned depth)
   pthread_create(&s.thread, NULL, sample, &s);
   struct top *t = calloc(depth, sizeof *t);
   unsigned char *bufs = malloc((size_t)depth * 65536);
+  int max = count_threads(); /* the sampler may not have looked yet */
   for (unsigned round = 0; round < 20; round++) {
     struct waiter w;
     waiter_init(&w, depth);
@@ -289,13 +290,16 @@ static int threads_at_depth(struct udm_engine *e, int fd, unsigned depth)
     }
     for (unsigned i = 0; i < depth; i++)
       udm__engine_submit(e, &t[i].op);
+    int n = count_threads();
+    if (n > max)
+      max = n;
     waiter_wait(&w);
   }
   atomic_store(&s.stop, true);
   pthread_join(s.thread, NULL);
   free(bufs);
   free(t);
-  return s.max;
+  return s.max > max ? s.max : max;
 }
 #endif
 
