@@ -36,6 +36,12 @@ struct udm_uring {
   pthread_t reaper;
 };
 
+/*
+ * The ring whose completions this thread is running, if any: what done()
+ * submits from there enters the kernel once per batch, not once per op.
+ */
+static _Thread_local struct udm_uring *reaping;
+
 static void pause_briefly(void)
 {
   struct timespec ts = {0, 1000000};
@@ -82,16 +88,13 @@ static bool prep_locked(struct udm_uring *u, struct udm_engine_op *op)
 }
 
 /* Move waiting ops into the ring while it has room.  u->lock held. */
-static bool feed_locked(struct udm_uring *u)
+static void feed_locked(struct udm_uring *u)
 {
-  bool any = false;
   while (u->wait_head && prep_locked(u, u->wait_head)) {
     u->wait_head = u->wait_head->next;
     if (!u->wait_head)
       u->wait_tail = &u->wait_head;
-    any = true;
   }
-  return any;
 }
 
 void udm_platform_uring_submit(struct udm_uring *u, struct udm_engine_op *op)
@@ -100,7 +103,8 @@ void udm_platform_uring_submit(struct udm_uring *u, struct udm_engine_op *op)
   pthread_mutex_lock(&u->lock);
   /* Behind earlier waiters, so that nothing overtakes them for ever. */
   if (!u->wait_head && prep_locked(u, op)) {
-    enter_locked(u);
+    if (reaping != u)
+      enter_locked(u);
   } else {
     *u->wait_tail = op;
     u->wait_tail = &op->next;
@@ -140,6 +144,7 @@ static void *reap(void *arg)
 {
   struct udm_uring *u = arg;
   bool stop_seen = false;
+  reaping = u;
   for (;;) {
     struct io_uring_cqe *cqe;
     int r = io_uring_wait_cqe(&u->ring, &cqe);
@@ -170,12 +175,16 @@ static void *reap(void *arg)
 
     pthread_mutex_lock(&u->lock);
     u->inflight -= seen;
-    if (feed_locked(u))
-      enter_locked(u);
     pthread_mutex_unlock(&u->lock);
 
     for (unsigned i = 0; i < n; i++)
       complete(u, batch[i].op, batch[i].res);
+    /* Into the room made: waiters first, then what the done() calls submitted. */
+    pthread_mutex_lock(&u->lock);
+    feed_locked(u);
+    if (io_uring_sq_ready(&u->ring))
+      enter_locked(u);
+    pthread_mutex_unlock(&u->lock);
     if (stop_seen) {
       /* Nothing is in flight at free; a done() may still have submitted. */
       pthread_mutex_lock(&u->lock);
