@@ -2,7 +2,8 @@
 /*
  * The I/O engine (lib/engine.c, platform/uring.c) and the asynchronous
  * file and image devices on it: real bytes against pread, for each engine.
- *   - 512 random reads and writes in flight at once, then the file compared
+ *   - 512 random reads and writes in flight at once, from one thread and
+ *     from eight, then the file compared
  *   - reads past the end of the file read zeros; errors come back (-EBADF,
  *     -EISDIR); flush is fdatasync
  *   - the number of threads does not grow from 1 to 256 requests in flight
@@ -153,56 +154,102 @@ static int count_threads(void)
 #define SLOT_SIZE (16u << 10)
 #define FILE_SIZE ((uint64_t)SLOTS * SLOT_SIZE)
 
+/* Slots [first, first+count) of the file, worked on by one submitter. */
+struct slots {
+  struct udm_engine *e;
+  int fd;
+  unsigned char *shadow; /* what the file must hold; each submitter its slots */
+  unsigned first, count, rounds;
+  uint64_t rnd;          /* this submitter's random state */
+  unsigned bad_results, bad_reads;
+};
+
+static uint64_t slots_rnd(struct slots *s, uint64_t n)
+{
+  s->rnd ^= s->rnd << 13;
+  s->rnd ^= s->rnd >> 7;
+  s->rnd ^= s->rnd << 17;
+  return s->rnd % n;
+}
+
 /*
- * SLOTS requests in flight at once, each a random read or write inside its
- * own slot (so they never overlap and the expected bytes are known), for
- * ROUNDS rounds; then the whole file is compared with the shadow copy.
+ * All the slots' requests in flight at once, each a random read or write
+ * inside its own slot (so they never overlap and the expected bytes are
+ * known), for s->rounds rounds.
  */
-static void check_random_io(struct udm_engine *e, const char *path, unsigned rounds)
+static void *slots_run(void *arg)
+{
+  struct slots *s = arg;
+  struct top *t = calloc(s->count, sizeof *t);
+  unsigned char *bufs = malloc((size_t)s->count * SLOT_SIZE);
+  for (unsigned round = 0; round < s->rounds; round++) {
+    struct waiter w;
+    waiter_init(&w, s->count);
+    for (unsigned i = 0; i < s->count; i++) {
+      uint64_t in = slots_rnd(s, SLOT_SIZE);
+      size_t len = 1 + (size_t)slots_rnd(s, SLOT_SIZE - in);
+      uint64_t off = (uint64_t)(s->first + i) * SLOT_SIZE + in;
+      unsigned char *b = bufs + (size_t)i * SLOT_SIZE;
+      bool write = slots_rnd(s, 2);
+      top_set(&t[i], &w, s->fd, write ? UDM_OP_WRITE : UDM_OP_READ, b, len, off);
+      if (write) {
+        fill_pattern(b, len, 100 + round, off);
+        memcpy(s->shadow + off, b, len);
+      } else {
+        memset(b, 0xEE, len);
+      }
+    }
+    for (unsigned i = 0; i < s->count; i++)
+      udm__engine_submit(s->e, &t[i].op);
+    waiter_wait(&w);
+    for (unsigned i = 0; i < s->count; i++) {
+      if (t[i].res != 0 || t[i].calls != 1 || t[i].op.moved != t[i].op.len)
+        s->bad_results++;
+      if (t[i].op.op == UDM_OP_READ &&
+          memcmp(t[i].op.buf, s->shadow + t[i].op.off, t[i].op.len) != 0)
+        s->bad_reads++;
+    }
+  }
+  free(bufs);
+  free(t);
+  return NULL;
+}
+
+/*
+ * SLOTS requests in flight, from SUBMITTERS threads at once (1: this one),
+ * for ROUNDS rounds; then the whole file is compared with the shadow copy.
+ */
+static void check_random_io(struct udm_engine *e, const char *path, unsigned submitters,
+                            unsigned rounds)
 {
   unsigned char *shadow = malloc(FILE_SIZE);
   fill_pattern(shadow, FILE_SIZE, 7, 0);
   int fd = open(path, O_RDWR);
   CHECK(fd >= 0);
   CHECK(pwrite(fd, shadow, FILE_SIZE, 0) == (ssize_t)FILE_SIZE);
-  struct top *t = calloc(SLOTS, sizeof *t);
-  unsigned char *bufs = malloc(FILE_SIZE);
-  unsigned bad_reads = 0, bad_results = 0;
-  for (unsigned round = 0; round < rounds; round++) {
-    struct waiter w;
-    waiter_init(&w, SLOTS);
-    for (unsigned i = 0; i < SLOTS; i++) {
-      uint64_t in = rnd(SLOT_SIZE);
-      size_t len = 1 + (size_t)rnd(SLOT_SIZE - in);
-      uint64_t off = (uint64_t)i * SLOT_SIZE + in;
-      unsigned char *b = bufs + (uint64_t)i * SLOT_SIZE;
-      bool write = rnd(2);
-      top_set(&t[i], &w, fd, write ? UDM_OP_WRITE : UDM_OP_READ, b, len, off);
-      if (write) {
-        fill_pattern(b, len, 100 + round, off);
-        memcpy(shadow + off, b, len);
-      } else {
-        memset(b, 0xEE, len);
-      }
-    }
-    for (unsigned i = 0; i < SLOTS; i++)
-      udm__engine_submit(e, &t[i].op);
-    waiter_wait(&w);
-    for (unsigned i = 0; i < SLOTS; i++) {
-      if (t[i].res != 0 || t[i].calls != 1 || t[i].op.moved != t[i].op.len)
-        bad_results++;
-      if (t[i].op.op == UDM_OP_READ &&
-          memcmp(t[i].op.buf, shadow + t[i].op.off, t[i].op.len) != 0)
-        bad_reads++;
-    }
+  struct slots s[8];
+  pthread_t th[8];
+  unsigned per = SLOTS / submitters;
+  for (unsigned k = 0; k < submitters; k++) {
+    s[k] = (struct slots){.e = e, .fd = fd, .shadow = shadow, .first = k * per,
+                          .count = per, .rounds = rounds, .rnd = 0x9E3779B97F4A7C15ull + k};
+    if (submitters > 1)
+      CHECK(pthread_create(&th[k], NULL, slots_run, &s[k]) == 0);
+    else
+      slots_run(&s[k]);
+  }
+  unsigned bad_results = 0, bad_reads = 0;
+  for (unsigned k = 0; k < submitters; k++) {
+    if (submitters > 1)
+      pthread_join(th[k], NULL);
+    bad_results += s[k].bad_results;
+    bad_reads += s[k].bad_reads;
   }
   CHECK(bad_results == 0);
   CHECK(bad_reads == 0);
   unsigned char *back = read_file_at(path, 0, FILE_SIZE);
   CHECK(memcmp(back, shadow, FILE_SIZE) == 0);
   free(back);
-  free(bufs);
-  free(t);
   free(shadow);
   close(fd);
 }
@@ -554,7 +601,8 @@ static void check_engine(struct udm_engine *e)
 {
   printf("engine %s\n", udm__engine_name(e));
   const char *path = scratch_file("random", FILE_SIZE, 0);
-  check_random_io(e, path, 8);
+  check_random_io(e, path, 1, 8);
+  check_random_io(e, path, 8, 4); /* 8 threads submitting 64 each at once */
   check_eof_and_errors(e, scratch_dir);
   check_thread_count(e, path);
   check_file_dev(e, false);
@@ -594,7 +642,7 @@ static void check_refused_falls_back(void)
     CHECK(udm__engine_new(UDM_ENGINE_AUTO, &e, &msg) == 0);
     if (e) {
       CHECK_STR(udm__engine_name(e), "threads");
-      check_random_io(e, scratch_file("refused", FILE_SIZE, 0), 2);
+      check_random_io(e, scratch_file("refused", FILE_SIZE, 0), 1, 2);
       udm__engine_free(e);
     }
     /* Forced: refused, saying why; through a table too. */
