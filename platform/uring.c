@@ -7,7 +7,7 @@
  * entries free up.  Nothing is dropped and no submitter waits for room.
  *
  * The completion thread resubmits short transfers for the remainder, retries
- * -EAGAIN and -EINTR, and calls op->done() without holding the lock, so
+ * -EAGAIN, -EINTR and -ECANCELED, and calls op->done() without holding the lock, so
  * done() may submit again (dev_file.c chains FUA's fdatasync that way).
  * Taking the lock after reaping, before touching an op, also orders the
  * submitter's writes to the op before the completion thread's reads.
@@ -115,7 +115,12 @@ void udm_platform_uring_submit(struct udm_uring *u, struct udm_engine_op *op)
 /* One completion: finish op, or send it round again. */
 static void complete(struct udm_uring *u, struct udm_engine_op *op, int res)
 {
-  if (res == -EAGAIN || res == -EINTR) {
+  /*
+   * Retried: EAGAIN and EINTR; and ECANCELED, since udm cancels nothing, so
+   * it can only be a kernel cancelling what a thread that exited had in its
+   * io-wq (the resubmission is this long-lived thread's).
+   */
+  if (res == -EAGAIN || res == -EINTR || res == -ECANCELED) {
     udm_platform_uring_submit(u, op);
     return;
   }

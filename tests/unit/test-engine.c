@@ -254,6 +254,66 @@ static void check_random_io(struct udm_engine *e, const char *path, unsigned sub
   close(fd);
 }
 
+/* Submit and exit at once: the requests outlive the thread that made them. */
+struct orphans {
+  struct udm_engine *e;
+  struct top *t;
+  unsigned n;
+};
+
+static void *submit_and_exit(void *arg)
+{
+  struct orphans *o = arg;
+  for (unsigned i = 0; i < o->n; i++)
+    udm__engine_submit(o->e, &o->t[i].op);
+  return NULL;
+}
+
+/*
+ * io_uring cancels what an exiting thread still has in the kernel (its
+ * io-wq work): the engine must finish those requests all the same.
+ */
+static void check_submitter_exits(struct udm_engine *e, const char *path)
+{
+  const unsigned n = 256, len = 65536;
+  int fd = open(path, O_RDWR);
+  CHECK(fd >= 0);
+  struct top *t = calloc(n, sizeof *t);
+  unsigned char *bufs = malloc((size_t)n * len);
+  unsigned bad = 0;
+  for (unsigned round = 0; round < 4; round++) {
+    struct waiter w;
+    waiter_init(&w, n);
+    for (unsigned i = 0; i < n; i++) {
+      unsigned char *b = bufs + (size_t)i * len;
+      uint64_t off = (uint64_t)((i * 7 + round) % (FILE_SIZE / len)) * len;
+      fill_pattern(b, len, 200 + round, off);
+      top_set(&t[i], &w, fd, i % 8 == 7 ? UDM_OP_FLUSH : UDM_OP_WRITE, b, len, off);
+    }
+    struct orphans o = {e, t, n};
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, submit_and_exit, &o) == 0);
+    pthread_join(th, NULL);
+    waiter_wait(&w);
+    for (unsigned i = 0; i < n; i++) {
+      if (t[i].res != 0) {
+        if (bad++ < 3)
+          fprintf(stderr, "  request %u of an exited thread: %s\n", i, strerror(-t[i].res));
+        continue;
+      }
+      if (t[i].op.op != UDM_OP_WRITE)
+        continue;
+      unsigned char *back = read_file_at(path, t[i].op.off, len);
+      bad += memcmp(back, t[i].op.buf, len) != 0;
+      free(back);
+    }
+  }
+  CHECK(bad == 0);
+  free(bufs);
+  free(t);
+  close(fd);
+}
+
 static void check_eof_and_errors(struct udm_engine *e, const char *dir)
 {
   char path[512];
@@ -603,6 +663,7 @@ static void check_engine(struct udm_engine *e)
   const char *path = scratch_file("random", FILE_SIZE, 0);
   check_random_io(e, path, 1, 8);
   check_random_io(e, path, 8, 4); /* 8 threads submitting 64 each at once */
+  check_submitter_exits(e, path);
   check_eof_and_errors(e, scratch_dir);
   check_thread_count(e, path);
   check_file_dev(e, false);
