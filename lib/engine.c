@@ -290,7 +290,7 @@ int udm__engine_new(enum udm_engine_kind kind, struct udm_engine **out, char **e
   if (kind != UDM_ENGINE_THREADS) {
 #ifdef HAVE_LIBURING
     const char *why = "";
-    int r = udm_platform_uring_new(URING_DEPTH, &e->uring, &why);
+    int r = udm_platform_uring_new(URING_DEPTH, nthreads, &e->uring, &why);
     if (r == 0) {
       e->name = "io_uring";
       nthreads = clamp(ncpu, 4, 16); /* run jobs only */

@@ -1,23 +1,30 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * io_uring for the I/O engine.  Submitters take the ring's lock to fill an
- * SQE and enter the kernel; at most DEPTH operations are in the kernel at
- * once (so the completion queue, twice as deep, never overflows), and the
- * rest wait in a FIFO that the completion thread feeds into the ring as
- * entries free up.  Nothing is dropped and no submitter waits for room.
+ * io_uring for the I/O engine.  One thread, the ring's own, is the only one
+ * that enters the kernel: io_uring ties a request to the thread that
+ * submitted it, and fails it (EFAULT, ECANCELED) when that thread exits
+ * before the request is done, as pool threads of a frontend do.  So other
+ * threads put operations on a FIFO under a lock and wake the ring thread
+ * through an eventfd whose read it keeps armed in the ring; the ring thread
+ * moves them into SQEs, at most DEPTH in the kernel at once (the rest wait
+ * in the FIFO: nothing is dropped, no submitter waits for room), submits
+ * and waits in one call, and runs the completions.
  *
- * The completion thread resubmits short transfers for the remainder, retries
- * -EAGAIN, -EINTR and -ECANCELED, and calls op->done() without holding the lock, so
- * done() may submit again (dev_file.c chains FUA's fdatasync that way).
- * Taking the lock after reaping, before touching an op, also orders the
- * submitter's writes to the op before the completion thread's reads.
+ * Completions: short transfers are resubmitted for the remainder, EAGAIN,
+ * EINTR and ECANCELED retried (udm cancels nothing), then op->done() is
+ * called on the ring thread, without the lock, so done() may submit again
+ * (dev_file.c chains FUA's fdatasync that way); what it submits is entered
+ * with the next batch.  The FIFO's lock also orders a submitter's writes to
+ * an op before the ring thread's reads.
  */
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <liburing.h>
 
@@ -29,18 +36,26 @@
 
 struct udm_uring {
   struct io_uring ring;
-  pthread_mutex_t lock;     /* the submission side; inflight; the FIFO */
-  unsigned depth;
-  unsigned inflight;        /* SQEs handed to the kernel, not yet reaped */
-  struct udm_engine_op *wait_head, **wait_tail; /* no room in the ring yet */
-  pthread_t reaper;
+  unsigned depth;           /* most operations in the kernel at once */
+  pthread_t thread;
+
+  pthread_mutex_t lock;     /* the FIFO, kicked, stopping */
+  struct udm_engine_op *wait_head, **wait_tail;
+  bool kicked;              /* the eventfd was written since the FIFO was emptied */
+  bool stopping;
+
+  /* The ring thread's own. */
+  unsigned inflight;        /* operations in the kernel */
+  int efd;
+  uint64_t efd_count;       /* the armed read's buffer */
+  bool efd_armed;
 };
 
 /*
- * The ring whose completions this thread is running, if any: what done()
- * submits from there enters the kernel once per batch, not once per op.
+ * The ring whose thread this is, if any: what done() submits from there
+ * needs no wake-up.
  */
-static _Thread_local struct udm_uring *reaping;
+static _Thread_local struct udm_uring *ring_thread;
 
 static void pause_briefly(void)
 {
@@ -48,26 +63,30 @@ static void pause_briefly(void)
   nanosleep(&ts, NULL);
 }
 
-/* Hand filled SQEs to the kernel.  u->lock held. */
-static void enter_locked(struct udm_uring *u)
+static void kick(struct udm_uring *u)
 {
-  for (;;) {
-    int r = io_uring_submit(&u->ring);
-    if (r >= 0 || (r != -EINTR && r != -EAGAIN && r != -EBUSY))
-      return; /* any other error leaves the SQEs queued for the next enter */
-    if (r != -EINTR)
-      pause_briefly(); /* the kernel is short of memory: try again */
-  }
+  uint64_t one = 1;
+  while (write(u->efd, &one, sizeof one) < 0 && errno == EINTR)
+    ;
 }
 
-/* Put op in an SQE if there is room.  u->lock held. */
-static bool prep_locked(struct udm_uring *u, struct udm_engine_op *op)
+void udm_platform_uring_submit(struct udm_uring *u, struct udm_engine_op *op)
 {
-  if (u->inflight >= u->depth)
-    return false;
-  struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
-  if (!sqe)
-    return false;
+  op->next = NULL;
+  pthread_mutex_lock(&u->lock);
+  *u->wait_tail = op;
+  u->wait_tail = &op->next;
+  bool wake = ring_thread != u && !u->kicked;
+  if (wake)
+    u->kicked = true;
+  pthread_mutex_unlock(&u->lock);
+  if (wake)
+    kick(u);
+}
+
+/* Fill an SQE for op, from where it stands.  Ring thread. */
+static void prep(struct udm_uring *u, struct io_uring_sqe *sqe, struct udm_engine_op *op)
+{
   size_t left = op->len - op->moved;
   unsigned n = left > MAX_CHUNK ? MAX_CHUNK : (unsigned)left;
   char *p = (char *)op->buf + op->moved;
@@ -84,42 +103,37 @@ static bool prep_locked(struct udm_uring *u, struct udm_engine_op *op)
   }
   io_uring_sqe_set_data(sqe, op);
   u->inflight++;
-  return true;
 }
 
-/* Move waiting ops into the ring while it has room.  u->lock held. */
-static void feed_locked(struct udm_uring *u)
+/*
+ * Move waiting operations into SQEs while there is room, and keep the
+ * eventfd's read armed.  Ring thread.  True when the thread should stop.
+ */
+static bool feed(struct udm_uring *u)
 {
-  while (u->wait_head && prep_locked(u, u->wait_head)) {
-    u->wait_head = u->wait_head->next;
-    if (!u->wait_head)
-      u->wait_tail = &u->wait_head;
+  struct io_uring_sqe *sqe;
+  if (!u->efd_armed && (sqe = io_uring_get_sqe(&u->ring))) {
+    io_uring_prep_read(sqe, u->efd, &u->efd_count, sizeof u->efd_count, 0);
+    io_uring_sqe_set_data(sqe, &u->efd_count);
+    u->efd_armed = true;
   }
-}
-
-void udm_platform_uring_submit(struct udm_uring *u, struct udm_engine_op *op)
-{
-  op->next = NULL;
   pthread_mutex_lock(&u->lock);
-  /* Behind earlier waiters, so that nothing overtakes them for ever. */
-  if (!u->wait_head && prep_locked(u, op)) {
-    if (reaping != u)
-      enter_locked(u);
-  } else {
-    *u->wait_tail = op;
-    u->wait_tail = &op->next;
+  while (u->wait_head && u->inflight < u->depth && (sqe = io_uring_get_sqe(&u->ring))) {
+    struct udm_engine_op *op = u->wait_head;
+    if (!(u->wait_head = op->next))
+      u->wait_tail = &u->wait_head;
+    prep(u, sqe, op);
   }
+  /* From here on a new submission must wake this thread again. */
+  u->kicked = false;
+  bool stop = u->stopping && u->inflight == 0 && !u->wait_head;
   pthread_mutex_unlock(&u->lock);
+  return stop;
 }
 
-/* One completion: finish op, or send it round again. */
+/* One completion: finish op, or send it round again.  Ring thread. */
 static void complete(struct udm_uring *u, struct udm_engine_op *op, int res)
 {
-  /*
-   * Retried: EAGAIN and EINTR; and ECANCELED, since udm cancels nothing, so
-   * it can only be a kernel cancelling what a thread that exited had in its
-   * io-wq (the resubmission is this long-lived thread's).
-   */
   if (res == -EAGAIN || res == -EINTR || res == -ECANCELED) {
     udm_platform_uring_submit(u, op);
     return;
@@ -145,17 +159,15 @@ static void complete(struct udm_uring *u, struct udm_engine_op *op, int res)
     op->done(op, 0);
 }
 
-static void *reap(void *arg)
+static void *ring_main(void *arg)
 {
   struct udm_uring *u = arg;
-  bool stop_seen = false;
-  reaping = u;
-  for (;;) {
-    struct io_uring_cqe *cqe;
-    int r = io_uring_wait_cqe(&u->ring, &cqe);
-    if (r < 0) {
-      if (r != -EINTR && r != -EAGAIN)
-        pause_briefly(); /* should not happen; never spin */
+  ring_thread = u;
+  while (!feed(u)) {
+    int r = io_uring_submit_and_wait(&u->ring, 1);
+    if (r < 0 && r != -EINTR) {
+      /* EAGAIN/EBUSY: the kernel is short of memory; never spin. */
+      pause_briefly();
       continue;
     }
     struct {
@@ -163,42 +175,26 @@ static void *reap(void *arg)
       int res;
     } batch[REAP_BATCH];
     unsigned n = 0, seen = 0, head;
+    struct io_uring_cqe *cqe;
     io_uring_for_each_cqe(&u->ring, head, cqe)
     {
       if (seen == REAP_BATCH)
         break;
       seen++;
-      struct udm_engine_op *op = io_uring_cqe_get_data(cqe);
-      if (!op) {
-        stop_seen = true; /* the NOP of udm_platform_uring_free */
+      void *data = io_uring_cqe_get_data(cqe);
+      if (data == &u->efd_count) {
+        u->efd_armed = false; /* woken: rearmed by the next feed */
         continue;
       }
-      batch[n].op = op;
+      batch[n].op = data;
       batch[n++].res = cqe->res;
     }
     io_uring_cq_advance(&u->ring, seen);
-
-    pthread_mutex_lock(&u->lock);
-    u->inflight -= seen;
-    pthread_mutex_unlock(&u->lock);
-
+    u->inflight -= n;
     for (unsigned i = 0; i < n; i++)
       complete(u, batch[i].op, batch[i].res);
-    /* Into the room made: waiters first, then what the done() calls submitted. */
-    pthread_mutex_lock(&u->lock);
-    feed_locked(u);
-    if (io_uring_sq_ready(&u->ring))
-      enter_locked(u);
-    pthread_mutex_unlock(&u->lock);
-    if (stop_seen) {
-      /* Nothing is in flight at free; a done() may still have submitted. */
-      pthread_mutex_lock(&u->lock);
-      bool idle = u->inflight == 0 && !u->wait_head;
-      pthread_mutex_unlock(&u->lock);
-      if (idle)
-        return NULL;
-    }
   }
+  return NULL;
 }
 
 /* The kernel must know the operations we use (READ/WRITE came in 5.6). */
@@ -209,20 +205,21 @@ static bool has_ops(struct io_uring *ring)
     return false;
   bool ok = io_uring_opcode_supported(p, IORING_OP_READ) &&
             io_uring_opcode_supported(p, IORING_OP_WRITE) &&
-            io_uring_opcode_supported(p, IORING_OP_FSYNC) &&
-            io_uring_opcode_supported(p, IORING_OP_NOP);
+            io_uring_opcode_supported(p, IORING_OP_FSYNC);
   io_uring_free_probe(p);
   return ok;
 }
 
-int udm_platform_uring_new(unsigned depth, struct udm_uring **out, const char **why)
+int udm_platform_uring_new(unsigned depth, unsigned max_workers, struct udm_uring **out,
+                           const char **why)
 {
   struct udm_uring *u = calloc(1, sizeof *u);
   if (!u) {
     *why = "out of memory";
     return -ENOMEM;
   }
-  int r = io_uring_queue_init(depth, &u->ring, 0);
+  /* Room for DEPTH operations and the eventfd's read. */
+  int r = io_uring_queue_init(2 * depth, &u->ring, 0);
   if (r < 0) {
     *why = "io_uring_queue_init";
     free(u);
@@ -234,13 +231,25 @@ int udm_platform_uring_new(unsigned depth, struct udm_uring **out, const char **
     free(u);
     return -ENOSYS;
   }
+  /* The kernel's own workers for blocking work (Linux 5.15; older: its defaults). */
+  unsigned workers[2] = {max_workers, max_workers};
+  (void)io_uring_register_iowq_max_workers(&u->ring, workers);
+  u->efd = eventfd(0, EFD_CLOEXEC);
+  if (u->efd < 0) {
+    r = -errno;
+    *why = "eventfd";
+    io_uring_queue_exit(&u->ring);
+    free(u);
+    return r;
+  }
   u->depth = depth;
   u->wait_tail = &u->wait_head;
   pthread_mutex_init(&u->lock, NULL);
-  r = udm__engine_thread_create(&u->reaper, reap, u);
+  r = udm__engine_thread_create(&u->thread, ring_main, u);
   if (r < 0) {
-    *why = "cannot start the completion thread";
+    *why = "cannot start the ring's thread";
     pthread_mutex_destroy(&u->lock);
+    close(u->efd);
     io_uring_queue_exit(&u->ring);
     free(u);
     return r;
@@ -254,20 +263,13 @@ void udm_platform_uring_free(struct udm_uring *u)
   if (!u)
     return;
   pthread_mutex_lock(&u->lock);
-  struct io_uring_sqe *sqe;
-  while (!(sqe = io_uring_get_sqe(&u->ring))) {
-    enter_locked(u); /* the SQ is full of unsubmitted entries: push them */
-    pthread_mutex_unlock(&u->lock);
-    pause_briefly();
-    pthread_mutex_lock(&u->lock);
-  }
-  io_uring_prep_nop(sqe);
-  io_uring_sqe_set_data(sqe, NULL);
-  u->inflight++;
-  enter_locked(u);
+  u->stopping = true;
   pthread_mutex_unlock(&u->lock);
-  pthread_join(u->reaper, NULL);
+  kick(u);
+  pthread_join(u->thread, NULL);
+  /* Cancels the eventfd's read, which still points into u. */
   io_uring_queue_exit(&u->ring);
+  close(u->efd);
   pthread_mutex_destroy(&u->lock);
   free(u);
 }
