@@ -302,7 +302,9 @@ static void check_submitter_exits(struct udm_engine *e, const char *path)
     for (int reading = 0; reading <= 1; reading++) {
       if (reading) {
         CHECK(fdatasync(fd) == 0);
+#ifdef POSIX_FADV_DONTNEED /* not on macOS */
         posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+#endif
       }
       struct waiter w;
       waiter_init(&w, n);
