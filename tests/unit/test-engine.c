@@ -121,15 +121,6 @@ static int engine_do(struct udm_engine *e, int fd, enum udm_op kind, void *buf, 
   return t.res;
 }
 
-static uint64_t rnd_state = 0x2545F4914F6CDD1Dull;
-static uint64_t rnd(uint64_t n)
-{
-  rnd_state ^= rnd_state << 13;
-  rnd_state ^= rnd_state >> 7;
-  rnd_state ^= rnd_state << 17;
-  return rnd_state % n;
-}
-
 /* ---- threads of the process (Linux: /proc/self/task) ---- */
 
 #ifdef __linux__
@@ -387,6 +378,15 @@ static void check_eof_and_errors(struct udm_engine *e, const char *dir)
 }
 
 #ifdef __linux__
+static uint64_t rnd_state = 0x2545F4914F6CDD1Dull;
+static uint64_t rnd(uint64_t n)
+{
+  rnd_state ^= rnd_state << 13;
+  rnd_state ^= rnd_state >> 7;
+  rnd_state ^= rnd_state << 17;
+  return rnd_state % n;
+}
+
 /* The most threads seen while it ran, sampled by another thread. */
 struct sampler {
   pthread_t thread;
