@@ -218,8 +218,11 @@ int udm_platform_uring_new(unsigned depth, unsigned max_workers, struct udm_urin
     *why = "out of memory";
     return -ENOMEM;
   }
-  /* Room for DEPTH operations and the eventfd's read. */
-  int r = io_uring_queue_init(2 * depth, &u->ring, 0);
+  /*
+   * DEPTH entries: DEPTH - 1 operations and the eventfd's read (small, for
+   * kernels before 5.12 that count the rings against RLIMIT_MEMLOCK).
+   */
+  int r = io_uring_queue_init(depth, &u->ring, 0);
   if (r < 0) {
     *why = "io_uring_queue_init";
     free(u);
@@ -242,7 +245,7 @@ int udm_platform_uring_new(unsigned depth, unsigned max_workers, struct udm_urin
     free(u);
     return r;
   }
-  u->depth = depth;
+  u->depth = depth - 1;
   u->wait_tail = &u->wait_head;
   pthread_mutex_init(&u->lock, NULL);
   r = udm__engine_thread_create(&u->thread, ring_main, u);

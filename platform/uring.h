@@ -12,7 +12,8 @@
 struct udm_uring;
 
 /*
- * A ring taking DEPTH operations at once, and its thread; the kernel's
+ * A ring of DEPTH entries (DEPTH - 1 operations in the kernel at once; the
+ * rest wait their turn), and its thread; the kernel's
  * workers for it (io-wq) are limited to MAX_WORKERS of each kind.  0, or
  * -errno with *why naming the step that failed ("io_uring_queue_init", ...).
  */
