@@ -54,7 +54,7 @@ int udm__full_pread(int fd, void *buf, size_t len, uint64_t off)
   while (len > 0) {
     ssize_t n = pread(fd, p, len, (off_t)off);
     if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN)
+      if (errno == EINTR)
         continue;
       return -errno;
     }
@@ -75,7 +75,7 @@ int udm__full_pwrite(int fd, const void *buf, size_t len, uint64_t off)
   while (len > 0) {
     ssize_t n = pwrite(fd, p, len, (off_t)off);
     if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN)
+      if (errno == EINTR)
         continue;
       return -errno;
     }
