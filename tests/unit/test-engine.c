@@ -3,7 +3,8 @@
  * The I/O engine (lib/engine.c, platform/uring.c) and the asynchronous
  * file and image devices on it: real bytes against pread, for each engine.
  *   - 512 random reads and writes in flight at once, from one thread and
- *     from eight, then the file compared
+ *     from eight, then the file compared; and from a thread that exits at
+ *     once (io_uring fails such a thread's requests unless the engine owns them)
  *   - reads past the end of the file read zeros; errors come back (-EBADF,
  *     -EISDIR); flush is fdatasync
  *   - the number of threads does not grow from 1 to 256 requests in flight
