@@ -13,6 +13,7 @@
 
 #include <udm/driver.h>
 
+#include "engine.h"
 #include "internal.h"
 
 #ifndef UDM_DRIVER_DIR
@@ -83,6 +84,8 @@ struct udm_ctx *udm_ctx_new(void)
   pthread_mutex_init(&ctx->lock, NULL);
   pthread_mutex_init(&ctx->registry_lock, NULL);
   pthread_cond_init(&ctx->registry_cond, NULL);
+  pthread_mutex_init(&ctx->engine_lock, NULL);
+  atomic_init(&ctx->engine, NULL);
   for (unsigned i = 0; i < udm__num_builtin_targets; i++) {
     if (udm_target_register(ctx, udm__builtin_targets[i]) < 0) {
       udm_ctx_free(ctx);
@@ -134,6 +137,9 @@ void udm_ctx_free(struct udm_ctx *ctx)
   pthread_mutex_destroy(&ctx->registry_lock);
   pthread_cond_destroy(&ctx->registry_cond);
   udm__export_free_all(ctx);
+  /* No device is left to have I/O in flight. */
+  udm__engine_free(atomic_load(&ctx->engine));
+  pthread_mutex_destroy(&ctx->engine_lock);
   pthread_mutex_destroy(&ctx->lock);
   free(ctx);
 }

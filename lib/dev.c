@@ -17,6 +17,7 @@
 
 #include <udm/driver.h>
 
+#include "engine.h"
 #include "internal.h"
 
 /* Length of a leading "format:" word, or 0. */
@@ -61,8 +62,11 @@ static int open_path(struct udm_ctx *ctx, struct udm_device *owner, const char *
   int r = udm__export_resolve(ctx, path, &devname, errmsg);
   if (r < 0)
     return r;
-  if (r == 0)
-    return udm__dev_open_file(name, path, mode, direct, out, errmsg);
+  if (r == 0) {
+    struct udm_engine *engine; /* files do their I/O through the context's engine */
+    r = udm__engine_open(ctx, &engine, errmsg);
+    return r < 0 ? r : udm__dev_open_file(name, path, mode, direct, engine, out, errmsg);
+  }
   r = udm__dev_open_udm(ctx, owner, name, devname, mode, out, &why);
   if (r < 0) {
     *errmsg = udm__strf("%s leads to udm's own export (device '%s'): %s", path, devname,
@@ -106,7 +110,10 @@ int udm__dev_open(struct udm_ctx *ctx, struct udm_device *owner, const char *nam
   if (strncmp(name, "/dev/mapper/", 12) == 0)
     return udm__dev_open_udm(ctx, owner, name, name + 12, mode, out, errmsg);
 
+  /* Files and images do their I/O through the context's engine. */
+  struct udm_engine *engine;
   size_t fl = format_prefix(name);
+  int r;
   if (fl == 0)
     return open_path(ctx, owner, name, name, mode, false, out, errmsg);
   if (fl == 3 && strncmp(name, "raw", 3) == 0) {
@@ -116,7 +123,7 @@ int udm__dev_open(struct udm_ctx *ctx, struct udm_device *owner, const char *nam
     char *p = q ? strndup(path, (size_t)(q - path)) : strdup(path);
     if (!p)
       return -ENOMEM;
-    int r = q ? parse_raw_options(q + 1, &direct, errmsg) : 0;
+    r = q ? parse_raw_options(q + 1, &direct, errmsg) : 0;
     if (r == 0)
       r = open_path(ctx, owner, name, p, mode, direct, out, errmsg);
     free(p);
@@ -136,10 +143,12 @@ int udm__dev_open(struct udm_ctx *ctx, struct udm_device *owner, const char *nam
   char *known = drv ? NULL : udm__ctx_driver_names(ctx);
   pthread_mutex_unlock(&ctx->lock);
   if (drv) {
-    int r = check_image_path(ctx, name, name + fl + 1, errmsg);
-    if (r < 0)
-      return r;
-    return udm__dev_open_image(ctx, drv, name, name + fl + 1, mode, out, errmsg);
+    r = check_image_path(ctx, name, name + fl + 1, errmsg);
+    if (r == 0)
+      r = udm__engine_open(ctx, &engine, errmsg);
+    return r < 0 ? r
+                 : udm__dev_open_image(ctx, drv, name, name + fl + 1, mode, engine, out,
+                                       errmsg);
   }
   size_t n = strlen(fmt) + strlen(name) + (known ? strlen(known) : 0) + 160;
   *errmsg = malloc(n);

@@ -4,6 +4,11 @@
  * Sparse files keep their holes: discard punches holes, write-zeroes with
  * MAY_UNMAP punches too, flush is fdatasync.  With direct=on the page cache
  * is bypassed and misaligned buffers are bounced.
+ *
+ * Asynchronous requests: reads, writes and flushes go through the context's
+ * I/O engine (engine.h), a FUA write as the write and then its fdatasync;
+ * discard and write-zeroes, which may take long in fallocate or write zero
+ * buffers, run the blocking path on the engine's pool.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +19,7 @@
 #include <unistd.h>
 
 #include "../platform/platform.h"
+#include "engine.h"
 #include "internal.h"
 
 #define DIRECT_ALIGN 4096u
@@ -25,42 +31,12 @@ struct file_dev {
   unsigned block_size; /* direct I/O alignment */
 };
 
-static int full_pread(int fd, void *buf, size_t len, uint64_t off)
+static bool needs_bounce(const struct file_dev *f, const struct udm_io *io)
 {
-  char *p = buf;
-  while (len > 0) {
-    ssize_t n = pread(fd, p, len, (off_t)off);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return -errno;
-    }
-    if (n == 0) { /* past end of a file that shrank: zeros, as a hole */
-      memset(p, 0, len);
-      return 0;
-    }
-    p += n;
-    len -= (size_t)n;
-    off += (uint64_t)n;
-  }
-  return 0;
-}
-
-static int full_pwrite(int fd, const void *buf, size_t len, uint64_t off)
-{
-  const char *p = buf;
-  while (len > 0) {
-    ssize_t n = pwrite(fd, p, len, (off_t)off);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return -errno;
-    }
-    p += n;
-    len -= (size_t)n;
-    off += (uint64_t)n;
-  }
-  return 0;
+  uint64_t off = io->sector * UDM_SECTOR_SIZE;
+  uint64_t len = io->nr_sectors * UDM_SECTOR_SIZE;
+  return f->direct && (((uintptr_t)io->buf % DIRECT_ALIGN) || (off % f->block_size) ||
+                       (len % f->block_size));
 }
 
 static int bounce_io(struct file_dev *f, struct udm_io *io, size_t len, uint64_t off)
@@ -70,12 +46,12 @@ static int bounce_io(struct file_dev *f, struct udm_io *io, size_t len, uint64_t
     return -ENOMEM;
   int r;
   if (io->op == UDM_OP_READ) {
-    r = full_pread(f->fd, b, len, off);
+    r = udm__full_pread(f->fd, b, len, off);
     if (r == 0)
       memcpy(io->buf, b, len);
   } else {
     memcpy(b, io->buf, len);
-    r = full_pwrite(f->fd, b, len, off);
+    r = udm__full_pwrite(f->fd, b, len, off);
   }
   free(b);
   return r;
@@ -91,17 +67,12 @@ static int write_zero_buffers(int fd, uint64_t off, uint64_t len)
   int r = 0;
   while (len > 0 && r == 0) {
     size_t n = len < chunk ? (size_t)len : chunk;
-    r = full_pwrite(fd, z, n, off);
+    r = udm__full_pwrite(fd, z, n, off);
     off += n;
     len -= n;
   }
   free(z);
   return r;
-}
-
-static int sync_fd(int fd)
-{
-  return fdatasync(fd) < 0 ? -errno : 0;
 }
 
 static int file_submit(struct udm_dev *d, struct udm_io *io)
@@ -113,18 +84,17 @@ static int file_submit(struct udm_dev *d, struct udm_io *io)
   switch (io->op) {
   case UDM_OP_READ:
   case UDM_OP_WRITE:
-    if (f->direct && (((uintptr_t)io->buf % DIRECT_ALIGN) || (off % f->block_size) ||
-                      (len % f->block_size)))
+    if (needs_bounce(f, io))
       r = bounce_io(f, io, (size_t)len, off);
     else if (io->op == UDM_OP_READ)
-      r = full_pread(f->fd, io->buf, (size_t)len, off);
+      r = udm__full_pread(f->fd, io->buf, (size_t)len, off);
     else
-      r = full_pwrite(f->fd, io->buf, (size_t)len, off);
+      r = udm__full_pwrite(f->fd, io->buf, (size_t)len, off);
     if (r == 0 && io->op == UDM_OP_WRITE && (io->flags & UDM_IO_FUA))
-      r = sync_fd(f->fd);
+      r = udm__sync_fd(f->fd);
     return r;
   case UDM_OP_FLUSH:
-    return sync_fd(f->fd);
+    return udm__sync_fd(f->fd);
   case UDM_OP_DISCARD:
     r = udm_platform_punch_hole(f->fd, f->blockdev, off, len);
     break;
@@ -143,8 +113,83 @@ static int file_submit(struct udm_dev *d, struct udm_io *io)
     return -EINVAL;
   }
   if (r == 0 && (io->flags & UDM_IO_FUA))
-    r = sync_fd(f->fd);
+    r = udm__sync_fd(f->fd);
   return r;
+}
+
+/* One asynchronous request in flight. */
+struct file_aio {
+  struct udm_engine_op eop;
+  struct udm_dev *dev;
+  struct udm_io *io;
+  void *bounce;     /* direct=on and a misaligned buffer: the aligned copy */
+  bool sync_after;  /* UDM_IO_FUA on a write: fdatasync once it is written */
+};
+
+static void file_aio_finish(struct file_aio *a, int err)
+{
+  struct udm_io *io = a->io;
+  free(a->bounce);
+  free(a);
+  udm_io_complete(io, err);
+}
+
+static void file_aio_done(struct udm_engine_op *eop, int res)
+{
+  struct file_aio *a = eop->opaque;
+  if (res == 0 && a->bounce && eop->op == UDM_OP_READ)
+    memcpy(a->io->buf, a->bounce, eop->len);
+  if (res == 0 && a->sync_after) {
+    a->sync_after = false;
+    eop->op = UDM_OP_FLUSH;
+    udm__engine_submit(a->dev->engine, eop);
+    return;
+  }
+  file_aio_finish(a, res);
+}
+
+static void file_aio_blocking(void *arg)
+{
+  struct file_aio *a = arg;
+  file_aio_finish(a, file_submit(a->dev, a->io));
+}
+
+static void file_submit_async(struct udm_dev *d, struct udm_io *io)
+{
+  struct file_dev *f = d->priv;
+  struct file_aio *a = calloc(1, sizeof *a);
+  if (!a) {
+    udm_io_complete(io, -ENOMEM);
+    return;
+  }
+  a->dev = d;
+  a->io = io;
+  if (io->op != UDM_OP_READ && io->op != UDM_OP_WRITE && io->op != UDM_OP_FLUSH) {
+    udm__engine_run(d->engine, file_aio_blocking, a);
+    return;
+  }
+  struct udm_engine_op *eop = &a->eop;
+  eop->fd = f->fd;
+  eop->op = io->op;
+  eop->done = file_aio_done;
+  eop->opaque = a;
+  if (io->op != UDM_OP_FLUSH) {
+    eop->buf = io->buf;
+    eop->len = (size_t)(io->nr_sectors * UDM_SECTOR_SIZE);
+    eop->off = io->sector * UDM_SECTOR_SIZE;
+    a->sync_after = io->op == UDM_OP_WRITE && (io->flags & UDM_IO_FUA);
+    if (needs_bounce(f, io)) {
+      if (posix_memalign(&a->bounce, DIRECT_ALIGN, eop->len ? eop->len : 1)) {
+        a->bounce = NULL;
+        file_aio_finish(a, -ENOMEM);
+        return;
+      }
+      if (io->op == UDM_OP_WRITE)
+        memcpy(a->bounce, io->buf, eop->len);
+      eop->buf = a->bounce;
+    }
+  }
+  udm__engine_submit(d->engine, eop);
 }
 
 /*
@@ -203,6 +248,7 @@ static void file_close(struct udm_dev *d)
 
 static const struct udm_dev_ops file_ops = {
     .submit = file_submit,
+    .submit_async = file_submit_async,
     .extents = file_extents,
     .close = file_close,
 };
@@ -218,7 +264,7 @@ static char *errf(const char *what, const char *path, int err)
 }
 
 int udm__dev_open_file(const char *name, const char *path, unsigned mode, bool direct,
-                       struct udm_dev **out, char **errmsg)
+                       struct udm_engine *engine, struct udm_dev **out, char **errmsg)
 {
   int flags = (mode & UDM_DEV_WRITE) ? O_RDWR : O_RDONLY;
   int fd = direct ? udm_platform_open_direct(path, flags) : open(path, flags | O_CLOEXEC);
@@ -272,6 +318,7 @@ int udm__dev_open_file(const char *name, const char *path, unsigned mode, bool d
   }
   d->ops = &file_ops;
   d->priv = f;
+  d->engine = engine;
   d->mode = mode;
   d->size = bytes / UDM_SECTOR_SIZE;
   /* Through the page cache any 512-byte request works; direct I/O needs blocks. */

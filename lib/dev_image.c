@@ -13,6 +13,9 @@
  * Drivers return -EIO for reads that touch bad ranges; only then does the core
  * ask the driver's extents() where the bad ranges are, so good reads pay
  * nothing for the policy.
+ *
+ * Drivers are synchronous: an asynchronous request runs the driver's call
+ * on the I/O engine's pool and completes from there.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -23,6 +26,7 @@
 
 #include <udm/driver.h>
 
+#include "engine.h"
 #include "internal.h"
 
 enum bad_policy { BAD_EIO, BAD_FILL };
@@ -163,6 +167,32 @@ static int image_submit(struct udm_dev *d, struct udm_io *io)
   return -EINVAL;
 }
 
+struct image_aio {
+  struct udm_dev *dev;
+  struct udm_io *io;
+};
+
+static void image_aio_run(void *arg)
+{
+  struct image_aio *a = arg;
+  struct udm_io *io = a->io;
+  int r = image_submit(a->dev, io);
+  free(a);
+  udm_io_complete(io, r);
+}
+
+static void image_submit_async(struct udm_dev *d, struct udm_io *io)
+{
+  struct image_aio *a = malloc(sizeof *a);
+  if (!a) {
+    udm_io_complete(io, -ENOMEM);
+    return;
+  }
+  a->dev = d;
+  a->io = io;
+  udm__engine_run(d->engine, image_aio_run, a);
+}
+
 /* Driver extents are bytes; device extents are whole sectors, in order. */
 struct to_sectors {
   udm_extent_fn fn;
@@ -214,6 +244,7 @@ static void image_close(struct udm_dev *d)
 
 static const struct udm_dev_ops image_ops = {
     .submit = image_submit,
+    .submit_async = image_submit_async,
     .extents = image_extents,
     .close = image_close,
 };
@@ -303,6 +334,7 @@ int udm_image_check_file(const struct udm_image_options *opts, const char *file,
 
 int udm__dev_open_image(struct udm_ctx *ctx, const struct udm_image_driver *drv,
                         const char *name, const char *spec, unsigned mode,
+                        struct udm_engine *engine,
                         struct udm_dev **out, char **errmsg)
 {
   const char *q = strchr(spec, '?');
@@ -365,6 +397,7 @@ int udm__dev_open_image(struct udm_ctx *ctx, const struct udm_image_driver *drv,
   }
   d->ops = &image_ops;
   d->priv = im;
+  d->engine = engine;
   d->mode = mode;
   d->size = bytes / UDM_SECTOR_SIZE;
   d->logical_block_size = bs;

@@ -34,6 +34,7 @@ char *udm__strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *udm__vstrf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 /* ---- backing devices (dev.c, dev_file.c, dev_udm.c) ---- */
+struct udm_engine;
 struct udm_dev_ops {
   /* Synchronous: blocks the calling thread; 0 or -errno. */
   int (*submit)(struct udm_dev *d, struct udm_io *io);
@@ -58,6 +59,8 @@ struct udm_dev {
   unsigned logical_block_size;
   struct udm_dev *next;    /* the table's list of opened devices */
   void *priv;              /* per kind */
+  /* Files and images: the context's I/O engine (engine.h); udm devices: NULL. */
+  struct udm_engine *engine;
 };
 
 /* Open by table name; the kind is chosen from the name's form. */
@@ -65,7 +68,8 @@ int udm__dev_open(struct udm_ctx *ctx, struct udm_device *owner, const char *nam
                   unsigned mode, bool readonly_device, struct udm_dev **out,
                   char **errmsg);
 int udm__dev_open_file(const char *name, const char *path, unsigned mode,
-                       bool direct, struct udm_dev **out, char **errmsg);
+                       bool direct, struct udm_engine *engine, struct udm_dev **out,
+                       char **errmsg);
 int udm__dev_open_udm(struct udm_ctx *ctx, struct udm_device *owner,
                       const char *name, const char *devname, unsigned mode,
                       struct udm_dev **out, char **errmsg);
@@ -132,6 +136,9 @@ struct udm_ctx {
   /* Directories where a frontend serves the devices as files (export.c). */
   struct udm_export_dir *exports;
   unsigned num_exports;
+  /* The I/O engine (engine.c), made on first use under engine_lock. */
+  pthread_mutex_t engine_lock;
+  _Atomic(struct udm_engine *) engine;
 };
 
 /*
@@ -158,6 +165,7 @@ char *udm__ctx_driver_names(struct udm_ctx *ctx);
 /* Open SPEC ("PATH?opts") with an image driver (dev_image.c). */
 int udm__dev_open_image(struct udm_ctx *ctx, const struct udm_image_driver *drv,
                         const char *name, const char *spec, unsigned mode,
+                        struct udm_engine *engine,
                         struct udm_dev **out, char **errmsg);
 /* Bad-block hits of a table's image devices (dev_image.c). */
 uint64_t udm__table_bad_block_hits(const struct udm_table_ctx *t);

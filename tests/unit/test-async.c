@@ -53,6 +53,7 @@ struct owner {
   bool open;
   struct owned owned;
   unsigned mapped, requeued, end_ios, bad_per_io;
+  enum udm_op map_order[16]; /* the ops of the first pieces mapped, in order */
 };
 
 struct owner_io {
@@ -94,6 +95,8 @@ static int owner_map(struct udm_target *ti, struct udm_io *io)
   struct owner *o = ti->private;
   struct owner_io *pio = io->per_io;
   pthread_mutex_lock(&o->lock);
+  if (o->mapped < sizeof o->map_order / sizeof o->map_order[0])
+    o->map_order[o->mapped] = io->op;
   o->mapped++;
   bool dirty = false;
   for (size_t i = 0; i < sizeof pio->zero_check; i++)
@@ -341,10 +344,18 @@ static void held_pieces_survive_suspend_and_run_at_resume_or_kick(void)
   CHECK(udm_device_resume(d) == 0);
   CHECK(done_wait(&dn, 2, 10) == 2);
   CHECK(dn.errs[0] == 0 && dn.errs[1] == 0);
-  CHECK(dn.order[0] == 0); /* the held write went first, the read saw it */
-  CHECK(memcmp(r, w, sizeof w) == 0 && disk_has(w, sizeof w, 8192));
-  printf("ok: a held write did not block suspend, ran at resume before a read deferred "
-         "behind it, and the read saw its bytes\n");
+  /*
+   * The held write was mapped again before the deferred read was mapped.
+   * Both are then in flight together, so which completes first is the
+   * backing device's business (with io_uring a cached read can overtake a
+   * buffered write handed to a kernel worker): the bytes are checked after.
+   */
+  CHECK(o->mapped == mapped + 2 && o->map_order[mapped] == UDM_OP_WRITE &&
+        o->map_order[mapped + 1] == UDM_OP_READ);
+  CHECK(disk_has(w, sizeof w, 8192));
+  CHECK(udm_device_pread(d, r, sizeof r, 8192) == 0 && memcmp(r, w, sizeof w) == 0);
+  printf("ok: a held write did not block suspend, was mapped at resume before a read "
+         "deferred behind it, and its bytes are on the disk\n");
   test_drop(d);
 
   /* A kick while live. */
