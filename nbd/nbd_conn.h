@@ -29,7 +29,6 @@ struct nbd_conn {
   pthread_t thread;
   bool finished;           /* the thread has returned; under the server's lock */
   struct nbd_conn *next;   /* the server's list, under its lock */
-  unsigned workers;        /* threads serving requests once transmission starts */
 
   /* Negotiated in the handshake. */
   bool no_zeroes;
@@ -44,17 +43,10 @@ struct nbd_conn {
   uint16_t tflags;         /* NBD_FLAG_* sent to the client */
 
   /*
-   * Transmission: whoever holds recv_lock reads the next request (and its
-   * payload), then lets go and serves it; replies go out whole under
-   * send_lock.  So requests run in parallel with no queue between threads.
-   * A batch of small reads and writes that the device serves quickly is
-   * served without letting go (see nbd_transmit.c).
+   * Received bytes: the handshake's, then the transmission reader's (one
+   * thread at a time; nbd_transmit.c has the rest of the transmission state).
    */
-  pthread_mutex_t recv_lock;
-  pthread_mutex_t send_lock;
-  atomic_bool quit;        /* stop reading requests: DISC, EOF, a fatal error */
-  atomic_bool small_slow;  /* the last batch of small requests took long (nbd_transmit.c) */
-  unsigned char *rbuf;     /* under recv_lock */
+  unsigned char *rbuf;
   size_t rpos, rlen;
 };
 
@@ -72,7 +64,11 @@ int nbd_handshake(struct nbd_conn *c);
 /* Transmission flags and block sizes for an export. */
 uint16_t nbd_export_flags(struct udm_device *dev, bool structured);
 
-/* nbd_transmit.c: serve requests until the client leaves or the server stops. */
+/*
+ * nbd_transmit.c: serve requests until the client leaves or the server
+ * stops, on this thread (the reader) and one sender thread; returns when
+ * every request has been answered or dropped.
+ */
 void nbd_transmit(struct nbd_conn *c);
 
 /* nbd_server.c: the server is stopping (refuse options with ERR_SHUTDOWN). */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * udm's NBD server: listening sockets, one accept thread each, one thread
- * per connection (which becomes the first of the connection's workers).
+ * udm's NBD server: listening sockets, one accept thread each, two threads
+ * per connection (its reader and its sender, nbd_transmit.c).
  *
  * The server lock guards only the list of connections; it is never taken on
  * the I/O path.  A finished connection is reaped (joined and freed) by the
@@ -27,18 +27,6 @@
 
 #define LISTEN_MAX 16
 #define CONNECTIONS_MAX 1024
-#define WORKERS_MAX 64
-
-/*
- * Workers per connection by default: one per online CPU, 2 to 8.  More
- * workers than CPUs only contend (measured on 2 CPUs: 4K random reads at
- * QD32 ran 25% faster with 2 workers than with 4, 1M sequential I/O the same).
- */
-static unsigned default_workers(void)
-{
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n < 2 ? 2 : n > 8 ? 8 : (unsigned)n;
-}
 
 struct listener {
   int fd;
@@ -54,7 +42,6 @@ struct udm_nbd_server {
   unsigned nlisteners;
   int wake[2];                /* written once to stop the accept threads */
   atomic_bool stopping;
-  unsigned workers;
 
   pthread_mutex_t lock;       /* conns, nconns */
   struct nbd_conn *conns;
@@ -99,7 +86,6 @@ struct udm_nbd_server *udm_nbd_server_new(struct udm_ctx *ctx)
   if (!srv)
     return udm__fail_null(ENOMEM, "nbd server: out of memory");
   srv->ctx = ctx;
-  srv->workers = default_workers();
   if (pipe(srv->wake) < 0) {
     int e = errno;
     free(srv);
@@ -109,15 +95,6 @@ struct udm_nbd_server *udm_nbd_server_new(struct udm_ctx *ctx)
   set_cloexec(srv->wake[1]);
   pthread_mutex_init(&srv->lock, NULL);
   return srv;
-}
-
-int udm_nbd_server_set_workers(struct udm_nbd_server *srv, unsigned workers)
-{
-  if (workers < 1 || workers > WORKERS_MAX)
-    return udm__fail(EINVAL, "nbd server: %u workers per connection (1 to %d)", workers,
-                     WORKERS_MAX);
-  srv->workers = workers;
-  return 0;
 }
 
 static int add_listener(struct udm_nbd_server *srv, int fd, char *unix_path)
@@ -231,8 +208,6 @@ static void conn_free(struct nbd_conn *c)
 {
   if (c->fd >= 0)
     close(c->fd);
-  pthread_mutex_destroy(&c->recv_lock);
-  pthread_mutex_destroy(&c->send_lock);
   free(c->meta_export);
   free(c->rbuf);
   free(c);
@@ -292,9 +267,6 @@ static void start_conn(struct udm_nbd_server *srv, int fd)
   c->srv = srv;
   c->ctx = srv->ctx;
   c->fd = fd;
-  c->workers = srv->workers;
-  pthread_mutex_init(&c->recv_lock, NULL);
-  pthread_mutex_init(&c->send_lock, NULL);
   pthread_mutex_lock(&srv->lock);
   if (srv->nconns >= CONNECTIONS_MAX || atomic_load(&srv->stopping) ||
       pthread_create(&c->thread, NULL, conn_main, c) != 0) {
@@ -373,7 +345,7 @@ void udm_nbd_server_free(struct udm_nbd_server *srv)
       free(l->unix_path);
     }
   }
-  /* Wake every reader; in-flight requests finish, devices are flushed. */
+  /* Wake every reader; in-flight requests complete, devices are flushed. */
   pthread_mutex_lock(&srv->lock);
   for (struct nbd_conn *c = srv->conns; c; c = c->next)
     shutdown(c->fd, SHUT_RDWR);

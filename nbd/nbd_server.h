@@ -17,12 +17,6 @@ int udm_nbd_server_listen_unix(struct udm_nbd_server *srv, const char *path);
 /* Listen on TCP host:port (only when the user asks for it). */
 int udm_nbd_server_listen_tcp(struct udm_nbd_server *srv, const char *host,
                               const char *port);
-/*
- * Worker threads per connection (default: one per online CPU, 2 to 8):
- * requests of one connection run in parallel on this many threads.
- * Affects connections accepted later.
- */
-int udm_nbd_server_set_workers(struct udm_nbd_server *srv, unsigned workers);
 /* Start accepting on every listening socket, in background threads. */
 int udm_nbd_server_start(struct udm_nbd_server *srv);
 /* Stop accepting, close every connection (flushing first), join all threads. */
