@@ -8,6 +8,7 @@
 #   aio.py load URI QD SECONDS       keep QD reads in flight for SECONDS
 #   aio.py abandon SOCKET EXPORT COUNT  COUNT reads and writes sent at once on
 #          a raw socket, then the socket closed without reading a reply
+#   aio.py abandoned FILE COUNT      the abandoned writes are in FILE
 import os
 import socket
 import struct
@@ -181,6 +182,14 @@ def abandon(path, export, count):
     print("abandon: %d requests sent, socket closed" % count)
 
 
+def abandoned(path, count):
+    with open(path, "rb") as f:
+        for i in range(1, count, 2):
+            f.seek(i * BLOCK)
+            if f.read(BLOCK) != pattern(i, BLOCK):
+                sys.exit("FAIL: abandoned write %d is not in %s" % (i, path))
+
+
 mode = sys.argv[1]
 if mode == "order":
     order(sys.argv[2], sys.argv[3], int(sys.argv[4]))
@@ -190,5 +199,7 @@ elif mode == "load":
     load(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
 elif mode == "abandon":
     abandon(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+elif mode == "abandoned":
+    abandoned(sys.argv[2], int(sys.argv[3]))
 else:
-    sys.exit("usage: aio.py order|overlap|load|abandon ...")
+    sys.exit("usage: aio.py order|overlap|load|abandon|abandoned ...")
