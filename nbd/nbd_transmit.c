@@ -93,22 +93,32 @@ struct transmit {
   struct nbd_conn *c;
   pthread_t reader;
   pthread_t sender;
-  pthread_mutex_t lock;       /* everything below */
+  pthread_mutex_t lock;       /* the lists and flags up to the reader's own */
   pthread_cond_t sender_cv;   /* done list not empty, or stop */
   pthread_cond_t reader_cv;   /* a slot freed */
   struct request *done_head;  /* replies ready, in completion order */
   struct request **done_tail;
-  struct request *free_list;
-  size_t pool_bytes;          /* buffers on the free list */
-  unsigned inflight;          /* requests taken by the reader and not yet recycled */
-  size_t inflight_bytes;
+  struct request *free_list;  /* recycled by the sender */
   bool sender_waiting;
   bool reader_waiting;
   bool send_failed;           /* the client is gone: replies are dropped */
   bool stop;                  /* nothing in flight and nothing more will come */
-  /* The reader's own: completions it ran inline have not woken the sender. */
+  /*
+   * Changed under the lock when they shrink (the reader waits on them),
+   * read without it on the reader's fast path.
+   */
+  atomic_uint inflight;       /* requests taken by the reader and not yet recycled */
+  atomic_size_t inflight_bytes;
+  atomic_size_t pool_bytes;   /* buffers kept: free_list and the reader's cache */
+  /*
+   * The reader's own, no lock: replies it completed inline while more
+   * requests wait in its receive buffer (handed over in one go before it
+   * may block), and free requests taken from free_list in one go.
+   */
   bool batching;
-  bool deferred;
+  struct request *pending;
+  struct request **pending_tail;
+  struct request *cache;
 };
 
 static int nbd_error(int e)
@@ -216,80 +226,101 @@ static bool on_reader(const struct transmit *t)
 static void complete(struct request *rq)
 {
   struct transmit *t = rq->t;
-  /* Read before the lock: only the reader itself writes it. */
-  bool defer = on_reader(t) && t->batching;
-  pthread_mutex_lock(&t->lock);
   rq->next = NULL;
+  if (on_reader(t) && t->batching) { /* only the reader reads batching */
+    *t->pending_tail = rq;
+    t->pending_tail = &rq->next;
+    return;
+  }
+  pthread_mutex_lock(&t->lock);
   *t->done_tail = rq;
   t->done_tail = &rq->next;
-  if (t->sender_waiting && !defer)
+  if (t->sender_waiting)
     pthread_cond_signal(&t->sender_cv);
   pthread_mutex_unlock(&t->lock);
-  if (defer)
-    t->deferred = true;
 }
 
-/* On the reader, before it may block: wake the sender for deferred replies. */
+/* The reader's pending replies onto the done list; with t->lock held. */
+static void hand_over(struct transmit *t)
+{
+  if (!t->pending)
+    return;
+  *t->done_tail = t->pending;
+  t->done_tail = t->pending_tail;
+  t->pending = NULL;
+  t->pending_tail = &t->pending;
+  if (t->sender_waiting)
+    pthread_cond_signal(&t->sender_cv);
+}
+
+/* On the reader, before it may block: let the sender have its replies. */
 static void kick_sender(struct transmit *t)
 {
-  if (!t->deferred)
+  if (!t->pending)
     return;
-  t->deferred = false;
   pthread_mutex_lock(&t->lock);
-  if (t->sender_waiting && t->done_head)
-    pthread_cond_signal(&t->sender_cv);
+  hand_over(t);
   pthread_mutex_unlock(&t->lock);
 }
 
-/* A request's slot and buffer are free again; called with t->lock held. */
+/* A request's slot and buffer are free again; with t->lock held. */
 static void recycle(struct transmit *t, struct request *rq)
 {
-  t->inflight--;
-  t->inflight_bytes -= rq->need;
-  if (rq->cap > KEEP_BUFFER_MAX || t->pool_bytes + rq->cap > POOL_BYTES_MAX) {
+  atomic_fetch_sub(&t->inflight, 1);
+  atomic_fetch_sub(&t->inflight_bytes, rq->need);
+  if (rq->cap > KEEP_BUFFER_MAX ||
+      atomic_load(&t->pool_bytes) + rq->cap > POOL_BYTES_MAX) {
     free(rq->buf);
     rq->buf = NULL;
     rq->cap = 0;
   }
-  t->pool_bytes += rq->cap;
+  atomic_fetch_add(&t->pool_bytes, rq->cap);
   rq->next = t->free_list;
   t->free_list = rq;
+}
+
+static bool at_cap(struct transmit *t, size_t need)
+{
+  unsigned n = atomic_load(&t->inflight);
+  return n >= QUEUE_DEPTH ||
+         (n > 0 && atomic_load(&t->inflight_bytes) + need > INFLIGHT_BYTES_MAX);
 }
 
 /*
  * A slot for a request needing `need` bytes of buffer: waits while the
  * connection is at its cap.  NULL when the client is gone or memory is out.
+ * Only the reader takes slots, so what it saw below the cap stays so.
  */
 static struct request *take_slot(struct transmit *t, size_t need)
 {
-  kick_sender(t);
-  pthread_mutex_lock(&t->lock);
-  while (!t->send_failed &&
-         (t->inflight >= QUEUE_DEPTH ||
-          (t->inflight > 0 && t->inflight_bytes + need > INFLIGHT_BYTES_MAX))) {
-    t->reader_waiting = true;
-    pthread_cond_wait(&t->reader_cv, &t->lock);
-    t->reader_waiting = false;
-  }
-  if (t->send_failed) {
-    pthread_mutex_unlock(&t->lock);
-    return NULL;
-  }
-  struct request *rq = t->free_list;
-  if (rq) {
-    t->free_list = rq->next;
-    t->pool_bytes -= rq->cap;
-  }
-  t->inflight++;
-  t->inflight_bytes += need;
-  pthread_mutex_unlock(&t->lock);
-  if (!rq && !(rq = calloc(1, sizeof *rq))) {
+  if (at_cap(t, need)) {
     pthread_mutex_lock(&t->lock);
-    t->inflight--;
-    t->inflight_bytes -= need;
+    hand_over(t); /* or no slot may come free */
+    while (!t->send_failed && at_cap(t, need)) {
+      t->reader_waiting = true;
+      pthread_cond_wait(&t->reader_cv, &t->lock);
+      t->reader_waiting = false;
+    }
+    bool failed = t->send_failed;
     pthread_mutex_unlock(&t->lock);
+    if (failed)
+      return NULL;
+  }
+  if (!t->cache) {
+    pthread_mutex_lock(&t->lock);
+    t->cache = t->free_list;
+    t->free_list = NULL;
+    pthread_mutex_unlock(&t->lock);
+  }
+  struct request *rq = t->cache;
+  if (rq) {
+    t->cache = rq->next;
+    atomic_fetch_sub(&t->pool_bytes, rq->cap);
+  } else if (!(rq = calloc(1, sizeof *rq))) {
     return NULL;
   }
+  atomic_fetch_add(&t->inflight, 1);
+  atomic_fetch_add(&t->inflight_bytes, need);
   rq->t = t;
   rq->need = need;
   rq->niov = 0;
@@ -715,12 +746,10 @@ static int read_request(struct transmit *t)
 static void drain(struct transmit *t)
 {
   t->batching = false;
-  kick_sender(t);
   pthread_mutex_lock(&t->lock);
-  while (t->inflight > 0) {
+  hand_over(t);
+  while (atomic_load(&t->inflight) > 0) {
     t->reader_waiting = true;
-    if (t->sender_waiting && t->done_head)
-      pthread_cond_signal(&t->sender_cv);
     pthread_cond_wait(&t->reader_cv, &t->lock);
     t->reader_waiting = false;
   }
@@ -728,6 +757,16 @@ static void drain(struct transmit *t)
   pthread_cond_signal(&t->sender_cv);
   pthread_mutex_unlock(&t->lock);
   pthread_join(t->sender, NULL);
+}
+
+static void free_requests(struct request *list)
+{
+  while (list) {
+    struct request *next = list->next;
+    free(list->buf);
+    free(list);
+    list = next;
+  }
 }
 
 void nbd_transmit(struct nbd_conn *c)
@@ -738,6 +777,10 @@ void nbd_transmit(struct nbd_conn *c)
   t->c = c;
   t->reader = pthread_self();
   t->done_tail = &t->done_head;
+  t->pending_tail = &t->pending;
+  atomic_init(&t->inflight, 0);
+  atomic_init(&t->inflight_bytes, 0);
+  atomic_init(&t->pool_bytes, 0);
   pthread_mutex_init(&t->lock, NULL);
   pthread_cond_init(&t->sender_cv, NULL);
   pthread_cond_init(&t->reader_cv, NULL);
@@ -746,12 +789,8 @@ void nbd_transmit(struct nbd_conn *c)
       ;
     drain(t);
   }
-  while (t->free_list) {
-    struct request *rq = t->free_list;
-    t->free_list = rq->next;
-    free(rq->buf);
-    free(rq);
-  }
+  free_requests(t->free_list);
+  free_requests(t->cache);
   pthread_cond_destroy(&t->reader_cv);
   pthread_cond_destroy(&t->sender_cv);
   pthread_mutex_destroy(&t->lock);
