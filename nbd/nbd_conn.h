@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include <udm/udm.h>
@@ -58,6 +59,8 @@ int nbd_discard(struct nbd_conn *c, uint64_t len);
 /* Send all of iov (which is modified); never raises SIGPIPE. */
 int nbd_sendv(int fd, struct iovec *iov, int iovcnt);
 int nbd_send(int fd, const void *buf, size_t len);
+/* What of iov one sendmsg() takes without waiting: bytes (0 if none), or -errno. */
+ssize_t nbd_sendv_nowait(int fd, const struct iovec *iov, int iovcnt);
 
 /* nbd_handshake.c: 0 when the client chose an export (c->dev set), else < 0. */
 int nbd_handshake(struct nbd_conn *c);

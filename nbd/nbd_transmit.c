@@ -12,17 +12,22 @@
  * that never reads its replies holds a bounded amount of memory.
  *
  * Completions (done, on any thread: inline in the submitting call, or on a
- * libudm I/O thread) only build the reply header and queue the request on
- * the done list; they never touch the socket, which a client can stall.
- * The sender takes the whole done list at once and sends it with one
- * sendmsg(), so replies that complete together leave together.
+ * libudm I/O thread) only build the reply header and queue the request;
+ * they never touch the socket, which a client can stall.  The sender takes
+ * the whole done list at once and sends it with one sendmsg(), so replies
+ * that complete together leave together.
  *
- * Batching as before the rewrite: the reader reads requests through the
- * connection's 64 KiB receive buffer (one recv() for a burst of headers).
- * A completion that runs inline on the reader while further complete
- * requests wait in that buffer does not wake the sender; the reader wakes
- * it once before it could block (an empty buffer, a cap), so a burst of
- * quick requests costs one wake-up and one send rather than one per request.
+ * Requests the device answers inline (a file in the page cache) cost no
+ * hand-off: the reader reads requests through the connection's 64 KiB
+ * receive buffer (one recv() for a burst of headers), keeps the replies it
+ * completed itself on a list of its own, and before it could block (an
+ * empty buffer, a cap) sends them itself with one non-blocking sendmsg(),
+ * provided they are small (DIRECT_SEND_MAX), nobody else is sending and
+ * nothing older waits.  What the socket does not take at once goes to the
+ * sender, first in line.  So a burst of quick 4 KiB reads costs one recv()
+ * and one send() and no wake-up, and the reader never waits for the
+ * client's reading.  Large replies (1 MiB reads) go to the sender, so that
+ * the next request's device work overlaps the previous reply's copy.
  *
  * Request and buffer memory is recycled through a free list: buffers up to
  * KEEP_BUFFER_MAX are kept, POOL_BYTES_MAX in all per connection.
@@ -63,6 +68,8 @@
 #define WHY_MAX 256u
 /* Room for the largest reply head: two block-status chunk headers. */
 #define HDR_MAX (2 * (NBD_STRUCTURED_SIZE + 4))
+/* The reader sends its own replies when they are at most this many bytes. */
+#define DIRECT_SEND_MAX (256u * 1024)
 /* Pieces of one sendmsg(): up to 4 per reply (block status: 2 chunks of 2). */
 #if defined(IOV_MAX) && IOV_MAX < 1024
 #define SEND_IOV IOV_MAX
@@ -102,6 +109,7 @@ struct transmit {
   bool sender_waiting;
   bool reader_waiting;
   bool send_failed;           /* the client is gone: replies are dropped */
+  bool socket_busy;           /* the sender or the reader is sending */
   bool stop;                  /* nothing in flight and nothing more will come */
   /*
    * Changed under the lock when they shrink (the reader waits on them),
@@ -111,14 +119,15 @@ struct transmit {
   atomic_size_t inflight_bytes;
   atomic_size_t pool_bytes;   /* buffers kept: free_list and the reader's cache */
   /*
-   * The reader's own, no lock: replies it completed inline while more
-   * requests wait in its receive buffer (handed over in one go before it
-   * may block), and free requests taken from free_list in one go.
+   * The reader's own, no lock: replies it completed inline (sent or handed
+   * over in one go before it may block), and free requests taken from
+   * free_list in one go.
    */
-  bool batching;
   struct request *pending;
   struct request **pending_tail;
+  size_t pending_bytes;
   struct request *cache;
+  struct iovec iov[SEND_IOV];
 };
 
 static int nbd_error(int e)
@@ -222,20 +231,29 @@ static bool on_reader(const struct transmit *t)
   return pthread_equal(pthread_self(), t->reader) != 0;
 }
 
+static size_t reply_bytes(const struct request *rq)
+{
+  size_t n = 0;
+  for (int i = 0; i < rq->niov; i++)
+    n += rq->iov[i].iov_len;
+  return n;
+}
+
 /* The reply is built: hand the request to the sender.  Any thread. */
 static void complete(struct request *rq)
 {
   struct transmit *t = rq->t;
   rq->next = NULL;
-  if (on_reader(t) && t->batching) { /* only the reader reads batching */
+  if (on_reader(t)) { /* inline: the reader sends or hands over before it may block */
     *t->pending_tail = rq;
     t->pending_tail = &rq->next;
+    t->pending_bytes += reply_bytes(rq);
     return;
   }
   pthread_mutex_lock(&t->lock);
   *t->done_tail = rq;
   t->done_tail = &rq->next;
-  if (t->sender_waiting)
+  if (t->sender_waiting && !t->socket_busy)
     pthread_cond_signal(&t->sender_cv);
   pthread_mutex_unlock(&t->lock);
 }
@@ -249,17 +267,90 @@ static void hand_over(struct transmit *t)
   t->done_tail = t->pending_tail;
   t->pending = NULL;
   t->pending_tail = &t->pending;
-  if (t->sender_waiting)
+  t->pending_bytes = 0;
+  if (t->sender_waiting && !t->socket_busy)
     pthread_cond_signal(&t->sender_cv);
 }
 
-/* On the reader, before it may block: let the sender have its replies. */
-static void kick_sender(struct transmit *t)
+static void recycle(struct transmit *t, struct request *rq);
+
+/* Drop the first `sent` bytes of the replies of list; the first one not sent whole. */
+static struct request *consume(struct transmit *t, struct request *list, size_t sent)
+{
+  while (list) {
+    size_t n = reply_bytes(list);
+    if (sent < n)
+      break;
+    sent -= n;
+    struct request *next = list->next;
+    recycle(t, list);
+    list = next;
+  }
+  if (list && sent) { /* part of this reply went out: the sender sends the rest */
+    int k = 0;
+    while (sent >= list->iov[k].iov_len)
+      sent -= list->iov[k++].iov_len;
+    memmove(list->iov, list->iov + k, (size_t)(list->niov - k) * sizeof *list->iov);
+    list->niov -= k;
+    list->iov[0].iov_base = (char *)list->iov[0].iov_base + sent;
+    list->iov[0].iov_len -= sent;
+  }
+  return list;
+}
+
+/*
+ * Send small replies the reader completed itself, without waking the
+ * sender: one non-blocking sendmsg() while nobody else sends and nothing
+ * older waits.  What the socket does not take goes to the sender, first in
+ * line.  The reader never blocks on the client here.
+ */
+static bool send_direct(struct transmit *t)
+{
+  struct request *list = t->pending;
+  int n = 0;
+  for (struct request *rq = list; rq && n + rq->niov <= SEND_IOV; rq = rq->next) {
+    memcpy(t->iov + n, rq->iov, (size_t)rq->niov * sizeof *rq->iov);
+    n += rq->niov;
+  }
+  t->pending = NULL;
+  t->pending_tail = &t->pending;
+  t->pending_bytes = 0;
+  t->socket_busy = true;
+  pthread_mutex_unlock(&t->lock);
+  ssize_t sent = nbd_sendv_nowait(t->c->fd, t->iov, n);
+  bool failed = sent < 0;
+  if (failed)
+    shutdown(t->c->fd, SHUT_RDWR);
+  pthread_mutex_lock(&t->lock);
+  t->socket_busy = false;
+  if (failed)
+    t->send_failed = true;
+  struct request *rest = consume(t, list, sent > 0 ? (size_t)sent : 0);
+  if (rest) { /* first in line: before anything completed meanwhile */
+    struct request **tail = &rest;
+    while (*tail)
+      tail = &(*tail)->next;
+    *tail = t->done_head;
+    if (!t->done_head)
+      t->done_tail = tail;
+    t->done_head = rest;
+  }
+  if (t->done_head && t->sender_waiting)
+    pthread_cond_signal(&t->sender_cv);
+  return !failed;
+}
+
+/* On the reader, before it may block: send its replies, or let the sender have them. */
+static void flush_pending(struct transmit *t)
 {
   if (!t->pending)
     return;
   pthread_mutex_lock(&t->lock);
-  hand_over(t);
+  if (!t->socket_busy && !t->done_head && !t->send_failed &&
+      t->pending_bytes <= DIRECT_SEND_MAX)
+    send_direct(t);
+  else
+    hand_over(t);
   pthread_mutex_unlock(&t->lock);
 }
 
@@ -294,8 +385,9 @@ static bool at_cap(struct transmit *t, size_t need)
 static struct request *take_slot(struct transmit *t, size_t need)
 {
   if (at_cap(t, need)) {
+    flush_pending(t); /* or no slot may come free */
     pthread_mutex_lock(&t->lock);
-    hand_over(t); /* or no slot may come free */
+    hand_over(t);     /* what the socket did not take */
     while (!t->send_failed && at_cap(t, need)) {
       t->reader_waiting = true;
       pthread_cond_wait(&t->reader_cv, &t->lock);
@@ -372,12 +464,11 @@ static void *sender_main(void *arg)
 {
   struct transmit *t = arg;
   struct iovec *iov = malloc(SEND_IOV * sizeof *iov);
-  bool failed = iov == NULL;
   pthread_mutex_lock(&t->lock);
-  if (failed)
+  if (!iov)
     t->send_failed = true;
   for (;;) {
-    while (!t->done_head && !t->stop) {
+    while ((!t->done_head || t->socket_busy) && !t->stop) {
       t->sender_waiting = true;
       pthread_cond_wait(&t->sender_cv, &t->lock);
       t->sender_waiting = false;
@@ -387,6 +478,8 @@ static void *sender_main(void *arg)
     struct request *list = t->done_head;
     t->done_head = NULL;
     t->done_tail = &t->done_head;
+    bool failed = t->send_failed;
+    t->socket_busy = true;
     pthread_mutex_unlock(&t->lock);
     /* A client that cannot take its replies is gone; drop the rest. */
     if (!failed && send_replies(t, list, iov) < 0) {
@@ -394,6 +487,7 @@ static void *sender_main(void *arg)
       shutdown(t->c->fd, SHUT_RDWR); /* wakes the reader */
     }
     pthread_mutex_lock(&t->lock);
+    t->socket_busy = false;
     while (list) {
       struct request *next = list->next;
       recycle(t, list);
@@ -702,9 +796,8 @@ static void serve(struct request *rq, int err, const char *why)
 static int read_request(struct transmit *t)
 {
   struct nbd_conn *c = t->c;
-  t->batching = request_buffered(c);
-  if (!t->batching)
-    kick_sender(t); /* the reads below may wait for the client */
+  if (!request_buffered(c))
+    flush_pending(t); /* the reads below may wait for the client */
   unsigned char h[NBD_REQUEST_SIZE];
   int r = nbd_recv(c, h, sizeof h);
   if (r < 0)
@@ -745,7 +838,7 @@ static int read_request(struct transmit *t)
 /* Wait until every request has been answered (or dropped), then stop the sender. */
 static void drain(struct transmit *t)
 {
-  t->batching = false;
+  flush_pending(t);
   pthread_mutex_lock(&t->lock);
   hand_over(t);
   while (atomic_load(&t->inflight) > 0) {
