@@ -9,10 +9,14 @@
 #   aio.py abandon SOCKET EXPORT COUNT  COUNT reads and writes sent at once on
 #          a raw socket, then the socket closed without reading a reply
 #   aio.py abandoned FILE COUNT      the abandoned writes are in FILE
+#   aio.py flood SOCKET EXPORT FILE COUNT BYTES  COUNT reads sent at once on a
+#          raw socket, replies left unread for a while (the server's socket
+#          fills up), then every reply read and checked against FILE
 import os
 import socket
 import struct
 import sys
+import threading
 import time
 
 import nbd
@@ -153,7 +157,7 @@ def recv_exact(s, n):
     return b
 
 
-def abandon(path, export, count):
+def raw_go(path, export):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(10)
     s.connect(path)
@@ -169,6 +173,11 @@ def abandon(path, export, count):
         if rtype == 1:                                # ACK
             break
         assert rtype == 3, "GO refused: %#x" % rtype
+    return s
+
+
+def abandon(path, export, count):
+    s = raw_go(path, export)
     # Half reads, half writes, all sent before the first reply can come.
     reqs = b""
     for i in range(count):
@@ -180,6 +189,34 @@ def abandon(path, export, count):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()
     print("abandon: %d requests sent, socket closed" % count)
+
+
+def flood(path, export, backing, count, length):
+    s = raw_go(path, export)
+    with open(backing, "rb") as f:
+        data = f.read()
+    size = len(data)
+    reqs = b"".join(struct.pack(">IHHQQI", 0x25609513, 0, 0, i,
+                                (i * length) % size, length) for i in range(count))
+    # Sent from a thread: the server stops reading at its cap until we read.
+    sender = threading.Thread(target=s.sendall, args=(reqs,))
+    sender.start()
+    time.sleep(0.5)  # the server meanwhile fills its socket and must not stall
+    seen = set()
+    for _ in range(count):
+        magic, err, cookie = struct.unpack(">IIQ", recv_exact(s, 16))
+        if magic != 0x67446698 or err != 0:
+            sys.exit("FAIL: reply %d: magic %#x error %d" % (len(seen), magic, err))
+        if cookie in seen or cookie >= count:
+            sys.exit("FAIL: reply with cookie %d (again, or never sent)" % cookie)
+        seen.add(cookie)
+        off = (cookie * length) % size
+        if recv_exact(s, length) != data[off:off + length]:
+            sys.exit("FAIL: read %d: other bytes than the file's at %d" % (cookie, off))
+    sender.join()
+    s.sendall(struct.pack(">IHHQQI", 0x25609513, 0, 2, 0, 0, 0))  # DISC
+    s.close()
+    print("flood: %d replies of %d bytes, each right" % (count, length))
 
 
 def abandoned(path, count):
@@ -199,7 +236,9 @@ elif mode == "load":
     load(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
 elif mode == "abandon":
     abandon(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+elif mode == "flood":
+    flood(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
 elif mode == "abandoned":
     abandoned(sys.argv[2], int(sys.argv[3]))
 else:
-    sys.exit("usage: aio.py order|overlap|load|abandon|abandoned ...")
+    sys.exit("usage: aio.py order|overlap|load|abandon|abandoned|flood ...")
