@@ -239,6 +239,8 @@ static size_t reply_bytes(const struct request *rq)
   return n;
 }
 
+static void hand_over(struct transmit *t);
+
 /* The reply is built: hand the request to the sender.  Any thread. */
 static void complete(struct request *rq)
 {
@@ -248,13 +250,19 @@ static void complete(struct request *rq)
     *t->pending_tail = rq;
     t->pending_tail = &rq->next;
     t->pending_bytes += reply_bytes(rq);
-    return;
+    if (t->pending_bytes <= DIRECT_SEND_MAX)
+      return;
+    /* Too much for the reader to send: the sender starts on it now. */
   }
   pthread_mutex_lock(&t->lock);
-  *t->done_tail = rq;
-  t->done_tail = &rq->next;
-  if (t->sender_waiting && !t->socket_busy)
-    pthread_cond_signal(&t->sender_cv);
+  if (on_reader(t)) {
+    hand_over(t);
+  } else {
+    *t->done_tail = rq;
+    t->done_tail = &rq->next;
+    if (t->sender_waiting && !t->socket_busy)
+      pthread_cond_signal(&t->sender_cv);
+  }
   pthread_mutex_unlock(&t->lock);
 }
 
@@ -304,7 +312,7 @@ static struct request *consume(struct transmit *t, struct request *list, size_t 
  * older waits.  What the socket does not take goes to the sender, first in
  * line.  The reader never blocks on the client here.
  */
-static bool send_direct(struct transmit *t)
+static void send_direct(struct transmit *t)
 {
   struct request *list = t->pending;
   int n = 0;
@@ -337,7 +345,6 @@ static bool send_direct(struct transmit *t)
   }
   if (t->done_head && t->sender_waiting)
     pthread_cond_signal(&t->sender_cv);
-  return !failed;
 }
 
 /* On the reader, before it may block: send its replies, or let the sender have them. */
@@ -775,6 +782,7 @@ static void serve(struct request *rq, int err, const char *why)
     complete(rq);
     return;
   case NBD_CMD_BLOCK_STATUS:
+    flush_pending(rq->t); /* it may wait (a suspended device) */
     serve_block_status(rq);
     complete(rq);
     return;
