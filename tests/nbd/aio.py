@@ -9,6 +9,8 @@
 #   aio.py abandon SOCKET EXPORT COUNT  COUNT reads and writes sent at once on
 #          a raw socket, then the socket closed without reading a reply
 #   aio.py abandoned FILE COUNT      the abandoned writes are in FILE
+#   aio.py disc SOCKET EXPORT COUNT  COUNT writes then NBD_CMD_DISC at once:
+#          every write is answered (and done) before the server hangs up
 #   aio.py flood SOCKET EXPORT FILE COUNT BYTES  COUNT reads sent at once on a
 #          raw socket, replies left unread for a while (the server's socket
 #          fills up), then every reply read and checked against FILE
@@ -219,6 +221,22 @@ def flood(path, export, backing, count, length):
     print("flood: %d replies of %d bytes, each right" % (count, length))
 
 
+def disc(path, export, count):
+    s = raw_go(path, export)
+    reqs = b"".join(struct.pack(">IHHQQI", 0x25609513, 0, 1, i, i * BLOCK, BLOCK) +
+                    pattern(i, BLOCK) for i in range(count))
+    s.sendall(reqs + struct.pack(">IHHQQI", 0x25609513, 0, 2, count, 0, 0))
+    seen = set()
+    for _ in range(count):
+        magic, err, cookie = struct.unpack(">IIQ", recv_exact(s, 16))
+        if magic != 0x67446698 or err != 0 or cookie >= count or cookie in seen:
+            sys.exit("FAIL: reply %#x error %d cookie %d" % (magic, err, cookie))
+        seen.add(cookie)
+    if s.recv(1) != b"":
+        sys.exit("FAIL: more than the %d replies before the hang-up" % count)
+    print("disc: %d writes in flight answered, then the connection closed" % count)
+
+
 def abandoned(path, count):
     with open(path, "rb") as f:
         for i in range(1, count, 2):
@@ -238,7 +256,9 @@ elif mode == "abandon":
     abandon(sys.argv[2], sys.argv[3], int(sys.argv[4]))
 elif mode == "flood":
     flood(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
+elif mode == "disc":
+    disc(sys.argv[2], sys.argv[3], int(sys.argv[4]))
 elif mode == "abandoned":
     abandoned(sys.argv[2], int(sys.argv[3]))
 else:
-    sys.exit("usage: aio.py order|overlap|load|abandon|abandoned|flood ...")
+    sys.exit("usage: aio.py order|overlap|load|abandon|abandoned|disc|flood ...")
