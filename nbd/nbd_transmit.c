@@ -27,7 +27,8 @@
  * sender, first in line.  So a burst of quick 4 KiB reads costs one recv()
  * and one send() and no wake-up, and the reader never waits for the
  * client's reading.  Large replies (1 MiB reads) go to the sender, so that
- * the next request's device work overlaps the previous reply's copy.
+ * the next request's device work overlaps the previous reply's copy, and
+ * large writes are started by the sender (serve() says why).
  *
  * Request and buffer memory is recycled through a free list: buffers up to
  * KEEP_BUFFER_MAX are kept, POOL_BYTES_MAX in all per connection.
@@ -70,6 +71,8 @@
 #define HDR_MAX (2 * (NBD_STRUCTURED_SIZE + 4))
 /* The reader sends its own replies when they are at most this many bytes. */
 #define DIRECT_SEND_MAX (256u * 1024)
+/* Writes of at least this many bytes are started by the sender (see serve). */
+#define SENDER_STARTS_MIN (256u * 1024)
 /* Pieces of one sendmsg(): up to 4 per reply (block status: 2 chunks of 2). */
 #if defined(IOV_MAX) && IOV_MAX < 1024
 #define SEND_IOV IOV_MAX
@@ -106,6 +109,8 @@ struct transmit {
   struct request *done_head;  /* replies ready, in completion order */
   struct request **done_tail;
   struct request *free_list;  /* recycled by the sender */
+  struct request *start_head; /* large writes for the sender to start */
+  struct request **start_tail;
   bool sender_waiting;
   bool reader_waiting;
   bool send_failed;           /* the client is gone: replies are dropped */
@@ -451,6 +456,8 @@ static int reserve(struct request *rq, size_t len)
 
 /* ---- the sender ---- */
 
+static void start(struct request *rq);
+
 /* Send the replies of list, as few sendmsg() calls as SEND_IOV allows. */
 static int send_replies(struct transmit *t, struct request *list, struct iovec *iov)
 {
@@ -475,10 +482,23 @@ static void *sender_main(void *arg)
   if (!iov)
     t->send_failed = true;
   for (;;) {
-    while ((!t->done_head || t->socket_busy) && !t->stop) {
+    while (!t->start_head && (!t->done_head || t->socket_busy) && !t->stop) {
       t->sender_waiting = true;
       pthread_cond_wait(&t->sender_cv, &t->lock);
       t->sender_waiting = false;
+    }
+    if (t->start_head) {
+      struct request *list = t->start_head;
+      t->start_head = NULL;
+      t->start_tail = &t->start_head;
+      pthread_mutex_unlock(&t->lock);
+      while (list) {
+        struct request *next = list->next;
+        start(list); /* its reply comes back through the done list */
+        list = next;
+      }
+      pthread_mutex_lock(&t->lock);
+      continue;
     }
     if (!t->done_head)
       break; /* stop */
@@ -743,16 +763,10 @@ static void request_done(void *opaque, int err)
 }
 
 /* Serve one request: submit it, or answer it now. */
-static void serve(struct request *rq, int err, const char *why)
+/* Submit a checked request to the device, or answer it now. */
+static void start(struct request *rq)
 {
   struct nbd_conn *c = rq->t->c;
-  if (!err)
-    err = check(c, rq, &why);
-  if (err) {
-    reply_error(rq, err, why);
-    complete(rq);
-    return;
-  }
   unsigned fua = (rq->flags & NBD_CMD_FLAG_FUA) ? UDM_IO_FUA : 0;
   int r = 0;
   switch (rq->type) {
@@ -795,6 +809,40 @@ static void serve(struct request *rq, int err, const char *why)
       reply_error(rq, nbd_error(e), udm_errmsg());
     complete(rq);
   }
+}
+
+/*
+ * Serve one request on the reader: check it, then start it, or hand a
+ * large write to the sender to start.  A write to a file that the device
+ * does inline copies the data into the file during the submission; on the
+ * reader that copy would wait for the copy of the payload from the socket
+ * and hold up the next one, and the client's sending stalls meanwhile.  The
+ * sender, idle while only short write replies go out, makes it beside the
+ * reader's next receive (1 MiB writes at QD 4 on tmpfs: +18 %,
+ * docs/benchmarks.md).
+ */
+static void serve(struct request *rq, int err, const char *why)
+{
+  struct transmit *t = rq->t;
+  if (!err)
+    err = check(t->c, rq, &why);
+  if (err) {
+    reply_error(rq, err, why);
+    complete(rq);
+    return;
+  }
+  if (rq->type != NBD_CMD_WRITE || rq->len < SENDER_STARTS_MIN) {
+    start(rq);
+    return;
+  }
+  flush_pending(t); /* replies completed earlier go first */
+  rq->next = NULL;
+  pthread_mutex_lock(&t->lock);
+  *t->start_tail = rq;
+  t->start_tail = &rq->next;
+  if (t->sender_waiting)
+    pthread_cond_signal(&t->sender_cv);
+  pthread_mutex_unlock(&t->lock);
 }
 
 /*
@@ -878,6 +926,7 @@ void nbd_transmit(struct nbd_conn *c)
   t->c = c;
   t->reader = pthread_self();
   t->done_tail = &t->done_head;
+  t->start_tail = &t->start_head;
   t->pending_tail = &t->pending;
   atomic_init(&t->inflight, 0);
   atomic_init(&t->inflight_bytes, 0);
