@@ -4,6 +4,13 @@
  * directory, one regular file per device.  Reads and writes go straight to
  * the device without a lock of ours; only metadata operations touch the
  * inode table or ask the context about its devices.
+ *
+ * Read, write, flush, fsync and fallocate are asynchronous: the libfuse
+ * worker submits the request with udm_device_aio_* and returns to read the
+ * next one; the completion (on any thread) replies (fuse_reply_* may be
+ * called from any thread) and frees the request's context.  No thread waits
+ * on a request, so the requests in flight are bounded by the kernel
+ * (max_background), not by the workers.
  */
 #define FUSE_USE_VERSION 312
 
@@ -32,6 +39,8 @@
  */
 #define MAX_BACKGROUND 128
 #define IO_ALIGN 4096
+/* Idle UDM_FUSE_MAX_IO buffers kept for the next request. */
+#define POOL_MAX 32
 /*
  * fallocate modes as the FUSE protocol carries them (Linux's values, which
  * macFUSE forwards as well); not every system's headers name them.
@@ -51,15 +60,18 @@ struct udm_fuse {
   struct timespec mount_time;
   unsigned max_threads;
   struct udm_fuse_inodes inodes;
-  pthread_key_t read_buf; /* per worker thread: a UDM_FUSE_MAX_IO buffer */
-  bool have_key;
   bool mounted;
   bool registered; /* udm_ctx_add_export_dir */
+  atomic_uint in_flight;   /* asynchronous requests not yet answered */
+
+  pthread_mutex_t pool_lock;
+  void *pool[POOL_MAX];    /* idle UDM_FUSE_MAX_IO buffers, IO_ALIGN-aligned */
+  unsigned npool;
 
   pthread_t thread;
   bool have_thread;
   pthread_mutex_t lock;
-  pthread_cond_t cond;  /* loop_done, or an open file released */
+  pthread_cond_t cond;  /* loop_done, an open file released, in_flight zero */
   bool loop_done;       /* under lock */
   int loop_result;
   struct open_file *files; /* under lock: what release has yet to close */
@@ -485,25 +497,94 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
   fuse_reply_err(req, 0);
 }
 
-static void free_read_buf(void *buf)
+/* ---- asynchronous requests ---------------------------------------------- */
+
+/* A UDM_FUSE_MAX_IO buffer from the pool, or a new one. */
+static void *pool_get(struct udm_fuse *f)
 {
+  void *buf = NULL;
+  pthread_mutex_lock(&f->pool_lock);
+  if (f->npool)
+    buf = f->pool[--f->npool];
+  pthread_mutex_unlock(&f->pool_lock);
+  if (!buf && posix_memalign(&buf, IO_ALIGN, UDM_FUSE_MAX_IO))
+    return NULL;
+  return buf;
+}
+
+static void pool_put(struct udm_fuse *f, void *buf)
+{
+  pthread_mutex_lock(&f->pool_lock);
+  if (f->npool < POOL_MAX) {
+    f->pool[f->npool++] = buf;
+    buf = NULL;
+  }
+  pthread_mutex_unlock(&f->pool_lock);
   free(buf);
 }
 
-static void *read_buffer(struct udm_fuse *f, size_t size)
+/* One request in flight: what its completion needs to reply. */
+struct fuse_io {
+  struct udm_fuse *f;
+  fuse_req_t req;
+  struct udm_device *dev; /* the open file's; the file outlives the request */
+  unsigned write_flags;
+  void *buf;              /* read into, or a copy of the written data */
+  bool pooled;            /* buf came from the pool */
+  bool retried;           /* already cut to the device's end */
+  size_t size;
+  uint64_t off;
+  atomic_uint parts;      /* fallocate: pieces outstanding, plus the submitter's */
+  atomic_int err;         /* fallocate: the first piece's error */
+};
+
+static struct fuse_io *io_new(fuse_req_t req, struct open_file *of, size_t size,
+                              off_t off)
 {
-  if (size > UDM_FUSE_MAX_IO)
+  struct fuse_io *io = calloc(1, sizeof *io);
+  if (!io)
     return NULL;
-  void *buf = pthread_getspecific(f->read_buf);
-  if (!buf) {
-    if (posix_memalign(&buf, IO_ALIGN, UDM_FUSE_MAX_IO))
-      return NULL;
-    if (pthread_setspecific(f->read_buf, buf)) {
-      free(buf);
-      return NULL;
-    }
+  io->f = fuse_of(req);
+  io->req = req;
+  io->dev = of->dev;
+  io->write_flags = of->write_flags;
+  io->size = size;
+  io->off = (uint64_t)off;
+  atomic_fetch_add(&io->f->in_flight, 1);
+  return io;
+}
+
+/* After the reply: nothing of the request is touched again. */
+static void io_free(struct fuse_io *io)
+{
+  struct udm_fuse *f = io->f;
+  if (io->buf && io->pooled)
+    pool_put(f, io->buf);
+  else
+    free(io->buf);
+  free(io);
+  if (atomic_fetch_sub(&f->in_flight, 1) == 1) {
+    pthread_mutex_lock(&f->lock);
+    pthread_cond_broadcast(&f->cond);
+    pthread_mutex_unlock(&f->lock);
   }
-  return buf;
+}
+
+/* A buffer of io->size bytes: pooled up to UDM_FUSE_MAX_IO. */
+static int io_buffer(struct fuse_io *io)
+{
+  io->pooled = io->size <= UDM_FUSE_MAX_IO;
+  io->buf = io->pooled ? pool_get(io->f) : malloc(io->size ? io->size : 1);
+  return io->buf ? 0 : -ENOMEM;
+}
+
+/* Wait until every asynchronous request has been answered. */
+static void wait_in_flight(struct udm_fuse *f)
+{
+  pthread_mutex_lock(&f->lock);
+  while (atomic_load(&f->in_flight))
+    pthread_cond_wait(&f->cond, &f->lock);
+  pthread_mutex_unlock(&f->lock);
 }
 
 /*
@@ -511,70 +592,120 @@ static void *read_buffer(struct udm_fuse *f, size_t size)
  * takes the context's lock, which the I/O path otherwise never does), to
  * turn the request into a short read or write.  0 is "nothing left".
  */
-static int clamp_to_device(struct udm_device *dev, size_t *size, off_t off)
+static int clamp_to_device(struct udm_device *dev, size_t *size, uint64_t off)
 {
   uint64_t dsize = udm_device_size(dev);
-  if ((uint64_t)off >= dsize)
+  if (off >= dsize)
     return 0;
-  if ((uint64_t)off + *size <= dsize)
+  if (off + *size <= dsize)
     return -EIO; /* a genuine I/O error inside the device */
-  *size = (size_t)(dsize - (uint64_t)off);
+  *size = (size_t)(dsize - off);
   return 1;
+}
+
+static void read_done(void *opaque, int err)
+{
+  struct fuse_io *io = opaque;
+  if (err == -EIO && !io->retried) {
+    int c = clamp_to_device(io->dev, &io->size, io->off);
+    if (c == 0) {
+      io->size = 0;
+      err = 0;
+    } else if (c > 0) {
+      io->retried = true;
+      if (udm_device_aio_pread(io->dev, io->buf, io->size, io->off, read_done, io) == 0)
+        return; /* read_done again, maybe already */
+      err = -udm_err();
+    }
+  }
+  if (err)
+    fuse_reply_err(io->req, -err);
+  else
+    fuse_reply_buf(io->req, io->buf, io->size);
+  io_free(io);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
   (void)ino;
-  struct udm_fuse *f = fuse_of(req);
-  struct open_file *of = file_of(fi);
-  bool tmp = size > UDM_FUSE_MAX_IO;
-  void *buf = tmp ? malloc(size) : read_buffer(f, size);
-  if (!buf) {
+  struct fuse_io *io = io_new(req, file_of(fi), size, off);
+  if (!io || io_buffer(io) < 0) {
+    if (io)
+      io_free(io);
     fuse_reply_err(req, ENOMEM);
     return;
   }
-  int err = 0;
-  if (udm_device_pread(of->dev, buf, size, (uint64_t)off) < 0) {
-    err = udm_err();
-    if (err == EIO) {
-      int c = clamp_to_device(of->dev, &size, off);
-      if (c == 0)
-        size = 0, err = 0;
-      else if (c > 0)
-        err = udm_device_pread(of->dev, buf, size, (uint64_t)off) < 0 ? udm_err() : 0;
+  if (udm_device_aio_pread(io->dev, io->buf, size, io->off, read_done, io) < 0)
+    read_done(io, -udm_err());
+}
+
+static void write_done(void *opaque, int err)
+{
+  struct fuse_io *io = opaque;
+  if (err == -EIO && !io->retried) {
+    int c = clamp_to_device(io->dev, &io->size, io->off);
+    if (c == 0) {
+      err = -ENOSPC; /* as a block device answers at its end */
+    } else if (c > 0) {
+      io->retried = true;
+      if (udm_device_aio_pwrite(io->dev, io->buf, io->size, io->off, io->write_flags,
+                                write_done, io) == 0)
+        return;
+      err = -udm_err();
     }
   }
   if (err)
-    fuse_reply_err(req, err);
+    fuse_reply_err(io->req, -err);
   else
-    fuse_reply_buf(req, buf, size);
-  if (tmp)
-    free(buf);
+    fuse_reply_write(io->req, io->size);
+  io_free(io);
 }
 
+/*
+ * libfuse reuses buf for its next request as soon as we return, so the
+ * data is copied into a pooled buffer that lives until the completion.
+ */
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
                      off_t off, struct fuse_file_info *fi)
 {
   (void)ino;
-  struct open_file *of = file_of(fi);
-  int err = 0;
-  if (udm_device_pwrite(of->dev, buf, size, (uint64_t)off, of->write_flags) < 0) {
-    err = udm_err();
-    if (err == EIO) {
-      int c = clamp_to_device(of->dev, &size, off);
-      if (c == 0)
-        err = ENOSPC; /* as a block device answers at its end */
-      else if (c > 0)
-        err = udm_device_pwrite(of->dev, buf, size, (uint64_t)off, of->write_flags) < 0
-                  ? udm_err()
-                  : 0;
-    }
+  struct fuse_io *io = io_new(req, file_of(fi), size, off);
+  if (!io || io_buffer(io) < 0) {
+    if (io)
+      io_free(io);
+    fuse_reply_err(req, ENOMEM);
+    return;
   }
+  memcpy(io->buf, buf, size);
+  if (udm_device_aio_pwrite(io->dev, io->buf, size, io->off, io->write_flags, write_done,
+                            io) < 0)
+    write_done(io, -udm_err());
+}
+
+/* flush, fsync, and the pieces of fallocate: an errno reply when the last is done. */
+static void err_done(void *opaque, int err)
+{
+  struct fuse_io *io = opaque;
+  int none = 0;
   if (err)
-    fuse_reply_err(req, err);
-  else
-    fuse_reply_write(req, size);
+    atomic_compare_exchange_strong(&io->err, &none, err);
+  if (atomic_fetch_sub(&io->parts, 1) != 1)
+    return;
+  fuse_reply_err(io->req, -atomic_load(&io->err));
+  io_free(io);
+}
+
+static void flush_device(fuse_req_t req, struct open_file *of)
+{
+  struct fuse_io *io = io_new(req, of, 0, 0);
+  if (!io) {
+    fuse_reply_err(req, ENOMEM);
+    return;
+  }
+  atomic_init(&io->parts, 1);
+  if (udm_device_aio_flush(io->dev, err_done, io) < 0)
+    err_done(io, -udm_err());
 }
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -582,8 +713,8 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   (void)ino;
   struct open_file *of = file_of(fi);
   /* flush comes with every close(); only a writer has anything to make stable. */
-  if (of->writable && udm_device_flush(of->dev) < 0)
-    fuse_reply_err(req, udm_err());
+  if (of->writable)
+    flush_device(req, of);
   else
     fuse_reply_err(req, 0);
 }
@@ -592,10 +723,15 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
                      struct fuse_file_info *fi)
 {
   (void)ino, (void)datasync;
-  if (udm_device_flush(file_of(fi)->dev) < 0)
-    fuse_reply_err(req, udm_err());
-  else
-    fuse_reply_err(req, 0);
+  flush_device(req, file_of(fi));
+}
+
+/* One piece of a fallocate: write-zeroes of [off, off+len). */
+static void zero_piece(struct fuse_io *io, uint64_t off, uint64_t len, unsigned flags)
+{
+  atomic_fetch_add(&io->parts, 1);
+  if (udm_device_aio_write_zeroes(io->dev, len, off, flags, err_done, io) < 0)
+    err_done(io, -udm_err());
 }
 
 /*
@@ -603,20 +739,21 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
  * inside are zeroed with unmapping allowed and no slow fallback (a trim must
  * not turn into writing the whole range); partial blocks at the edges are
  * written, as a filesystem zeroes the partial blocks of a punched range.
+ * The pieces are disjoint and run in parallel.
  */
-static int punch_hole(struct udm_device *dev, uint64_t off, uint64_t len)
+static void punch_hole(struct fuse_io *io, uint64_t off, uint64_t len)
 {
-  const uint64_t bs = udm_device_block_size(dev);
+  const uint64_t bs = udm_device_block_size(io->dev);
   uint64_t a0 = (off + bs - 1) / bs * bs, a1 = (off + len) / bs * bs;
-  if (a1 <= a0)
-    return udm_device_write_zeroes(dev, len, off, 0) < 0 ? -udm_err() : 0;
-  if (udm_device_write_zeroes(dev, a1 - a0, a0, UDM_IO_MAY_UNMAP | UDM_IO_NO_FALLBACK) < 0)
-    return -udm_err();
-  if (a0 > off && udm_device_write_zeroes(dev, a0 - off, off, 0) < 0)
-    return -udm_err();
-  if (off + len > a1 && udm_device_write_zeroes(dev, off + len - a1, a1, 0) < 0)
-    return -udm_err();
-  return 0;
+  if (a1 <= a0) {
+    zero_piece(io, off, len, 0);
+    return;
+  }
+  zero_piece(io, a0, a1 - a0, UDM_IO_MAY_UNMAP | UDM_IO_NO_FALLBACK);
+  if (a0 > off)
+    zero_piece(io, off, a0 - off, 0);
+  if (off + len > a1)
+    zero_piece(io, a1, off + len - a1, 0);
 }
 
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
@@ -642,13 +779,22 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
     return;
   }
   len = off >= size ? 0 : (off + len > size ? size - off : len);
-  int r = 0;
-  if (len && (mode & FUSE_FALLOC_PUNCH_HOLE))
-    r = punch_hole(of->dev, off, len);
-  else if (len && (mode & FUSE_FALLOC_ZERO_RANGE))
-    r = udm_device_write_zeroes(of->dev, len, off, 0) < 0 ? -udm_err() : 0;
   /* Plain allocation: a device's storage exists, there is nothing to reserve. */
-  fuse_reply_err(req, -r);
+  if (!len || !(mode & (FUSE_FALLOC_PUNCH_HOLE | FUSE_FALLOC_ZERO_RANGE))) {
+    fuse_reply_err(req, 0);
+    return;
+  }
+  struct fuse_io *io = io_new(req, of, 0, 0);
+  if (!io) {
+    fuse_reply_err(req, ENOMEM);
+    return;
+  }
+  atomic_init(&io->parts, 1); /* the submitter's, dropped below */
+  if (mode & FUSE_FALLOC_PUNCH_HOLE)
+    punch_hole(io, off, len);
+  else
+    zero_piece(io, off, len, 0);
+  err_done(io, 0);
 }
 
 static const struct fuse_lowlevel_ops export_ops = {
@@ -789,6 +935,8 @@ void udm_fuse_free(struct udm_fuse *f)
       free(under);
     }
     stop_session(f);
+    /* Completions reply through the session: it must outlive them. */
+    wait_in_flight(f);
   }
   /*
    * libfuse closes the /dev/fuse descriptor first (which ends the connection
@@ -802,8 +950,9 @@ void udm_fuse_free(struct udm_fuse *f)
     close_file(f, f->files);
   if (f->se)
     fuse_session_destroy(f->se);
-  if (f->have_key)
-    pthread_key_delete(f->read_buf);
+  while (f->npool)
+    free(f->pool[--f->npool]);
+  pthread_mutex_destroy(&f->pool_lock);
   udm_fuse_inodes_destroy(&f->inodes);
   pthread_cond_destroy(&f->cond);
   pthread_mutex_destroy(&f->lock);
@@ -894,11 +1043,14 @@ int udm_fuse_new(struct udm_ctx *ctx, const char *dir, const struct udm_fuse_opt
     free(f);
     return -ENOMEM;
   }
-  r = udm_fuse_inodes_init(&f->inodes);
-  if (r == 0) {
-    r = -pthread_key_create(&f->read_buf, free_read_buf);
-    f->have_key = r == 0;
+  if (pthread_mutex_init(&f->pool_lock, NULL)) {
+    pthread_cond_destroy(&f->cond);
+    pthread_mutex_destroy(&f->lock);
+    free(f->dir);
+    free(f);
+    return -ENOMEM;
   }
+  r = udm_fuse_inodes_init(&f->inodes);
   if (r == 0)
     r = start(f, opts);
   /*

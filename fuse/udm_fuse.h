@@ -36,7 +36,8 @@
  * opens the file, which would make the export wait on itself.
  *
  * Open files use direct I/O (no second copy in the page cache) and requests
- * of up to UDM_FUSE_MAX_IO bytes; a pool of worker threads serves them.
+ * of up to UDM_FUSE_MAX_IO bytes; a pool of worker threads reads them and
+ * submits them asynchronously (no worker waits for a request).
  *
  * Link: udm_fuse_dep brings libfuse3 and this module, not libudm itself,
  * so that the program picks libudm_dep or libudm_internal_dep once.

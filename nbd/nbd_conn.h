@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 #include <time.h>
 
@@ -38,7 +39,6 @@ struct nbd_conn {
   bool evicted;
   struct timespec handshake_deadline;
   struct nbd_conn *next;   /* the server's list, under its lock */
-  unsigned workers;        /* threads serving requests once transmission starts */
 
   /* Negotiated in the handshake. */
   bool no_zeroes;
@@ -53,17 +53,10 @@ struct nbd_conn {
   uint16_t tflags;         /* NBD_FLAG_* sent to the client */
 
   /*
-   * Transmission: whoever holds recv_lock reads the next request (and its
-   * payload), then lets go and serves it; replies go out whole under
-   * send_lock.  So requests run in parallel with no queue between threads.
-   * A batch of small reads and writes that the device serves quickly is
-   * served without letting go (see nbd_transmit.c).
+   * Received bytes: the handshake's, then the transmission reader's (one
+   * thread at a time; nbd_transmit.c has the rest of the transmission state).
    */
-  pthread_mutex_t recv_lock;
-  pthread_mutex_t send_lock;
-  atomic_bool quit;        /* stop reading requests: DISC, EOF, a fatal error */
-  atomic_bool small_slow;  /* the last batch of small requests took long (nbd_transmit.c) */
-  unsigned char *rbuf;     /* under recv_lock */
+  unsigned char *rbuf;
   size_t rpos, rlen;
 };
 
@@ -75,13 +68,19 @@ int nbd_discard(struct nbd_conn *c, uint64_t len);
 /* Send all of iov (which is modified); never raises SIGPIPE. */
 int nbd_sendv(int fd, struct iovec *iov, int iovcnt);
 int nbd_send(int fd, const void *buf, size_t len);
+/* What of iov one sendmsg() takes without waiting: bytes (0 if none), or -errno. */
+ssize_t nbd_sendv_nowait(int fd, const struct iovec *iov, int iovcnt);
 
 /* nbd_handshake.c: 0 when the client chose an export (c->dev set), else < 0. */
 int nbd_handshake(struct nbd_conn *c);
 /* Transmission flags and block sizes for an export. */
 uint16_t nbd_export_flags(struct udm_device *dev, bool structured);
 
-/* nbd_transmit.c: serve requests until the client leaves or the server stops. */
+/*
+ * nbd_transmit.c: serve requests until the client leaves or the server
+ * stops, on this thread (the reader) and one sender thread; returns when
+ * every request has been answered or dropped.
+ */
 void nbd_transmit(struct nbd_conn *c);
 
 /* nbd_server.c: the server is stopping (refuse options with ERR_SHUTDOWN). */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * udm's NBD server: listening sockets, one accept thread each, one thread
- * per connection (which becomes the first of the connection's workers).
+ * udm's NBD server: listening sockets, one accept thread each, two threads
+ * per connection (its reader and its sender, nbd_transmit.c).
  *
  * The server lock guards only the list of connections; it is never taken on
  * the I/O path.  A finished connection is reaped (joined and freed) by the
@@ -37,18 +37,6 @@
 #define HANDSHAKES_MAX (CONNECTIONS_MAX / 4)
 #define HANDSHAKE_TIMEOUT_MS 10000
 #define HANDSHAKE_TIMEOUT_MAX_MS (3600u * 1000)
-#define WORKERS_MAX 64
-
-/*
- * Workers per connection by default: one per online CPU, 2 to 8.  More
- * workers than CPUs only contend (measured on 2 CPUs: 4K random reads at
- * QD32 ran 25% faster with 2 workers than with 4, 1M sequential I/O the same).
- */
-static unsigned default_workers(void)
-{
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n < 2 ? 2 : n > 8 ? 8 : (unsigned)n;
-}
 
 struct listener {
   int fd;
@@ -64,7 +52,6 @@ struct udm_nbd_server {
   unsigned nlisteners;
   int wake[2];                /* written once to stop the accept threads */
   atomic_bool stopping;
-  unsigned workers;
   unsigned handshake_ms;
 
   pthread_mutex_t lock;       /* conns and the counts */
@@ -112,7 +99,6 @@ struct udm_nbd_server *udm_nbd_server_new(struct udm_ctx *ctx)
   if (!srv)
     return udm__fail_null(ENOMEM, "nbd server: out of memory");
   srv->ctx = ctx;
-  srv->workers = default_workers();
   srv->handshake_ms = HANDSHAKE_TIMEOUT_MS;
   if (pipe(srv->wake) < 0) {
     int e = errno;
@@ -123,15 +109,6 @@ struct udm_nbd_server *udm_nbd_server_new(struct udm_ctx *ctx)
   set_cloexec(srv->wake[1]);
   pthread_mutex_init(&srv->lock, NULL);
   return srv;
-}
-
-int udm_nbd_server_set_workers(struct udm_nbd_server *srv, unsigned workers)
-{
-  if (workers < 1 || workers > WORKERS_MAX)
-    return udm__fail(EINVAL, "nbd server: %u workers per connection (1 to %d)", workers,
-                     WORKERS_MAX);
-  srv->workers = workers;
-  return 0;
 }
 
 int udm_nbd_server_set_handshake_timeout(struct udm_nbd_server *srv, unsigned ms)
@@ -254,8 +231,6 @@ static void conn_free(struct nbd_conn *c)
 {
   if (c->fd >= 0)
     close(c->fd);
-  pthread_mutex_destroy(&c->recv_lock);
-  pthread_mutex_destroy(&c->send_lock);
   free(c->meta_export);
   free(c->rbuf);
   free(c);
@@ -389,9 +364,6 @@ static void start_conn(struct udm_nbd_server *srv, int fd)
   c->srv = srv;
   c->ctx = srv->ctx;
   c->fd = fd;
-  c->workers = srv->workers;
-  pthread_mutex_init(&c->recv_lock, NULL);
-  pthread_mutex_init(&c->send_lock, NULL);
   c->handshaking = true;
   clock_gettime(CLOCK_MONOTONIC, &c->handshake_deadline);
   c->handshake_deadline.tv_sec += (time_t)(srv->handshake_ms / 1000);
@@ -493,7 +465,7 @@ void udm_nbd_server_free(struct udm_nbd_server *srv)
       free(l->unix_path);
     }
   }
-  /* Wake every reader; in-flight requests finish, devices are flushed. */
+  /* Wake every reader; in-flight requests complete, devices are flushed. */
   pthread_mutex_lock(&srv->lock);
   for (struct nbd_conn *c = srv->conns; c; c = c->next)
     shutdown(c->fd, SHUT_RDWR);

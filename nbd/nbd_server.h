@@ -18,12 +18,6 @@ int udm_nbd_server_listen_unix(struct udm_nbd_server *srv, const char *path);
 int udm_nbd_server_listen_tcp(struct udm_nbd_server *srv, const char *host,
                               const char *port);
 /*
- * Worker threads per connection (default: one per online CPU, 2 to 8):
- * requests of one connection run in parallel on this many threads.
- * Affects connections accepted later.
- */
-int udm_nbd_server_set_workers(struct udm_nbd_server *srv, unsigned workers);
-/*
  * How long a client may take from connecting to choosing an export
  * (default 10 s): a connection still in the handshake after it is closed.
  * At most a quarter of the connection slots may be in the handshake at

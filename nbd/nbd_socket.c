@@ -100,6 +100,20 @@ int nbd_sendv(int fd, struct iovec *iov, int iovcnt)
   return 0;
 }
 
+ssize_t nbd_sendv_nowait(int fd, const struct iovec *iov, int iovcnt)
+{
+  struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = iovcnt};
+  for (;;) {
+    ssize_t n = sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n >= 0)
+      return n;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+      return 0;
+    if (errno != EINTR)
+      return -errno;
+  }
+}
+
 int nbd_send(int fd, const void *buf, size_t len)
 {
   struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};

@@ -3,7 +3,7 @@
  * udm-nbd-serve: a minimal host for udm's NBD server, so that the NBD tests
  * and the benchmark need no daemon.
  *
- *   udm-nbd-serve --socket PATH [--readonly] [--workers N] [--handshake-timeout MS]
+ *   udm-nbd-serve --socket PATH [--readonly] [--handshake-timeout MS]
  *                 --table NAME='TABLE' ... [--run 'shell command']
  *
  * Makes the devices in a private udm_ctx and serves them on PATH.  With
@@ -29,7 +29,7 @@
 static void usage(const char *prog)
 {
   fprintf(stderr,
-          "usage: %s --socket PATH [--readonly] [--workers N] [--handshake-timeout MS] "
+          "usage: %s --socket PATH [--readonly] [--handshake-timeout MS] "
           "--table NAME='TABLE' ... [--run 'COMMAND']\n",
           prog);
 }
@@ -67,7 +67,7 @@ int main(int argc, char **argv)
   const char *sock = NULL, *cmd = NULL;
   const char *names[TABLES_MAX];
   char *tables[TABLES_MAX];
-  unsigned ntables = 0, workers = 0, handshake_ms = 0;
+  unsigned ntables = 0, handshake_ms = 0;
   unsigned flags = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -79,8 +79,6 @@ int main(int argc, char **argv)
       cmd = argv[++i];
     } else if (i + 1 < argc && strcmp(a, "--handshake-timeout") == 0) {
       handshake_ms = (unsigned)strtoul(argv[++i], NULL, 10);
-    } else if (i + 1 < argc && strcmp(a, "--workers") == 0) {
-      workers = (unsigned)strtoul(argv[++i], NULL, 10);
     } else if (i + 1 < argc && strcmp(a, "--table") == 0) {
       char *eq = strchr(argv[++i], '=');
       if (!eq || eq == argv[i] || ntables == TABLES_MAX) {
@@ -123,7 +121,7 @@ int main(int argc, char **argv)
       goto fail;
   }
   srv = udm_nbd_server_new(ctx);
-  if (!srv || (workers && udm_nbd_server_set_workers(srv, workers) < 0) ||
+  if (!srv ||
       (handshake_ms && udm_nbd_server_set_handshake_timeout(srv, handshake_ms) < 0) ||
       udm_nbd_server_listen_unix(srv, sock) < 0 || udm_nbd_server_start(srv) < 0)
     goto fail;
