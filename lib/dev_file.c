@@ -157,6 +157,18 @@ static void file_aio_blocking(void *arg)
 static void file_submit_async(struct udm_dev *d, struct udm_io *io)
 {
   struct file_dev *f = d->priv;
+  /*
+   * Page-cache I/O is a memory copy: cheaper here, on the submitting thread,
+   * than a hand-off to the engine and back (4K random reads at QD32 over
+   * NBD on tmpfs: 115k IOPS here, 82k through the thread engine, 26k through
+   * io_uring, which hands buffered I/O to its own workers).  A page-cache
+   * miss waits here, as it always did.  Direct I/O goes to the disk, and
+   * that is what the engine is for.
+   */
+  if (!f->direct) {
+    udm_io_complete(io, file_submit(d, io));
+    return;
+  }
   struct file_aio *a = calloc(1, sizeof *a);
   if (!a) {
     udm_io_complete(io, -ENOMEM);

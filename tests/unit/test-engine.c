@@ -142,12 +142,11 @@ static int count_threads(void)
     char path[300], comm[32] = "";
     snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
     FILE *f = fopen(path, "r");
-    if (f) {
-      if (!fgets(comm, sizeof comm, f))
-        comm[0] = '\0';
-      fclose(f);
-    }
-    n += strncmp(comm, "iou-wrk-", 8) != 0;
+    if (!f)
+      continue; /* gone meanwhile: io_uring's workers come and go */
+    bool named = fgets(comm, sizeof comm, f) != NULL;
+    fclose(f);
+    n += named && strncmp(comm, "iou-", 4) != 0;
   }
   closedir(d);
   return n;
@@ -450,7 +449,12 @@ static void check_thread_count(struct udm_engine *e, const char *path)
          "own workers)\n",
          udm__engine_name(e), one, many);
   CHECK(one > 1);
-  CHECK(many == one);
+  /*
+   * One more at most: io_uring names a worker it starts only just after
+   * starting it, so a sample may catch one under our name.  A thread per
+   * request would show 256 more.
+   */
+  CHECK(many <= one + 1);
   close(fd);
 #else
   (void)e;
