@@ -154,6 +154,9 @@ static void file_aio_blocking(void *arg)
   file_aio_finish(a, file_submit(a->dev, a->io));
 }
 
+/* Page-cache writes this large (256 KiB) are copied on the pool, not here. */
+#define PAGE_CACHE_POOL_SECTORS 512u
+
 static void file_submit_async(struct udm_dev *d, struct udm_io *io)
 {
   struct file_dev *f = d->priv;
@@ -165,7 +168,8 @@ static void file_submit_async(struct udm_dev *d, struct udm_io *io)
    * miss waits here, as it always did.  Direct I/O goes to the disk, and
    * that is what the engine is for.
    */
-  if (!f->direct) {
+  bool big_write = io->op == UDM_OP_WRITE && io->nr_sectors >= PAGE_CACHE_POOL_SECTORS;
+  if (!f->direct && !big_write) {
     udm_io_complete(io, file_submit(d, io));
     return;
   }
@@ -176,7 +180,13 @@ static void file_submit_async(struct udm_dev *d, struct udm_io *io)
   }
   a->dev = d;
   a->io = io;
-  if (io->op != UDM_OP_READ && io->op != UDM_OP_WRITE && io->op != UDM_OP_FLUSH) {
+  /*
+   * Large page-cache writes go to the pool, so that several copies into the
+   * page cache run side by side (io_uring would hand them to workers that
+   * write one file one request at a time).
+   */
+  if ((io->op != UDM_OP_READ && io->op != UDM_OP_WRITE && io->op != UDM_OP_FLUSH) ||
+      !f->direct) {
     udm__engine_run(d->engine, file_aio_blocking, a);
     return;
   }
