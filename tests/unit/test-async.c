@@ -8,7 +8,8 @@
  * it; per-request data is sized and zeroed; a target built for API
  * version 1 still loads; 256 requests held by delay finish in about one
  * delay without a thread each; a constructor may wait for a suspended
- * device without holding the context.
+ * device without holding the context; a slow device does not hold up
+ * another.
  *
  * The test target "owner" maps onto a file and is steered by its table's
  * word: "own" keeps every request for the test to finish, "hold" requeues
@@ -655,6 +656,42 @@ static void striped_pieces_and_flushes_run_in_parallel(void)
     test_drop(legs[i]);
 }
 
+/* A device whose requests wait does not hold up another device. */
+static void a_slow_device_does_not_slow_another(void)
+{
+  make_disk();
+  char t[600];
+  snprintf(t, sizeof t, "0 %u delay %s 0 1000", DISK_SIZE / 512, disk);
+  struct udm_device *slow = test_make(ctx, "slow1", t, 0);
+  snprintf(t, sizeof t, "0 %u linear %s 0", DISK_SIZE / 512, disk);
+  struct udm_device *fast = test_make(ctx, "fast1", t, 0);
+  enum { N = 64 };
+  static unsigned char bufs[N][4096];
+  static struct slot slots[N];
+  static struct done dn;
+  done_init(&dn);
+  for (unsigned i = 0; i < N; i++) {
+    slots[i] = (struct slot){&dn, i};
+    CHECK(udm_device_aio_pread(slow, bufs[i], 4096, (uint64_t)i * 4096, on_done,
+                               &slots[i]) == 0);
+  }
+  unsigned char b[4096], want[4096];
+  double t0 = now_s();
+  for (unsigned i = 0; i < 100; i++)
+    CHECK(udm_device_pread(fast, b, sizeof b, (uint64_t)i * 4096) == 0);
+  double fast_s = now_s() - t0;
+  fill_pattern(want, sizeof want, 7, 99 * 4096);
+  CHECK(memcmp(b, want, sizeof b) == 0);
+  unsigned early = done_count(&dn);
+  CHECK(early == 0 && fast_s < 0.9);
+  CHECK(done_wait(&dn, N, 30) == N);
+  printf("ok: 100 reads of a fast device took %.3f s while %u reads of a device "
+         "delaying 1 s were in flight (%u had finished)\n",
+         fast_s, N, early);
+  test_drop(fast);
+  test_drop(slow);
+}
+
 int main(void)
 {
   snprintf(disk, sizeof disk, "%s/udm-test-async-%d.img",
@@ -672,6 +709,7 @@ int main(void)
   discards_are_split_at_the_targets_maximum();
   many_delayed_requests_overlap_without_threads();
   striped_pieces_and_flushes_run_in_parallel();
+  a_slow_device_does_not_slow_another();
   udm_ctx_free(ctx);
   unlink(disk);
   return check_summary("test-async");
