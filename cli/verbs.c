@@ -155,7 +155,9 @@ static char *image_table(const char *spec)
     cli_error("create --image: %s", udm_errmsg());
   } else if (bytes < 512) {
     cli_error("create --image: %s holds less than one 512-byte sector", abs);
-  } else if ((word = udm_table_escape(abs))) {
+  } else if (!(word = udm_table_escape(abs))) {
+    cli_error("create --image: %s", udm_errmsg());
+  } else {
     size_t n = strlen(word) + 64;
     if ((table = malloc(n)))
       snprintf(table, n, "0 %llu linear %s 0", (unsigned long long)(bytes / 512), word);

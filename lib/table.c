@@ -66,11 +66,19 @@ static bool needs_escape(char c)
 char *udm_table_escape(const char *name)
 {
   size_t n = 0;
-  for (const char *p = name; *p; p++)
+  for (const char *p = name; *p; p++) {
+    if (*p == '\n' || *p == '\r') { /* ends a line whatever precedes it */
+      udm__fail(EINVAL, "'%s' cannot be written in a table: it contains a line break",
+                name);
+      return NULL;
+    }
     n += needs_escape(*p) ? 2 : 1;
+  }
   char *out = malloc(n + 1), *o = out;
-  if (!out)
+  if (!out) {
+    udm__fail(ENOMEM, "udm_table_escape: out of memory");
     return NULL;
+  }
   for (const char *p = name; *p; p++) {
     if (needs_escape(*p))
       *o++ = '\\';

@@ -113,8 +113,9 @@ int udm_table_load(struct udm_device *dev, const char *text);
 /*
  * WORD as it must be written in a table to be read back as one word: blanks
  * and backslashes get a backslash (dm_split_args' rule), and so does '#',
- * which after the target name starts a comment.  malloc'd; NULL when out of
- * memory.  Use it for paths when composing tables.
+ * which after the target name starts a comment.  malloc'd; NULL with
+ * udm_errmsg() when out of memory, or (EINVAL) when WORD holds a line break,
+ * which no table can hold.  Use it for paths when composing tables.
  */
 char *udm_table_escape(const char *word);
 /* Drop the inactive table ("dmsetup clear"). */

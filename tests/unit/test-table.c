@@ -208,6 +208,10 @@ static void trailing_comments_are_ignored_as_dmsetup_does(void)
   CHECK(udm_table_load(d, text) == 0 && udm_device_resume(d) == 0);
   free(text);
   free(esc);
+  /* A line break cannot be escaped: refused, rather than a second table line. */
+  errno = 0;
+  CHECK(udm_table_escape("/tmp/a\n0 8 linear /etc/passwd") == NULL && errno == EINVAL);
+  CHECK_CONTAINS(udm_errmsg(), "line break");
   udm_device_remove(d, 0);
   udm_device_unref(d);
 }
