@@ -326,19 +326,13 @@ static void piece_end(struct udm_io *io, int err)
   piece_free(p);
 }
 
-/* A piece that fails before it reaches a target (counted, like any piece). */
-static void piece_fail_now(struct udm_req *rq, int err)
-{
-  rq_error(rq, err);
-}
-
 static void map_one(struct udm_req *rq, struct udm_target *ti, enum udm_op op,
                     unsigned flags, udm_sector_t sector, uint64_t n, char *buf,
                     struct udm_dev **seen, unsigned *nseen, unsigned maxseen)
 {
   struct udm_piece *p = piece_new(rq, ti, op, flags, sector, n, buf);
   if (!p) {
-    piece_fail_now(rq, -ENOMEM);
+    rq_error(rq, -ENOMEM);
     return;
   }
   atomic_fetch_add(&rq->dev->in_flight, 1);
@@ -354,7 +348,7 @@ static void flush_table(struct udm_req *rq, udm_table *t, unsigned flags)
     for (unsigned n = 0; n < ti->num_flush_ios; n++) {
       struct udm_piece *p = piece_new(rq, ti, UDM_OP_FLUSH, flags, ti->begin, 0, NULL);
       if (!p) {
-        piece_fail_now(rq, -ENOMEM);
+        rq_error(rq, -ENOMEM);
         return;
       }
       p->target_io_nr = n;
@@ -387,10 +381,10 @@ static void map_range(struct udm_req *rq, udm_table *t, enum udm_op op, unsigned
     if (op == UDM_OP_DISCARD && md && n > md - (sector - ti->begin) % md)
       n = md - (sector - ti->begin) % md;
     if (op == UDM_OP_DISCARD && !ti->num_discard_ios) {
-      piece_fail_now(rq, -EOPNOTSUPP);
+      rq_error(rq, -EOPNOTSUPP);
     } else if (op == UDM_OP_WRITE_ZEROES && !ti->num_write_zeroes_ios) {
       if (flags & UDM_IO_NO_FALLBACK)
-        piece_fail_now(rq, -EOPNOTSUPP);
+        rq_error(rq, -EOPNOTSUPP);
       else
         /* Plain writes of zeros, as the kernel's fallback does. */
         for (uint64_t done = 0, c; done < n; done += c) {
@@ -600,42 +594,66 @@ void udm__device_submit_async(struct udm_device *d, struct udm_io *io)
                    io_req_done));
 }
 
-/* A blocking request: the caller sleeps on the waiter until done. */
-struct waiter {
-  struct udm_req rq;
+/* A blocking call waits on one of these until its completion signals it. */
+struct sync_call {
   pthread_mutex_t lock;
   pthread_cond_t cond;
   bool done;
   int err;
 };
 
+static void sync_done(void *opaque, int err)
+{
+  struct sync_call *s = opaque;
+  pthread_mutex_lock(&s->lock);
+  s->err = err;
+  s->done = true;
+  pthread_cond_signal(&s->cond);
+  pthread_mutex_unlock(&s->lock);
+}
+
+static void sync_begin(struct sync_call *s)
+{
+  s->done = false;
+  s->err = 0;
+  pthread_mutex_init(&s->lock, NULL);
+  pthread_cond_init(&s->cond, NULL);
+}
+
+/* Sleep until s is done; its error. */
+static int sync_wait(struct sync_call *s)
+{
+  pthread_mutex_lock(&s->lock);
+  while (!s->done)
+    pthread_cond_wait(&s->cond, &s->lock);
+  pthread_mutex_unlock(&s->lock);
+  pthread_cond_destroy(&s->cond);
+  pthread_mutex_destroy(&s->lock);
+  return s->err;
+}
+
+/* A blocking request for a target: its pieces stay on this thread (sync_depth). */
+struct waiter {
+  struct udm_req rq;
+  struct sync_call *s;
+};
+
 static void waiter_done(struct udm_req *rq, int err)
 {
-  struct waiter *w = (struct waiter *)rq;
-  pthread_mutex_lock(&w->lock);
-  w->err = err;
-  w->done = true;
-  pthread_cond_signal(&w->cond);
-  pthread_mutex_unlock(&w->lock);
+  sync_done(((struct waiter *)rq)->s, err);
 }
 
 static int submit_wait(struct udm_device *d, enum udm_op op, unsigned flags,
                        udm_sector_t sector, uint64_t nr, void *buf)
 {
-  struct waiter w = {.done = false};
-  pthread_mutex_init(&w.lock, NULL);
-  pthread_cond_init(&w.cond, NULL);
+  struct sync_call s;
+  struct waiter w = {.s = &s};
+  sync_begin(&s);
   rq_init(&w.rq, d, op, flags, sector, nr, buf, waiter_done);
   sync_depth++;
   dispatch(&w.rq);
   sync_depth--;
-  pthread_mutex_lock(&w.lock);
-  while (!w.done)
-    pthread_cond_wait(&w.cond, &w.lock);
-  pthread_mutex_unlock(&w.lock);
-  pthread_cond_destroy(&w.cond);
-  pthread_mutex_destroy(&w.lock);
-  return w.err;
+  return sync_wait(&s);
 }
 
 int udm__device_submit(struct udm_device *d, struct udm_io *io)
@@ -768,21 +786,20 @@ static unsigned live_block_size(struct udm_device *d)
 }
 
 /* A plain part: [off, off+len) in whole blocks. */
-static int add_plain(struct aio_call *c, struct udm_device *d, enum udm_op op,
+static int add_plain(struct udm_device *d, enum udm_op op,
                      unsigned flags, void *buf, uint64_t off, uint64_t len,
                      struct aio_part **out)
 {
   struct aio_part *pt = calloc(1, sizeof *pt);
   if (!pt)
     return -ENOMEM;
-  pt->call = c;
   rq_init(&pt->rq, d, op, flags, off / SS, len / SS, buf, part_done);
   *out = pt;
   return 0;
 }
 
 /* A bounced part over the blocks covering [off, off+len). */
-static int add_bounced(struct aio_call *c, struct udm_device *d, unsigned bs,
+static int add_bounced(struct udm_device *d, unsigned bs,
                        uint64_t off, size_t len, char *dst, const char *src, bool rmw,
                        unsigned wflags, struct aio_part **out)
 {
@@ -792,7 +809,6 @@ static int add_bounced(struct aio_call *c, struct udm_device *d, unsigned bs,
     free(pt);
     return -ENOMEM;
   }
-  pt->call = c;
   pt->blen = a1 - a0;
   pt->at = off - a0;
   pt->len = len;
@@ -855,9 +871,9 @@ int udm_device_aio_pread(struct udm_device *dev, void *buf, size_t len, uint64_t
   unsigned n = len > 0;
   int r = 0;
   if (n && aligned(off, len, bs))
-    r = add_plain(NULL, dev, UDM_OP_READ, 0, buf, off, len, &p[0]);
+    r = add_plain(dev, UDM_OP_READ, 0, buf, off, len, &p[0]);
   else if (n)
-    r = add_bounced(NULL, dev, bs, off, len, buf, NULL, false, 0, &p[0]);
+    r = add_bounced(dev, bs, off, len, buf, NULL, false, 0, &p[0]);
   return start_call(dev, done, opaque, p, n, r, "read", off, len);
 }
 
@@ -872,16 +888,16 @@ int udm_device_aio_pwrite(struct udm_device *dev, const void *buf, size_t len,
   int r = 0;
   flags &= UDM_IO_FUA;
   if (n && aligned(off, len, bs))
-    r = add_plain(NULL, dev, UDM_OP_WRITE, flags, (void *)buf, off, len, &p[0]);
+    r = add_plain(dev, UDM_OP_WRITE, flags, (void *)buf, off, len, &p[0]);
   else if (n)
-    r = add_bounced(NULL, dev, bs, off, len, NULL, buf, true, flags, &p[0]);
+    r = add_bounced(dev, bs, off, len, NULL, buf, true, flags, &p[0]);
   return start_call(dev, done, opaque, p, n, r, "write", off, len);
 }
 
 int udm_device_aio_flush(struct udm_device *dev, udm_io_done_fn done, void *opaque)
 {
   struct aio_part *p[1] = {NULL};
-  int r = add_plain(NULL, dev, UDM_OP_FLUSH, 0, NULL, 0, 0, &p[0]);
+  int r = add_plain(dev, UDM_OP_FLUSH, 0, NULL, 0, 0, &p[0]);
   return start_call(dev, done, opaque, p, 1, r, "flush", 0, 0);
 }
 
@@ -895,7 +911,7 @@ int udm_device_aio_discard(struct udm_device *dev, uint64_t len, uint64_t off,
   uint64_t a0 = (off + bs - 1) / bs * bs, a1 = (off + len) / bs * bs;
   struct aio_part *p[1] = {NULL};
   unsigned n = a1 > a0;
-  int r = n ? add_plain(NULL, dev, UDM_OP_DISCARD, flags & UDM_IO_FUA, NULL, a0, a1 - a0,
+  int r = n ? add_plain(dev, UDM_OP_DISCARD, flags & UDM_IO_FUA, NULL, a0, a1 - a0,
                         &p[0])
             : 0;
   return start_call(dev, done, opaque, p, n, r, "discard", off, len);
@@ -917,62 +933,33 @@ int udm_device_aio_write_zeroes(struct udm_device *dev, uint64_t len, uint64_t o
   else if (!aligned(off, len, bs) && (flags & UDM_IO_NO_FALLBACK))
     r = -EOPNOTSUPP;
   else if (a1 <= a0) /* no whole block inside */
-    r = add_bounced(NULL, dev, bs, off, len, NULL, NULL, true, flags & UDM_IO_FUA,
+    r = add_bounced(dev, bs, off, len, NULL, NULL, true, flags & UDM_IO_FUA,
                     &p[n++]);
   else {
     if (a0 > off)
-      r = add_bounced(NULL, dev, bs, off, a0 - off, NULL, NULL, true, flags & UDM_IO_FUA,
+      r = add_bounced(dev, bs, off, a0 - off, NULL, NULL, true, flags & UDM_IO_FUA,
                       &p[n++]);
     if (r == 0 && a1 < off + len)
-      r = add_bounced(NULL, dev, bs, a1, off + len - a1, NULL, NULL, true,
+      r = add_bounced(dev, bs, a1, off + len - a1, NULL, NULL, true,
                       flags & UDM_IO_FUA, &p[n++]);
     if (r == 0)
-      r = add_plain(NULL, dev, UDM_OP_WRITE_ZEROES, flags, NULL, a0, a1 - a0, &p[n++]);
+      r = add_plain(dev, UDM_OP_WRITE_ZEROES, flags, NULL, a0, a1 - a0, &p[n++]);
   }
   return start_call(dev, done, opaque, p, n, r, "write-zeroes", off, len);
 }
 
-/* ---- blocking calls: an asynchronous one and a wait ---- */
-
-struct sync_call {
-  pthread_mutex_t lock;
-  pthread_cond_t cond;
-  bool done;
-  int err;
-};
-
-static void sync_done(void *opaque, int err)
-{
-  struct sync_call *s = opaque;
-  pthread_mutex_lock(&s->lock);
-  s->err = err;
-  s->done = true;
-  pthread_cond_signal(&s->cond);
-  pthread_mutex_unlock(&s->lock);
-}
-
-static void sync_begin(struct sync_call *s)
-{
-  s->done = false;
-  s->err = 0;
-  pthread_mutex_init(&s->lock, NULL);
-  pthread_cond_init(&s->cond, NULL);
-}
+/* ---- blocking calls: an asynchronous one and a wait (sync_call above) ---- */
 
 /* Wait for a call that started (started == 0); 0 or -1 with udm_errmsg. */
 static int sync_end(struct sync_call *s, int started, struct udm_device *dev,
                     const char *what, uint64_t off, uint64_t len)
 {
-  if (started == 0) {
-    pthread_mutex_lock(&s->lock);
-    while (!s->done)
-      pthread_cond_wait(&s->cond, &s->lock);
-    pthread_mutex_unlock(&s->lock);
-  }
-  pthread_cond_destroy(&s->cond);
-  pthread_mutex_destroy(&s->lock);
-  if (started < 0)
+  if (started < 0) {
+    pthread_cond_destroy(&s->cond);
+    pthread_mutex_destroy(&s->lock);
     return -1;
+  }
+  sync_wait(s);
   if (s->err == 0)
     return 0;
   if (!len && strcmp(what, "flush") == 0)
