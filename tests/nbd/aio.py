@@ -23,6 +23,8 @@ import time
 
 import nbd
 
+from rawsock import recv_exact
+
 BLOCK = 4096
 
 
@@ -147,16 +149,6 @@ def load(uri, qd, seconds):
     while h.aio_in_flight() > 0:
         h.poll(-1)
     h.shutdown()
-
-
-def recv_exact(s, n):
-    b = b""
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c:
-            raise EOFError("closed after %d of %d bytes" % (len(b), n))
-        b += c
-    return b
 
 
 def raw_go(path, export):

@@ -9,6 +9,8 @@ import struct
 import sys
 import time
 
+from rawsock import recv_exact
+
 SOCK, EXPORT, SIZE = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3])
 IHAVEOPT = 0x49484156454F5054
 REPLY_MAGIC = 0x3e889045565a9
@@ -33,16 +35,6 @@ def connect():
     s.settimeout(10)
     s.connect(SOCK)
     return s
-
-
-def recv_exact(s, n):
-    b = b""
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c:
-            raise EOFError("closed after %d of %d bytes" % (len(b), n))
-        b += c
-    return b
 
 
 def closed(s):
