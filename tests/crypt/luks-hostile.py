@@ -9,51 +9,26 @@ bytes unchanged.  Where the rule is one of cryptsetup's own LUKS2/LUKS1
 checks, cryptsetup must refuse the same header too (luksDump on a copy),
 which proves that the case breaks that rule and nothing else."""
 import copy
-import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 
-UDM, UDMD = os.environ["UDM"], os.environ["UDMD"]
+from cli_harness import Harness, sha  # noqa: E402
+
 CI = os.environ.get("CI") == "true"
 if not shutil.which("cryptsetup"):
     print("skip: cryptsetup not installed")
     sys.exit(1 if CI else 77)
 import luks_hdr as H  # noqa: E402
 
-failed = 0
-WORK = tempfile.mkdtemp(prefix="udm-hostile-")
-os.environ["UDM_RUNTIME_DIR"] = os.path.join(WORK, "rt")
-os.environ["UDMD"] = UDMD
+T = Harness('udm-hostile-', timeout=60)
+WORK = T.work
+check, udm, devices = T.check, T.udm, T.devices
 KF = os.path.join(WORK, "pass")
 KF2 = os.path.join(WORK, "pass2")
-
-
-def check(name, cond, detail=""):
-    global failed
-    print(("ok   " if cond else "FAIL ") + name + ("" if cond else ": " + str(detail)))
-    failed += 0 if cond else 1
-
-
-def udm(*args):
-    try:
-        r = subprocess.run([UDM, *args], capture_output=True, timeout=60)
-    except subprocess.TimeoutExpired:  # an unbounded KDF: a failure, not a hang
-        return 124, "", "timed out after 60 s"
-    return r.returncode, r.stdout.decode(), r.stderr.decode()
-
-
-def devices():
-    return udm("ls")[1].strip()
-
-
-def sha(path):
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
 def cryptsetup_accepts(img):
@@ -555,15 +530,8 @@ def main():
         udm("close", "h")
         luks1_cases(luks1)
     finally:
-        lock = os.path.join(WORK, "rt", "udmd.lock")
-        try:
-            os.kill(int(open(lock).read().strip()), signal.SIGTERM)
-            time.sleep(0.3)
-        except (OSError, ValueError):
-            pass
-        shutil.rmtree(WORK, ignore_errors=True)
-    print("%d failed" % failed)
-    return 1 if failed else 0
+        status = T.finish()
+    return status
 
 
 if __name__ == "__main__":

@@ -11,15 +11,14 @@ import hashlib
 import os
 import re
 import shutil
-import signal
 import struct
 import subprocess
 import sys
-import tempfile
 import termios
 import time
 
-UDM, UDMD = os.environ["UDM"], os.environ["UDMD"]
+from cli_harness import Harness, sha  # noqa: E402
+
 CI = os.environ.get("CI") == "true"
 for tool in ("cryptsetup", "tcplay", "losetup", "nbdcopy"):
     if not shutil.which(tool):
@@ -28,29 +27,9 @@ for tool in ("cryptsetup", "tcplay", "losetup", "nbdcopy"):
 from dmcrypt_ref import DmCrypt  # noqa: E402
 import tcrypt_ref  # noqa: E402
 
-failed = 0
-WORK = tempfile.mkdtemp(prefix="udm-open-")
-os.environ["UDM_RUNTIME_DIR"] = os.path.join(WORK, "rt")
-os.environ["UDMD"] = UDMD
-
-
-def check(name, cond, detail=""):
-    global failed
-    print(("ok   " if cond else "FAIL ") + name + ("" if cond else ": " + str(detail)))
-    failed += 0 if cond else 1
-
-
-def udm(*args, stdin=b""):
-    r = subprocess.run([UDM, *args], input=stdin, capture_output=True, timeout=300)
-    return r.returncode, r.stdout.decode(), r.stderr.decode()
-
-
-def devices():
-    return udm("ls")[1].strip()
-
-
-def sha(path):
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+T = Harness('udm-open-', timeout=300)
+WORK = T.work
+check, udm, devices = T.check, T.udm, T.devices
 
 
 def uri(name):
@@ -652,15 +631,8 @@ def main():
         system_tests()
         bad_input_tests()
     finally:
-        lock = os.path.join(WORK, "rt", "udmd.lock")
-        try:
-            os.kill(int(open(lock).read().strip()), signal.SIGTERM)
-            time.sleep(0.3)
-        except (OSError, ValueError):
-            pass
-        shutil.rmtree(WORK, ignore_errors=True)
-    print("%d failed" % failed)
-    return 1 if failed else 0
+        status = T.finish()
+    return status
 
 
 if __name__ == "__main__":
