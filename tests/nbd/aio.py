@@ -23,7 +23,9 @@ import time
 
 import nbd
 
-from rawsock import recv_exact
+# -I leaves the script's folder off sys.path: the shared module is beside it
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rawsock import recv_exact  # noqa: E402
 
 BLOCK = 4096
 

@@ -5,6 +5,7 @@
 # middle of the flood, an idle connection is closed at the handshake
 # deadline (not before), and an established connection outlives it.
 # Usage: handshake-flood.py SOCKET URI EXPORT SIZE DEADLINE_SECONDS
+import os
 import resource
 import socket
 import struct
@@ -12,7 +13,9 @@ import subprocess
 import sys
 import time
 
-from rawsock import recv_exact
+# -I leaves the script's folder off sys.path: the shared module is beside it
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rawsock import recv_exact  # noqa: E402
 
 SOCK, URI, EXPORT, SIZE = sys.argv[1], sys.argv[2], sys.argv[3].encode(), int(sys.argv[4])
 DEADLINE = float(sys.argv[5])

@@ -9,7 +9,9 @@ import struct
 import sys
 import time
 
-from rawsock import recv_exact
+# -I leaves the script's folder off sys.path: the shared module is beside it
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rawsock import recv_exact  # noqa: E402
 
 SOCK, EXPORT, SIZE = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3])
 IHAVEOPT = 0x49484156454F5054
