@@ -114,8 +114,9 @@ static void add_info_record(void *opaque, const struct udm_msg *m, unsigned firs
   v->uuid = xstrdup(cli_field(m, first, end, "uuid"));
   v->blockdev = xstrdup(cli_field(m, first, end, "block_device"));
   v->minor = (unsigned)strtoul(cli_field(m, first, end, "minor"), NULL, 10);
-  v->open = (unsigned)strtoul(cli_field(m, first, end, "open_count"), NULL, 10);
   v->holders = (unsigned)strtoul(cli_field(m, first, end, "holders"), NULL, 10);
+  /* As the kernel counts: a table that uses the device holds it open. */
+  v->open = (unsigned)strtoul(cli_field(m, first, end, "open_count"), NULL, 10) + v->holders;
   v->targets = (unsigned)strtoul(cli_field(m, first, end, "target_count"), NULL, 10);
   v->events = strtoul(cli_field(m, first, end, "event_nr"), NULL, 10);
   v->size = strtoull(cli_field(m, first, end, "size"), NULL, 10);

@@ -633,7 +633,9 @@ static void info_record(struct cli_args *a, const struct udm_msg *m, unsigned fi
          ro ? " (READ-ONLY)" : "");
   printf("Read Ahead:        %d\n", UDM_CLI_READ_AHEAD);
   printf("Tables present:    %s\n", tables);
-  printf("Open count:        %s\n", cli_field(m, first, end, "open_count"));
+  /* As in the kernel, where a table using a device holds it open. */
+  printf("Open count:        %lu\n", strtoul(cli_field(m, first, end, "open_count"), NULL, 10) +
+                                          strtoul(cli_field(m, first, end, "holders"), NULL, 10));
   printf("Event number:      %s\n", cli_field(m, first, end, "event_nr"));
   printf("Major, minor:      %d, %s\n", UDM_CLI_MAJOR, minor);
   printf("Number of targets: %s\n", cli_field(m, first, end, "target_count"));

@@ -447,7 +447,10 @@ int udmd_attach_rename(struct udmd_attach *a, const char *name, const char *new_
   pthread_mutex_lock(&a->lock);
   int r;
 #ifdef UDM_HAVE_FUSE
-  if (a->fuse) {
+  /* A name no file can have is refused by the library, with its message. */
+  bool path_safe = *new_name && !strchr(new_name, '/') && strcmp(new_name, ".") &&
+                   strcmp(new_name, "..") && strlen(new_name) <= UDM_NAME_MAX;
+  if (a->fuse && path_safe) {
     r = udm_fuse_rename(a->fuse, name, new_name, msg, msgn);
   } else
 #endif

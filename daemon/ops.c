@@ -497,6 +497,10 @@ static int op_rename(struct op *o)
     udm_device_unref(dev);
     return r;
   }
+  struct udm_device *dev = lookup(o);
+  if (!dev)
+    return -1;
+  udm_device_unref(dev);
   int r = udmd_attach_rename(o->attach, name, new_name, o->msg, sizeof o->msg);
   if (r < 0)
     o->err = -r;
