@@ -395,6 +395,11 @@ int verb_deps(struct cli *c, struct cli_args *a)
     devs_free(&d);
     return EXIT_FAIL;
   }
+  /* Other devices' block devices, for -o blkdevname. */
+  struct devs all = {0};
+  if (a->npos && t == NAME_BLKDEVNAME)
+    load_info(c, NULL, 0, &all);
+  const struct devs *ref = a->npos && t == NAME_BLKDEVNAME ? &all : &d;
   if (json)
     fputs("[", stdout);
   for (size_t i = 0; i < d.n; i++) {
@@ -415,7 +420,7 @@ int verb_deps(struct cli *c, struct cli_args *a)
     printf("%zu dependencies\t:", v->ndeps);
     for (size_t k = 0; k < v->ndeps; k++) {
       char buf[PATH_MAX + 32];
-      dep_text(&d, &v->deps[k], t, false, buf, sizeof buf);
+      dep_text(ref, &v->deps[k], t, false, buf, sizeof buf);
       printf(" (%s)", buf);
     }
     putchar('\n');
@@ -426,6 +431,7 @@ int verb_deps(struct cli *c, struct cli_args *a)
     puts("No devices found");
   int status = d.failed ? EXIT_FAIL : EXIT_OK;
   devs_free(&d);
+  devs_free(&all);
   return status;
 }
 
@@ -1070,6 +1076,9 @@ static void tree_node(struct tree *t, size_t i, unsigned depth, bool last, bool 
 {
   const struct tnode *n = &t->v[i];
   if (depth + 2 > TREE_MAX_DEPTH)
+    return;
+  /* A nameless node (not a udm device) shows only by its number or kernel name. */
+  if (!n->dev && !t->device && !t->blkdevname)
     return;
   bool attrs = t->active || t->rw || t->open || t->uuid;
   bool compact = t->compact && !attrs;
