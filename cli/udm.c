@@ -392,6 +392,9 @@ static int dispatch(const struct verb *v, struct cli *c, struct cli_args *a)
       a->selected = true;
     }
   }
+  /* create --concise takes its list as the argument or on standard input. */
+  if (!strcmp(v->name, "create") && cli_opt_set(a, "concise"))
+    return verb_create_concise(c, a);
   int r = check_count(v, a);
   if (r)
     return r;
@@ -410,8 +413,6 @@ static int dispatch(const struct verb *v, struct cli *c, struct cli_args *a)
     }
     return verb_ls_tree(c, a);
   }
-  if (!strcmp(v->name, "create") && cli_opt_set(a, "concise"))
-    return verb_create_concise(c, a);
   if (!strcmp(v->name, "table") && cli_opt_set(a, "concise")) {
     if (cli_opt_set(a, "json")) {
       cli_error("table: --concise and --json exclude each other");

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -789,8 +790,19 @@ int verb_message(struct cli *c, struct cli_args *a)
  * (0 when not given, as dmsetup; the kernel compares for inequality,
  * which is "exceeds" until the 32-bit counter wraps).  Prints nothing.
  */
+/*
+ * Ctrl-C ends a wait even where SIGINT came ignored (a background job of a
+ * script): die of it, silently; udmd sees the connection close and lets go.
+ */
+static void wait_interrupted(int sig)
+{
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
 int verb_wait(struct cli *c, struct cli_args *a)
 {
+  signal(SIGINT, wait_interrupted);
   const char *nr = a->npos > 1 ? a->pos[1] : "0";
   char *end = NULL;
   errno = 0;
