@@ -135,6 +135,8 @@ int cli_request(struct cli *c, struct udm_msg *req, struct udm_msg *resp);
 int cli_new_req(struct udm_msg *req, const char *op, const char *name);
 /* Field key of the record [first, end) of m, or "" */
 const char *cli_field(const struct udm_msg *m, unsigned first, unsigned end, const char *key);
+/* Whether dmsetup would end this table line with a blank (no parameters). */
+bool cli_line_needs_blank(const char *line, size_t len);
 /* Call fn for each record (starting at name=) of an answer. */
 void cli_records(const struct udm_msg *m,
                  void (*fn)(void *opaque, const struct udm_msg *m, unsigned first, unsigned end),

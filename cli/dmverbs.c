@@ -1316,6 +1316,8 @@ static void concise_record(void *opaque, const struct udm_msg *m, unsigned first
     if (line) {
       putchar(',');
       concise_quoted(p, len);
+      if (cli_line_needs_blank(p, len))
+        putchar(' ');
     }
     if (!nl || !nl[1])
       break;

@@ -507,6 +507,19 @@ static void json_segment(const char *line, size_t len)
   free(copy);
 }
 
+/*
+ * dmsetup prints "START LENGTH TYPE " and then the parameters, so a line
+ * without parameters ends in a blank: libudm's table text does not.
+ */
+bool cli_line_needs_blank(const char *line, size_t len)
+{
+  unsigned words = 0;
+  for (size_t i = 0; i < len; i++)
+    if (line[i] != ' ' && (i == 0 || line[i - 1] == ' '))
+      words++;
+  return words == 3 && len && line[len - 1] != ' ';
+}
+
 /* Whether a table or status line is of the --target type (all are without one). */
 static bool of_target(const struct cli_args *a, const char *line)
 {
@@ -552,7 +565,7 @@ static void print_lines(struct cli_args *a, const struct udm_msg *m, unsigned fi
     if (of_target(a, p)) {
       if (multiple)
         printf("%s: ", name);
-      printf("%.*s\n", (int)len, p);
+      printf("%.*s%s\n", (int)len, p, cli_line_needs_blank(p, len) ? " " : "");
     }
     p += len + (nl ? 1 : 0);
   }

@@ -21,7 +21,7 @@ expect_eq "the live table stays" "0 2048 linear $WORK/a.img 0" "$(udm table one)
 expect_fail "device nosuch does not exist" udm clear nosuch
 
 # --target on table, status and ls.
-expect_eq "table --target zero" "two: 0 8 zero" "$(udm table --target zero)"
+expect_eq "table --target zero" "two: 0 8 zero " "$(udm table --target zero)"
 expect_eq "table --target linear two" "8 16 linear /dev/mapper/one 0" "$(udm table --target linear two)"
 expect_eq "status --target linear" "one: 0 2048 linear 
 two: 8 16 linear " "$(udm status --target linear)"
@@ -33,13 +33,13 @@ expect_eq "ls --target --json" '[
   {"name": "two", "major": 253, "minor": 1}]' "$(udm ls --target zero --json)"
 
 # --concise: every device on one line; create --concise makes them again.
-expect_eq "table --concise" "one,,0,rw,0 2048 linear $WORK/a.img 0;two,UDM-two,1,rw,0 8 zero,8 16 linear /dev/mapper/one 0" \
+expect_eq "table --concise" "one,,0,rw,0 2048 linear $WORK/a.img 0;two,UDM-two,1,rw,0 8 zero ,8 16 linear /dev/mapper/one 0" \
   "$(udm table --concise)"
-expect_eq "table --concise two" "two,UDM-two,1,rw,0 8 zero,8 16 linear /dev/mapper/one 0" "$(udm table --concise two)"
-expect_eq "table --concise --target zero" "two,UDM-two,1,rw,0 8 zero" "$(udm table --concise --target zero)"
+expect_eq "table --concise two" "two,UDM-two,1,rw,0 8 zero ,8 16 linear /dev/mapper/one 0" "$(udm table --concise two)"
+expect_eq "table --concise --target zero" "two,UDM-two,1,rw,0 8 zero " "$(udm table --concise --target zero)"
 udm create --concise 'c\,1,,,ro,0 8 zero,8 8 error;c2,UDM-c2,,,0 4 linear udm:one 0' ||
   fail "create --concise"
-expect_eq "quoting and flags" "c\\,1,,2,ro,0 8 zero,8 8 error" "$(udm table --concise 'c,1')"
+expect_eq "quoting and flags" "c\\,1,,2,ro,0 8 zero ,8 8 error " "$(udm table --concise 'c,1')"
 expect_eq "from standard input" "" "$(printf 'd,,,rw,0 8 zero\n' | udm create --concise)"
 expect_eq "the devices made" "one	(253:0)
 two	(253:1)
@@ -60,13 +60,13 @@ udm remove 'c,1' c2 d || fail "remove the concise devices"
 # wipe_table: an error table of the same size, made live.
 udm create w --table "0 16 linear $WORK/a.img 0" || fail "create w"
 udm wipe_table w || fail "wipe_table w"
-expect_eq "wiped table" "0 16 error" "$(udm table w)"
+expect_eq "wiped table" "0 16 error " "$(udm table w)"
 udm create w2 --notable || fail "create w2"
 expect_fail "wipe_table w2: the device has no live table" udm wipe_table w2
 udm load w --table "0 16 zero" && udm resume w || fail "reload w"
 udm wipe_table --noflush --nolockfs -f -j 253 -m "$(udm info -c -o minor --noheadings w)" ||
   fail "wipe_table with options"
-expect_eq "wiped by number" "0 16 error" "$(udm table w)"
+expect_eq "wiped by number" "0 16 error " "$(udm table w)"
 udm remove w w2 || fail "remove w w2"
 
 # Selection by -u UUID and -j MAJOR -m MINOR on the verbs that name a device.
@@ -74,10 +74,10 @@ udm suspend -u UDM-two || fail "suspend -u"
 expect_eq "suspended by uuid" "two:L-sw" "$(udm info -c -o name,attr --noheadings two)"
 udm resume -j 253 -m 1 || fail "resume -j -m"
 expect_eq "resumed by number" "two:L--w" "$(udm info -c -o name,attr --noheadings two)"
-expect_eq "table -u" "0 8 zero
+expect_eq "table -u" "0 8 zero 
 8 16 linear /dev/mapper/one 0" "$(udm table -u UDM-two)"
 udm load -u UDM-two --table "0 8 zero" && udm resume two || fail "load -u"
-expect_eq "loaded by uuid" "0 8 zero" "$(udm table two)"
+expect_eq "loaded by uuid" "0 8 zero " "$(udm table two)"
 expect_fail "no device has number 253:9" udm info -j 253 -m 9
 expect_fail "no device has number 7:1" udm info -j 7 -m 1
 expect_fail "-j MAJOR and -m MINOR select a device together" udm info -m 1
