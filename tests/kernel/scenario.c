@@ -635,7 +635,12 @@ static int op_exec(const struct scn_run *run, const struct scn_backend *be, char
   for (int k = 0; k < n; k++) {
     argv[k] = words[k];
     const char *eq = strstr(words[k], "=$");
-    if (words[k][0] == '$') {
+    if (words[k][0] == '@' && words[k][1] == '/') {
+      if (!be->scripts_dir)
+        return -1;
+      snprintf(opt[k], sizeof opt[k], "%s%s", be->scripts_dir, words[k] + 1);
+      argv[k] = opt[k];
+    } else if (words[k][0] == '$') {
       const struct scn_disk *d = scn_find_disk(run, words[k] + 1);
       if (!d)
         return -1;
@@ -954,7 +959,7 @@ int scn_run_file(const char *path, const char *workdir, const struct scn_backend
         break;
       }
       if (op_exec(run, be, tok + first, n - first, input, false)) {
-        harness_error(path, ln, "exec: unknown $disk or input too long");
+        harness_error(path, ln, "exec: unknown $disk, no @/ scripts or input too long");
         rc = 2;
         break;
       }

@@ -73,6 +73,8 @@ struct scn_backend {
    * this side has none.
    */
   const char *dmsetup_program;
+  /* Where "exec" finds a word "@/NAME": tests/kernel/scripts (/in/scripts in the VM). */
+  const char *scripts_dir;
   /*
    * The udm side's "udm: open [--stdin TEXT] ARGS..." (the arguments of "udm
    * open", $role already the disk; the passphrase is TEXT without the final

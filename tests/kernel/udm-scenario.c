@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <udm/udm.h>
 
@@ -368,11 +369,25 @@ int main(int argc, char **argv)
   struct udmd_control *control = NULL;
   static char runtime[600], sock[700], env[700];
   const char *cli = getenv("UDM_CLI");
-  static const char *exec_env[2];
+  static const char *exec_env[3];
+  static char path_env[8192], bin[700], link[800];
+  be.scripts_dir = getenv("UDM_SCN_SCRIPTS");
   if (cli && *cli) {
     snprintf(runtime, sizeof runtime, "%s/udm-cli", workdir);
     snprintf(sock, sizeof sock, "%s/control.sock", runtime);
     mkdir(runtime, 0700);
+    /* A script exec'd on this side that runs "dmsetup" runs udm. */
+    snprintf(bin, sizeof bin, "%s/bin", runtime);
+    snprintf(link, sizeof link, "%s/dmsetup", bin);
+    mkdir(bin, 0700);
+    unlink(link);
+    if (symlink(cli, link) < 0) {
+      fprintf(stderr, "udm-scenario: symlink %s: %s\n", link, strerror(errno));
+      return 2;
+    }
+    snprintf(path_env, sizeof path_env, "PATH=%s:%s", bin,
+             getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
+    exec_env[1] = path_env;
     if (!(attach = udmd_attach_new(side.ctx, runtime)) ||
         udmd_control_new(side.ctx, attach, sock, &control) < 0 ||
         udmd_control_start(control) < 0) {
