@@ -155,10 +155,6 @@ static void load_info(struct cli *c, char **names, int n, struct devs *d)
   }
 }
 
-struct deps_fill {
-  struct devs *d;
-};
-
 static void add_deps_record(void *opaque, const struct udm_msg *m, unsigned first,
                             unsigned end)
 {
@@ -437,8 +433,8 @@ int verb_deps(struct cli *c, struct cli_args *a)
 
 /* ---- remove_all, clear, wipe_table, mknodes ---- */
 
-static int remove_one(struct cli *c, const char *name, bool force, bool quiet,
-                      char *why, size_t n)
+/* Remove NAME; its refusal is kept in why rather than printed (remove_all reports). */
+static int remove_one(struct cli *c, const char *name, bool force, char *why, size_t n)
 {
   struct udm_msg req, resp;
   if (cli_new_req(&req, "remove", name) < 0 ||
@@ -461,7 +457,6 @@ static int remove_one(struct cli *c, const char *name, bool force, bool quiet,
   r = status && !strcmp(status, "0") ? 0 : -1;
   if (r < 0)
     snprintf(why, n, "%s", m ? m : "refused");
-  (void)quiet;
   udm_msg_free(&resp);
   return r;
 }
@@ -509,7 +504,7 @@ static size_t remove_rounds(struct cli *c, bool force, struct devs *left)
       if (left->v[i].holders)
         continue;
       char why[2048];
-      if (remove_one(c, left->v[i].name, force, true, why, sizeof why) == 0)
+      if (remove_one(c, left->v[i].name, force, why, sizeof why) == 0)
         progress = true;
     }
     if (!progress)

@@ -479,6 +479,25 @@ int main(int argc, char **argv)
   for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
     if (strcmp(verbs[i].name, name) == 0)
       v = &verbs[i];
+  /* dmsetup verbs udm does not offer, and why (docs/cli.md). */
+  static const struct {
+    const char *verb, *why;
+  } absent[] = {
+      {"measure", "udm's targets give no IMA measurements (the kernel's dm-ima)"},
+      {"stats", "udm keeps no I/O statistics"},
+      {"mangle", "udm device names need no mangling: they are not /dev nodes"},
+      {"setgeometry", "udm devices have no disk geometry"},
+      {"udevcreatecookie", "udm has no udev"},
+      {"udevreleasecookie", "udm has no udev"},
+      {"udevflags", "udm has no udev"},
+      {"udevcomplete", "udm has no udev"},
+      {"udevcomplete_all", "udm has no udev"},
+  };
+  for (size_t i = 0; !v && i < sizeof absent / sizeof absent[0]; i++)
+    if (strcmp(absent[i].verb, name) == 0) {
+      cli_error("%s: not offered: %s", name, absent[i].why);
+      return EXIT_USAGE;
+    }
   if (!v) {
     cli_error("unknown verb '%s' (see udm --help)", name);
     return EXIT_USAGE;
