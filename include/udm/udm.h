@@ -208,6 +208,11 @@ int udm_device_info(struct udm_device *dev, struct udm_info *info);
  * calling thread; any number of threads may wait on one device.
  */
 int udm_device_wait_event(struct udm_device *dev, uint32_t event_nr, int timeout_ms);
+/*
+ * The device's name.  It changes with udm_device_rename: a caller that may
+ * run while another thread renames the device copies it from
+ * udm_device_info instead.
+ */
 const char *udm_device_name(const struct udm_device *dev);
 /* Live table size in bytes (0 when no live table). */
 uint64_t udm_device_size(struct udm_device *dev);
