@@ -423,6 +423,29 @@ static int dispatch(const struct verb *v, struct cli *c, struct cli_args *a)
   return v->fn(c, a);
 }
 
+/*
+ * dmsetup takes its options before the verb too (dmsetup --noudevsync
+ * remove NAME): move the first word that names a verb to the front, the
+ * options before it going after it, where each verb parses them.
+ */
+static void verb_first(int argc, char **argv)
+{
+  if (argc < 3 || argv[1][0] != '-' || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+      !strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))
+    return;
+  for (int k = 2; k < argc; k++) {
+    if (!strcmp(argv[k], "--"))
+      return;
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+      if (!strcmp(verbs[i].name, argv[k])) {
+        char *verb = argv[k];
+        memmove(argv + 2, argv + 1, (size_t)(k - 1) * sizeof *argv);
+        argv[1] = verb;
+        return;
+      }
+  }
+}
+
 int main(int argc, char **argv)
 {
   signal(SIGPIPE, SIG_IGN);
@@ -430,6 +453,7 @@ int main(int argc, char **argv)
     usage(stderr);
     return EXIT_USAGE;
   }
+  verb_first(argc, argv);
   const char *name = argv[1];
   if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
     if (argc > 2 && (!strcmp(argv[2], "-c") || !strcmp(argv[2], "-C") ||

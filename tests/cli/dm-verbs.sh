@@ -87,6 +87,11 @@ udm remove -u UDM-two || fail "remove -u"
 # The udev options are accepted, and change nothing.
 udm create --noudevsync u --table "0 8 zero" --verifyudev || fail "create --noudevsync --verifyudev"
 udm remove u --noudevsync --noudevrules || fail "remove --noudevsync"
+# Options before the verb, as dmsetup takes them.
+udm --noudevsync create v --table "0 8 zero" || fail "--noudevsync create"
+expect_eq "options before the verb" "v:L--w" "$(udm -C -o name,attr --noheadings info v)"
+udm -f --verifyudev remove v || fail "-f remove"
+udm info v >/dev/null 2>&1 && fail "v stays after -f remove"
 
 # mknodes: the block device links follow the attachments.
 if [ "$(id -u)" = 0 ] && [ -c /dev/fuse ] && [ -c /dev/loop-control ]; then
