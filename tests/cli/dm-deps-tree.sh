@@ -66,6 +66,8 @@ expect_eq "ls --tree -o compact,notrunc" "top (253:2)-+-low (253:0)--- ($WORK/a.
             \`-mid (253:1)-+- ($WORK/b.img)
                           \`-low (253:0)--- ($WORK/a.img)
 lone (253:3)" "$(udm ls --tree -o compact,notrunc)"
+# table and status draw nothing more (as in dmsetup), but end compact drawing.
+expect_eq "ls --tree -o compact,table" "$(udm ls --tree)" "$(udm ls --tree -o compact,table)"
 expect_eq "ls --tree -o utf" "top (253:2)
  ├─low (253:0)
  │  └─ ($WORK/a.img)" "$(udm ls --tree -o utf | head -3)"
