@@ -35,6 +35,10 @@ char *udm__vstrf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0
 
 /* ---- backing devices (dev.c, dev_file.c, dev_udm.c) ---- */
 struct udm_engine;
+struct udm_retired_name {
+  struct udm_retired_name *next;
+  char *text;
+};
 struct udm_dev_ops {
   /* Synchronous: blocks the calling thread; 0 or -errno. */
   int (*submit)(struct udm_dev *d, struct udm_io *io);
@@ -51,7 +55,14 @@ struct udm_dev_ops {
 struct udm_dev {
   const struct udm_dev_ops *ops;
   char *name;              /* as written in the table, escapes removed */
-  char *display;           /* name with blanks and backslashes escaped again */
+  /*
+   * What tables print for it (udm_dev_name): the name with blanks and
+   * backslashes escaped again, or, once the udm device it stands for was
+   * renamed, its new name.  Replaced under ctx->lock; readers without it
+   * may still hold an old text, so old texts stay in `retired` until close.
+   */
+  _Atomic(char *) display;
+  struct udm_retired_name *retired;
   unsigned users;          /* targets of the table sharing this open */
   unsigned mode;           /* UDM_DEV_READ | UDM_DEV_WRITE */
   udm_sector_t size;       /* sectors */

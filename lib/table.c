@@ -92,6 +92,12 @@ static void dev_close(struct udm_dev *d)
 {
   free(d->display);
   d->display = NULL;
+  while (d->retired) {
+    struct udm_retired_name *r = d->retired;
+    d->retired = r->next;
+    free(r->text);
+    free(r);
+  }
   d->ops->close(d);
 }
 
@@ -205,7 +211,8 @@ int udm_target_check_file(struct udm_target *ti, const char *path)
 
 const char *udm_dev_name(const struct udm_dev *dev)
 {
-  return dev->display ? dev->display : dev->name;
+  char *display = atomic_load(&dev->display);
+  return display ? display : dev->name;
 }
 
 

@@ -372,6 +372,8 @@ int main(int argc, char **argv)
     .side = "kernel",
     /* No udev in the VM: libdevmapper in cryptsetup, tcplay... makes the nodes itself. */
     .exec_env = exec_env,
+    .dmsetup_program = "dmsetup",
+    .scripts_dir = "/in/scripts",
   };
   return scn_run_file(argv[1], workdir, &be, &run);
 }
