@@ -99,6 +99,35 @@ bool udm_platform_cpu_has_arm_crc32(void)
 #endif
 }
 
+int udm_platform_datasync(int fd)
+{
+  return fdatasync(fd) < 0 ? -errno : 0;
+}
+
+void udm_platform_stat_set_times(struct stat *st, struct timespec t)
+{
+  st->st_atim = st->st_mtim = st->st_ctim = t;
+}
+
+int udm_platform_runtime_dir(char *buf, size_t size, const char **why)
+{
+  const char *env;
+  int n;
+  if (geteuid() == 0)
+    n = snprintf(buf, size, "/run/udm");
+  else if ((env = getenv("XDG_RUNTIME_DIR")) && *env)
+    n = snprintf(buf, size, "%s/udm", env);
+  else {
+    *why = "no runtime directory: set UDM_RUNTIME_DIR (or XDG_RUNTIME_DIR)";
+    return -ENOENT;
+  }
+  if (n < 0 || (size_t)n >= size) {
+    *why = "the runtime directory path is too long";
+    return -ENAMETOOLONG;
+  }
+  return 0;
+}
+
 /* ---- block devices over files (docs/fuse.md) ---- */
 
 #ifndef PR_SET_IO_FLUSHER

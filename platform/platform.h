@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 /* Size in bytes of the block device open on fd. */
 int udm_platform_blockdev_size(int fd, uint64_t *bytes);
@@ -40,6 +41,23 @@ int udm_platform_peer_uid(int fd, uid_t *uid);
  * architectures: x86 asks the compiler's cpuid support, which needs no OS.
  */
 bool udm_platform_cpu_has_arm_crc32(void);
+/*
+ * Make what was written to fd durable (UDM_OP_FLUSH, UDM_IO_FUA): Linux
+ * fdatasync; macOS fcntl F_FULLFSYNC, since its fsync leaves the data in
+ * the drive's cache, and fsync where the file system refuses F_FULLFSYNC.
+ */
+int udm_platform_datasync(int fd);
+/* Set st's access, modification and change times (macOS: st_*timespec). */
+void udm_platform_stat_set_times(struct stat *st, struct timespec t);
+/*
+ * The runtime directory when $UDM_RUNTIME_DIR is not set, into buf (*why
+ * says what is missing when there is none).  Linux: /run/udm for root,
+ * else $XDG_RUNTIME_DIR/udm.  macOS: /var/run/udm for root, else
+ * $XDG_RUNTIME_DIR/udm when set, else "udm" in the user's private
+ * temporary folder (confstr _CS_DARWIN_USER_TEMP_DIR, $TMPDIR's usual
+ * value; emptied at boot, as a runtime directory is).
+ */
+int udm_platform_runtime_dir(char *buf, size_t size, const char **why);
 
 
 /* ---- block devices over files: the FUSE export's attach (docs/fuse.md) ---- */

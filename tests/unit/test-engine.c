@@ -292,7 +292,7 @@ static void check_submitter_exits(struct udm_engine *e, const char *path)
   for (unsigned round = 0; round < 4; round++) {
     for (int reading = 0; reading <= 1; reading++) {
       if (reading) {
-        CHECK(fdatasync(fd) == 0);
+        CHECK(udm__sync_fd(fd) == 0);
 #ifdef POSIX_FADV_DONTNEED /* not on macOS */
         posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 #endif
