@@ -64,8 +64,10 @@ step() { echo "--- $*"; }
 
 # attach_raw FILE: attach FILE as a raw disk image, unmounted; prints /dev/diskN.
 attach_raw() {
-  hdiutil attach -nomount -imagekey diskimage-class=CRawDiskImage "$1" |
-    awk '$1 ~ /^\/dev\/disk[0-9]+$/ { print $1; exit }'
+  local out
+  out=$(hdiutil attach -nomount -imagekey diskimage-class=CRawDiskImage "$1") || return 1
+  # awk reads all of it: no early exit, no SIGPIPE under pipefail.
+  awk '$1 ~ /^\/dev\/disk[0-9]+$/ && !found { print $1; found = 1 }' <<<"$out"
 }
 
 # pattern FILE BYTES SEED: BYTES of deterministic, seed-dependent data.
@@ -84,7 +86,7 @@ same_bytes() {
 step "raw image over a plain file"
 mkfile -n 64m "$WORK/plain.img"
 pattern "$WORK/p1" $((1 << 20)) 1
-dev=$(attach_raw "$WORK/plain.img")
+dev=$(attach_raw "$WORK/plain.img") || fail "hdiutil attach of $WORK/plain.img"
 [ -n "$dev" ] || fail "hdiutil attach of a raw image printed no /dev/diskN"
 ATTACHED+=("$dev")
 [ -b "$dev" ] || fail "$dev is not a block device"
@@ -94,7 +96,8 @@ hdiutil detach "$dev" >/dev/null || fail "hdiutil detach $dev"
 ATTACHED=()
 dd if="$WORK/plain.img" of="$WORK/back" bs=1m skip=3 count=1 2>/dev/null
 same_bytes "plain file after detach" "$WORK/p1" "$WORK/back"
-dev=$(attach_raw "$WORK/plain.img")
+dev=$(attach_raw "$WORK/plain.img") || fail "hdiutil attach again"
+[ -n "$dev" ] || fail "hdiutil attach again printed no /dev/diskN"
 ATTACHED+=("$dev")
 dd if="$dev" of="$WORK/back" bs=1m skip=3 count=1 2>/dev/null || fail "dd from $dev"
 same_bytes "read back through a new attachment" "$WORK/p1" "$WORK/back"
@@ -117,7 +120,8 @@ dev=$("$UDM" create data --attach --table "0 $((64 * 2048)) linear $WORK/backing
   fail "udm create --attach"
 case "$dev" in /dev/disk[0-9]*) ;; *) fail "udm create --attach printed '$dev'" ;; esac
 [ -b "$dev" ] || fail "$dev is not a block device"
-"$UDM" info data | grep -q "^Block device: *$dev\$" || fail "udm info lacks $dev: $("$UDM" info data)"
+info=$("$UDM" info data) || fail "udm info data"
+grep -q "^Block device: *$dev\$" <<<"$info" || fail "udm info lacks $dev: $info"
 pattern "$WORK/p2" $((2 << 20)) 2
 dd if="$WORK/p2" of="$dev" bs=1m seek=5 conv=notrunc 2>/dev/null || fail "dd to $dev"
 sync
