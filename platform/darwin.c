@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/sysctl.h>
 #include <sys/wait.h>
 #include <stdint.h>
 #include <sys/disk.h>
@@ -85,6 +86,26 @@ bool udm_platform_cpu_has_arm_crc32(void)
 {
 #if defined(__aarch64__) || defined(__arm64__)
   return true; /* every Apple Silicon CPU has them */
+#else
+  return false;
+#endif
+}
+
+bool udm_platform_os_avx512_state(void)
+{
+#if defined(__x86_64__)
+  int avx512f = 0;
+  size_t len = sizeof avx512f;
+  if (sysctlbyname("hw.optional.avx512f", &avx512f, &len, NULL, 0) < 0 || !avx512f)
+    return false;
+  char release[64];
+  len = sizeof release;
+  if (sysctlbyname("kern.osrelease", release, &len, NULL, 0) < 0)
+    return false;
+  unsigned major = 0, minor = 0;
+  if (sscanf(release, "%u.%u", &major, &minor) != 2)
+    return false;
+  return major > 21 || (major == 21 && minor >= 3);
 #else
   return false;
 #endif

@@ -21,6 +21,9 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
 
 #include "platform.h"
 
@@ -94,6 +97,22 @@ bool udm_platform_cpu_has_arm_crc32(void)
 #define HWCAP_CRC32 (1ul << 7) /* <asm/hwcap.h>; older libcs lack the name */
 #endif
   return (getauxval(AT_HWCAP) & HWCAP_CRC32) != 0;
+#else
+  return false;
+#endif
+}
+
+bool udm_platform_os_avx512_state(void)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) /* OSXSAVE: XGETBV usable */
+    return false;
+  unsigned lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  (void)hi;
+  const unsigned state = 0x2u | 0x4u | 0x20u | 0x40u | 0x80u; /* SSE, AVX, opmask, ZMM */
+  return (lo & state) == state;
 #else
   return false;
 #endif

@@ -42,6 +42,17 @@ int udm_platform_peer_uid(int fd, uid_t *uid);
  */
 bool udm_platform_cpu_has_arm_crc32(void);
 /*
+ * x86-64: true when the OS keeps the SSE, AVX and AVX-512 (opmask, ZMM)
+ * register state of this process's threads, so AVX-512 code may run (the
+ * CPU's own feature bits are the caller's to ask, with CPUID).  Linux:
+ * XCR0 (XGETBV).  macOS turns AVX-512 state on in a thread at its first
+ * AVX-512 instruction, so XCR0 says no until then: it asks sysctl
+ * hw.optional.avx512f instead, from macOS 12.2 (Darwin 21.3) on, since
+ * earlier kernels could corrupt the opmask registers on signal return.
+ * False on other architectures.
+ */
+bool udm_platform_os_avx512_state(void);
+/*
  * Make what was written to fd durable (UDM_OP_FLUSH, UDM_IO_FUA): Linux
  * fdatasync; macOS fcntl F_FULLFSYNC, since its fsync leaves the data in
  * the drive's cache, and fsync where the file system refuses F_FULLFSYNC.

@@ -27,6 +27,8 @@
 #include <cpuid.h>
 #include <immintrin.h>
 
+#include "../../platform/platform.h"
+
 #define ROUNDS_MAX 14
 /* Units whose tweaks are computed in one go. */
 #define TWEAK_BATCH 64
@@ -248,27 +250,18 @@ size_t udm_xts_accel_size(void)
 }
 
 /*
- * CPUID and XGETBV directly: clang has no "vaes" for __builtin_cpu_supports,
- * and that builtin needs the compiler's runtime library besides.
+ * CPUID directly (clang has no "vaes" for __builtin_cpu_supports, and that
+ * builtin needs the compiler's runtime library besides); whether the OS
+ * keeps AVX-512 register state is the platform's question (macOS enables
+ * it lazily, so XCR0 cannot tell there).
  */
 static bool cpu_has_vaes(void)
 {
   unsigned a, b, c, d;
   if (!__get_cpuid(1, &a, &b, &c, &d))
     return false;
-  const unsigned aes = 1u << 25, osxsave = 1u << 27, avx = 1u << 28;
-  if ((c & (aes | osxsave | avx)) != (aes | osxsave | avx))
-    return false;
-  /*
-   * The OS saves the SSE, AVX and AVX-512 (opmask, ZMM) register state.
-   * macOS turns AVX-512 state on in a thread at its first AVX-512
-   * instruction, so XCR0 says no there and libgcrypt does the work.
-   */
-  unsigned xcr0_lo, xcr0_hi;
-  __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
-  (void)xcr0_hi;
-  const unsigned xstate = 0x2u | 0x4u | 0x20u | 0x40u | 0x80u;
-  if ((xcr0_lo & xstate) != xstate)
+  const unsigned aes = 1u << 25, avx = 1u << 28;
+  if ((c & (aes | avx)) != (aes | avx) || !udm_platform_os_avx512_state())
     return false;
   if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
     return false;
