@@ -134,7 +134,7 @@ static void root_attr(struct udm_fuse *f, struct stat *st)
   st->st_nlink = 2;
   st->st_uid = f->uid;
   st->st_gid = f->gid;
-  st->st_atim = st->st_mtim = st->st_ctim = f->mount_time;
+  udm_platform_stat_set_times(st, f->mount_time);
 }
 
 static void device_attr(struct udm_fuse *f, struct udm_device *dev,
@@ -150,7 +150,7 @@ static void device_attr(struct udm_fuse *f, struct udm_device *dev,
   unsigned bs = udm_device_block_size(dev);
   st->st_blksize = bs > IO_ALIGN ? bs : IO_ALIGN;
   st->st_blocks = (blkcnt_t)(info->size / 512);
-  st->st_atim = st->st_mtim = st->st_ctim = f->mount_time;
+  udm_platform_stat_set_times(st, f->mount_time);
 }
 
 /* The device behind ino (referenced), or -ENOENT if it is gone or replaced. */
