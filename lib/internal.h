@@ -214,6 +214,11 @@ struct udm_device {
   unsigned open_count;       /* under ctx->lock */
   unsigned holders;          /* tables of other devices using this one */
   atomic_uint event_nr;
+  /*
+   * udm_target_kick calls, under gate_lock: a piece a target asks to hold
+   * after a kick it could not see yet is mapped again instead (io.c).
+   */
+  atomic_uint kick_gen;
   /* The live table's logical block size in bytes (0: no table), for I/O calls. */
   atomic_uint block_size;
 };
