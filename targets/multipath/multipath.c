@@ -410,7 +410,7 @@ static void multipath_dtr(struct udm_target *ti)
   if (!m)
     return;
   udm_worker_destroy(m->worker);
-  for (unsigned g = 0; g < m->ngroups; g++) {
+  for (unsigned g = 0; m->groups && g < m->ngroups; g++) {
     struct mpath_group *pg = &m->groups[g];
     for (unsigned i = 0; pg->paths && i < pg->npaths; i++)
       if (pg->paths[i].dev)
@@ -478,6 +478,8 @@ static int multipath_end_io(struct udm_target *ti, struct udm_io *io, int *err)
     if (m->nr_valid || m->queue_if_no_path) {
       r = UDM_ENDIO_REQUEUE; /* held, and mapped again at once if a path is left */
       retry = m->nr_valid > 0;
+      if (!retry) /* as the kernel's next map finds: no group */
+        choose_path(m, 0, 0);
     }
   }
   pthread_mutex_unlock(&m->lock);
@@ -562,9 +564,11 @@ static int multipath_message(struct udm_target *ti, unsigned argc, char **argv,
     m->queue_if_no_path = false;
     kick = true; /* what waits for a path fails now */
   } else if (argc != 2) {
-    udm_target_error(ti, "invalid multipath message: expected queue_if_no_path, "
-                         "fail_if_no_path, or one of disable_group, enable_group, "
-                         "switch_group, fail_path, reinstate_path with one argument");
+    udm_target_error(ti, "invalid multipath message '%s' with %u argument%s (expected "
+                         "queue_if_no_path, fail_if_no_path, or disable_group, "
+                         "enable_group, switch_group, fail_path or reinstate_path with "
+                         "one argument)", argc ? argv[0] : "", argc ? argc - 1 : 0,
+                     argc == 2 ? "" : "s");
     r = -EINVAL;
   } else if (!strcasecmp(argv[0], "disable_group") || !strcasecmp(argv[0], "enable_group")) {
     if ((r = group_number(m, argv[1], ti)) > 0) {
