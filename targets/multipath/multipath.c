@@ -364,7 +364,8 @@ static int multipath_ctr(struct udm_target *ti, unsigned argc, char **argv)
     r = udm_read_arg(&as, &initial, &first, ti);
   if (r < 0)
     return r;
-  if (!m->ngroups != !first || first > m->ngroups) {
+  /* As the kernel: an initial group past the last one just chooses none. */
+  if (!m->ngroups != !first) {
     udm_target_error(ti, "invalid initial priority group %u (%u groups)", first,
                      m->ngroups);
     return -EINVAL;
@@ -386,7 +387,7 @@ static int multipath_ctr(struct udm_target *ti, unsigned argc, char **argv)
                          "(from '%s')", m->ngroups, as.argv[0]);
     return -EINVAL;
   }
-  if (first)
+  if (first && first <= m->ngroups)
     m->next_pg = &m->groups[first - 1];
   ti->per_io_size = sizeof(struct mpath_io);
   if (m->checker_msecs) {

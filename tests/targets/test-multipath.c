@@ -121,7 +121,6 @@ static void bad_tables(void)
       {"0 0 1 1 round-robin 0 1 1 udm:p1 1 round-robin 0 1 1 udm:p2 1",
        "priority group count mismatch"},
       {"0 0 1 0 round-robin 0 1 1 udm:p1 1", "invalid initial priority group 0"},
-      {"0 0 1 2 round-robin 0 1 1 udm:p1 1", "invalid initial priority group 2"},
       {"0 0 0 1", "invalid initial priority group 1"},
       {"1 frob 0 1 1 round-robin 0 1 1 udm:p1 1", "unrecognised multipath feature 'frob'"},
       {"2 pg_init_retries 0 0 1 1 round-robin 0 1 1 udm:p1 1",
