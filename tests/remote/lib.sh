@@ -31,6 +31,10 @@ start_nbdkit() {
   shift
   rm -f "$pidfile"
   nbdkit -P "$pidfile" "$@" || fail "nbdkit $* did not start"
+  # nbdkit may return before its pidfile is written.
+  local i
+  for i in $(seq 100); do [ -s "$pidfile" ] && break; sleep 0.05; done
+  [ -s "$pidfile" ] || fail "nbdkit $* wrote no pidfile"
   PIDS+=("$(cat "$pidfile")")
 }
 

@@ -15,7 +15,8 @@ cat > "$WORK/server" <<'SH'
 set -e
 cd "$WORK"
 case $1 in
-  start) rm -f k.sock; nbdkit -P k.pid -U k.sock file disk.img ;;
+  start) rm -f k.sock k.pid; nbdkit -P k.pid -U k.sock file disk.img
+         for i in $(seq 100); do [ -s k.pid ] && break; sleep 0.05; done ;;
   kill) pid=$(cat k.pid); kill -9 "$pid"; while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done ;;
 esac
 SH
