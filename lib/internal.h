@@ -73,6 +73,11 @@ int udm__dev_open_file(const char *name, const char *path, unsigned mode,
 int udm__dev_open_udm(struct udm_ctx *ctx, struct udm_device *owner,
                       const char *name, const char *devname, unsigned mode,
                       struct udm_dev **out, char **errmsg);
+/* Remote devices (dev_nbd.c, dev_rbd.c): SPEC is what follows "nbd:" / "rbd:". */
+int udm__dev_open_nbd(const char *name, const char *uri, unsigned mode,
+                      struct udm_dev **out, char **errmsg);
+int udm__dev_open_rbd(const char *name, const char *spec, unsigned mode,
+                      struct udm_dev **out, char **errmsg);
 /* The udm device behind a dev, or NULL for files. */
 struct udm_device *udm__dev_udm_device(struct udm_dev *d);
 
