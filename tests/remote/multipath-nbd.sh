@@ -4,10 +4,10 @@
 # other, is killed and restarted; no error reaches fio, the killed paths
 # fail and udm_path_checker reinstates them once their server is back.
 # With both servers down and queue_if_no_path a read waits, and completes
-# once a server returns; fail_if_no_path fails one that waits.  Done twice:
-# nbdkit on two Unix sockets, then over TCP between network namespaces the
-# test creates (udmd in one, each server in its own, joined by veth pairs;
-# addresses only inside those namespaces).
+# once a server returns; fail_if_no_path fails one that waits.  With nbdkit
+# on two Unix sockets; then the fio part again over TCP between network
+# namespaces the test creates (udmd in one, each server in its own, joined
+# by veth pairs; addresses only inside those namespaces).
 source "$(dirname "$0")/lib.sh"
 require nbdkit fio qemu-io ip timeout truncate
 : "${UDM:?UDM must name udm}" "${UDMD:?UDMD must name udmd}"
@@ -86,15 +86,16 @@ wait_paths() {
   fail "paths are '$(paths)', expected '$1'"
 }
 
+# run_case WHAT PATH1 PATH2 [fio-only]
 run_case() {
-  local what=$1 p1=$2 p2=$3
+  local what=$1 p1=$2 p2=$3 only=${4:-}
   local table="0 $S multipath 3 queue_if_no_path udm_path_checker 200 0 1 1 round-robin 0 2 1 $p1 1 $p2 1"
   udm create mp --table "$table" || fail "$what: create: $(cat "$WORK/udmd.log")"
   local uri
   uri=$(udm uri mp)
 
   # fio across a kill and restart of each server in turn.
-  (sleep 1; server 1 kill; sleep 1; server 1 start; sleep 1; server 2 kill; sleep 1
+  (sleep 0.7; server 1 kill; sleep 0.7; server 1 start; sleep 0.7; server 2 kill; sleep 0.7
    server 2 start) &
   local killer=$!
   timeout 200 fio --name=mp --ioengine=nbd --uri="$uri" --size=16M --rw=randwrite --bs=4k \
@@ -105,7 +106,11 @@ run_case() {
   local counts
   counts=$(paths)
   case "$counts" in "A:0 "*|*" A:0") fail "$what: a killed server's path never failed: $counts" ;; esac
-  echo "$what: fio verify passed across both kills; paths $counts (reinstated by the checker)"
+  echo "[${SECONDS}s] $what: fio verify passed across both kills; paths $counts (reinstated by the checker)"
+  if [ -n "$only" ]; then
+    udm remove mp || fail "$what: remove"
+    return
+  fi
 
   # Both servers down: a read waits, and completes when one comes back.
   server 1 kill
@@ -117,7 +122,7 @@ run_case() {
   [ "$(paths | sed 's/:[0-9]*//g')" = "F F" ] || fail "$what: paths $(paths) with both servers down"
   server 2 start
   wait $reader || fail "$what: the held read failed: $(cat "$WORK/read1")"
-  echo "$what: a read held with both servers down completed once one came back"
+  echo "[${SECONDS}s] $what: a read held with both servers down completed once one came back"
 
   # fail_if_no_path fails what waits.
   server 2 kill
@@ -128,7 +133,7 @@ run_case() {
   udm message mp 0 fail_if_no_path || fail "$what: fail_if_no_path"
   wait $reader && fail "$what: a held read succeeded after fail_if_no_path"
   grep -q "Input/output error" "$WORK/read2" || fail "$what: not EIO: $(cat "$WORK/read2")"
-  echo "$what: fail_if_no_path failed the held read with EIO"
+  echo "[${SECONDS}s] $what: fail_if_no_path failed the held read with EIO"
   server 1 start
   server 2 start
   udm remove mp || fail "$what: remove"
@@ -141,7 +146,7 @@ server 2 start
 start_udmd ""
 run_case "unix sockets" "nbd:nbd+unix:///?socket=$WORK/s1.sock&retries=0" \
   "nbd:nbd+unix:///?socket=$WORK/s2.sock&retries=0"
-stop_udmd
+stop_udmd; echo "[${SECONDS}s] udmd stopped"
 server 1 kill
 server 2 kill
 
@@ -165,6 +170,6 @@ server 1 start
 server 2 start
 start_udmd "$NS-c"
 run_case "TCP between namespaces" "nbd:nbd://$addr_1:10809/?retries=0" \
-  "nbd:nbd://$addr_2:10809/?retries=0"
-stop_udmd
+  "nbd:nbd://$addr_2:10809/?retries=0" fio-only
+stop_udmd; echo "[${SECONDS}s] udmd stopped"
 echo PASS
