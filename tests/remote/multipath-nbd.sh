@@ -98,9 +98,10 @@ run_case() {
   (sleep 0.7; server 1 kill; sleep 0.7; server 1 start; sleep 0.7; server 2 kill; sleep 0.7
    server 2 start) &
   local killer=$!
-  timeout 200 fio --name=mp --ioengine=nbd --uri="$uri" --size=16M --rw=randwrite --bs=4k \
+  timeout ${FIO_TIMEOUT:-200} fio --name=mp --ioengine=nbd --uri="$uri" --size=16M --rw=randwrite --bs=4k \
     --iodepth=16 --rate=4m --verify=crc32c --do_verify=1 --verify_fatal=1 \
-    --verify_state_save=0 --output="$WORK/fio" || fail "$what: fio: $(cat "$WORK/fio")"
+    --verify_state_save=0 --output="$WORK/fio" ||
+    fail "$what: fio: $(cat "$WORK/fio"); status: $(udm status mp); udmd: $(tail -20 "$WORK/udmd.log")"
   wait $killer
   wait_paths "A A"
   local counts
