@@ -47,6 +47,12 @@ start_udmd() {
   fail "udmd did not start: $(cat "$WORK/udmd.log")"
 }
 
+# The threads of udmd, to explain a hang (when gdb is there).
+stacks() {
+  command -v gdb >/dev/null && timeout 30 gdb -p "$UDMD_PID" -batch -ex "thread apply all bt 15" 2>&1 |
+    grep -E "^Thread|^#"
+}
+
 stop_udmd() {
   kill "$UDMD_PID"
   wait "$UDMD_PID" 2>/dev/null
@@ -98,10 +104,11 @@ run_case() {
   (sleep 0.7; server 1 kill; sleep 0.7; server 1 start; sleep 0.7; server 2 kill; sleep 0.7
    server 2 start) &
   local killer=$!
-  timeout ${FIO_TIMEOUT:-200} fio --name=mp --ioengine=nbd --uri="$uri" --size=16M --rw=randwrite --bs=4k \
+  timeout ${FIO_TIMEOUT:-100} fio --name=mp --ioengine=nbd --uri="$uri" --size=16M --rw=randwrite --bs=4k \
     --iodepth=16 --rate=4m --verify=crc32c --do_verify=1 --verify_fatal=1 \
     --verify_state_save=0 --output="$WORK/fio" ||
-    fail "$what: fio: $(cat "$WORK/fio"); status: $(udm status mp); udmd: $(tail -20 "$WORK/udmd.log")"
+    fail "$what: fio: $(cat "$WORK/fio"); status: $(udm status mp); udmd: $(tail -20 "$WORK/udmd.log")
+$(stacks)"
   wait $killer
   wait_paths "A A"
   local counts
