@@ -257,7 +257,9 @@ static void selection_and_failover(void)
   for (unsigned off = 0; off < SIZE; off += 64 * 1024)
     CHECK(wr(m, b + off, 64 * 1024, off, 0) == 0);
   CHECK(file_has_pattern(file_a, 0, SIZE, 77));
-  CHECK(rd(m, b, SIZE, 0) == 0 && memcmp(b, file_bytes(file_a, 0, SIZE), SIZE) == 0);
+  unsigned char *on_disk = file_bytes(file_a, 0, SIZE);
+  CHECK(rd(m, b, SIZE, 0) == 0 && memcmp(b, on_disk, SIZE) == 0);
+  free(on_disk);
   CHECK(events(m) > ev);
   CHECK_STATUS(m, "0 2048 multipath 2 0 0 0 1 1 A 0 2 0 udm:p1 F 1 udm:p2 A 0 \n");
   /* A flush too finds the path that works. */
