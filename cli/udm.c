@@ -29,7 +29,10 @@ static const struct cli_opt opts_remove[] = {{"force", 'f', false}, SELECT_OPTS,
                                              {NULL, 0, false}};
 static const struct cli_opt opts_force[] = {{"force", 'f', false}, {NULL, 0, false}};
 static const struct cli_opt opts_load[] = {{"table", 0, true}, SELECT_OPTS, {NULL, 0, false}};
-/* dmsetup's --noflush and --nolockfs are accepted; udm holds no queue to flush. */
+/*
+ * dmsetup's --noflush and --nolockfs are accepted and change nothing: held
+ * requests (multipath's queue_if_no_path) stay held through every suspend.
+ */
 static const struct cli_opt opts_suspend[] = {
     {"noflush", 0, false}, {"nolockfs", 0, false}, SELECT_OPTS, {NULL, 0, false}};
 static const struct cli_opt opts_wipe[] = {{"force", 'f', false}, {"noflush", 0, false},

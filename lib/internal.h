@@ -84,6 +84,11 @@ int udm__dev_open_file(const char *name, const char *path, unsigned mode,
 int udm__dev_open_udm(struct udm_ctx *ctx, struct udm_device *owner,
                       const char *name, const char *devname, unsigned mode,
                       struct udm_dev **out, char **errmsg);
+/* Remote devices (dev_nbd.c, dev_rbd.c): SPEC is what follows "nbd:" / "rbd:". */
+int udm__dev_open_nbd(const char *name, const char *uri, unsigned mode,
+                      struct udm_dev **out, char **errmsg);
+int udm__dev_open_rbd(const char *name, const char *spec, unsigned mode,
+                      struct udm_dev **out, char **errmsg);
 /* The udm device behind a dev, or NULL for files. */
 struct udm_device *udm__dev_udm_device(struct udm_dev *d);
 
@@ -225,6 +230,11 @@ struct udm_device {
   unsigned open_count;       /* under ctx->lock */
   unsigned holders;          /* tables of other devices using this one */
   atomic_uint event_nr;
+  /*
+   * udm_target_kick calls, under gate_lock: a piece a target asks to hold
+   * after a kick it could not see yet is mapped again instead (io.c).
+   */
+  atomic_uint kick_gen;
   /* The live table's logical block size in bytes (0: no table), for I/O calls. */
   atomic_uint block_size;
 };

@@ -294,7 +294,16 @@ int udm_remap(struct udm_target *ti, struct udm_io *io, struct udm_dev *dev,
               udm_sector_t start);
 void udm_target_set_remap(struct udm_target *ti, struct udm_dev *dev,
                           udm_sector_t start);
-/* Map again now every piece this target asked to be held (UDM_MAPIO_REQUEUE). */
+/*
+ * Map again now every piece this target asked to be held (UDM_MAPIO_REQUEUE
+ * or UDM_ENDIO_REQUEUE), on the calling thread.  Race-free: a piece whose
+ * map() or end_io() ran before the kick but which reaches the hold list
+ * after it is mapped again too, so "hold when no path; kick when a path
+ * returns" never strands a piece.  An end_io that returns
+ * UDM_ENDIO_REQUEUE after kicking has its piece mapped again at once (a
+ * failover).  Does nothing while the device is suspended (resume maps
+ * everything held).
+ */
 void udm_target_kick(struct udm_target *ti);
 /*
  * Raise an event on the target's device (dm_table_event): its event_nr goes

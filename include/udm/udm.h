@@ -123,8 +123,9 @@ int udm_table_clear(struct udm_device *dev);
 
 /*
  * Wait for in-flight I/O, then hold new I/O until resume.  Idempotent.
- * flags must be 0 (reserved; dm's noflush has no meaning yet: udm holds no
- * queued I/O outside targets).
+ * flags must be 0 (reserved).  Requests targets asked the core to hold
+ * (multipath's queue_if_no_path) are not in flight: a suspend does not wait
+ * for them and they stay held, as through dm's noflush suspend.
  */
 int udm_device_suspend(struct udm_device *dev, unsigned flags);
 /*

@@ -465,6 +465,37 @@ static int make_disk(struct scn_run *run, const struct scn_backend *be, const ch
   return 0;
 }
 
+/*
+ * A second path to disk OTHER: a hard link to its file, attached as a disk
+ * of its own (a second loop device over the same file in the VM; another
+ * name for the same file in udm), so the two are distinct devices with the
+ * same bytes.
+ */
+static int link_disk(struct scn_run *run, const struct scn_backend *be, const char *role,
+                     const char *other)
+{
+  const struct scn_disk *o = scn_find_disk(run, other);
+  if (!o || run->ndisks == SCN_MAX_DISKS || strlen(role) >= sizeof run->disks[0].role ||
+      scn_find_disk(run, role))
+    return EINVAL;
+  struct scn_disk *d = &run->disks[run->ndisks];
+  memset(d, 0, sizeof *d);
+  d->fd = -1;
+  snprintf(d->role, sizeof d->role, "%s", role);
+  d->size = o->size;
+  snprintf(d->file, sizeof d->file, "%s/%s.img", run->workdir, role);
+  if (link(o->file, d->file) < 0)
+    return errno;
+  int err = be->disk_attach(be->opaque, d);
+  if (err)
+    return err;
+  d->fd = open(d->devpath, O_RDWR | be->disk_open_flags);
+  if (d->fd < 0)
+    return errno;
+  run->ndisks++;
+  return 0;
+}
+
 /* ---- exec: a program on this side (in the VM, or on the host for udm) ----------- */
 /*
  * TEXT of "--stdin TEXT" is one word: "\n" is a newline, "\xHH" a byte, "\\" a
@@ -889,7 +920,16 @@ int scn_run_file(const char *path, const char *workdir, const struct scn_backend
     const char *cmd = tok[0];
     uint64_t a, b;
 
-    if (!strcmp(cmd, "disk")) {
+    if (!strcmp(cmd, "disk") && n == 3 && !strncmp(tok[2], "path=", 5)) {
+      /* disk ROLE path=OTHER: a second path to disk OTHER (multipath) */
+      int err = link_disk(run, be, tok[1], tok[2] + 5);
+      if (err) {
+        harness_error(path, ln, strerror(err));
+        rc = 2;
+        break;
+      }
+      result("ok");
+    } else if (!strcmp(cmd, "disk")) {
       /* disk ROLE SIZE [fill=SEED|fill=zero] */
       uint64_t seed = 0;
       bool zero = true;
@@ -1022,9 +1062,12 @@ int scn_run_file(const char *path, const char *workdir, const struct scn_backend
       char msg[1024];
       size_t used = 0;
       msg[0] = '\0';
-      for (int k = 3; k < n; k++)
+      for (int k = 3; k < n; k++) {
+        /* A $role word names the disk (multipath's fail_path $a). */
+        const struct scn_disk *d = tok[k][0] == '$' ? scn_find_disk(run, tok[k] + 1) : NULL;
         used += (size_t)snprintf(msg + used, used < sizeof msg ? sizeof msg - used : 0, "%s%s",
-                                 k > 3 ? " " : "", tok[k]);
+                                 k > 3 ? " " : "", d ? d->devpath : tok[k]);
+      }
       run_dm(run, be, SCN_MESSAGE, tok[1], a, msg, side_only);
     } else {
       /* I/O: VERB TARGET [OFF LEN [SEED]] */
