@@ -32,6 +32,7 @@ static const struct cli_opt opts_status[] = {
     {"inactive", 0, false}, {"json", 0, false}, {NULL, 0, false}};
 static const struct cli_opt opts_json[] = {{"json", 0, false}, {NULL, 0, false}};
 static const struct cli_opt opts_none[] = {{NULL, 0, false}};
+static const struct cli_opt opts_wait[] = {{"progress", 0, false}, {NULL, 0, false}};
 static const struct cli_opt opts_open[] = {{"type", 0, true},
                                            {"key-file", 'd', true},
                                            {"veracrypt-pim", 0, true},
@@ -100,11 +101,13 @@ static const struct verb verbs[] = {
     {"message", verb_message, opts_none, 3, -1, "message NAME SECTOR MESSAGE...",
      "Send MESSAGE to the target holding SECTOR of NAME and print its reply.\n"
      "Example: udm message data 0 some-message"},
-    {"wait", verb_wait, opts_none, 1, 2, "wait NAME [EVENT_NR]",
+    {"wait", verb_wait, opts_wait, 1, 2, "wait [--progress] NAME [EVENT_NR]",
      "Sleep until the event number of NAME (see 'udm info') differs from EVENT_NR\n"
      "(default 0), as 'dmsetup wait' does: targets raise events when something\n"
      "needs attention.  Returns at once when it already differs; fails when the\n"
-     "device is removed.  Prints nothing.\n"
+     "device is removed.  Prints nothing.  With --progress, wait instead until the\n"
+     "work NAME's status reports as <done>/<total> (a mirror's resync) is complete,\n"
+     "drawing a progress bar on stderr.\n"
      "Example: n=$(udm info data | awk '/^Event number/ {print $3}'); udm wait data \"$n\""},
     {"targets", verb_targets, opts_json, 0, 0, "targets [--json]",
      "List the target types udmd knows, with their versions.\nExample: udm targets"},

@@ -711,6 +711,13 @@ int verb_message(struct cli *c, struct cli_args *a)
  */
 int verb_wait(struct cli *c, struct cli_args *a)
 {
+  if (cli_opt_set(a, "progress")) {
+    if (a->npos > 1) {
+      cli_error("wait --progress NAME takes no EVENT_NR");
+      return EXIT_USAGE;
+    }
+    return cli_wait_progress(c, a->pos[0]);
+  }
   const char *nr = a->npos > 1 ? a->pos[1] : "0";
   char *end = NULL;
   errno = 0;
