@@ -47,7 +47,7 @@ run_variant() {
   else
     udm status m >"$WORK/status.$variant" || fail "$variant: status"
   fi
-  grep -Eq "^0 $size mirror 2 $WORK/a.img udm:leg [0-9]+/64 1 AD 1 core\$" "$WORK/status.$variant" ||
+  grep -Eq "^0 $size mirror 2 $WORK/a.img udm:leg [0-9]+/128 1 AD 1 core\$" "$WORK/status.$variant" ||
     fail "$variant: status after the failure: $(cat "$WORK/status.$variant")"
   timeout 240 fio --name=b --randseed=2 $common --verify_only --output="$WORK/fio-v" ||
     fail "$variant: verify_only: $(cat "$WORK/fio-v")"
