@@ -8,6 +8,7 @@
  * text are dm-raid1's, and bad tables are refused with the kernel's words.
  */
 #include <pthread.h>
+#include <stdbool.h>
 #include <time.h>
 
 #include "targets-test.h"
@@ -289,6 +290,16 @@ struct held_write {
   int err;
 };
 
+/* Whether PATH holds what write_thread writes. */
+static int has_thread_write(const char *path)
+{
+  unsigned char buf[4 * KiB], *f = file_bytes(path, 4 * KiB, sizeof buf);
+  fill_pattern(buf, sizeof buf, 8, 0);
+  int eq = memcmp(f, buf, sizeof buf) == 0;
+  free(f);
+  return eq;
+}
+
 static void *write_thread(void *arg)
 {
   struct held_write *h = arg;
@@ -329,6 +340,47 @@ static void mirror_handle_errors_holds_until_reload(void)
           "reloaded without the leg, the write completes without error");
   test_drop(d);
   test_drop(bad);
+}
+
+/* The log device dies after the mirror started: with block_on_error writes wait. */
+static void mirror_log_failure(bool block_on_error)
+{
+  const char *a = backing("a.img", MiB, 1), *b = backing("b.img", MiB, 1);
+  const char *log = backing("log.img", 64 * KiB, 0), *log2 = backing("log2.img", 64 * KiB, 0);
+  snprintf(table, sizeof table, "0 128 linear %s 0", log);
+  struct udm_device *ld = make("logdev", table);
+  snprintf(table, sizeof table, "0 2048 mirror disk %u udm:logdev 128 nosync%s 2 %s 0 %s 0",
+           block_on_error ? 4 : 3, block_on_error ? " block_on_error" : "", a, b);
+  struct udm_device *d = make("m", table);
+  strcat(table, "\n");
+  CHECK_TABLE(d, table);
+  CHECK(udm_table_load(ld, "0 128 error") == 0);
+  CHECK(udm_device_resume(ld) == 0);
+  uint32_t ev = event_nr(d);
+  struct held_write h = {d, -1};
+  pthread_t t;
+  pthread_create(&t, NULL, write_thread, &h);
+  CHECK(udm_device_wait_event(d, ev, 10000) == 0); /* the log failed */
+  snprintf(table, sizeof table, "0 2048 mirror 2 %s %s 16/16 1 AA 3 disk udm:logdev D\n", a, b);
+  CHECK_STATUS(d, table);
+  if (block_on_error) {
+    struct timespec ts = {0, 100 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    CHECK(h.err == -1); /* held: nothing may be written without the log */
+    CHECK(file_has_pattern(a, 4 * KiB, 4 * KiB, 1) && file_has_pattern(b, 4 * KiB, 4 * KiB, 1));
+    snprintf(table, sizeof table, "0 2048 mirror disk 2 %s 128 2 %s 0 %s 0", log2, a, b);
+    CHECK(udm_table_load(d, table) == 0);
+    CHECK(udm_device_resume(d) == 0); /* a new log: the held write goes to it */
+  }
+  pthread_join(t, NULL);
+  CHECK(h.err == 0);
+  CHECK(has_thread_write(a) && has_thread_write(b));
+  checked("mirror: a disk log failing under a mirror shows D and raises an event; %s",
+          block_on_error ? "block_on_error holds writes until a table with a working log "
+                           "takes them"
+                         : "without block_on_error or handle_errors writes go on");
+  test_drop(d);
+  test_drop(ld);
 }
 
 static void mirror_resync_rate_and_writes_during_resync(void)
@@ -435,6 +487,8 @@ int main(void)
   mirror_write_error_without_handle_errors();
   mirror_keep_log_fails_over();
   mirror_handle_errors_holds_until_reload();
+  mirror_log_failure(false);
+  mirror_log_failure(true);
   mirror_resync_rate_and_writes_during_resync();
   mirror_bad_tables();
   return finish("test-mirror");
