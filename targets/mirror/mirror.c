@@ -898,7 +898,8 @@ static void mirror_presuspend(struct udm_target *ti)
     wake(m);
     udm_worker_drain(m->worker);
     pthread_mutex_lock(&m->lock);
-    bool settled = m->recovery == REC_NONE && !m->writes && !m->delayed;
+    /* Queued writes are in flight for the core, which waits for them. */
+    bool settled = m->recovery == REC_NONE && !m->delayed;
     pthread_mutex_unlock(&m->lock);
     if (settled)
       break;
