@@ -335,8 +335,11 @@ static void write_end(struct mirror *m, struct mirror_io *mio, int err, bool req
   udm_io_complete(mio->io, requeue ? 0 : err);
 }
 
-/* dm's do_failures for one write that failed on a leg or could not be logged. */
-static void write_failed(struct mirror *m, struct mirror_io *mio)
+/*
+ * dm's do_failures for one write that failed on a leg or could not be
+ * logged.  EVENT: a leg failure to report, once the region's state says so.
+ */
+static void write_failed(struct mirror *m, struct mirror_io *mio, bool event)
 {
   bool moved = false;
   pthread_mutex_lock(&m->lock);
@@ -348,6 +351,8 @@ static void write_failed(struct mirror *m, struct mirror_io *mio)
   bool eio = none || (m->keep_log && m->log_failure);
   bool hold = (m->handle_errors && !m->keep_log) || (m->log.block_on_error && m->log_failure);
   pthread_mutex_unlock(&m->lock);
+  if (event)
+    udm_target_event(m->ti);
   if (moved)
     wake(m);
   if (eio)
@@ -377,9 +382,7 @@ static void write_done(void *opaque, int err, const int *errs)
       if (errs[i])
         event |= fail_leg(m, i, ERR_WRITE);
   pthread_mutex_unlock(&m->lock);
-  if (event)
-    udm_target_event(m->ti);
-  write_failed(m, mio);
+  write_failed(m, mio, event);
 }
 
 /* Send a write, flush or discard to every leg. */
@@ -537,7 +540,7 @@ static void do_writes(struct mirror *m, struct mirror_io *list)
     struct mirror_io *mio = sync;
     sync = sync->next;
     if (log_blocked)
-      write_failed(m, mio);
+      write_failed(m, mio, false);
     else
       dispatch_all(m, mio);
   }
@@ -545,7 +548,7 @@ static void do_writes(struct mirror *m, struct mirror_io *list)
     struct mirror_io *mio = nosync;
     nosync = nosync->next;
     if (leg_blocked)
-      write_failed(m, mio);
+      write_failed(m, mio, false);
     else
       dispatch_default(m, mio, def);
   }
