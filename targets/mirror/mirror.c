@@ -16,7 +16,7 @@
  *              reads come from it, until the region is recovered;
  *   RECOVERING being copied from the default leg to the others: writes to
  *              it wait, and go out (to every leg) once it is in sync.
- * Recovery takes one region at a time, in order, through the copy service,
+ * Recovery takes regions in order, up to four at a time, through the copy service,
  * at the rate set by the "resync_rate" message; new writes keep flowing to
  * the other regions meanwhile.  A region is quiesced (its writes in flight
  * completed) before it is copied, so no write can be overwritten by the
@@ -58,6 +58,7 @@
 #include "dirty_log.h"
 
 #define MAX_NR_MIRRORS 9 /* the kernel's: kcopyd's 8 destinations plus the source */
+#define MAX_RECOVERY 4   /* regions copied at once (the kernel: 1) */
 
 enum leg_error { ERR_WRITE, ERR_FLUSH, ERR_SYNC, ERR_READ };
 
@@ -115,9 +116,12 @@ struct mirror {
   size_t ncleaning, cleaning_cap;
   struct mirror_io *writes, **writes_tail; /* for the worker */
   struct mirror_io *delayed, **delayed_tail; /* waiting for a recovering region */
-  uint64_t recovering_region;
-  unsigned recovery_src;   /* the leg it is copied from */
-  enum recovery_state recovery;
+  struct recovery {
+    struct mirror *m;
+    uint64_t region;
+    unsigned src;            /* the leg it is copied from */
+    enum recovery_state state;
+  } rec[MAX_RECOVERY];
   struct udm_copier *copier;
   struct udm_worker *worker;
   struct udm_work work;
@@ -232,10 +236,11 @@ static bool region_dec(struct mirror *m, uint64_t region)
   if (m->flush_failure) {
     *st = RH_NOSYNC;
   } else if (*st == RH_RECOVERING) {
-    if (m->recovery == REC_QUIESCING && m->recovering_region == region) {
-      m->recovery = REC_QUIESCED;
-      return true;
-    }
+    for (unsigned k = 0; k < MAX_RECOVERY; k++)
+      if (m->rec[k].state == REC_QUIESCING && m->rec[k].region == region) {
+        m->rec[k].state = REC_QUIESCED;
+        return true;
+      }
   } else if (*st == RH_DIRTY) {
     if (!m->log.dev) {
       mlog_clear_region(&m->log, region);
@@ -273,9 +278,9 @@ static void append(struct mirror_io ***tail, struct mirror_io *mio)
  * Recovery of the current region ended; SUCCESS as the log should record
  * it.  Its delayed writes move to the worker's queue.
  */
-static bool complete_resync(struct mirror *m, bool success)
+static bool complete_resync(struct mirror *m, struct recovery *rc, bool success)
 {
-  uint64_t r = m->recovering_region;
+  uint64_t r = rc->region;
   mlog_set_region_sync(&m->log, r, success);
   m->state[r] = success ? RH_CLEAN : RH_NOSYNC;
   struct mirror_io *d = m->delayed, *keep = NULL, **keep_tail = &keep;
@@ -292,7 +297,7 @@ static bool complete_resync(struct mirror *m, bool success)
   bool moved = m->writes != NULL;
   m->delayed = keep;
   m->delayed_tail = keep ? keep_tail : &m->delayed;
-  m->recovery = REC_NONE;
+  rc->state = REC_NONE;
   return moved;
 }
 
@@ -311,9 +316,12 @@ static bool mark_nosync(struct mirror *m, struct mirror_io *mio)
   mlog_set_region_sync(&m->log, mio->region, false);
   bool recovering = m->state[mio->region] == RH_RECOVERING;
   m->state[mio->region] = RH_NOSYNC;
-  if (recovering && m->recovering_region == mio->region &&
-      (m->recovery == REC_QUIESCING || m->recovery == REC_QUIESCED))
-    return complete_resync(m, false);
+  for (unsigned k = 0; recovering && k < MAX_RECOVERY; k++) {
+    struct recovery *rc = &m->rec[k];
+    if (rc->region == mio->region &&
+        (rc->state == REC_QUIESCING || rc->state == REC_QUIESCED))
+      return complete_resync(m, rc, false);
+  }
   return false;
 }
 
@@ -416,11 +424,12 @@ static void dispatch_default(struct mirror *m, struct mirror_io *mio, unsigned l
 
 static void recovery_done(void *opaque, int err, const int *errs)
 {
-  struct mirror *m = opaque;
+  struct recovery *rc = opaque;
+  struct mirror *m = rc->m;
   bool event = false, write_err = false;
   pthread_mutex_lock(&m->lock);
   for (unsigned i = 0, k = 0; i < m->nr; i++) {
-    if (i == m->recovery_src)
+    if (i == rc->src)
       continue;
     if (errs[k++]) {
       write_err = true;
@@ -429,8 +438,8 @@ static void recovery_done(void *opaque, int err, const int *errs)
   }
   bool read_err = err < 0 && !write_err; /* the source could not be read */
   if (read_err)
-    event |= fail_leg(m, m->recovery_src, ERR_SYNC);
-  m->recovery = read_err || write_err ? REC_DONE_FAIL : REC_DONE_OK;
+    event |= fail_leg(m, rc->src, ERR_SYNC);
+  rc->state = read_err || write_err ? REC_DONE_FAIL : REC_DONE_OK;
   pthread_mutex_unlock(&m->lock);
   if (event)
     udm_target_event(m->ti);
@@ -438,7 +447,8 @@ static void recovery_done(void *opaque, int err, const int *errs)
 }
 
 /* Copy the quiesced region from the default leg to the others. */
-static void start_recovery(struct mirror *m, uint64_t region, unsigned src)
+static void start_recovery(struct mirror *m, struct recovery *rc, uint64_t region,
+                           unsigned src)
 {
   uint32_t rs = m->log.region_size;
   udm_sector_t start = region * rs;
@@ -452,10 +462,10 @@ static void start_recovery(struct mirror *m, uint64_t region, unsigned src)
     if (i != src)
       to[n++] = (struct udm_region){m->leg[i].dev, m->leg[i].offset + start};
   struct udm_copy job = {.from = &from, .to = to, .n = n, .nr_sectors = count,
-                         .done = recovery_done, .opaque = m};
+                         .done = recovery_done, .opaque = rc};
   if (udm_copy_start(m->copier, &job, NULL) < 0) {
     pthread_mutex_lock(&m->lock);
-    m->recovery = REC_DONE_FAIL;
+    rc->state = REC_DONE_FAIL;
     pthread_mutex_unlock(&m->lock);
     wake(m);
   }
@@ -465,25 +475,23 @@ static void start_recovery(struct mirror *m, uint64_t region, unsigned src)
 static void do_recovery(struct mirror *m)
 {
   bool may_recover = m->resumed && !m->suspending;
-  if (m->recovery == REC_NONE && may_recover) {
+  for (unsigned k = 0; k < MAX_RECOVERY; k++) {
+    struct recovery *rc = &m->rec[k];
     uint64_t r;
-    if (mlog_get_resync_work(&m->log, &r)) {
-      m->recovering_region = r;
+    if (rc->state == REC_NONE && may_recover && mlog_get_resync_work(&m->log, &r)) {
+      rc->region = r;
       m->state[r] = RH_RECOVERING;
-      m->recovery = m->pending[r] ? REC_QUIESCING : REC_QUIESCED;
+      rc->state = m->pending[r] ? REC_QUIESCING : REC_QUIESCED;
     }
-  }
-  if ((m->recovery == REC_QUIESCING || m->recovery == REC_QUIESCED) && m->suspending) {
-    /* Give the region back; the next resume scans the log again. */
-    complete_resync(m, false);
-  }
-  if (m->recovery == REC_QUIESCED && may_recover) {
-    m->recovery = REC_COPYING;
-    uint64_t r = m->recovering_region;
-    unsigned src = m->recovery_src = m->default_leg;
-    pthread_mutex_unlock(&m->lock);
-    start_recovery(m, r, src);
-    pthread_mutex_lock(&m->lock);
+    if ((rc->state == REC_QUIESCING || rc->state == REC_QUIESCED) && m->suspending)
+      complete_resync(m, rc, false); /* the next resume scans the log again */
+    if (rc->state == REC_QUIESCED && may_recover) {
+      rc->state = REC_COPYING;
+      rc->src = m->default_leg;
+      pthread_mutex_unlock(&m->lock);
+      start_recovery(m, rc, rc->region, rc->src);
+      pthread_mutex_lock(&m->lock);
+    }
   }
   if (!m->in_sync && m->resumed && m->log.sync_count == m->log.region_count) {
     m->in_sync = true;
@@ -559,11 +567,14 @@ static void mirror_work(struct udm_work *w)
   struct mirror *m = work_mirror(w);
   pthread_mutex_lock(&m->lock);
   /* dm_rh_update_states: recovered regions, then cleaned ones. */
-  if (m->recovery == REC_DONE_OK) {
-    mlog_clear_region(&m->log, m->recovering_region);
-    complete_resync(m, true);
-  } else if (m->recovery == REC_DONE_FAIL) {
-    complete_resync(m, !m->handle_errors);
+  for (unsigned k = 0; k < MAX_RECOVERY; k++) {
+    struct recovery *rc = &m->rec[k];
+    if (rc->state == REC_DONE_OK) {
+      mlog_clear_region(&m->log, rc->region);
+      complete_resync(m, rc, true);
+    } else if (rc->state == REC_DONE_FAIL) {
+      complete_resync(m, rc, !m->handle_errors);
+    }
   }
   for (size_t i = 0; i < m->ncleaning; i++) {
     uint64_t r = m->cleaning[i];
@@ -681,6 +692,8 @@ static int mirror_ctr(struct udm_target *ti, unsigned argc, char **argv)
   m->lock_ready = true;
   m->writes_tail = &m->writes;
   m->delayed_tail = &m->delayed;
+  for (unsigned k = 0; k < MAX_RECOVERY; k++)
+    m->rec[k].m = m;
   struct udm_arg_set as = {argc, argv};
   int r = parse_log(m, &as);
   if (r < 0)
@@ -902,7 +915,9 @@ static void mirror_presuspend(struct udm_target *ti)
     udm_worker_drain(m->worker);
     pthread_mutex_lock(&m->lock);
     /* Queued writes are in flight for the core, which waits for them. */
-    bool settled = m->recovery == REC_NONE && !m->delayed;
+    bool settled = !m->delayed;
+    for (unsigned k = 0; k < MAX_RECOVERY; k++)
+      settled &= m->rec[k].state == REC_NONE;
     pthread_mutex_unlock(&m->lock);
     if (settled)
       break;
@@ -924,7 +939,8 @@ static void mirror_resume(struct udm_target *ti)
   pthread_mutex_lock(&m->lock);
   for (uint64_t i = 0; i < m->log.region_count; i++)
     m->state[i] = mlog_in_sync(&m->log, i) ? RH_CLEAN : RH_NOSYNC;
-  m->recovery = REC_NONE;
+  for (unsigned k = 0; k < MAX_RECOVERY; k++)
+    m->rec[k].state = REC_NONE;
   m->suspending = false;
   m->resumed = true;
   pthread_mutex_unlock(&m->lock);
