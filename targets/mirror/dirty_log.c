@@ -23,19 +23,23 @@
 #define MIRROR_DISK_VERSION 2u
 #define LOG_OFFSET 1024u /* the bitset's byte offset in the log block */
 
+/*
+ * Bits change under the mirror's lock; the in-sync bits are also read
+ * without it (mirror reads), so every access is atomic (relaxed).
+ */
 static bool test_bit8(const uint8_t *bs, uint64_t bit)
 {
-  return bs[bit >> 3] & (1u << (bit & 7));
+  return __atomic_load_n(&bs[bit >> 3], __ATOMIC_RELAXED) & (1u << (bit & 7));
 }
 
 static void set_bit8(uint8_t *bs, uint64_t bit)
 {
-  bs[bit >> 3] |= (uint8_t)(1u << (bit & 7));
+  __atomic_fetch_or(&bs[bit >> 3], (uint8_t)(1u << (bit & 7)), __ATOMIC_RELAXED);
 }
 
 static void clear_bit8(uint8_t *bs, uint64_t bit)
 {
-  bs[bit >> 3] &= (uint8_t)~(1u << (bit & 7));
+  __atomic_fetch_and(&bs[bit >> 3], (uint8_t)~(1u << (bit & 7)), __ATOMIC_RELAXED);
 }
 
 static void log_set_bit(struct mlog *log, uint8_t *bs, uint64_t bit)

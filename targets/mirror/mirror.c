@@ -76,7 +76,7 @@ enum recovery_state {
 struct leg {
   struct udm_dev *dev;
   udm_sector_t offset;
-  unsigned error_count; /* under m->lock */
+  unsigned error_count; /* changed under m->lock, atomically: reads look without it */
   unsigned error_type;  /* bits of enum leg_error */
 };
 
@@ -104,7 +104,7 @@ struct mirror {
   bool handle_errors, keep_log;
   unsigned nr;
   struct leg leg[MAX_NR_MIRRORS];
-  unsigned default_leg;
+  unsigned default_leg;     /* as error_count */
   bool in_sync;
   bool leg_failure;
   bool log_failure;
@@ -146,7 +146,7 @@ static uint64_t region_of(const struct mirror *m, udm_sector_t toff)
 
 static bool leg_ok(const struct mirror *m, unsigned i)
 {
-  return m->leg[i].error_count == 0;
+  return __atomic_load_n(&m->leg[i].error_count, __ATOMIC_RELAXED) == 0;
 }
 
 static int valid_leg(const struct mirror *m)
@@ -165,7 +165,7 @@ static bool fail_leg(struct mirror *m, unsigned i, enum leg_error type)
 {
   struct leg *l = &m->leg[i];
   m->leg_failure = true;
-  l->error_count++;
+  __atomic_fetch_add(&l->error_count, 1, __ATOMIC_RELAXED);
   if (l->error_type & (1u << type))
     return false;
   l->error_type |= 1u << type;
@@ -174,7 +174,7 @@ static bool fail_leg(struct mirror *m, unsigned i, enum leg_error type)
   if (i == m->default_leg && (m->in_sync || m->keep_log)) {
     int v = valid_leg(m);
     if (v >= 0)
-      m->default_leg = (unsigned)v;
+      __atomic_store_n(&m->default_leg, (unsigned)v, __ATOMIC_RELAXED);
   }
   return true;
 }
@@ -497,7 +497,10 @@ static void do_recovery(struct mirror *m)
     m->in_sync = true;
     m->leg_failure = false;
     for (unsigned i = 0; i < m->nr; i++)
-      m->leg[i].error_count = m->leg[i].error_type = 0;
+    {
+      __atomic_store_n(&m->leg[i].error_count, 0, __ATOMIC_RELAXED);
+      m->leg[i].error_type = 0;
+    }
     pthread_mutex_unlock(&m->lock);
     udm_target_event(m->ti);
     pthread_mutex_lock(&m->lock);
@@ -800,12 +803,17 @@ static int choose_leg(const struct mirror *m, uint64_t region)
   return -1;
 }
 
-/* Where a read of REGION may go now, or -1 (dm's do_reads). Locked. */
+/*
+ * Where a read of REGION may go now, or -1 (dm's do_reads).  Without the
+ * lock, as the kernel's map does: a read racing a leg failure or a
+ * resync's end sees the state just before or just after it.
+ */
 static int read_leg(const struct mirror *m, uint64_t region)
 {
   if (mlog_in_sync(&m->log, region))
     return choose_leg(m, region);
-  return leg_ok(m, m->default_leg) ? (int)m->default_leg : -1;
+  unsigned def = __atomic_load_n(&m->default_leg, __ATOMIC_RELAXED);
+  return leg_ok(m, def) ? (int)def : -1;
 }
 
 static void read_retried(struct udm_io *child, int err);
@@ -856,9 +864,7 @@ static int mirror_map(struct udm_target *ti, struct udm_io *io)
   mio->toff = io->op == UDM_OP_FLUSH ? 0 : udm_target_offset(ti, io->sector);
   mio->region = region_of(m, mio->toff);
   if (io->op == UDM_OP_READ) {
-    pthread_mutex_lock(&m->lock);
     int leg = read_leg(m, mio->region);
-    pthread_mutex_unlock(&m->lock);
     if (leg < 0)
       return -EIO;
     mio->leg = (unsigned)leg;
