@@ -3,8 +3,8 @@
 # verifies through an attached block device, with handle_errors:
 #   keep_log  the mirror goes on on the surviving leg by itself;
 #   repair    the failed writes are held and an event raised; a watcher does
-#             what dmeventd does (udm wait, then a table without the leg)
-#             and the held writes complete on the new table.
+#             what dmeventd does (udm wait until a leg shows D, then a table
+#             without the leg) and the held writes complete on the new table.
 # Either way fio sees no error and verifies every block, the status shows
 # the leg as D, and the surviving leg holds all the data.
 . "$(dirname "$0")/lib.sh"
@@ -23,8 +23,15 @@ run_variant() {
     fail "$variant: create --attach mirror"
   if [ "$variant" = repair ]; then
     (
-      timeout 120 "$UDM" wait m 0 || exit 1
-      "$UDM" status m >"$WORK/status.$variant" || exit 1
+      # Every event, until the status shows a leg whose writes failed (a
+      # read failing on the dead leg comes first when fio is verifying).
+      n=0
+      while :; do
+        timeout 120 "$UDM" wait m "$n" || exit 1
+        n=$("$UDM" info m | awk '/^Event number/ {print $3}')
+        "$UDM" status m >"$WORK/status.$variant" || exit 1
+        grep -q " 1 AD 1 core\$" "$WORK/status.$variant" && break
+      done
       "$UDM" load m --table "0 $size linear $WORK/a.img 0" || exit 1
       "$UDM" resume m || exit 1
     ) 2>"$WORK/watcher.err" &
