@@ -152,6 +152,8 @@ int cli_detach(struct cli *c, const char *name);
 /* open.c: encrypted volumes */
 int verb_open(struct cli *c, struct cli_args *a);
 int verb_close(struct cli *c, struct cli_args *a);
+/* progress.c: udm wait --progress NAME (until its status's done/total is complete) */
+int cli_wait_progress(struct cli *c, const char *name);
 /* udm run parses its own arguments (everything after "--" is the command). */
 int verb_run(int argc, char **argv);
 

@@ -62,7 +62,7 @@ static const struct cli_opt opts_ls[] = {{"json", 0, false}, {"tree", 0, false},
 static const struct cli_opt opts_deps[] = {{"json", 0, false}, {"options", 'o', true},
                                            {"inactive", 0, false}, SELECT_OPTS,
                                            {NULL, 0, false}};
-static const struct cli_opt opts_wait[] = {{"noflush", 0, false}, SELECT_OPTS,
+static const struct cli_opt opts_wait[] = {{"noflush", 0, false}, {"progress", 0, false}, SELECT_OPTS,
                                            {NULL, 0, false}};
 static const struct cli_opt opts_rename[] = {{"setuuid", 0, false}, SELECT_OPTS,
                                              {NULL, 0, false}};
@@ -191,11 +191,13 @@ static const struct verb verbs[] = {
     {"message", verb_message, opts_select, 3, -1, "message NAME SECTOR MESSAGE...",
      "Send MESSAGE to the target holding SECTOR of NAME and print its reply.\n"
      "Example: udm message data 0 some-message"},
-    {"wait", verb_wait, opts_wait, 1, 2, "wait [--noflush] NAME [EVENT_NR]",
+    {"wait", verb_wait, opts_wait, 1, 2, "wait [--noflush] [--progress] NAME [EVENT_NR]",
      "Sleep until the event number of NAME (see 'udm info') differs from EVENT_NR\n"
      "(default 0), as 'dmsetup wait' does: targets raise events when something\n"
      "needs attention.  Returns at once when it already differs; fails when the\n"
-     "device is removed.  Prints nothing.  Ctrl-C ends it.\n"
+     "device is removed.  Prints nothing.  With --progress, wait instead until the\n"
+     "work NAME's status reports as <done>/<total> (a mirror's resync) is complete,\n"
+     "drawing a progress bar on stderr.\n"
      "Example: n=$(udm info data | awk '/^Event number/ {print $3}'); udm wait data \"$n\""},
     {"mknodes", verb_mknodes, opts_none, 0, 1, "mknodes [NAME]",
      "Make RUNTIME/block/NAME link to the block device of each attached device,\n"

@@ -816,6 +816,13 @@ static void wait_interrupted(int sig)
 int verb_wait(struct cli *c, struct cli_args *a)
 {
   signal(SIGINT, wait_interrupted);
+  if (cli_opt_set(a, "progress")) {
+    if (a->npos > 1) {
+      cli_error("wait --progress NAME takes no EVENT_NR");
+      return EXIT_USAGE;
+    }
+    return cli_wait_progress(c, a->pos[0]);
+  }
   const char *nr = a->npos > 1 ? a->pos[1] : "0";
   char *end = NULL;
   errno = 0;

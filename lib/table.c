@@ -221,6 +221,11 @@ udm_sector_t udm_dev_size(const struct udm_dev *dev)
   return dev->size;
 }
 
+unsigned udm_dev_logical_block_size(const struct udm_dev *dev)
+{
+  return dev->logical_block_size ? dev->logical_block_size : UDM_SECTOR_SIZE;
+}
+
 int udm_dev_extents(struct udm_dev *dev, udm_sector_t sector, uint64_t nr,
                     udm_extent_fn fn, void *opaque)
 {

@@ -269,6 +269,8 @@ int udm_target_check_file(struct udm_target *ti, const char *path);
 const char *udm_dev_name(const struct udm_dev *dev);
 /* Size in sectors. */
 udm_sector_t udm_dev_size(const struct udm_dev *dev);
+/* The smallest request the device takes, in bytes (512 for files). */
+unsigned udm_dev_logical_block_size(const struct udm_dev *dev);
 /*
  * Submit a request synchronously to a backing device: 0 or -errno.  It
  * blocks the calling thread; never call it from end_io or a completion.

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # udm wait NAME [EVENT_NR] as dmsetup wait: back at once when the event
 # number already differs, asleep while it does not, and failing when the
-# device is removed.  No built-in target raises events (nor do the kernel's
+# device is removed.  Of the built-in targets only mirror raises events
+# (tests/cli/mirror-*.sh, tests/targets/test-mirror.c; nor do the kernel's
 # flakey, dust, delay, linear, striped, crypt, zero or error), so the wake-up
 # on an event is tested through the C API in tests/unit/test-events.c; here
 # the daemon's side: a sleeping wait holds no lock (other requests go on),

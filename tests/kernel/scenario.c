@@ -985,6 +985,14 @@ int scn_run_file(const char *path, const char *workdir, const struct scn_backend
       for (size_t v = 0; v < sizeof verbs / sizeof verbs[0]; v++)
         if (!strcmp(cmd, verbs[v].word))
           run_dm(run, be, verbs[v].verb, tok[1], 0, NULL, side_only);
+    } else if (!strcmp(cmd, "wait")) {
+      /* wait NAME EVENT_NR: until the device's event number differs (dmsetup wait) */
+      if (n != 3 || parse_size(tok[2], &a)) {
+        harness_error(path, ln, "usage: wait NAME EVENT_NR");
+        rc = 2;
+        break;
+      }
+      run_dm(run, be, SCN_WAIT, tok[1], a, NULL, side_only);
     } else if (!strcmp(cmd, "exec")) {
       /* exec [--stdin TEXT] PROGRAM ARGS... */
       int first = 1;

@@ -36,6 +36,7 @@ enum scn_dm_verb {
   SCN_STATUS,   /* *out = status text */
   SCN_MESSAGE,  /* text = message; *out = reply (maybe empty) */
   SCN_INFO,     /* *out = "live=L inactive=I suspended=S readonly=R" */
+  SCN_WAIT,     /* sector = event number: return once the device's differs */
 };
 
 /* Every callback returns 0 or a positive errno; -1 means "failed, errno unknown". */

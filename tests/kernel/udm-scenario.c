@@ -115,6 +115,11 @@ static int udm_dm(void *opaque, enum scn_dm_verb verb, const char *name, uint64_
     if (udm_device_message(dev, sector, text, out) < 0)
       rc = failed("udm_device_message", name);
     break;
+  case SCN_WAIT:
+    /* dmsetup wait has no timeout; a minute stands in for the VM's scenario timeout. */
+    if (udm_device_wait_event(dev, (uint32_t)sector, 60000) < 0)
+      rc = failed("udm_device_wait_event", name);
+    break;
   case SCN_INFO: {
     struct udm_info info;
     if (udm_device_info(dev, &info) < 0) {
