@@ -315,12 +315,21 @@ int udm_platform_detach(const char *devpath)
   /*
    * A busy loop device is not detached: the kernel marks it autoclear and
    * answers 0.  The release that follows our close() is what detaches an
-   * idle one, so look a little while before calling it busy.
+   * idle one, and it first drains the device's queue, whose last writes (a
+   * file system's, just unmounted) come back to us through FUSE: on a
+   * loaded machine that took longer than 200 ms (fuse-fs-* failed with
+   * EBUSY).  So look for up to about 3 s, often at first, before calling it
+   * busy; a device that really is held (mounted) stays autoclear and goes
+   * when its holder lets go.
    */
-  for (int i = 0; r == 0 && loop_is_bound(block_name(devpath)); i++) {
-    if (i == 20)
+  unsigned waited_ms = 0, step_ms = 5;
+  while (r == 0 && loop_is_bound(block_name(devpath))) {
+    if (waited_ms >= 3000)
       return -EBUSY;
-    usleep(10 * 1000);
+    usleep(step_ms * 1000);
+    waited_ms += step_ms;
+    if (step_ms < 100)
+      step_ms *= 2;
   }
   return r;
 }
