@@ -9,12 +9,19 @@
  * block: 16 MiB for the largest metadata device, 16 GiB), and the on-disk
  * structures are written at commit only.  The kernel updates them through
  * its own transaction manager as it goes, with a bootstrap path for the
- * recursion (allocating a block changes a bitmap, which needs a block...);
- * here the recursion is a fixed point at commit: the ref count tree is
- * rebuilt when a count above 2 changed, then every changed bitmap and the
- * index move to new blocks, which changes more counts, until nothing new
- * is dirty.  The blocks written are the same kinds, in the same format,
- * and a block is never written where the last commit's structures live.
+ * recursion (allocating a block changes a bitmap, which needs a block...).
+ * The allocation order is the kernel's, so that the same operations give
+ * the same block numbers and the same counts in era's status: a new map
+ * puts its index, ref count tree and bitmaps right after the superblock;
+ * the first change of a transaction to a bitmap's range moves that bitmap
+ * to a new block at once (the kernel's shadow of it); the index moves at
+ * commit; free blocks are searched for from a rolling cursor that wraps
+ * at the end of the device and is kept across commits (Linux 5.14 on), so
+ * recently freed blocks, the previous transactions' copies, are reused
+ * last.  The ref count tree is rebuilt at commit when a
+ * count above 2 changed (the kernel edits it in place, so its blocks may
+ * land elsewhere).  A block is never written where the last commit's
+ * structures live.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -39,8 +46,8 @@ struct smm {
   pd_block_t hint;         /* where the next search for a free block starts */
   unsigned nr_bitmaps;
   pd_block_t *bitmap;      /* each bitmap's block (0: none on disk yet) */
-  bool *bitmap_dirty;      /* a count in its range changed since the commit */
-  bool *bitmap_moved;      /* given a new block in this commit */
+  bool *bitmap_moved;      /* given a new block in this transaction */
+  bool index_moved;
   pd_block_t index_block;  /* 0: none yet */
   pd_block_t rc_root;
   pd_block_t *rc_nodes;    /* the blocks of the ref count tree on disk */
@@ -116,20 +123,64 @@ static void bitmap_set(uint8_t *bits, uint32_t i, unsigned v)
 
 /* ---- counts ---- */
 
-static void set_count(struct smm *m, pd_block_t b, uint32_t c)
+static bool was_used(const struct smm *m, pd_block_t b)
+{
+  return m->was_used[b / 8] >> (b % 8) & 1;
+}
+
+/* A block free now and at the last commit, from the rolling start. */
+static int find_free(struct smm *m, pd_block_t *out)
+{
+  for (pd_block_t i = 0; i < m->nr_blocks; i++) {
+    pd_block_t b = (m->hint + i) % m->nr_blocks;
+    if (m->count[b] == 0 && !was_used(m, b)) {
+      m->hint = b + 1;
+      *out = b;
+      return 0;
+    }
+  }
+  return pd_fail(ENOSPC, "%s: the metadata device is full (%llu blocks)", pd_bm_name(m->bm),
+                 (unsigned long long)m->nr_blocks);
+}
+
+static int set_count(struct smm *m, pd_block_t b, uint32_t c);
+
+/* The first change of a transaction to bitmap I moves it to a new block. */
+static int move_bitmap(struct smm *m, unsigned i)
+{
+  m->bitmap_moved[i] = true;
+  pd_block_t nb, old = m->bitmap[i];
+  int r = find_free(m, &nb);
+  if (r < 0)
+    return r;
+  m->allocated_this_transaction++;
+  m->bitmap[i] = nb;
+  r = set_count(m, nb, 1);
+  if (r == 0 && old)
+    r = set_count(m, old, m->count[old] - 1);
+  return r;
+}
+
+static int set_count(struct smm *m, pd_block_t b, uint32_t c)
 {
   uint32_t old = m->count[b];
+  unsigned i = (unsigned)(b / EPB);
   if (old == c)
-    return;
-  m->count[b] = c;
-  m->bitmap_dirty[b / EPB] = true;
+    return 0;
   m->dirty = true;
+  if (!m->bitmap_moved[i]) {
+    int r = move_bitmap(m, i);
+    if (r < 0)
+      return r;
+  }
+  m->count[b] = c;
   if (old > 2 || c > 2)
     m->rc_dirty = true;
   if (!old)
     m->allocated++;
   else if (!c)
     m->allocated--;
+  return 0;
 }
 
 static int check_block(struct smm *m, pd_block_t b, const char *what)
@@ -147,7 +198,6 @@ static void smm_destroy(struct pd_sm *sm)
   free(m->count);
   free(m->was_used);
   free(m->bitmap);
-  free(m->bitmap_dirty);
   free(m->bitmap_moved);
   free(m->rc_nodes);
   free(m);
@@ -182,8 +232,7 @@ static int smm_inc(struct pd_sm *sm, pd_block_t b)
   if (m->count[b] == UINT32_MAX)
     return pd_fail(EOVERFLOW, "%s: block %llu has too many references",
                    pd_bm_name(m->bm), (unsigned long long)b);
-  set_count(m, b, m->count[b] + 1);
-  return 0;
+  return set_count(m, b, m->count[b] + 1);
 }
 
 static int smm_dec(struct pd_sm *sm, pd_block_t b)
@@ -195,30 +244,17 @@ static int smm_dec(struct pd_sm *sm, pd_block_t b)
   if (m->count[b] == 0)
     return pd_fail(EINVAL, "%s: block %llu is free: its reference count cannot go below 0",
                    pd_bm_name(m->bm), (unsigned long long)b);
-  set_count(m, b, m->count[b] - 1);
-  return 0;
-}
-
-static bool was_used(const struct smm *m, pd_block_t b)
-{
-  return m->was_used[b / 8] >> (b % 8) & 1;
+  return set_count(m, b, m->count[b] - 1);
 }
 
 static int smm_new_block(struct pd_sm *sm, pd_block_t *out)
 {
   struct smm *m = to_smm(sm);
-  for (pd_block_t i = 0; i < m->nr_blocks; i++) {
-    pd_block_t b = (m->hint + i) % m->nr_blocks;
-    if (m->count[b] == 0 && !was_used(m, b)) {
-      set_count(m, b, 1);
-      m->hint = b + 1;
-      m->allocated_this_transaction++;
-      *out = b;
-      return 0;
-    }
-  }
-  return pd_fail(ENOSPC, "%s: the metadata device is full (%llu blocks)", pd_bm_name(m->bm),
-                 (unsigned long long)m->nr_blocks);
+  int r = find_free(m, out);
+  if (r < 0)
+    return r;
+  m->allocated_this_transaction++;
+  return set_count(m, *out, 1);
 }
 
 /* ---- commit ---- */
@@ -352,35 +388,18 @@ static int write_index(struct smm *m)
 static int smm_commit(struct pd_sm *sm)
 {
   struct smm *m = to_smm(sm);
-  if (!m->dirty && m->index_block)
+  if (!m->dirty)
     return 0;
   int r = 0;
-  if (m->rc_dirty || !m->nr_rc_nodes)
+  if (m->rc_dirty)
     r = write_rc_tree(m);
-  memset(m->bitmap_moved, 0, m->nr_bitmaps * sizeof *m->bitmap_moved);
-  bool index_moved = false, changed = true;
-  while (r == 0 && changed) {
-    changed = false;
-    for (unsigned i = 0; i < m->nr_bitmaps && r == 0; i++) {
-      if (!m->bitmap_dirty[i] || m->bitmap_moved[i])
-        continue;
-      pd_block_t old = m->bitmap[i], nb;
-      r = smm_new_block(sm, &nb);
-      if (r == 0 && old)
-        r = smm_dec(sm, old);
-      m->bitmap[i] = nb;
-      m->bitmap_moved[i] = true;
-      changed = true;
-    }
-    if (r == 0 && !index_moved) {
-      pd_block_t old = m->index_block, nb;
-      r = smm_new_block(sm, &nb);
-      if (r == 0 && old)
-        r = smm_dec(sm, old);
-      m->index_block = nb;
-      index_moved = true;
-      changed = true;
-    }
+  if (r == 0 && !m->index_moved) {
+    pd_block_t old = m->index_block, nb;
+    r = smm_new_block(sm, &nb);
+    if (r == 0 && old)
+      r = smm_dec(sm, old);
+    m->index_block = nb;
+    m->index_moved = true;
   }
   for (unsigned i = 0; i < m->nr_bitmaps && r == 0; i++)
     if (m->bitmap_moved[i])
@@ -395,7 +414,8 @@ static int smm_commit(struct pd_sm *sm)
     else
       m->was_used[b / 8] &= (uint8_t)~(1u << (b % 8));
   }
-  memset(m->bitmap_dirty, 0, m->nr_bitmaps * sizeof *m->bitmap_dirty);
+  memset(m->bitmap_moved, 0, m->nr_bitmaps * sizeof *m->bitmap_moved);
+  m->index_moved = false;
   m->committed_allocated = m->allocated;
   m->allocated_this_transaction = 0;
   m->dirty = false;
@@ -424,13 +444,10 @@ static int resize_arrays(struct smm *m, pd_block_t nr_blocks)
   pd_block_t *bitmap = realloc(m->bitmap, (nr_bitmaps + 1) * sizeof *bitmap);
   if (bitmap)
     m->bitmap = bitmap;
-  bool *dirty = realloc(m->bitmap_dirty, (nr_bitmaps + 1) * sizeof *dirty);
-  if (dirty)
-    m->bitmap_dirty = dirty;
   bool *moved = realloc(m->bitmap_moved, (nr_bitmaps + 1) * sizeof *moved);
   if (moved)
     m->bitmap_moved = moved;
-  if (!count || !used || !bitmap || !dirty || !moved)
+  if (!count || !used || !bitmap || !moved)
     return pd_fail(ENOMEM, "metadata space map: out of memory for %llu blocks",
                    (unsigned long long)nr_blocks);
   memset(m->count + m->nr_blocks, 0, (nr_blocks - m->nr_blocks) * sizeof *count);
@@ -440,11 +457,8 @@ static int resize_arrays(struct smm *m, pd_block_t nr_blocks)
     m->was_used[b / 8] &= (uint8_t)~(1u << (b % 8));
   for (unsigned i = m->nr_bitmaps; i < nr_bitmaps; i++) {
     m->bitmap[i] = 0;
-    m->bitmap_dirty[i] = true;
     m->bitmap_moved[i] = false;
   }
-  if (nr_bitmaps > m->nr_bitmaps && m->nr_bitmaps)
-    m->bitmap_dirty[m->nr_bitmaps - 1] = true; /* its nr_free changes */
   m->nr_blocks = nr_blocks;
   m->nr_bitmaps = nr_bitmaps;
   m->dirty = true;
@@ -457,7 +471,15 @@ static int smm_extend(struct pd_sm *sm, pd_block_t extra)
   if (m->nr_blocks + extra > PD_SM_METADATA_MAX_BLOCKS)
     return pd_fail(EINVAL, "%s: a metadata space map counts at most %llu blocks",
                    pd_bm_name(m->bm), (unsigned long long)PD_SM_METADATA_MAX_BLOCKS);
-  return resize_arrays(m, m->nr_blocks + extra);
+  pd_block_t old = m->nr_blocks;
+  unsigned old_bitmaps = m->nr_bitmaps;
+  int r = resize_arrays(m, m->nr_blocks + extra);
+  /* New bitmaps go in the new area, as the kernel's extend puts them. */
+  m->hint = old;
+  for (unsigned i = old_bitmaps; i < m->nr_bitmaps && r == 0; i++)
+    if (!m->bitmap_moved[i])
+      r = move_bitmap(m, i);
+  return r;
 }
 
 static const struct pd_sm_ops smm_ops = {
@@ -501,10 +523,33 @@ int pd_sm_metadata_create(struct pd_bm *bm, pd_block_t nr_blocks, pd_block_t sup
   int r = smm_alloc(bm, nr_blocks, &m);
   if (r < 0)
     return r;
-  for (pd_block_t b = 0; b <= superblock; b++)
-    set_count(m, b, 1);
-  m->allocated_this_transaction = m->allocated;
-  m->hint = superblock + 1;
+  /* The kernel's bootstrap: the index, the ref count tree's root, then the
+   * bitmaps, right after the superblock; all counted once. */
+  pd_block_t next = superblock + 1;
+  m->index_block = next++;
+  m->index_moved = true;
+  m->rc_root = next++;
+  for (unsigned i = 0; i < m->nr_bitmaps; i++) {
+    m->bitmap[i] = next++;
+    m->bitmap_moved[i] = true;
+  }
+  for (pd_block_t b = 0; b < next; b++)
+    m->count[b] = 1;
+  m->allocated = m->committed_allocated = next;
+  m->rc_nodes = malloc(sizeof *m->rc_nodes);
+  struct pd_block *blk = NULL;
+  r = m->rc_nodes ? pd_bm_write_lock_zero(bm, m->rc_root, &pd_btree_node_validator, &blk)
+                  : pd_fail(ENOMEM, "metadata space map: out of memory");
+  if (r < 0) {
+    smm_destroy(&m->sm);
+    return r;
+  }
+  pd_node_init(pd_block_data(blk), true, RC_VALUE_SIZE);
+  pd_bm_unlock(blk);
+  m->rc_nodes[0] = m->rc_root;
+  m->nr_rc_nodes = 1;
+  m->hint = next;
+  m->dirty = true;
   *out = &m->sm;
   return 0;
 }
@@ -634,7 +679,7 @@ int pd_sm_metadata_open(struct pd_bm *bm, const void *root_le, size_t len, struc
                 (unsigned long long)m->allocated);
   if (r < 0)
     goto fail;
-  memset(m->bitmap_dirty, 0, m->nr_bitmaps * sizeof *m->bitmap_dirty);
+  memset(m->bitmap_moved, 0, m->nr_bitmaps * sizeof *m->bitmap_moved);
   m->committed_allocated = m->allocated;
   m->dirty = false;
   m->rc_dirty = false;
