@@ -146,9 +146,131 @@ static void era_records_writes_by_era(void)
   checked("era: metadata reopens (era 4 after the resume), keeps earlier eras, era_check clean");
 }
 
+/* Flip bytes of block BLOCK of META at OFF (LEN bytes xor 0xff) or write V there. */
+static void poke(const char *path, uint64_t block, size_t off, const void *v, size_t len)
+{
+  int fd = open(path, O_RDWR);
+  unsigned char b[4096];
+  CHECK(fd >= 0 && pread(fd, b, sizeof b, (off_t)(block * 4096)) == (ssize_t)sizeof b);
+  for (size_t i = 0; i < len; i++)
+    b[off + i] = v ? ((const unsigned char *)v)[i] : (unsigned char)~b[off + i];
+  CHECK(pwrite(fd, b, sizeof b, (off_t)(block * 4096)) == (ssize_t)sizeof b);
+  close(fd);
+}
+
+/* Loading the table fails naming the block; no device is left. */
+static void check_refused(const char *what, const char *frag)
+{
+  struct udm_device *d = udm_device_create(ctx, "bad-era", NULL, 0);
+  CHECK(d != NULL);
+  int r = udm_table_load(d, table);
+  CHECK(r < 0);
+  if (r < 0)
+    CHECK_CONTAINS(udm_errmsg(), frag);
+  else
+    fprintf(stderr, "%s: loaded\n", what);
+  char *info = NULL;
+  CHECK(udm_device_table(d, 0, &info) < 0 || !info || !strstr(info, "era"));
+  free(info);
+  test_drop(d);
+}
+
+static void corrupt_metadata_is_refused_naming_the_block(void)
+{
+  char *copy = strdup(meta);
+  char saved[600];
+  snprintf(saved, sizeof saved, "%s/good.img", scratch);
+  CHECK(sh("cp %s %s", copy, saved) == 0);
+  /* Superblock: a flipped byte (checksum), another block's number, a wrong magic. */
+  poke(copy, 0, 200, NULL, 1);
+  check_refused("checksum", "block 0 is not a valid era superblock: bad checksum");
+  CHECK(sh("cp %s %s", saved, copy) == 0);
+  uint64_t seven = 7;
+  poke(copy, 0, 8, &seven, 8);
+  check_refused("blocknr", "block 0 is not a valid era superblock: it says it is block 7");
+  CHECK(sh("cp %s %s", saved, copy) == 0);
+  poke(copy, 0, 32, NULL, 2);
+  check_refused("magic", "block 0 is not a valid era superblock: bad magic");
+  /* The space map's index block: its location is in the superblock. */
+  CHECK(sh("cp %s %s", saved, copy) == 0);
+  unsigned char *sb = file_bytes(copy, 0, 4096);
+  uint64_t index = 0;
+  for (int i = 7; i >= 0; i--)
+    index = index << 8 | sb[44 + 16 + i]; /* metadata_space_map_root.bitmap_root */
+  free(sb);
+  poke(copy, index, 100, NULL, 1);
+  char frag[80];
+  snprintf(frag, sizeof frag, "block %llu is not a valid space map index: bad checksum",
+           (unsigned long long)index);
+  check_refused("index", frag);
+  CHECK(sh("cp %s %s", saved, copy) == 0);
+  /* The good copy still loads. */
+  struct udm_device *d = make("era", table);
+  test_drop(d);
+  free(copy);
+  checked("era: metadata with a bad superblock checksum, block number or magic, or a bad "
+          "space map index, is refused at load naming the block; no device is made");
+}
+
+/* era_restore (thin-provisioning-tools' own writer) makes metadata udm opens. */
+static void metadata_era_restore_writes_opens_in_udm(void)
+{
+  char xml[600], restored[600];
+  snprintf(xml, sizeof xml, "%s/era.xml", scratch);
+  snprintf(restored, sizeof restored, "%s/restored.img", scratch);
+  long before[ORIGIN_BLOCKS], after[ORIGIN_BLOCKS];
+  logical_eras(meta, before, ORIGIN_BLOCKS);
+  CHECK(sh("era_dump %s > %s", meta, xml) == 0);
+  CHECK(sh("truncate -s 4M %s && era_restore -i %s -o %s", restored, xml, restored) == 0);
+  char t[1100];
+  snprintf(t, sizeof t, "0 %u era %s %s %u", ORIGIN_BLOCKS * BLOCK_SECTORS, restored, origin,
+           BLOCK_SECTORS);
+  struct udm_device *d = make("era", t);
+  char *st = status_of(d);
+  unsigned mbs, era;
+  unsigned long long used, total;
+  char snap[32];
+  CHECK(st && sscanf(st, "%*u %*u era %u %llu/%llu %u %31s", &mbs, &used, &total, &era,
+                     snap) == 5);
+  CHECK(era == 6 && strcmp(snap, "-") == 0); /* the dump's era 5, then the resume's */
+  free(st);
+  write_block(d, 1, 15);
+  test_drop(d);
+  CHECK(sh("era_check %s", restored) == 0);
+  logical_eras(restored, after, ORIGIN_BLOCKS);
+  before[1] = 6;
+  unsigned bad = 0;
+  for (unsigned i = 0; i < ORIGIN_BLOCKS; i++)
+    bad += before[i] != after[i];
+  CHECK(bad == 0);
+  checked("era: metadata era_restore wrote from udm's dump opens in udm with its eras, "
+          "takes a new write in a new era, and stays era_check clean");
+}
+
+static void era_rejects_bad_tables(void)
+{
+  char t[1100];
+  snprintf(t, sizeof t, "0 1024 era %s %s", meta, origin);
+  CHECK_BAD_TABLE(t, "Invalid argument count");
+  snprintf(t, sizeof t, "0 1024 era %s %s 12", meta, origin);
+  CHECK_BAD_TABLE(t, "Invalid block size 12");
+  snprintf(t, sizeof t, "0 1024 era %s %s 0", meta, origin);
+  CHECK_BAD_TABLE(t, "Invalid block size 0");
+  snprintf(t, sizeof t, "0 1024 era %s %s 8x", meta, origin);
+  CHECK_BAD_TABLE(t, "Error parsing block size '8x'");
+  snprintf(t, sizeof t, "0 1024 era %s %s 64", meta, origin);
+  CHECK_BAD_TABLE(t, "changing the data block size (from 128 to 64) is not supported");
+  checked("era: wrong arity, bad block sizes and a block size other than the metadata's "
+          "are refused with a specific message");
+}
+
 int main(void)
 {
   setup();
   era_records_writes_by_era();
+  corrupt_metadata_is_refused_naming_the_block();
+  if (have("era_restore"))
+    metadata_era_restore_writes_opens_in_udm();
+  era_rejects_bad_tables();
   return finish("test-era");
 }
