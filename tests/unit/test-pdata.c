@@ -27,6 +27,7 @@
 
 #include "../../persistent-data/bitset.h"
 #include "../../persistent-data/node.h"
+#include "../../persistent-data/space-map-disk.h"
 
 #define NBLOCKS 8192u
 #define SB_XOR 0x5eed5eedu
@@ -514,6 +515,93 @@ static void space_map_counts_against_a_counter(void)
   free(mine);
 }
 
+/* ---- the disk space map (thin's data blocks) against a counter ---- */
+
+static void disk_commit(struct md *m, struct pd_sm *dsm)
+{
+  must(pd_sm_commit(dsm), "disk sm commit");
+  struct pd_sm_root root;
+  pd_sm_copy_root(dsm, &root);
+  m->roots[2] = le64_get(root.bitmap_root);
+  m->roots[3] = le64_get(root.ref_count_root);
+  m->roots[4] = le64_get(root.nr_blocks);
+  m->roots[5] = le64_get(root.nr_allocated);
+  md_commit(m);
+}
+
+static struct pd_sm *disk_open(struct md *m)
+{
+  struct pd_sm_root root = {le64_put(m->roots[4]), le64_put(m->roots[5]),
+                            le64_put(m->roots[2]), le64_put(m->roots[3])};
+  struct pd_sm *dsm;
+  must(pd_sm_disk_open(m->tm, &root, sizeof root, &dsm), "disk sm open");
+  return dsm;
+}
+
+static void disk_space_map_counts_against_a_counter(void)
+{
+  enum { DATA = 40000 }; /* three bitmaps */
+  struct md m;
+  md_create(&m);
+  struct pd_sm *dsm;
+  must(pd_sm_disk_create(m.tm, DATA, &dsm), "disk sm create");
+  unsigned levels[NROOTS] = {0, 0, 1, 1};
+  enum leaf_kind kinds[NROOTS] = {0, 0, LEAF_BLOCKS, LEAF_PLAIN};
+  uint32_t *model = calloc(DATA, 4);
+  pd_block_t *mine = malloc(DATA * sizeof *mine);
+  size_t n = 0;
+  pd_block_t freed_now = DATA;
+  for (unsigned op = 1; op <= 20000; op++) {
+    unsigned dice = (unsigned)(rnd() % 100);
+    if (dice < 25 || n == 0) {
+      pd_block_t b;
+      must(pd_sm_new_block(dsm, &b), "new block");
+      CHECK(model[b] == 0 && b != freed_now);
+      model[b] = 1;
+      mine[n++] = b;
+    } else if (dice < 65) {
+      pd_block_t b = mine[rnd() % n];
+      must(pd_sm_inc(dsm, b), "inc");
+      model[b]++;
+    } else {
+      size_t i = rnd() % n;
+      pd_block_t b = mine[i];
+      must(pd_sm_dec(dsm, b), "dec");
+      if (--model[b] == 0) {
+        mine[i] = mine[--n];
+        freed_now = b; /* not handed out again before the commit */
+      }
+    }
+    if (op % 4000 == 0) {
+      disk_commit(&m, dsm);
+      freed_now = DATA;
+      check_counts(&m, levels, kinds);
+      pd_sm_destroy(dsm);
+      md_close(&m);
+      md_open(&m);
+      dsm = disk_open(&m);
+      unsigned bad = 0, big = 0;
+      pd_block_t used = 0;
+      for (pd_block_t b = 0; b < DATA; b += 1 + (pd_block_t)(rnd() % 3)) {
+        uint32_t c;
+        must(pd_sm_get_count(dsm, b, &c), "count");
+        bad += c != model[b];
+        big += c > 2;
+      }
+      for (pd_block_t b = 0; b < DATA; b++)
+        used += model[b] != 0;
+      CHECK(bad == 0);
+      CHECK(big > 0);
+      CHECK(pd_sm_nr_free(dsm) == DATA - used);
+    }
+  }
+  CHECK(pd_sm_dec(dsm, DATA) == -EINVAL);
+  pd_sm_destroy(dsm);
+  md_close(&m);
+  free(model);
+  free(mine);
+}
+
 /* ---- arrays and bitsets ---- */
 
 static void arrays_and_bitsets_resize_against_plain_arrays(void)
@@ -649,6 +737,7 @@ int main(void)
   two_level_btree_against_a_map();
   a_shared_tree_survives_changes_to_its_copy();
   space_map_counts_against_a_counter();
+  disk_space_map_counts_against_a_counter();
   arrays_and_bitsets_resize_against_plain_arrays();
   corrupt_blocks_are_refused_naming_the_block();
   udm_ctx_free(ctx);
