@@ -10,6 +10,7 @@
  */
 #include <stdbool.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "targets-test.h"
 
@@ -247,6 +248,52 @@ static void metadata_era_restore_writes_opens_in_udm(void)
           "takes a new write in a new era, and stays era_check clean");
 }
 
+/*
+ * Metadata Linux's dm-era wrote (tests/targets/data/README.md: the first part
+ * of tests/kernel/scenarios/era.scn in the kernel VM, the disk read back)
+ * opens in udm with the status the kernel printed when it reopened it, keeps
+ * its eras, and takes writes.
+ */
+static void metadata_the_kernel_wrote_opens_in_udm(void)
+{
+  char img[600], t[1100], want[200];
+  snprintf(img, sizeof img, "%s/kernel-meta.img", scratch);
+  if (sh("xz -dc %s/era-linux-6.12.meta.xz > %s", UDM_TEST_DATA, img) != 0) {
+    fprintf(stderr, "cannot unpack %s/era-linux-6.12.meta.xz\n", UDM_TEST_DATA);
+    check_failures++;
+    return;
+  }
+  FILE *f = fopen(UDM_TEST_DATA "/era-linux-6.12.status", "r");
+  CHECK(f && fgets(want, sizeof want, f));
+  if (f)
+    fclose(f);
+  CHECK(sh("era_check %s", img) == 0);
+  long before[ORIGIN_BLOCKS], after[ORIGIN_BLOCKS];
+  logical_eras(img, before, ORIGIN_BLOCKS);
+  snprintf(t, sizeof t, "0 %u era %s %s %u", ORIGIN_BLOCKS * BLOCK_SECTORS, img, origin,
+           BLOCK_SECTORS);
+  struct udm_device *d = make("era", t);
+  struct timespec pause = {1, 0};
+  nanosleep(&pause, NULL); /* digestion settles, as in the scenario */
+  free(status_of(d));      /* its commit */
+  char *st = status_of(d);
+  CHECK_STR(st, want);
+  free(st);
+  write_block(d, 20, 16);
+  test_drop(d);
+  CHECK(sh("era_check %s", img) == 0);
+  logical_eras(img, after, ORIGIN_BLOCKS);
+  unsigned bad = 0;
+  long newest = 0;
+  for (unsigned i = 0; i < ORIGIN_BLOCKS; i++)
+    newest = before[i] > newest ? before[i] : newest;
+  for (unsigned i = 0; i < ORIGIN_BLOCKS; i++)
+    bad += i == 20 ? after[i] <= newest : after[i] != before[i];
+  CHECK(bad == 0);
+  checked("era: metadata Linux 6.12's dm-era wrote opens in udm with the kernel's status "
+          "line, keeps its eras, takes a write, stays era_check clean");
+}
+
 static void era_rejects_bad_tables(void)
 {
   char t[1100];
@@ -271,6 +318,8 @@ int main(void)
   corrupt_metadata_is_refused_naming_the_block();
   if (have("era_restore"))
     metadata_era_restore_writes_opens_in_udm();
+  if (have("xz"))
+    metadata_the_kernel_wrote_opens_in_udm();
   era_rejects_bad_tables();
   return finish("test-era");
 }
