@@ -556,8 +556,7 @@ static void process_old_eras(struct era *era)
     return;
   int r = era->digest.step(&era->digest, &era->md);
   if (r < 0) {
-    fprintf(stderr, "era: digest step failed, stopping digestion: %s\n", udm_errmsg());
-    era->digest.step = NULL;
+    era->digest.step = NULL; /* as the kernel: digestion stops (it logs why) */
   } else if (era->digest.step) {
     pthread_mutex_lock(&era->lock);
     bool suspended = era->suspended;
@@ -590,9 +589,7 @@ static void process_deferred(struct era *era)
       commit_needed = true;
   }
   if (commit_needed && metadata_commit(md) < 0)
-    failed = true;
-  if (failed)
-    fprintf(stderr, "era: marking blocks written failed: %s\n", udm_errmsg());
+    failed = true; /* the held writes fail with EIO: nothing reaches the origin unrecorded */
   while (list) {
     struct era_io *e = list;
     list = e->next;
@@ -812,15 +809,14 @@ static int era_map(struct udm_target *ti, struct udm_io *io)
 static void era_postsuspend(struct udm_target *ti)
 {
   struct era *era = ti->private;
-  char why[256];
-  if (in_worker(era, rpc_archive, NULL, why, sizeof why) < 0)
-    fprintf(stderr, "era: couldn't archive the current era: %s\n", why);
+  /* Failures here have no caller to go to (the kernel logs them); the next
+   * resume's commit tries again, and its failure fails the resume. */
+  in_worker(era, rpc_archive, NULL, NULL, 0);
   pthread_mutex_lock(&era->lock);
   era->suspended = true;
   pthread_mutex_unlock(&era->lock);
   udm_worker_drain(era->worker);
-  if (metadata_commit(&era->md) < 0)
-    fprintf(stderr, "era: metadata commit failed: %s\n", udm_errmsg());
+  metadata_commit(&era->md);
 }
 
 static int era_preresume(struct udm_target *ti)
