@@ -12,6 +12,8 @@
  *                   default 5)
  *   retry-delay=MS  between attempts (1..60000, default 1000)
  *   connect-timeout=S  for each connection attempt (1..600, default 10)
+ *   timeout=S       a request unanswered this long means the connection is
+ *                   lost (1..3600; default: none, wait as long as it takes)
  *
  * Everything runs through libnbd's asynchronous API on one thread per
  * device (the "poll loop"): submitters queue a request and wake it through
@@ -95,6 +97,7 @@ struct nbd_part {
   uint32_t flags;           /* LIBNBD_CMD_FLAG_* */
   void *buf;
   uint64_t off, len;
+  uint64_t sent_at;         /* udm_now_ns() when it went on its connection */
   int err;
   struct nbd_part *next;
 };
@@ -105,6 +108,7 @@ struct nbd_remote {
   unsigned retries;
   unsigned retry_delay_ms;
   unsigned connect_timeout_s;
+  uint64_t timeout_ns;      /* 0: requests may take as long as they take */
   uint64_t size;            /* bytes, as first seen: a server back with another size is refused */
   unsigned min_block, max_request;
   bool can_flush, can_fua, can_trim, can_zero, can_fast_zero;
@@ -119,6 +123,7 @@ struct nbd_remote {
   bool wake_pending;
   /* Poll thread only. */
   struct nbd_part *queued, **queued_tail;
+  bool fresh;               /* requests came since the queue last failed */
   char *zeros;              /* max_request bytes of zeros, made when needed */
 };
 
@@ -186,6 +191,10 @@ static int parse_uri(struct nbd_remote *rm, const char *uri, bool *conns_given,
       r = parse_uint(o, v, 1, 60000, &rm->retry_delay_ms, errmsg);
     } else if (strcmp(o, "connect-timeout") == 0) {
       r = parse_uint(o, v, 1, 600, &rm->connect_timeout_s, errmsg);
+    } else if (strcmp(o, "timeout") == 0) {
+      unsigned t = 0;
+      r = parse_uint(o, v, 1, 3600, &t, errmsg);
+      rm->timeout_ns = (uint64_t)t * 1000000000u;
     } else {
       bool known = false;
       for (unsigned i = 0; i < UDM_ARRAY_SIZE(libnbd_params); i++)
@@ -194,7 +203,7 @@ static int parse_uri(struct nbd_remote *rm, const char *uri, bool *conns_given,
         *errmsg = udm__strf("unknown parameter '%s' in the NBD URI '%s' (known: socket, "
                             "tls-certificates, tls-psk-file, tls-verify-peer, "
                             "tls-username; udm's: connections, retries, retry-delay, "
-                            "connect-timeout)",
+                            "connect-timeout, timeout)",
                             o, uri);
         r = -EINVAL;
         break;
@@ -394,6 +403,7 @@ static bool part_send(struct nbd_conn *c, struct nbd_part *p)
   struct nbd_handle *h = c->h;
   int64_t cookie = -1;
   p->conn = c;
+  p->sent_at = udm_now_ns();
   p->next = c->sent;
   c->sent = p;
   c->in_flight++;
@@ -535,6 +545,7 @@ static bool any_state(struct nbd_remote *rm, enum conn_state s)
 static void fail_queued(struct nbd_remote *rm, int err)
 {
   struct nbd_part *p = rm->queued;
+  rm->fresh = false;
   rm->queued = NULL;
   rm->queued_tail = &rm->queued;
   while (p) {
@@ -618,6 +629,24 @@ static void conn_progress(struct nbd_remote *rm, struct nbd_conn *c)
   conn_lost(rm, c);
 }
 
+/* A connection with a request unanswered for timeout_ns is taken as lost. */
+static void expire_requests(struct nbd_remote *rm, uint64_t now, uint64_t *wake_at)
+{
+  for (unsigned i = 0; i < rm->nconns; i++) {
+    struct nbd_conn *c = &rm->conns[i];
+    if (c->state != CONN_READY || !c->sent)
+      continue;
+    uint64_t oldest = UINT64_MAX;
+    for (struct nbd_part *p = c->sent; p; p = p->next)
+      if (p->sent_at < oldest)
+        oldest = p->sent_at;
+    if (now - oldest >= rm->timeout_ns)
+      conn_lost(rm, c); /* its requests wait for the reconnection */
+    else if (oldest + rm->timeout_ns < *wake_at)
+      *wake_at = oldest + rm->timeout_ns;
+  }
+}
+
 static void send_queued(struct nbd_remote *rm)
 {
   while (rm->queued) {
@@ -651,6 +680,8 @@ static void take_incoming(struct nbd_remote *rm, bool *stop)
   rm->wake_pending = false;
   *stop = rm->stop;
   pthread_mutex_unlock(&rm->lock);
+  if (p)
+    rm->fresh = true;
   while (p) {
     struct nbd_part *next = p->next;
     cmd_start(rm, p);
@@ -668,17 +699,26 @@ static void *poll_loop(void *arg)
     take_incoming(rm, &stop);
     if (stop && !rm->queued)
       break;
-    /* All connections gone for good: a new request tries once more. */
+    /*
+     * All connections gone for good: requests that came since the last
+     * failure try once more (one attempt on one connection); when that
+     * fails too, or nothing new came, what waits fails as on a dead disk.
+     */
     if (rm->queued && !any_state(rm, CONN_READY) && !any_state(rm, CONN_CONNECTING) &&
         !any_state(rm, CONN_DOWN)) {
       struct nbd_conn *c = &rm->conns[0];
-      c->attempts_left = 1;
-      conn_retry(rm, c);
+      if (rm->fresh) {
+        rm->fresh = false;
+        c->attempts_left = 1;
+        conn_retry(rm, c);
+      }
       if (c->state == CONN_FAILED)
         fail_queued(rm, -EIO);
     }
     send_queued(rm);
     uint64_t now = udm_now_ns(), wake_at = UINT64_MAX;
+    if (rm->timeout_ns)
+      expire_requests(rm, now, &wake_at);
     nfds_t n = 0;
     fds[n] = (struct pollfd){.fd = rm->wake[0], .events = POLLIN};
     fdconn[n++] = NULL;
@@ -698,10 +738,6 @@ static void *poll_loop(void *arg)
         fdconn[n++] = c;
       }
     }
-    /* Nothing can come back: what waits fails as on a dead disk. */
-    if (rm->queued && !any_state(rm, CONN_READY) && !any_state(rm, CONN_CONNECTING) &&
-        !any_state(rm, CONN_DOWN))
-      fail_queued(rm, -EIO);
     int timeout = -1;
     if (wake_at != UINT64_MAX)
       timeout = wake_at <= now ? 0 : (int)((wake_at - now) / 1000000u) + 1;

@@ -2,7 +2,8 @@
 # A lost NBD server: udm reconnects within its retry bound and the requests
 # that waited complete (also with fio writing and verifying across a kill
 # and restart); a server gone for good gives EIO, not a hang; one that comes
-# back later serves the next request.
+# back later serves the next request.  With timeout=S, a server that
+# hangs (SIGSTOP) is a lost one too.
 source "$(dirname "$0")/lib.sh"
 require nbdkit qemu-io fio truncate timeout
 remote_scratch
@@ -18,6 +19,8 @@ case $1 in
   start) rm -f k.sock k.pid; nbdkit -P k.pid -U k.sock file disk.img
          for i in $(seq 100); do [ -s k.pid ] && break; sleep 0.05; done ;;
   kill) pid=$(cat k.pid); kill -9 "$pid"; while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done ;;
+  stop) kill -STOP "$(cat k.pid)" ;;
+  cont) kill -CONT "$(cat k.pid)" ;;
 esac
 SH
 chmod +x "$WORK/server"
@@ -56,4 +59,22 @@ timeout 30 qemu-io -f raw -c "read -P 0x61 0 1M" "$uri" > "$WORK/read4" || {
   cat "$WORK/read4"; echo "no reconnect to a server that came back"; exit 1; }
 SH
 serve --table d="0 131072 linear $dev 0" --run "bash $WORK/steps" || fail "reconnect test failed"
+
+# A hung server: requests time out after 1 s, one reconnect attempt of at
+# most 1 s, then EIO; once it runs again, the next request is served.
+dev="nbd:nbd+unix:///?socket=$WORK/k.sock&timeout=1&retries=1&retry-delay=100&connect-timeout=1"
+cat > "$WORK/steps" <<'SH'
+set -e
+echo "5. the server hangs: EIO after the timeout and the attempts, not a hang"
+server stop
+rc=0
+timeout 20 qemu-io -f raw -c "read 0 4k" "$uri" > "$WORK/read5" 2>&1 || rc=$?
+server cont
+[ "$rc" != 124 ] || { echo "a read on a hung server hangs"; exit 1; }
+grep -q "Input/output error" "$WORK/read5" || { cat "$WORK/read5"; echo "no EIO from a hung server"; exit 1; }
+echo "6. it runs again: the next request is served"
+timeout 30 qemu-io -f raw -c "read -P 0x61 0 1M" "$uri" > "$WORK/read6" || {
+  cat "$WORK/read6"; echo "no reconnect to a server that runs again"; exit 1; }
+SH
+serve --table d="0 131072 linear $dev 0" --run "bash $WORK/steps" || fail "hung-server test failed"
 echo PASS
