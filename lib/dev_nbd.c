@@ -55,6 +55,8 @@
 #define NBD_CONN_DEPTH 128
 /* Without a maximum block size from the server, NBD says 32 MiB. */
 #define NBD_DEFAULT_MAX_REQUEST (32u << 20)
+/* Trim and write-zeroes: a multiple of any block size, far below 4 GiB. */
+#define NBD_MAX_EFFECT_REQUEST (1u << 30)
 
 enum conn_state {
   CONN_DOWN,       /* no handle; a retry is due at retry_at */
@@ -496,8 +498,12 @@ static void cmd_start(struct nbd_remote *rm, struct nbd_part *first)
   }
   cmd->flush_after = (io->flags & UDM_IO_FUA) && !rm->can_fua && rm->can_flush &&
                      op != UDM_OP_FLUSH && op != UDM_OP_READ;
-  /* Reads and writes go in pieces of at most max_request; trim and zero whole. */
-  uint64_t step = (op == UDM_OP_READ || op == UDM_OP_WRITE) ? rm->max_request : len;
+  /*
+   * Reads and writes go in pieces of at most max_request; trim and zero in
+   * pieces of 1 GiB, since NBD's length field has 32 bits.
+   */
+  uint64_t step = (op == UDM_OP_READ || op == UDM_OP_WRITE) ? rm->max_request
+                                                            : NBD_MAX_EFFECT_REQUEST;
   unsigned n = len == 0 ? 1 : (unsigned)((len + step - 1) / step);
   cmd->parts_left = n;
   struct nbd_part *p = first;

@@ -78,4 +78,22 @@ out=$(serve --table d="0 32760 linear nbd:nbd+unix:///?socket=$WORK/k4.sock 1" -
   fail "a table at sector 1 of a 4096-byte-block export was accepted"
 echo "$out" | grep -q "line 1: linear: .*logical block size of 4096 bytes" ||
   fail "misaligned table: unclear error: $out"
+# 4. A trim and a write-zeroes of almost 4 GiB (NBD's largest) go in pieces
+#    of 1 GiB: NBD's length field has 32 bits, udm's requests do not.
+start_nbdkit "$WORK/k5.pid" -U "$WORK/k5.sock" --filter=log memory 8G logfile="$WORK/k5.log"
+py=$(libnbd_python)
+serve --table d="0 16777216 linear nbd:nbd+unix:///?socket=$WORK/k5.sock 0" --run "
+  $py -c '
+import nbd, os
+h = nbd.NBD()
+h.connect_uri(os.environ[\"uri\"])
+h.trim(0xfffffe00, 0)
+h.zero(0xfffffe00, 1 << 32)
+'" || fail "trim/zero of almost 4 GiB failed"
+stop_pidfile "$WORK/k5.pid"
+log=$WORK/k5.log
+[ "$(count "$log" 'Trim id=.* count=0x40000000 ')" = 3 ] &&
+  [ "$(count "$log" 'Trim id=.* offset=0xc0000000 count=0x3ffffe00 ')" = 1 ] ||
+  fail "a trim of 4 GiB - 512 not sent as 3 x 1 GiB + the rest"
+[ "$(count "$log" 'Zero id=.* count=0x40000000 ')" = 3 ] || fail "write-zeroes not split at 1 GiB"
 echo PASS
