@@ -27,7 +27,8 @@
  * on a server that cannot flush); discard is TRIM, write-zeroes is
  * WRITE_ZEROES (NO_HOLE unless MAY_UNMAP; FAST_ZERO for UDM_IO_NO_FALLBACK),
  * or writes of zeros on a server without it.  The server's minimum block
- * size is the device's logical block size.
+ * size is the device's logical block size.  Extents come from the server's
+ * base:allocation (NBD_CMD_BLOCK_STATUS).
  *
  * A lost connection is reconnected: its requests wait (they are sent again
  * once a connection is back, on any connection) for at most
@@ -80,7 +81,10 @@ struct nbd_conn {
 
 /* One udm_io; READ/WRITE larger than the server's maximum go as several parts. */
 struct nbd_cmd {
-  struct udm_io *io;
+  struct udm_io *io;        /* NULL for a block-status query (extents) */
+  uint64_t st_off, st_len;  /* the query's range */
+  uint32_t *st_entries;     /* its answer: (length, flags) pairs for st_off on */
+  size_t st_n;
   unsigned parts_left;
   int err;
   bool flush_after;         /* FUA emulated: a flush once every part is written */
@@ -96,6 +100,7 @@ struct nbd_part {
   struct nbd_remote *rm;
   struct nbd_conn *conn;    /* where it is sent; NULL while queued */
   enum udm_op op;
+  bool status;              /* NBD_CMD_BLOCK_STATUS (base:allocation) instead of op */
   uint32_t flags;           /* LIBNBD_CMD_FLAG_* */
   void *buf;
   uint64_t off, len;
@@ -114,6 +119,7 @@ struct nbd_remote {
   uint64_t size;            /* bytes, as first seen: a server back with another size is refused */
   unsigned min_block, max_request;
   bool can_flush, can_fua, can_trim, can_zero, can_fast_zero;
+  bool can_status;          /* base:allocation negotiated: holes are reported */
   struct nbd_conn conns[NBD_CONNS_MAX];
   unsigned next_conn;       /* round robin */
   pthread_t thread;
@@ -241,6 +247,7 @@ static bool conn_start(struct nbd_remote *rm, struct nbd_conn *c)
     return false;
   /* The table's author chose the certificate and PSK files of the URI. */
   if (nbd_set_uri_allow_local_file(c->h, true) < 0 ||
+      nbd_add_meta_context(c->h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
       nbd_aio_connect_uri(c->h, rm->uri) < 0) {
     conn_close(c);
     return false;
@@ -271,6 +278,7 @@ static int conn_check(struct nbd_remote *rm, struct nbd_conn *c, bool first, cha
     rm->can_trim = nbd_can_trim(c->h) > 0;
     rm->can_zero = nbd_can_zero(c->h) > 0;
     rm->can_fast_zero = nbd_can_fast_zero(c->h) > 0;
+    rm->can_status = nbd_can_meta_context(c->h, LIBNBD_CONTEXT_BASE_ALLOCATION) > 0;
     return 0;
   }
   if ((uint64_t)size != rm->size) {
@@ -349,8 +357,7 @@ static void cmd_finish(struct nbd_cmd *cmd)
     *cmd->wait_done = true;
     pthread_cond_signal(cmd->wait_cond);
     pthread_mutex_unlock(cmd->wait_lock);
-    free(cmd);
-    return;
+    return; /* the waiter frees cmd */
   }
   struct udm_io *io = cmd->io;
   int err = cmd->err;
@@ -398,6 +405,23 @@ static int part_done_cb(void *opaque, int *error)
   return 1;
 }
 
+static int part_extents_cb(void *opaque, const char *context, uint64_t offset,
+                           uint32_t *entries, size_t n, int *error)
+{
+  struct nbd_part *p = opaque;
+  struct nbd_cmd *cmd = p->cmd;
+  (void)offset;
+  (void)error;
+  if (!p->conn || strcmp(context, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0 || cmd->st_entries)
+    return 0;
+  cmd->st_entries = malloc(n * sizeof *entries);
+  if (cmd->st_entries) {
+    memcpy(cmd->st_entries, entries, n * sizeof *entries);
+    cmd->st_n = n;
+  }
+  return 0;
+}
+
 /* Send p on c; false when libnbd refused it (c is then looked at for death). */
 static bool part_send(struct nbd_conn *c, struct nbd_part *p)
 {
@@ -409,7 +433,14 @@ static bool part_send(struct nbd_conn *c, struct nbd_part *p)
   p->next = c->sent;
   c->sent = p;
   c->in_flight++;
-  switch (p->op) {
+  if (p->status) {
+    /* Sent again after a reconnection: an answer from before is dropped. */
+    free(p->cmd->st_entries);
+    p->cmd->st_entries = NULL;
+    p->cmd->st_n = 0;
+    nbd_extent_callback ecb = {.callback = part_extents_cb, .user_data = p};
+    cookie = nbd_aio_block_status(h, p->len, p->off, ecb, cb, 0);
+  } else switch (p->op) {
   case UDM_OP_READ:
     cookie = nbd_aio_pread(h, p->buf, p->len, p->off, cb, 0);
     break;
@@ -446,6 +477,16 @@ static void cmd_start(struct nbd_remote *rm, struct nbd_part *first)
 {
   struct nbd_cmd *cmd = first->cmd;
   struct udm_io *io = cmd->io;
+  if (!io) {
+    /* A block-status query: one request, as much as NBD's 32 bits take. */
+    cmd->parts_left = 1;
+    *first = (struct nbd_part){.cmd = cmd, .rm = rm, .status = true, .off = cmd->st_off,
+                               .len = cmd->st_len < NBD_MAX_EFFECT_REQUEST
+                                          ? cmd->st_len
+                                          : NBD_MAX_EFFECT_REQUEST};
+    queue_part(rm, first);
+    return;
+  }
   uint64_t off = io->sector * UDM_SECTOR_SIZE, len = io->nr_sectors * UDM_SECTOR_SIZE;
   uint32_t fua = (io->flags & UDM_IO_FUA) && rm->can_fua ? LIBNBD_CMD_FLAG_FUA : 0;
   enum udm_op op = io->op;
@@ -826,16 +867,13 @@ static void nbd_submit_async(struct udm_dev *d, struct udm_io *io)
   nbd_enqueue(d, cmd);
 }
 
-static int nbd_submit(struct udm_dev *d, struct udm_io *io)
+/* Run cmd on the poll thread and wait for it; the caller frees cmd. */
+static int nbd_run_and_wait(struct udm_dev *d, struct nbd_cmd *cmd)
 {
-  struct nbd_cmd *cmd = calloc(1, sizeof *cmd);
-  if (!cmd)
-    return -ENOMEM;
   pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
   pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
   bool done = false;
   int err = 0;
-  cmd->io = io;
   cmd->wait_lock = &lock;
   cmd->wait_cond = &cond;
   cmd->wait_done = &done;
@@ -848,6 +886,79 @@ static int nbd_submit(struct udm_dev *d, struct udm_io *io)
   pthread_cond_destroy(&cond);
   pthread_mutex_destroy(&lock);
   return err;
+}
+
+static int nbd_submit(struct udm_dev *d, struct udm_io *io)
+{
+  struct nbd_cmd *cmd = calloc(1, sizeof *cmd);
+  if (!cmd)
+    return -ENOMEM;
+  cmd->io = io;
+  int err = nbd_run_and_wait(d, cmd);
+  free(cmd);
+  return err;
+}
+
+/* Convert the byte extents of one answer to sectors, each sector once. */
+struct status_walk {
+  udm_extent_fn fn;
+  void *opaque;
+  udm_sector_t next, end;  /* first sector not reported yet; end of the range */
+};
+
+static int report_bytes(struct status_walk *w, uint64_t a, uint64_t b, unsigned flags)
+{
+  udm_sector_t first = a / UDM_SECTOR_SIZE;
+  udm_sector_t last = (b + UDM_SECTOR_SIZE - 1) / UDM_SECTOR_SIZE;
+  if (first < w->next)
+    first = w->next; /* a sector shared by two extents keeps its first answer */
+  if (last > w->end)
+    last = w->end;
+  if (last <= first)
+    return 0;
+  w->next = last;
+  return w->fn(w->opaque, first, last - first, flags);
+}
+
+/*
+ * Holes and zeros from the server's base:allocation, asked for piece by
+ * piece until the range is covered (a server may answer a prefix).  A
+ * server without it, or a failed query, reports the rest as data.
+ */
+static int nbd_extents(struct udm_dev *d, udm_sector_t sector, uint64_t nr,
+                       udm_extent_fn fn, void *opaque)
+{
+  struct nbd_remote *rm = d->priv;
+  struct status_walk w = {fn, opaque, sector, sector + nr};
+  uint64_t pos = sector * UDM_SECTOR_SIZE, end = (sector + nr) * UDM_SECTOR_SIZE;
+  int r = 0;
+  while (rm->can_status && pos < end && r == 0) {
+    struct nbd_cmd *cmd = calloc(1, sizeof *cmd);
+    if (!cmd)
+      return -ENOMEM;
+    cmd->st_off = pos;
+    cmd->st_len = end - pos;
+    int err = nbd_run_and_wait(d, cmd);
+    uint64_t off = pos;
+    for (size_t i = 0; err == 0 && i + 1 < cmd->st_n && off < end && r == 0; i += 2) {
+      uint64_t b = off + cmd->st_entries[i];
+      if (b > end)
+        b = end;
+      unsigned f = cmd->st_entries[i + 1];
+      r = report_bytes(&w, off, b,
+                       ((f & LIBNBD_STATE_HOLE) ? UDM_EXTENT_HOLE : 0) |
+                           ((f & LIBNBD_STATE_ZERO) ? UDM_EXTENT_ZERO : 0));
+      off = b;
+    }
+    free(cmd->st_entries);
+    free(cmd);
+    if (err || off <= pos)
+      break;
+    pos = off;
+  }
+  if (r == 0 && w.next < w.end)
+    r = fn(opaque, w.next, w.end - w.next, 0);
+  return r;
 }
 
 static void remote_free(struct nbd_remote *rm)
@@ -885,6 +996,7 @@ static void nbd_dev_close(struct udm_dev *d)
 static const struct udm_dev_ops nbd_ops = {
     .submit = nbd_submit,
     .submit_async = nbd_submit_async,
+    .extents = nbd_extents,
     .close = nbd_dev_close,
 };
 

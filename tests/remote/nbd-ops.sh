@@ -3,7 +3,8 @@
 # log: FUA writes, write-zeroes with and without unmap, trim, flush; FUA
 # emulated by a flush on a server without FUA; zeros written on a server
 # without WRITE_ZEROES; the server's block sizes honoured (minimum as the
-# device's block size, maximum as the largest request).
+# device's block size, maximum as the largest request); requests of 4 GiB
+# in pieces; the server's holes seen through udm.
 source "$(dirname "$0")/lib.sh"
 require nbdkit qemu-io nbdinfo
 remote_scratch
@@ -96,4 +97,20 @@ log=$WORK/k5.log
   [ "$(count "$log" 'Trim id=.* offset=0xc0000000 count=0x3ffffe00 ')" = 1 ] ||
   fail "a trim of 4 GiB - 512 not sent as 3 x 1 GiB + the rest"
 [ "$(count "$log" 'Zero id=.* count=0x40000000 ')" = 3 ] || fail "write-zeroes not split at 1 GiB"
+
+# 5. Holes: the server's base:allocation shows through udm's export, shifted
+#    by the table (nbdinfo --map through udm as directly).
+truncate -s 16M "$WORK/sparse.img"
+printf data | dd of="$WORK/sparse.img" bs=1 seek=$((4 << 20)) conv=notrunc status=none
+start_nbdkit "$WORK/k6.pid" -U "$WORK/k6.sock" file "$WORK/sparse.img"
+nbdinfo --map "nbd+unix:///?socket=$WORK/k6.sock" | tr -s ' ' > "$WORK/map.direct"
+serve --table d="0 32768 linear nbd:nbd+unix:///?socket=$WORK/k6.sock 0" \
+  --run 'nbdinfo --map "$uri"' | tr -s ' ' > "$WORK/map.udm" || fail "nbdinfo --map through udm"
+cmp -s "$WORK/map.direct" "$WORK/map.udm" ||
+  fail "holes differ: $(cat "$WORK/map.direct") / through udm: $(cat "$WORK/map.udm")"
+grep -q "hole,zero" "$WORK/map.udm" || fail "no hole reported: $(cat "$WORK/map.udm")"
+serve --table d="0 16384 linear nbd:nbd+unix:///?socket=$WORK/k6.sock 8192" \
+  --run 'nbdinfo --map "$uri"' | tr -s ' ' > "$WORK/map.shift"
+[ "$(head -1 "$WORK/map.shift")" = " 0 4096 0 data" ] ||
+  fail "shifted map: $(cat "$WORK/map.shift")"
 echo PASS
