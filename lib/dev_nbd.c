@@ -56,6 +56,8 @@
 #define NBD_CONN_DEPTH 128
 /* Without a maximum block size from the server, NBD says 32 MiB. */
 #define NBD_DEFAULT_MAX_REQUEST (32u << 20)
+/* A connection that gave up while others work is tried again this much later. */
+#define NBD_REVIVE_NS (30ull * 1000000000u)
 /* Trim and write-zeroes: a multiple of any block size, far below 4 GiB. */
 #define NBD_MAX_EFFECT_REQUEST (1u << 30)
 
@@ -620,6 +622,9 @@ static void conn_lost(struct nbd_remote *rm, struct nbd_conn *c)
     c->retry_at = udm_now_ns();
     if (c->attempts_left < rm->retries)
       c->retry_at += (uint64_t)rm->retry_delay_ms * 1000000u;
+    /* Given up while others may live: tried again later (poll_loop). */
+    if (c->state == CONN_FAILED)
+      c->retry_at = udm_now_ns() + NBD_REVIVE_NS;
   }
 }
 
@@ -771,6 +776,15 @@ static void *poll_loop(void *arg)
     fdconn[n++] = NULL;
     for (unsigned i = 0; i < rm->nconns; i++) {
       struct nbd_conn *c = &rm->conns[i];
+      /* One connection of several gave up while the others work: try it again. */
+      if (c->state == CONN_FAILED && any_state(rm, CONN_READY)) {
+        if (c->retry_at <= now) {
+          c->state = CONN_DOWN;
+          c->attempts_left = 1;
+        } else if (c->retry_at < wake_at) {
+          wake_at = c->retry_at;
+        }
+      }
       if (c->state == CONN_DOWN) {
         if (c->retry_at <= now) {
           conn_retry(rm, c);
