@@ -53,7 +53,6 @@ struct rbd_remote {
   rados_t cluster;
   rados_ioctx_t ioctx;
   rbd_image_t image;
-  bool connected;
   pthread_t thread;
   bool thread_started;
   pthread_mutex_t lock;    /* done, stop */
@@ -398,7 +397,6 @@ static int connect_cluster(struct rbd_remote *rm, const struct rbd_spec *s,
                                         : "");
     return r;
   }
-  rm->connected = true;
   return 0;
 }
 
