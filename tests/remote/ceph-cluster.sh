@@ -6,7 +6,7 @@
 #
 #   ceph_start DIR     start it; sets CEPH_CONF (DIR/ceph.conf) and CEPH_DIR
 #   ceph_stop          kill its daemons (ceph_start arranges it at exit too)
-#   ceph_pool NAME     a replicated pool of size 1, initialised for RBD
+#   ceph_pool NAME     a replicated pool of size 1 for RBD images
 
 ceph_free_port() {
   /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -70,10 +70,11 @@ CONF
   ceph-mgr -i x || fail "ceph-mgr did not start"
 }
 
+# (size 1 by osd_pool_default_size; each ceph command costs a second or two,
+# so neither `rbd pool init` nor an application tag: RBD works without them.)
 ceph_pool() {
-  timeout 30 ceph osd pool create "$1" 8 8 >/dev/null 2>&1 || fail "ceph osd pool create $1"
-  ceph osd pool set "$1" size 1 --yes-i-really-mean-it >/dev/null 2>&1 || fail "pool size 1"
-  timeout 30 rbd pool init "$1" || fail "rbd pool init $1"
+  timeout 30 ceph osd pool create "$1" 8 8 replicated --autoscale-mode=off >/dev/null 2>&1 ||
+    fail "ceph osd pool create $1"
 }
 
 ceph_stop() {
