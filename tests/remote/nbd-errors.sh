@@ -18,7 +18,7 @@ port=$(free_port) # nothing listens there
 refused() {
   local out
   out=$(serve --table d="0 2048 linear $1 0" --run true 2>&1) && fail "accepted: $1"
-  echo "$out" | grep -Eq "line 1: linear: $2" || fail "unclear error for $1: $out"
+  grep -Eq "line 1: linear: $2" <<<"$out" || fail "unclear error for $1: $out"
 }
 refused "nbd:http://example.com/x" "bad NBD URI 'http://example.com/x': it must start with nbd://"
 refused "nbd:" "bad NBD URI ''"

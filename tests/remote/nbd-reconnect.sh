@@ -7,7 +7,7 @@
 source "$(dirname "$0")/lib.sh"
 require nbdkit qemu-io fio truncate timeout
 remote_scratch
-fio --enghelp 2>/dev/null | grep -qw nbd || require fio-nbd-engine
+grep -qw nbd <<<"$(fio --enghelp 2>/dev/null)" || require fio-nbd-engine
 
 truncate -s 64M "$WORK/disk.img"
 cat > "$WORK/server" <<'SH'

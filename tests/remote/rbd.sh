@@ -9,7 +9,7 @@ source "$(dirname "$0")/ceph-cluster.sh"
 require ceph-mon ceph-mgr ceph-osd ceph-authtool monmaptool ceph rbd fio nbdcopy nbdinfo \
   qemu-io cmp
 remote_scratch
-fio --enghelp 2>/dev/null | grep -qw nbd || require fio-nbd-engine
+grep -qw nbd <<<"$(fio --enghelp 2>/dev/null)" || require fio-nbd-engine
 
 SECONDS=0
 ceph_start "$WORK/ceph"
@@ -49,7 +49,7 @@ cmp "$WORK/snap.img" "$WORK/udm.img" || fail "the snapshot does not hold the byt
 refused() {
   local out
   out=$(serve --table d="0 2048 linear $1 0" --run true 2>&1) && fail "accepted: $1"
-  echo "$out" | grep -Eq "line 1: linear: (.*: )?$2" || fail "unclear error for $1: $out"
+  grep -Eq "line 1: linear: (.*: )?$2" <<<"$out" || fail "unclear error for $1: $out"
 }
 refused "rbd:disk" "bad RBD name 'rbd:disk': expected rbd:POOL/IMAGE.*no '/' between pool and image"
 refused "rbd:/disk" "bad RBD name 'rbd:/disk'.*the pool is missing"
