@@ -17,6 +17,7 @@
 
 #include "engine.h"
 #include "internal.h"
+#include "platform.h"
 #ifdef HAVE_LIBURING
 #include "uring.h"
 #endif
@@ -99,7 +100,7 @@ int udm__full_pwrite(int fd, const void *buf, size_t len, uint64_t off)
 
 int udm__sync_fd(int fd)
 {
-  return fdatasync(fd) < 0 ? -errno : 0;
+  return udm_platform_datasync(fd);
 }
 
 static int perform(struct udm_engine_op *op)

@@ -30,6 +30,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#ifdef __APPLE__
+#include <libproc.h>
+#endif
 #ifdef __linux__
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -126,9 +129,16 @@ static int engine_do(struct udm_engine *e, int fd, enum udm_op kind, void *buf, 
   return t.res;
 }
 
-/* ---- threads of the process (Linux: /proc/self/task) ---- */
+/* ---- threads of the process (Linux: /proc/self/task; macOS: proc_pidinfo) ---- */
 
-#ifdef __linux__
+#if defined(__APPLE__)
+static int count_threads(void)
+{
+  struct proc_taskinfo ti;
+  int n = proc_pidinfo(getpid(), PROC_PIDTASKINFO, 0, &ti, sizeof ti);
+  return n == (int)sizeof ti ? ti.pti_threadnum : -1;
+}
+#elif defined(__linux__)
 /*
  * Threads of this process, without the kernel's io_uring workers
  * (iou-wrk-*), which the kernel starts and bounds itself.
@@ -296,7 +306,7 @@ static void check_submitter_exits(struct udm_engine *e, const char *path)
   for (unsigned round = 0; round < 4; round++) {
     for (int reading = 0; reading <= 1; reading++) {
       if (reading) {
-        CHECK(fdatasync(fd) == 0);
+        CHECK(udm__sync_fd(fd) == 0);
 #ifdef POSIX_FADV_DONTNEED /* not on macOS */
         posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 #endif
@@ -381,7 +391,7 @@ static void check_eof_and_errors(struct udm_engine *e, const char *dir)
   CHECK(t.res == -EINVAL); /* the engine moves bytes and syncs, nothing else */
 }
 
-#ifdef __linux__
+#if defined(__linux__) || defined(__APPLE__)
 static uint64_t rnd_state = 0x2545F4914F6CDD1Dull;
 static uint64_t rnd(uint64_t n)
 {
@@ -444,7 +454,7 @@ static int threads_at_depth(struct udm_engine *e, int fd, unsigned depth)
 
 static void check_thread_count(struct udm_engine *e, const char *path)
 {
-#ifdef __linux__
+#if defined(__linux__) || defined(__APPLE__)
   int fd = open(path, O_RDWR);
   CHECK(fd >= 0);
   int one = threads_at_depth(e, fd, 1);
