@@ -281,7 +281,12 @@ int nbd_tls_start(struct nbd_conn *c, const struct nbd_tls_creds *cr)
   do
     r = gnutls_handshake(s);
   while (r < 0 && !gnutls_error_is_fatal(r));
-  return r < 0 ? -EPROTO : 0;
+  if (r < 0) {
+    /* Tell the client why (a bad certificate, an unknown PSK identity...). */
+    gnutls_alert_send_appropriate(s, r);
+    return -EPROTO;
+  }
+  return 0;
 }
 
 ssize_t nbd_tls_recv(struct nbd_conn *c, void *buf, size_t len)
