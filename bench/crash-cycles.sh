@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Crash consistency at length: tests/crash/crash.py for N cycles (default
+# 1000) over linear, striped and crypt, through NBD and the attached block
+# device; prints the per-target table that docs/testing.md records, and the
+# time taken.  Needs root, /dev/fuse, loop devices and python3-libnbd.
+#
+#   bench/crash-cycles.sh [--cycles N] [--seed S] [--targets a,b,...] [--build DIR]
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+cycles=1000
+seed=
+targets=
+build=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --cycles) cycles=$2; shift 2 ;;
+    --seed) seed=$2; shift 2 ;;
+    --targets) targets=$2; shift 2 ;;
+    --build) build=$2; shift 2 ;;
+    *) echo "usage: $0 [--cycles N] [--seed S] [--targets a,b,...] [--build DIR]" >&2
+       exit 2 ;;
+  esac
+done
+if [ -z "$build" ]; then
+  for b in build-rel build; do
+    [ -x "$here/../$b/daemon/udmd" ] && { build=$here/../$b; break; }
+  done
+fi
+[ -x "$build/daemon/udmd" ] && [ -x "$build/cli/udm" ] ||
+  { echo "$0: no built udmd/udm; build udm or pass --build DIR" >&2; exit 2; }
+/usr/bin/python3 -I -c 'import nbd' 2>/dev/null ||
+  { echo "$0: python3-libnbd is missing" >&2; exit 2; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/udm-crash.XXXXXX")
+cleanup() {
+  local lock=$work/rt/udmd.lock pid
+  if [ -f "$lock" ]; then
+    pid=$(cat "$lock" 2>/dev/null)
+    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+  fi
+  grep -q " $work/rt/dev " /proc/mounts && umount -l "$work/rt/dev"
+  rm -rf "$work"
+}
+trap cleanup EXIT
+start=$(date +%s)
+status=0
+/usr/bin/python3 -I "$here/../tests/crash/crash.py" --udm "$build/cli/udm" \
+  --udmd "$build/daemon/udmd" --work "$work" --cycles "$cycles" \
+  ${seed:+--seed "$seed"} ${targets:+--targets "$targets"} > "$work/log" 2>&1 || status=$?
+grep -v '^cycle .*: ok$' "$work/log" || true
+echo "$cycles cycles in $(( $(date +%s) - start )) s, exit status $status"
+exit $status

@@ -1,0 +1,463 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Crash consistency: writes, SIGKILL of udmd at a random moment, restart, check.
+
+Each cycle makes a udm device from a table (TARGETS below), writes to it
+through one door (NBD with libnbd, or the attached block device with
+O_DIRECT from several threads), kills udmd with SIGKILL at a random moment
+while writes and flushes are in flight, starts a new udmd, makes the same
+device again and reads every sector back through NBD.  Two rules:
+
+  durable   every write acknowledged before a flush that then completed,
+            and every FUA write acknowledged, reads back (or a later write
+            to the same sector does);
+  no ghost  every sector holds bytes that were written to it: the format's
+            initial pattern or one of the writes issued to that sector,
+            whole (each sector carries its write's id, its own number and a
+            body derived from both).
+
+Writes in flight never overlap, so the writes to one sector are ordered and
+"later" is well defined.  The device's backing files persist from cycle to
+cycle, and what a cycle reads back becomes the next cycle's baseline.
+
+What this kills is the daemon, not the machine: the backing files' page
+cache survives, as it does when a process dies.  So the test proves udm
+acknowledges nothing it has not handed to the backing store, and that its
+own state (caches, metadata of stateful targets) survives the crash; power
+loss needs a VM and is not covered here.
+
+Usage: crash.py --udm PATH --udmd PATH --work DIR [--cycles N] [--seed S]
+                [--targets linear,striped,crypt] [--doors nbd,blockdev]
+Prints one line per cycle and a summary per target; exits 1 on a violation.
+"""
+import argparse
+import hashlib
+import mmap
+import os
+import random
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+import nbd
+
+SECTOR = 512
+SECTORS = 16384            # 8 MiB devices: a full check reads 8 MiB
+MAGIC = b"UDMCRASH"
+HEADER = struct.Struct("<8sQQ")  # magic, write id, sector
+KEY = "a5" * 64            # a test key for crypt (aes-xts-plain64, 512 bits)
+
+# One line per target: its table for a device of SECTORS sectors over the
+# backing files (paths), and how many backing files it needs.  A stateful
+# target (mirror, era, cache) is added here as one more line.
+TARGETS = {
+    "linear": (1, lambda f: "0 %d linear %s 0" % (SECTORS, f[0])),
+    "striped": (2, lambda f: "0 %d striped 2 8 %s 0 %s 0" % (SECTORS, f[0], f[1])),
+    "crypt": (1, lambda f: "0 %d crypt aes-xts-plain64 %s 0 %s 0" % (SECTORS, KEY, f[0])),
+}
+
+# Targets that break the rules on purpose, to prove the checks can fail:
+# formatted through linear, then written through flakey while it drops
+# writes (acknowledged, never written: durable writes are lost) or corrupts
+# byte 32 of every write (sectors hold bytes nobody wrote).
+FAULTY = {
+    "drop-writes": (1, lambda f: "0 %d flakey %s 0 0 3600 1 drop_writes" % (SECTORS, f[0])),
+    "corrupt-writes": (1, lambda f: "0 %d flakey %s 0 0 3600 5 corrupt_bio_byte 32 w 255 0"
+                       % (SECTORS, f[0])),
+}
+
+WRITE_MIN, WRITE_MAX = 8, 128   # sectors per write (4 KiB .. 64 KiB), 4 KiB aligned
+QUEUE_DEPTH = 8
+FLUSH_EVERY = 0.015             # seconds between flushes
+FUA_SHARE = 0.15                # of writes
+
+
+def sector_bytes(wid, sector):
+    body = hashlib.blake2b(struct.pack("<QQ", wid, sector), digest_size=64).digest()
+    body = (body * ((SECTOR - HEADER.size) // 64 + 1))[:SECTOR - HEADER.size]
+    return HEADER.pack(MAGIC, wid, sector) + body
+
+
+def payload(wid, first, count):
+    return b"".join(sector_bytes(wid, first + i) for i in range(count))
+
+
+def decode(data, sector):
+    """The write id a sector's bytes carry, or None for bytes never written."""
+    magic, wid, sec = HEADER.unpack_from(data)
+    if magic != MAGIC or sec != sector or data != sector_bytes(wid, sector):
+        return None
+    return wid
+
+
+class Write:
+    __slots__ = ("wid", "first", "count", "fua", "ack", "durable")
+
+    def __init__(self, wid, first, count, fua):
+        self.wid, self.first, self.count, self.fua = wid, first, count, fua
+        self.ack = None       # the ack sequence number, once acknowledged
+        self.durable = False
+
+
+class Model:
+    """What each sector may hold: its baseline, then the writes issued to it."""
+
+    def __init__(self, baseline):
+        self.baseline = baseline          # write id per sector, known on disk
+        self.history = [[] for _ in range(SECTORS)]
+        self.writes = []
+        self.busy = bytearray(SECTORS)    # sectors of writes in flight
+        self.lock = threading.Lock()
+        self.acks = 0
+        self.next_wid = max(baseline) + 1
+        self.stats = {"writes": 0, "acked": 0, "fua": 0, "flushes": 0, "durable": 0}
+
+    def issue(self, rng):
+        """A new write over sectors no write in flight touches, or None."""
+        with self.lock:
+            for _ in range(8):
+                count = rng.randrange(WRITE_MIN, WRITE_MAX + 1, 8)
+                first = rng.randrange(0, SECTORS - count + 1, 8)
+                if not any(self.busy[first:first + count]):
+                    break
+            else:
+                return None
+            w = Write(self.next_wid, first, count, rng.random() < FUA_SHARE)
+            self.next_wid += 1
+            self.busy[first:first + count] = b"\1" * count
+            for s in range(first, first + count):
+                self.history[s].append(w)
+            self.writes.append(w)
+            self.stats["writes"] += 1
+            return w
+
+    def done(self, w, ok):
+        with self.lock:
+            self.busy[w.first:w.first + w.count] = bytes(w.count)
+            if ok:
+                self.acks += 1
+                w.ack = self.acks
+                self.stats["acked"] += 1
+                if w.fua:
+                    w.durable = True
+                    self.stats["fua"] += 1
+
+    def flush_started(self):
+        with self.lock:
+            return self.acks
+
+    def flushed(self, mark):
+        """A flush that started when `mark` acks had come completed."""
+        with self.lock:
+            self.stats["flushes"] += 1
+            for w in self.writes:
+                if w.ack is not None and w.ack <= mark:
+                    w.durable = True
+
+    def check(self, data):
+        """Violations, and the next baseline, from the device's bytes."""
+        bad = []
+        nxt = list(self.baseline)
+        durable = 0
+        for s in range(SECTORS):
+            got = decode(data[s * SECTOR:(s + 1) * SECTOR], s)
+            hist = self.history[s]
+            last_durable = max((k for k, w in enumerate(hist) if w.durable), default=-1)
+            durable += last_durable >= 0
+            allowed = [w.wid for w in hist[max(last_durable, 0):]]
+            if last_durable < 0:
+                allowed.append(self.baseline[s])
+            if got is None:
+                bad.append("sector %d holds bytes never written to it" % s)
+            elif got not in allowed:
+                older = [w.wid for w in hist[:max(last_durable, 0)]] + [self.baseline[s]]
+                if got in older:
+                    bad.append("sector %d: durable write %d lost (holds %d)"
+                               % (s, hist[last_durable].wid, got))
+                else:
+                    bad.append("sector %d holds write %d, never issued to it" % (s, got))
+            if got is not None:
+                nxt[s] = got
+        self.stats["durable"] = durable
+        return bad, nxt
+
+
+class Daemon:
+    def __init__(self, args, rt):
+        self.args, self.rt, self.proc = args, rt, None
+        self.env = dict(os.environ, UDM_RUNTIME_DIR=rt)
+        self.log = open(os.path.join(args.work, "udmd.log"), "ab")
+
+    def start(self):
+        for leaf in ("control.sock", "nbd.sock"):
+            try:
+                os.unlink(os.path.join(self.rt, leaf))
+            except FileNotFoundError:
+                pass
+        self.proc = subprocess.Popen([self.args.udmd, "-f"], env=self.env,
+                                     stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if all(os.path.exists(os.path.join(self.rt, x))
+                   for x in ("control.sock", "nbd.sock")):
+                return
+            if self.proc.poll() is not None:
+                raise SystemExit("udmd exited %d at start" % self.proc.returncode)
+            time.sleep(0.01)
+        raise SystemExit("udmd did not create its sockets in 20 s")
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def udm(self, *argv):
+        r = subprocess.run([self.args.udm] + list(argv), env=self.env,
+                           capture_output=True, text=True, timeout=30)
+        if r.returncode != 0:
+            raise SystemExit("udm %s: %s" % (" ".join(argv[:2]), r.stderr.strip()))
+        return r.stdout.strip()
+
+    def uri(self, name):
+        return "nbd+unix:///%s?socket=%s" % (name, os.path.join(self.rt, "nbd.sock"))
+
+
+def write_nbd(daemon, name, model, rng, stop):
+    """Writes and flushes through NBD until the connection breaks."""
+    h = nbd.NBD()
+    h.connect_uri(daemon.uri(name))
+    inflight = {}   # cookie -> (Write or None for a flush, flush mark, buffer)
+    last_flush = time.monotonic()
+    try:
+        while True:
+            if not stop.is_set():
+                now = time.monotonic()
+                if now - last_flush > FLUSH_EVERY and len(inflight) < QUEUE_DEPTH:
+                    inflight[h.aio_flush()] = (None, model.flush_started(), None)
+                    last_flush = now
+                while len(inflight) < QUEUE_DEPTH:
+                    w = model.issue(rng)
+                    if not w:
+                        break
+                    buf = nbd.Buffer.from_bytearray(
+                        bytearray(payload(w.wid, w.first, w.count)))
+                    flags = nbd.CMD_FLAG_FUA if w.fua else 0
+                    try:
+                        cookie = h.aio_pwrite(buf, w.first * SECTOR, flags=flags)
+                    except nbd.Error:
+                        model.done(w, False)
+                        raise
+                    inflight[cookie] = (w, 0, buf)
+            elif not inflight:
+                return
+            h.poll(50)
+            for cookie in list(inflight):
+                w, mark, _ = inflight[cookie]
+                try:
+                    if not h.aio_command_completed(cookie):
+                        continue
+                    ok = True
+                except nbd.Error:
+                    ok = False
+                del inflight[cookie]
+                if w is None:
+                    if ok:
+                        model.flushed(mark)
+                else:
+                    model.done(w, ok)
+    except nbd.Error:
+        pass
+    finally:
+        for w, _, _ in inflight.values():
+            if w is not None:
+                model.done(w, False)
+        try:
+            h.close()
+        except Exception:
+            pass
+
+
+def write_blockdev(path, model, rng, stop):
+    """QUEUE_DEPTH threads of O_DIRECT writes (FUA ones with O_DSYNC) and a
+    flusher (fsync) on the block device, until I/O fails."""
+    fd = os.open(path, os.O_WRONLY | os.O_DIRECT)
+    fd_fua = os.open(path, os.O_WRONLY | os.O_DIRECT | os.O_DSYNC)
+    failed = threading.Event()
+    seeds = [rng.random() for _ in range(QUEUE_DEPTH)]
+
+    def writer(seed):
+        r = random.Random(seed)
+        buf = mmap.mmap(-1, WRITE_MAX * SECTOR)
+        while not failed.is_set() and not stop.is_set():
+            w = model.issue(r)
+            if not w:
+                time.sleep(0.001)
+                continue
+            n = w.count * SECTOR
+            buf[:n] = payload(w.wid, w.first, w.count)
+            try:
+                ok = os.pwrite(fd_fua if w.fua else fd, memoryview(buf)[:n],
+                               w.first * SECTOR) == n
+            except OSError:
+                ok = False
+            model.done(w, ok)
+            if not ok:
+                failed.set()
+        buf.close()
+
+    def flusher():
+        while not failed.is_set() and not stop.is_set():
+            time.sleep(FLUSH_EVERY)
+            mark = model.flush_started()
+            try:
+                os.fsync(fd)
+            except OSError:
+                failed.set()
+                return
+            model.flushed(mark)
+
+    threads = [threading.Thread(target=writer, args=(s,)) for s in seeds]
+    threads.append(threading.Thread(target=flusher))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    os.close(fd)
+    os.close(fd_fua)
+
+
+def read_all(daemon, name):
+    h = nbd.NBD()
+    h.connect_uri(daemon.uri(name))
+    data = bytearray()
+    step = 4 << 20
+    for off in range(0, SECTORS * SECTOR, step):
+        data += h.pread(min(step, SECTORS * SECTOR - off), off)
+    h.shutdown()
+    return bytes(data)
+
+
+def format_device(daemon, name, table):
+    """Write the initial pattern (write id 0) everywhere, and flush."""
+    daemon.udm("create", name, "--table", table)
+    h = nbd.NBD()
+    h.connect_uri(daemon.uri(name))
+    step = 1024
+    for first in range(0, SECTORS, step):
+        h.pwrite(payload(0, first, step), first * SECTOR)
+    h.flush()
+    h.shutdown()
+    daemon.udm("remove", name)
+    return [0] * SECTORS
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--udm", required=True)
+    ap.add_argument("--udmd", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--cycles", type=int, default=25)
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--targets", default=",".join(TARGETS))
+    ap.add_argument("--doors", default="nbd,blockdev")
+    args = ap.parse_args()
+    seed = args.seed if args.seed is not None else random.randrange(1 << 30)
+    rng = random.Random(seed)
+    targets = args.targets.split(",")
+    doors = args.doors.split(",")
+    for t in targets:
+        if t not in TARGETS and t not in FAULTY:
+            raise SystemExit("unknown target %s (known: %s)"
+                             % (t, ", ".join(list(TARGETS) + list(FAULTY))))
+    for d in doors:
+        if d not in ("nbd", "blockdev"):
+            raise SystemExit("unknown door %s (nbd, blockdev)" % d)
+    print("seed %d" % seed, flush=True)
+
+    rt = os.path.join(args.work, "rt")
+    daemon = Daemon(args, rt)
+    try:
+        failures = run(args, rng, targets, doors, daemon)
+    finally:
+        daemon.stop()
+    sys.exit(1 if failures else 0)
+
+
+def run(args, rng, targets, doors, daemon):
+    daemon.start()
+    baselines, tables = {}, {}
+    for t in targets:
+        nfiles, make = TARGETS[t] if t in TARGETS else FAULTY[t]
+        files = []
+        for i in range(nfiles):
+            f = os.path.join(args.work, "%s.%d.img" % (t, i))
+            with open(f, "wb") as fh:
+                fh.truncate(SECTORS * SECTOR)
+            files.append(f)
+        tables[t] = make(files)
+        fmt = tables[t] if t in TARGETS else TARGETS["linear"][1](files)
+        baselines[t] = format_device(daemon, "c-" + t, fmt)
+
+    summary = {t: {"cycles": 0, "writes": 0, "acked": 0, "fua": 0, "flushes": 0,
+                   "durable": 0, "violations": 0} for t in targets}
+    failures = 0
+    for cycle in range(args.cycles):
+        t = targets[cycle % len(targets)]
+        door = doors[(cycle // len(targets)) % len(doors)]
+        name = "c-" + t
+        model = Model(baselines[t])
+        stop = threading.Event()
+        if door == "blockdev":
+            dev = daemon.udm("create", name, "--attach", "--table", tables[t])
+            worker = threading.Thread(target=write_blockdev,
+                                      args=(dev, model, random.Random(rng.random()), stop))
+        else:
+            daemon.udm("create", name, "--table", tables[t])
+            worker = threading.Thread(target=write_nbd,
+                                      args=(daemon, name, model,
+                                            random.Random(rng.random()), stop))
+        worker.start()
+        time.sleep(rng.uniform(0.03, 0.4))
+        daemon.kill()
+        worker.join(60)
+        if worker.is_alive():
+            raise SystemExit("cycle %d: the writer hung after udmd was killed" % cycle)
+        daemon.start()   # it detaches what the dead one left attached
+        daemon.udm("create", name, "--table", tables[t])
+        bad, baselines[t] = model.check(read_all(daemon, name))
+        daemon.udm("remove", name)
+        st = model.stats
+        s = summary[t]
+        s["cycles"] += 1
+        for k in ("writes", "acked", "fua", "flushes", "durable"):
+            s[k] += st[k]
+        s["violations"] += len(bad)
+        print("cycle %d %s via %s: %d writes, %d acked (%d FUA), %d flushes, "
+              "%d sectors with a durable write: %s"
+              % (cycle, t, door, st["writes"], st["acked"], st["fua"], st["flushes"],
+                 st["durable"], "ok" if not bad else "%d VIOLATIONS" % len(bad)),
+              flush=True)
+        for b in bad[:10]:
+            print("  " + b, flush=True)
+        failures += len(bad)
+    print("target          cycles  writes  acked    FUA  flushes  durable-sectors  violations")
+    for t in targets:
+        s = summary[t]
+        print("%-14s %7d %7d %6d %6d %8d %16d %11d" % (
+            t, s["cycles"], s["writes"], s["acked"], s["fua"], s["flushes"], s["durable"],
+            s["violations"]))
+    return failures
+
+
+if __name__ == "__main__":
+    main()
