@@ -35,11 +35,11 @@ fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/udm-crash.XXXXXX")
 cleanup() {
+  set +e
   local lock=$work/rt/udmd.lock pid
-  if [ -f "$lock" ]; then
-    pid=$(cat "$lock" 2>/dev/null)
-    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-  fi
+  # crash.py stops its daemon; this is for an interrupted run.
+  pid=$(cat "$lock" 2>/dev/null)
+  [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
   grep -q " $work/rt/dev " /proc/mounts && umount -l "$work/rt/dev"
   rm -rf "$work"
 }

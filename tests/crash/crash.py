@@ -213,13 +213,16 @@ class Daemon:
         self.proc.wait()
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        """SIGTERM; udmd's exit status (a sanitizer's report makes it nonzero)."""
+        if not self.proc or self.proc.poll() is not None:
+            return 0
+        self.proc.terminate()
+        try:
+            return self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return -1
 
     def udm(self, *argv):
         r = subprocess.run([self.args.udm] + list(argv), env=self.env,
@@ -386,10 +389,14 @@ def main():
 
     rt = os.path.join(args.work, "rt")
     daemon = Daemon(args, rt)
+    failures = 1
     try:
         failures = run(args, rng, targets, doors, daemon)
     finally:
-        daemon.stop()
+        status = daemon.stop()
+        if status != 0:
+            print("udmd exited %d at SIGTERM (see %s/udmd.log)" % (status, args.work))
+            failures += 1
     sys.exit(1 if failures else 0)
 
 

@@ -27,4 +27,5 @@ grep -q "holds bytes never written to it" "$WORK/neg.out" ||
 
 crash --work "$WORK" --cycles "${CRASH_CYCLES:-25}" ${CRASH_SEED:+--seed "$CRASH_SEED"} \
   ${CRASH_TARGETS:+--targets "$CRASH_TARGETS"} || fail "crash cycles (see above)"
+! grep -q Sanitizer "$WORK/udmd.log" || fail "a sanitizer report in udmd's log"
 echo PASS
