@@ -38,8 +38,10 @@ cleanup() {
   set +e
   local lock=$work/rt/udmd.lock pid
   # crash.py stops its daemon; this is for an interrupted run.
+  # (only if that pid is still our udmd: a pid can be reused).
   pid=$(cat "$lock" 2>/dev/null)
-  [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+  [ -n "$pid" ] && [ "$(readlink "/proc/$pid/exe")" = "$(readlink -f "$build/daemon/udmd")" ] &&
+    kill -9 "$pid"
   grep -q " $work/rt/dev " /proc/mounts && umount -l "$work/rt/dev"
   rm -rf "$work"
 }
