@@ -288,8 +288,7 @@ static void *conn_main(void *arg)
   /* Hang up and let the device go now (so that it can be removed); the
    * memory goes when the connection is reaped. */
 #ifdef UDM_NBD_TLS
-  if (ok)
-    nbd_tls_bye(c); /* one thread left: the close_notify is safe to send */
+  nbd_tls_bye(c); /* one thread left: the close_notify is safe to send */
 #endif
   shutdown(c->fd, SHUT_RDWR);
   if (c->dev) {

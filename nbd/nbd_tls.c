@@ -276,7 +276,6 @@ int nbd_tls_start(struct nbd_conn *c, const struct nbd_tls_creds *cr)
     gnutls_session_set_verify_cert(s, NULL, 0);
   }
   gnutls_transport_set_int(s, c->fd);
-  c->tls = s;
   /* The handshake deadline (nbd_server.c) shuts the socket down: no timer here. */
   do
     r = gnutls_handshake(s);
@@ -284,8 +283,10 @@ int nbd_tls_start(struct nbd_conn *c, const struct nbd_tls_creds *cr)
   if (r < 0) {
     /* Tell the client why (a bad certificate, an unknown PSK identity...). */
     gnutls_alert_send_appropriate(s, r);
+    gnutls_deinit(s);
     return -EPROTO;
   }
+  c->tls = s;
   return 0;
 }
 

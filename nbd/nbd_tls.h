@@ -28,13 +28,16 @@ int nbd_tls_creds_psk(struct nbd_tls_creds **out, const char *file, char *msg,
                       size_t msglen);
 void nbd_tls_creds_free(struct nbd_tls_creds *creds);
 
-/* The TLS handshake on c's socket (after the NBD_REP_ACK of STARTTLS). */
+/*
+ * The TLS handshake on c's socket (after the NBD_REP_ACK of STARTTLS);
+ * c->tls is set only when it succeeded.
+ */
 int nbd_tls_start(struct nbd_conn *c, const struct nbd_tls_creds *creds);
 /* Some bytes (1..len), -EPIPE at the end of the stream, or -errno. */
 ssize_t nbd_tls_recv(struct nbd_conn *c, void *buf, size_t len);
 /* All of iov, as few records as the pieces allow. */
 int nbd_tls_sendv(struct nbd_conn *c, const struct iovec *iov, int iovcnt);
-/* Tell the client we are done (close_notify), without waiting for it. */
+/* Tell the client we are done (close_notify), without waiting; no-op without TLS. */
 void nbd_tls_bye(struct nbd_conn *c);
 void nbd_tls_free(struct nbd_conn *c);
 

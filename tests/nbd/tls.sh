@@ -40,6 +40,7 @@ run_tls --tls require --tls-certificates "$WORK/certs" -- '
   nbdcopy "$WORK/src" "$x"
   nbdcopy "$x" "$WORK/out.x509"
   nbdinfo --size "$x" > "$WORK/size.x509"
+  nbdinfo --list "nbds://localhost:$port/?tls-certificates=$WORK/certs" > "$WORK/list.x509"
   qemu-img convert -O raw --object tls-creds-x509,id=tls0,dir=$WORK/certs,endpoint=client \
     --image-opts driver=nbd,host=localhost,port=$port,export=disk,tls-creds=tls0 \
     "$WORK/out.qemu"
@@ -53,6 +54,7 @@ cmp -n 8388608 "$WORK/src" "$WORK/out.x509" || fail "nbdcopy over X.509 TLS: byt
 cmp -n 8388608 "$WORK/src" "$WORK/out.qemu" || fail "qemu-img over X.509 TLS: bytes differ"
 cmp -n 8388608 "$WORK/src" "$WORK/backing" || fail "the backing file lacks the bytes"
 [ "$(cat "$WORK/size.x509")" = 16777216 ] || fail "size over TLS: $(cat "$WORK/size.x509")"
+grep -q '^export="disk":' "$WORK/list.x509" || fail "the export list over TLS"
 grep -q "requires TLS" "$WORK/plain.err" || fail "plain nbdinfo: $(cat "$WORK/plain.err")"
 grep -q "requires TLS" "$WORK/plainq.err" || fail "plain qemu-img: $(cat "$WORK/plainq.err")"
 
