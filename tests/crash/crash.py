@@ -235,10 +235,16 @@ class Daemon:
         return "nbd+unix:///%s?socket=%s" % (name, os.path.join(self.rt, "nbd.sock"))
 
 
-def write_nbd(daemon, name, model, rng, stop):
+def write_nbd(daemon, name, model, rng, stop, started):
     """Writes and flushes through NBD until the connection breaks."""
     h = nbd.NBD()
-    h.connect_uri(daemon.uri(name))
+    try:
+        h.connect_uri(daemon.uri(name))
+    except nbd.Error as e:
+        print("  the writer could not connect: %s" % e, flush=True)
+        return
+    finally:
+        started.set()
     inflight = {}   # cookie -> (Write or None for a flush, flush mark, buffer)
     last_flush = time.monotonic()
     try:
@@ -290,11 +296,14 @@ def write_nbd(daemon, name, model, rng, stop):
             pass
 
 
-def write_blockdev(path, model, rng, stop):
+def write_blockdev(path, model, rng, stop, started):
     """QUEUE_DEPTH threads of O_DIRECT writes (FUA ones with O_DSYNC) and a
     flusher (fsync) on the block device, until I/O fails."""
-    fd = os.open(path, os.O_WRONLY | os.O_DIRECT)
-    fd_fua = os.open(path, os.O_WRONLY | os.O_DIRECT | os.O_DSYNC)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_DIRECT)
+        fd_fua = os.open(path, os.O_WRONLY | os.O_DIRECT | os.O_DSYNC)
+    finally:
+        started.set()
     failed = threading.Event()
     seeds = [rng.random() for _ in range(QUEUE_DEPTH)]
 
@@ -423,17 +432,18 @@ def run(args, rng, targets, doors, daemon):
         door = doors[(cycle // len(targets)) % len(doors)]
         name = "c-" + t
         model = Model(baselines[t])
-        stop = threading.Event()
+        stop, started = threading.Event(), threading.Event()
+        wrng = random.Random(rng.random())
         if door == "blockdev":
             dev = daemon.udm("create", name, "--attach", "--table", tables[t])
             worker = threading.Thread(target=write_blockdev,
-                                      args=(dev, model, random.Random(rng.random()), stop))
+                                      args=(dev, model, wrng, stop, started))
         else:
             daemon.udm("create", name, "--table", tables[t])
             worker = threading.Thread(target=write_nbd,
-                                      args=(daemon, name, model,
-                                            random.Random(rng.random()), stop))
+                                      args=(daemon, name, model, wrng, stop, started))
         worker.start()
+        started.wait(30)   # the kill comes while writes are in flight, not before
         time.sleep(rng.uniform(0.03, 0.4))
         daemon.kill()
         worker.join(60)
