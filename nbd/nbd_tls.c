@@ -197,6 +197,7 @@ static int check_psk_file(const char *file, char *msg, size_t msglen)
   for (char *p = text; *p && r == 0;) {
     char *end = strchr(p, '\n');
     size_t len = end ? (size_t)(end - p) : strlen(p);
+    size_t next = end ? len + 1 : len; /* taken before a '\r' is cut off */
     line++;
     if (len > 0 && p[len - 1] == '\r')
       len--;
@@ -214,7 +215,7 @@ static int check_psk_file(const char *file, char *msg, size_t msglen)
       }
       keys++;
     }
-    p += end ? (size_t)(end - p) + 1 : len;
+    p += next;
   }
   if (r == 0 && keys == 0) {
     snprintf(msg, msglen, "TLS PSK file %s holds no key", file);

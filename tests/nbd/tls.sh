@@ -111,6 +111,15 @@ if "$SERVE" --socket "$SOCK" --tls on --tls-psk "$WORK/bad.psk" --table disk="$t
      --run true 2> "$WORK/e2"; then
   fail "a malformed PSK file was accepted"; fi
 grep -q "line 1: expected IDENTITY:HEXKEY" "$WORK/e2" || fail "bad PSK message: $(cat "$WORK/e2")"
+printf '\n\n' > "$WORK/empty.psk"
+if "$SERVE" --socket "$SOCK" --tls on --tls-psk "$WORK/empty.psk" --table disk="$table" \
+     --run true 2> "$WORK/e4"; then
+  fail "a PSK file without a key was accepted"; fi
+grep -q "holds no key" "$WORK/e4" || fail "empty PSK file message: $(cat "$WORK/e4")"
+# A last line ending in CR without a newline is still a key (and no endless loop).
+printf 'alice:00ff\r' > "$WORK/cr.psk"
+timeout 20 "$SERVE" --socket "$SOCK" --tls on --tls-psk "$WORK/cr.psk" --table disk="$table" \
+  --run true || fail "a PSK file whose last line ends in CR"
 if "$SERVE" --socket "$SOCK" --tls on --tls-certificates "$WORK/anon" --table disk="$table" \
      --run true 2> "$WORK/e3"; then
   fail "a certificate directory without a server certificate was accepted"; fi
