@@ -112,6 +112,8 @@ int nbd_tls_creds_x509(struct nbd_tls_creds **out, const char *dir, bool verify_
   const char *bad = NULL;
   if (access(ca, R_OK) == 0) {
     r = gnutls_certificate_set_x509_trust_file(cr->x509, ca, GNUTLS_X509_FMT_PEM);
+    if (r == 0) /* the count of certificates read: none is an error too */
+      r = GNUTLS_E_NO_CERTIFICATE_FOUND;
     if (r < 0)
       bad = ca;
   } else if (verify_peer) {
