@@ -427,53 +427,59 @@ def run(args, rng, targets, doors, daemon):
     summary = {t: {"cycles": 0, "writes": 0, "acked": 0, "fua": 0, "flushes": 0,
                    "durable": 0, "violations": 0} for t in targets}
     failures = 0
-    for cycle in range(args.cycles):
-        t = targets[cycle % len(targets)]
-        door = doors[(cycle // len(targets)) % len(doors)]
-        name = "c-" + t
-        model = Model(baselines[t])
-        stop, started = threading.Event(), threading.Event()
-        wrng = random.Random(rng.random())
-        if door == "blockdev":
-            dev = daemon.udm("create", name, "--attach", "--table", tables[t])
-            worker = threading.Thread(target=write_blockdev,
-                                      args=(dev, model, wrng, stop, started))
-        else:
+    try:
+        for cycle in range(args.cycles):
+            t = targets[cycle % len(targets)]
+            door = doors[(cycle // len(targets)) % len(doors)]
+            name = "c-" + t
+            model = Model(baselines[t])
+            stop, started = threading.Event(), threading.Event()
+            wrng = random.Random(rng.random())
+            if door == "blockdev":
+                dev = daemon.udm("create", name, "--attach", "--table", tables[t])
+                worker = threading.Thread(target=write_blockdev,
+                                          args=(dev, model, wrng, stop, started))
+            else:
+                daemon.udm("create", name, "--table", tables[t])
+                worker = threading.Thread(target=write_nbd,
+                                          args=(daemon, name, model, wrng, stop, started))
+            worker.start()
+            started.wait(30)   # the kill comes while writes are in flight, not before
+            time.sleep(rng.uniform(0.03, 0.4))
+            daemon.kill()
+            worker.join(60)
+            if worker.is_alive():
+                raise SystemExit("cycle %d: the writer hung after udmd was killed" % cycle)
+            daemon.start()   # it detaches what the dead one left attached
             daemon.udm("create", name, "--table", tables[t])
-            worker = threading.Thread(target=write_nbd,
-                                      args=(daemon, name, model, wrng, stop, started))
-        worker.start()
-        started.wait(30)   # the kill comes while writes are in flight, not before
-        time.sleep(rng.uniform(0.03, 0.4))
-        daemon.kill()
-        worker.join(60)
-        if worker.is_alive():
-            raise SystemExit("cycle %d: the writer hung after udmd was killed" % cycle)
-        daemon.start()   # it detaches what the dead one left attached
-        daemon.udm("create", name, "--table", tables[t])
-        bad, baselines[t] = model.check(read_all(daemon, name))
-        daemon.udm("remove", name)
-        st = model.stats
-        s = summary[t]
-        s["cycles"] += 1
-        for k in ("writes", "acked", "fua", "flushes", "durable"):
-            s[k] += st[k]
-        s["violations"] += len(bad)
-        print("cycle %d %s via %s: %d writes, %d acked (%d FUA), %d flushes, "
-              "%d sectors with a durable write: %s"
-              % (cycle, t, door, st["writes"], st["acked"], st["fua"], st["flushes"],
-                 st["durable"], "ok" if not bad else "%d VIOLATIONS" % len(bad)),
-              flush=True)
-        for b in bad[:10]:
-            print("  " + b, flush=True)
-        failures += len(bad)
+            bad, baselines[t] = model.check(read_all(daemon, name))
+            daemon.udm("remove", name)
+            st = model.stats
+            s = summary[t]
+            s["cycles"] += 1
+            for k in ("writes", "acked", "fua", "flushes", "durable"):
+                s[k] += st[k]
+            s["violations"] += len(bad)
+            print("cycle %d %s via %s: %d writes, %d acked (%d FUA), %d flushes, "
+                  "%d sectors with a durable write: %s"
+                  % (cycle, t, door, st["writes"], st["acked"], st["fua"], st["flushes"],
+                     st["durable"], "ok" if not bad else "%d VIOLATIONS" % len(bad)),
+                  flush=True)
+            for b in bad[:10]:
+                print("  " + b, flush=True)
+            failures += len(bad)
+    finally:
+        report(targets, summary)
+    return failures
+
+
+def report(targets, summary):
     print("target          cycles  writes  acked    FUA  flushes  durable-sectors  violations")
     for t in targets:
         s = summary[t]
         print("%-14s %7d %7d %6d %6d %8d %16d %11d" % (
             t, s["cycles"], s["writes"], s["acked"], s["fua"], s["flushes"], s["durable"],
             s["violations"]))
-    return failures
 
 
 if __name__ == "__main__":
