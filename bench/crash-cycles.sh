@@ -5,21 +5,25 @@
 # device; prints the per-target table that docs/testing.md records, and the
 # time taken.  Needs root, /dev/fuse, loop devices and python3-libnbd.
 #
-#   bench/crash-cycles.sh [--cycles N] [--seed S] [--targets a,b,...] [--build DIR]
+#   bench/crash-cycles.sh [--cycles N] [--seed S] [--targets a,b,...]
+#                         [--storage volatile|file] [--build DIR]
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 cycles=1000
 seed=
 targets=
+storage=
 build=
 while [ $# -gt 0 ]; do
   case $1 in
     --cycles) cycles=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
     --targets) targets=$2; shift 2 ;;
+    --storage) storage=$2; shift 2 ;;
     --build) build=$2; shift 2 ;;
-    *) echo "usage: $0 [--cycles N] [--seed S] [--targets a,b,...] [--build DIR]" >&2
+    *) echo "usage: $0 [--cycles N] [--seed S] [--targets a,b,...]" \
+            "[--storage volatile|file] [--build DIR]" >&2
        exit 2 ;;
   esac
 done
@@ -42,7 +46,10 @@ cleanup() {
   pid=$(cat "$lock" 2>/dev/null)
   [ -n "$pid" ] && [ "$(readlink "/proc/$pid/exe")" = "$(readlink -f "$build/daemon/udmd")" ] &&
     kill -9 "$pid"
-  grep -q " $work/rt/dev " /proc/mounts && umount -l "$work/rt/dev"
+  local m
+  for m in $(awk -v w="$work/" 'index($2, w) == 1 { print $2 }' /proc/mounts); do
+    umount -l "$m"
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -50,7 +57,8 @@ start=$(date +%s)
 status=0
 /usr/bin/python3 -I "$here/../tests/crash/crash.py" --udm "$build/cli/udm" \
   --udmd "$build/daemon/udmd" --work "$work" --cycles "$cycles" \
-  ${seed:+--seed "$seed"} ${targets:+--targets "$targets"} > "$work/log" 2>&1 || status=$?
+  ${seed:+--seed "$seed"} ${targets:+--targets "$targets"} ${storage:+--storage "$storage"} \
+  > "$work/log" 2>&1 || status=$?
 grep -v '^cycle .*: ok$' "$work/log" || true
 echo "$cycles cycles in $(( $(date +%s) - start )) s, exit status $status"
 exit $status

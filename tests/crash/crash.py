@@ -19,14 +19,18 @@ Writes in flight never overlap, so the writes to one sector are ordered and
 "later" is well defined.  The device's backing files persist from cycle to
 cycle, and what a cycle reads back becomes the next cycle's baseline.
 
-What this kills is the daemon, not the machine: the backing files' page
-cache survives, as it does when a process dies.  So the test proves udm
-acknowledges nothing it has not handed to the backing store, and that its
-own state (caches, metadata of stateful targets) survives the crash; power
-loss needs a VM and is not covered here.
+The backing store either survives the crash whole ("--storage file": plain
+files, whose page cache outlives udmd as it outlives any process), or loses
+what udm did not flush ("--storage volatile", the default): each backing
+file is reached through nbdkit's cache filter in writeback mode and
+nbdfuse, both killed with udmd, so a write that udm acknowledged but did
+not pass down as FUA or flush is gone, as in a disk's volatile cache at a
+power cut.  The machine itself keeps running: the image files under nbdkit
+are not power-cut.
 
 Usage: crash.py --udm PATH --udmd PATH --work DIR [--cycles N] [--seed S]
                 [--targets linear,striped,crypt] [--doors nbd,blockdev]
+                [--storage volatile|file]
 Prints one line per cycle and a summary per target; exits 1 on a violation.
 """
 import argparse
@@ -44,7 +48,7 @@ import time
 import nbd
 
 SECTOR = 512
-SECTORS = 16384            # 8 MiB devices: a full check reads 8 MiB
+SECTORS = 8192             # 4 MiB devices: a full check reads 4 MiB
 MAGIC = b"UDMCRASH"
 HEADER = struct.Struct("<8sQQ")  # magic, write id, sector
 KEY = "a5" * 64            # a test key for crypt (aes-xts-plain64, 512 bits)
@@ -112,7 +116,8 @@ class Model:
         self.lock = threading.Lock()
         self.acks = 0
         self.next_wid = max(baseline) + 1
-        self.stats = {"writes": 0, "acked": 0, "fua": 0, "flushes": 0, "durable": 0}
+        self.stats = {"writes": 0, "acked": 0, "fua": 0, "flushes": 0, "durable": 0,
+                      "unflushed_lost": 0}
 
     def issue(self, rng):
         """A new write over sectors no write in flight touches, or None."""
@@ -160,7 +165,7 @@ class Model:
         """Violations, and the next baseline, from the device's bytes."""
         bad = []
         nxt = list(self.baseline)
-        durable = 0
+        durable = lost = 0
         for s in range(SECTORS):
             got = decode(data[s * SECTOR:(s + 1) * SECTOR], s)
             hist = self.history[s]
@@ -180,8 +185,71 @@ class Model:
                     bad.append("sector %d holds write %d, never issued to it" % (s, got))
             if got is not None:
                 nxt[s] = got
+                # Allowed, and the proof that the storage below can lose what
+                # udm did not flush: older than the last acknowledged write.
+                last_acked = max((k for k, w in enumerate(hist) if w.ack is not None),
+                                 default=-1)
+                held = next((k for k, w in enumerate(hist) if w.wid == got), -1)
+                if held < last_acked:
+                    lost += 1
         self.stats["durable"] = durable
+        self.stats["unflushed_lost"] = lost
         return bad, nxt
+
+
+class Storage:
+    """A target's backing files as udm sees them (see the file comment)."""
+
+    def __init__(self, work, name, images, volatile):
+        self.images, self.volatile, self.procs = images, volatile, []
+        self.dir = os.path.join(work, "storage-" + name)
+        self.mounts = [os.path.join(self.dir, "m%d" % i) for i in range(len(images))]
+        self.paths = ([os.path.join(m, "disk") for m in self.mounts] if volatile
+                      else list(images))
+        self.log = open(os.path.join(work, "storage.log"), "ab")
+
+    def start(self):
+        if not self.volatile:
+            return
+        for i, img in enumerate(self.images):
+            sock = os.path.join(self.dir, "kit%d.sock" % i)
+            os.makedirs(self.mounts[i], exist_ok=True)
+            if os.path.exists(sock):
+                os.unlink(sock)
+            self.procs.append(subprocess.Popen(
+                ["nbdkit", "-f", "-U", sock, "--filter=cache", "file", img,
+                 "cache=writeback"], stdout=self.log, stderr=self.log))
+            wait_for(lambda: os.path.exists(sock), "nbdkit's socket")
+            self.procs.append(subprocess.Popen(
+                ["nbdfuse", self.paths[i], "nbd+unix:///?socket=" + sock],
+                stdout=self.log, stderr=self.log))
+            wait_for(lambda: is_mounted(self.mounts[i]), "the nbdfuse mount")
+
+    def kill(self):
+        """SIGKILL: what nbdkit's cache held and nobody flushed is lost.
+        Before udmd dies: when udmd's descriptors close, FUSE sends a flush,
+        which must not reach nbdkit (nbdkits first, then nbdfuses)."""
+        for p in self.procs[0::2] + self.procs[1::2]:
+            p.send_signal(signal.SIGKILL)
+        for p in self.procs:
+            p.wait()
+        self.procs = []
+        for m in self.mounts:
+            if self.volatile and is_mounted(m):
+                subprocess.run(["umount", "-l", m], check=True)
+
+
+def is_mounted(path):
+    with open("/proc/mounts") as f:
+        return any(line.split()[1] == path for line in f)
+
+
+def wait_for(cond, what):
+    deadline = time.monotonic() + 20
+    while not cond():
+        if time.monotonic() > deadline:
+            raise SystemExit("%s did not appear in 20 s" % what)
+        time.sleep(0.005)
 
 
 class Daemon:
@@ -382,6 +450,7 @@ def main():
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--targets", default=",".join(TARGETS))
     ap.add_argument("--doors", default="nbd,blockdev")
+    ap.add_argument("--storage", default="volatile", choices=("volatile", "file"))
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
@@ -394,7 +463,7 @@ def main():
     for d in doors:
         if d not in ("nbd", "blockdev"):
             raise SystemExit("unknown door %s (nbd, blockdev)" % d)
-    print("seed %d" % seed, flush=True)
+    print("seed %d, storage %s" % (seed, args.storage), flush=True)
 
     rt = os.path.join(args.work, "rt")
     daemon = Daemon(args, rt)
@@ -410,6 +479,15 @@ def main():
 
 
 def run(args, rng, targets, doors, daemon):
+    storages = {}
+    try:
+        return run_cycles(args, rng, targets, doors, daemon, storages)
+    finally:
+        for st in storages.values():
+            st.kill()
+
+
+def run_cycles(args, rng, targets, doors, daemon, storages):
     daemon.start()
     baselines, tables = {}, {}
     for t in targets:
@@ -420,18 +498,23 @@ def run(args, rng, targets, doors, daemon):
             with open(f, "wb") as fh:
                 fh.truncate(SECTORS * SECTOR)
             files.append(f)
-        tables[t] = make(files)
-        fmt = tables[t] if t in TARGETS else TARGETS["linear"][1](files)
+        storage = storages[t] = Storage(args.work, t, files, args.storage == "volatile")
+        tables[t] = make(storage.paths)
+        fmt = tables[t] if t in TARGETS else TARGETS["linear"][1](storage.paths)
+        storage.start()
         baselines[t] = format_device(daemon, "c-" + t, fmt)
+        storage.kill()   # flushed: nothing is lost
 
     summary = {t: {"cycles": 0, "writes": 0, "acked": 0, "fua": 0, "flushes": 0,
-                   "durable": 0, "violations": 0} for t in targets}
+                   "durable": 0, "unflushed_lost": 0, "violations": 0} for t in targets}
     failures = 0
     try:
         for cycle in range(args.cycles):
             t = targets[cycle % len(targets)]
             door = doors[(cycle // len(targets)) % len(doors)]
             name = "c-" + t
+            storage = storages[t]
+            storage.start()
             model = Model(baselines[t])
             stop, started = threading.Event(), threading.Event()
             wrng = random.Random(rng.random())
@@ -446,40 +529,52 @@ def run(args, rng, targets, doors, daemon):
             worker.start()
             started.wait(30)   # the kill comes while writes are in flight, not before
             time.sleep(rng.uniform(0.03, 0.4))
-            daemon.kill()
+            storage.kill()   # the power cut: whatever udm left unflushed below is lost,
+            daemon.kill()    # and udmd with it
             worker.join(60)
             if worker.is_alive():
                 raise SystemExit("cycle %d: the writer hung after udmd was killed" % cycle)
+            storage.start()
             daemon.start()   # it detaches what the dead one left attached
             daemon.udm("create", name, "--table", tables[t])
             bad, baselines[t] = model.check(read_all(daemon, name))
             daemon.udm("remove", name)
+            storage.kill()   # read only since the start: nothing to lose
             st = model.stats
             s = summary[t]
             s["cycles"] += 1
-            for k in ("writes", "acked", "fua", "flushes", "durable"):
+            for k in ("writes", "acked", "fua", "flushes", "durable", "unflushed_lost"):
                 s[k] += st[k]
             s["violations"] += len(bad)
             print("cycle %d %s via %s: %d writes, %d acked (%d FUA), %d flushes, "
-                  "%d sectors with a durable write: %s"
+                  "%d sectors with a durable write, %d lost an unflushed one: %s"
                   % (cycle, t, door, st["writes"], st["acked"], st["fua"], st["flushes"],
-                     st["durable"], "ok" if not bad else "%d VIOLATIONS" % len(bad)),
+                     st["durable"], st["unflushed_lost"],
+                     "ok" if not bad else "%d VIOLATIONS" % len(bad)),
                   flush=True)
             for b in bad[:10]:
                 print("  " + b, flush=True)
             failures += len(bad)
     finally:
         report(targets, summary)
+    # Volatile storage that never lost an unflushed write would prove nothing
+    # about flushes; over ten cycles it always loses some.
+    lost = sum(summary[t]["unflushed_lost"] for t in targets)
+    if args.storage == "volatile" and args.cycles >= 10 and lost == 0:
+        print("the volatile storage lost no unflushed write in %d cycles: "
+              "the durability check was not exercised" % args.cycles)
+        failures += 1
     return failures
 
 
 def report(targets, summary):
-    print("target          cycles  writes  acked    FUA  flushes  durable-sectors  violations")
+    print("target          cycles  writes   acked    FUA  flushes  durable-sectors"
+          "  unflushed-lost  violations")
     for t in targets:
         s = summary[t]
-        print("%-14s %7d %7d %6d %6d %8d %16d %11d" % (
+        print("%-14s %7d %7d %7d %6d %8d %16d %15d %11d" % (
             t, s["cycles"], s["writes"], s["acked"], s["fua"], s["flushes"], s["durable"],
-            s["violations"]))
+            s["unflushed_lost"], s["violations"]))
 
 
 if __name__ == "__main__":
