@@ -6,7 +6,9 @@
 #  - STARTTLS with data is invalid; plaintext sent after STARTTLS in the same
 #    flight (the injection attack) closes the connection before any ACK;
 #  - a server without TLS refuses STARTTLS with NBD_REP_ERR_POLICY.
-# Usage: tls-raw.py require PORT | tls-raw.py off SOCKET
+#  - garbage instead of a TLS handshake closes the connection ("garbage PORT"),
+#    and so does silence after STARTTLS, at the handshake deadline ("stalled PORT").
+# Usage: tls-raw.py require|garbage|stalled PORT | tls-raw.py off SOCKET
 import os
 import socket
 import struct
@@ -116,6 +118,33 @@ def required():
 
 
 
+def garbage():
+    """Garbage where the TLS handshake should be: the connection closes
+    (after an alert, maybe), and the server goes on serving."""
+    s = connect_tcp()
+    s.sendall(option(OPT_STARTTLS))
+    o, t, _ = reply(s)
+    if t != REP_ACK:
+        fail("STARTTLS: reply %#x, want ACK" % t)
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")  # no TLS record starts with 'G'
+
+    if not closed(s):
+        fail("garbage instead of a TLS handshake did not close the connection")
+    s.close()
+
+
+def stalled():
+    """A client that stops after STARTTLS is closed by the handshake deadline."""
+    s = connect_tcp()
+    s.sendall(option(OPT_STARTTLS))
+    o, t, _ = reply(s)
+    if t != REP_ACK:
+        fail("STARTTLS: reply %#x, want ACK" % t)
+    if not closed(s):
+        fail("a client silent after STARTTLS was not closed by the deadline")
+    s.close()
+
+
 def off():
     # A listener without TLS refuses STARTTLS by policy, and goes on in clear.
     s = connect_unix()
@@ -133,5 +162,5 @@ def off():
 
 
 
-{"require": required, "off": off}[MODE]()
+{"require": required, "off": off, "garbage": garbage, "stalled": stalled}[MODE]()
 sys.exit(1 if failures else 0)

@@ -49,6 +49,8 @@ run_tls --tls require --tls-certificates "$WORK/certs" -- '
   if qemu-img info "nbd://localhost:$port/disk" 2> "$WORK/plainq.err"; then
     echo "FAIL: a plain qemu-img was served" >&2; exit 1; fi
   "$PY" -I "$TESTDIR/tls-raw.py" require "$port"
+  "$PY" -I "$TESTDIR/tls-raw.py" garbage "$port"
+  nbdinfo --size "$x" > /dev/null
 ' || fail "X.509 with --tls require"
 cmp -n 8388608 "$WORK/src" "$WORK/out.x509" || fail "nbdcopy over X.509 TLS: bytes differ"
 cmp -n 8388608 "$WORK/src" "$WORK/out.qemu" || fail "qemu-img over X.509 TLS: bytes differ"
@@ -57,6 +59,11 @@ cmp -n 8388608 "$WORK/src" "$WORK/backing" || fail "the backing file lacks the b
 grep -q '^export="disk":' "$WORK/list.x509" || fail "the export list over TLS"
 grep -q "requires TLS" "$WORK/plain.err" || fail "plain nbdinfo: $(cat "$WORK/plain.err")"
 grep -q "requires TLS" "$WORK/plainq.err" || fail "plain qemu-img: $(cat "$WORK/plainq.err")"
+
+# A client silent after STARTTLS is closed at the handshake deadline (1 s here).
+run_tls --tls require --tls-certificates "$WORK/certs" --handshake-timeout 1000 -- '
+  "$PY" -I "$TESTDIR/tls-raw.py" stalled "$port"
+' || fail "a client stalled in the TLS handshake"
 
 # X.509 with client certificates required.
 run_tls --tls require --tls-certificates "$WORK/certs" --tls-verify-peer -- '
