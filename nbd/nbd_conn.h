@@ -80,6 +80,8 @@ int nbd_send(struct nbd_conn *c, const void *buf, size_t len);
  * -errno.  Plain connections only: a TLS record cannot be left half-sent.
  */
 ssize_t nbd_sendv_nowait(int fd, const struct iovec *iov, int iovcnt);
+/* Has the client sent more (or hung up)?  Never waits. */
+bool nbd_readable(struct nbd_conn *c);
 
 /* nbd_handshake.c: 0 when the client chose an export (c->dev set), else < 0. */
 int nbd_handshake(struct nbd_conn *c);

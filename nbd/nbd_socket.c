@@ -8,6 +8,7 @@
  * TLS session instead (nbd_tls.c).
  */
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -124,6 +125,19 @@ ssize_t nbd_sendv_nowait(int fd, const struct iovec *iov, int iovcnt)
     if (errno != EINTR)
       return -errno;
   }
+}
+
+bool nbd_readable(struct nbd_conn *c)
+{
+#ifdef UDM_NBD_TLS
+  if (c->tls && nbd_tls_pending(c))
+    return true; /* decrypted bytes wait inside GnuTLS, not in the socket */
+#endif
+  struct pollfd p = {.fd = c->fd, .events = POLLIN};
+  int n;
+  while ((n = poll(&p, 1, 0)) < 0 && errno == EINTR)
+    ;
+  return n != 0; /* an error counts as readable: the next receive reports it */
 }
 
 int nbd_send(struct nbd_conn *c, const void *buf, size_t len)

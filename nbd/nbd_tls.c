@@ -308,6 +308,11 @@ ssize_t nbd_tls_recv(struct nbd_conn *c, void *buf, size_t len)
   }
 }
 
+bool nbd_tls_pending(struct nbd_conn *c)
+{
+  return gnutls_record_check_pending(session_of(c)) > 0;
+}
+
 static int send_all(gnutls_session_t s, const unsigned char *p, size_t len)
 {
   while (len > 0) {

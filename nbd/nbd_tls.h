@@ -35,6 +35,8 @@ void nbd_tls_creds_free(struct nbd_tls_creds *creds);
 int nbd_tls_start(struct nbd_conn *c, const struct nbd_tls_creds *creds);
 /* Some bytes (1..len), -EPIPE at the end of the stream, or -errno. */
 ssize_t nbd_tls_recv(struct nbd_conn *c, void *buf, size_t len);
+/* Received and decrypted bytes GnuTLS holds, not yet read: true if any. */
+bool nbd_tls_pending(struct nbd_conn *c);
 /* All of iov, as few records as the pieces allow. */
 int nbd_tls_sendv(struct nbd_conn *c, const struct iovec *iov, int iovcnt);
 /* Tell the client we are done (close_notify), without waiting; no-op without TLS. */

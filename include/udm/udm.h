@@ -240,6 +240,17 @@ int udm_device_aio_discard(struct udm_device *dev, uint64_t len, uint64_t off,
 int udm_device_aio_write_zeroes(struct udm_device *dev, uint64_t len, uint64_t off,
                                 unsigned flags, udm_io_done_fn done, void *opaque);
 
+/*
+ * A hint for a frontend thread that would only wait for its next client
+ * request anyway (its client has nothing more in flight): while ON is
+ * non-zero on the calling thread, a file read, write or flush that an aio
+ * call starts on an idle I/O engine is done on this thread, before the
+ * call returns, instead of being handed to the engine's thread and back.
+ * That saves two thread wake-ups per request at queue depth 1; with other
+ * operations in flight, or with ON zero (the default), nothing changes.
+ */
+void udm_io_inline(int on);
+
 /* Allocation status of a byte range (NBD's base:allocation). */
 #define UDM_EXTENT_HOLE 0x1u /* not allocated */
 #define UDM_EXTENT_ZERO 0x2u /* reads as zeros */
