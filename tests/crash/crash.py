@@ -220,10 +220,17 @@ class Storage:
                 ["nbdkit", "-f", "-U", sock, "--filter=cache", "file", img,
                  "cache=writeback"], stdout=self.log, stderr=self.log))
             wait_for(lambda: os.path.exists(sock), "nbdkit's socket")
-            self.procs.append(subprocess.Popen(
+            fuse = subprocess.Popen(
                 ["nbdfuse", self.paths[i], "nbd+unix:///?socket=" + sock],
-                stdout=self.log, stderr=self.log))
-            wait_for(lambda: is_mounted(self.mounts[i]), "the nbdfuse mount")
+                stdout=self.log, stderr=self.log)
+            self.procs.append(fuse)
+            wait_for(lambda: is_mounted(self.mounts[i]) or fuse.poll() is not None,
+                     "the nbdfuse mount")
+            if fuse.poll() is not None:
+                self.log.flush()
+                with open(self.log.name, "rb") as f:
+                    tail = f.read()[-2000:].decode(errors="replace")
+                raise SystemExit("nbdfuse exited %d: %s" % (fuse.returncode, tail))
 
     def kill(self):
         """SIGKILL: what nbdkit's cache held and nobody flushed is lost.
@@ -245,10 +252,10 @@ def is_mounted(path):
 
 
 def wait_for(cond, what):
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60   # generous: CI machines can be slow
     while not cond():
         if time.monotonic() > deadline:
-            raise SystemExit("%s did not appear in 20 s" % what)
+            raise SystemExit("%s did not appear in 60 s" % what)
         time.sleep(0.005)
 
 
