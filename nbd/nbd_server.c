@@ -446,6 +446,15 @@ static void *accept_main(void *arg)
   return NULL;
 }
 
+/* TLS settings are read by connections without a lock: fixed once started. */
+static bool started(const struct udm_nbd_server *srv)
+{
+  for (unsigned i = 0; i < srv->nlisteners; i++)
+    if (srv->listeners[i].running)
+      return true;
+  return false;
+}
+
 bool udm_nbd_server_tls_available(void)
 {
 #ifdef UDM_NBD_TLS
@@ -461,6 +470,8 @@ int udm_nbd_server_set_tls(struct udm_nbd_server *srv, enum udm_nbd_tls mode)
     return udm__fail(EINVAL, "nbd server: TLS mode %d (off, on or require)", (int)mode);
   if (mode != UDM_NBD_TLS_OFF && !udm_nbd_server_tls_available())
     return udm__fail(ENOTSUP, "nbd server: TLS: udm is built without GnuTLS");
+  if (started(srv))
+    return udm__fail(EBUSY, "nbd server: TLS: set before udm_nbd_server_start");
   srv->tls_mode = mode;
   return 0;
 }
@@ -478,6 +489,8 @@ int udm_nbd_server_set_tls_certificates(struct udm_nbd_server *srv, const char *
                                         bool verify_peer)
 {
 #ifdef UDM_NBD_TLS
+  if (started(srv))
+    return udm__fail(EBUSY, "nbd server: TLS: set before udm_nbd_server_start");
   char msg[512];
   struct nbd_tls_creds *creds;
   int r = nbd_tls_creds_x509(&creds, dir, verify_peer, msg, sizeof msg);
@@ -495,6 +508,8 @@ int udm_nbd_server_set_tls_certificates(struct udm_nbd_server *srv, const char *
 int udm_nbd_server_set_tls_psk(struct udm_nbd_server *srv, const char *file)
 {
 #ifdef UDM_NBD_TLS
+  if (started(srv))
+    return udm__fail(EBUSY, "nbd server: TLS: set before udm_nbd_server_start");
   char msg[512];
   struct nbd_tls_creds *creds;
   int r = nbd_tls_creds_psk(&creds, file, msg, sizeof msg);

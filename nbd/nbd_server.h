@@ -46,7 +46,8 @@ int udm_nbd_server_set_handshake_timeout(struct udm_nbd_server *srv, unsigned ms
  *  - PSK: FILE as psktool writes it ("identity:hexkey" lines), re-read by
  *    GnuTLS at each handshake, so keys can be changed without a restart.
  * Set the mode and credentials before udm_nbd_server_start(), which
- * refuses a mode other than OFF without credentials.
+ * refuses a mode other than OFF without credentials; afterwards they are
+ * refused (EBUSY), since connections read them without a lock.
  */
 bool udm_nbd_server_tls_available(void);
 int udm_nbd_server_set_tls(struct udm_nbd_server *srv, enum udm_nbd_tls mode);
