@@ -213,13 +213,18 @@ class Storage:
             return
         for i, img in enumerate(self.images):
             sock = os.path.join(self.dir, "kit%d.sock" % i)
+            pidfile = os.path.join(self.dir, "kit%d.pid" % i)
             os.makedirs(self.mounts[i], exist_ok=True)
-            if os.path.exists(sock):
-                os.unlink(sock)
+            for f in (sock, pidfile):
+                if os.path.exists(f):
+                    os.unlink(f)
+            # nbdkit writes its pid file once it accepts connections (the
+            # socket file appears at bind, a moment before it listens).
             self.procs.append(subprocess.Popen(
-                ["nbdkit", "-f", "-U", sock, "--filter=cache", "file", img,
+                ["nbdkit", "-f", "-U", sock, "-P", pidfile, "--filter=cache", "file", img,
                  "cache=writeback"], stdout=self.log, stderr=self.log))
-            wait_for(lambda: os.path.exists(sock), "nbdkit's socket")
+            wait_for(lambda: os.path.exists(pidfile) and os.path.getsize(pidfile) > 0,
+                     "nbdkit's pid file")
             fuse = subprocess.Popen(
                 ["nbdfuse", self.paths[i], "nbd+unix:///?socket=" + sock],
                 stdout=self.log, stderr=self.log)
