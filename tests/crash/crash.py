@@ -325,14 +325,28 @@ def write_nbd(daemon, name, model, rng, stop, started):
         return
     finally:
         started.set()
-    inflight = {}   # cookie -> (Write or None for a flush, flush mark, buffer)
+    # Completions come through callbacks (which retire the command).  Note:
+    # libnbd 1.14's Python binding never frees an nbd.Buffer passed to
+    # aio_pwrite (64 KiB writes: ~13 MB per 200), so long runs grow.
+    inflight = {}   # key -> (Write or None for a flush, flush mark, buffer)
+    finished = []   # (key, ok), appended by the callbacks during poll
+    keys = iter(range(1 << 62))
     last_flush = time.monotonic()
+
+    def completion(key):
+        def cb(err):
+            finished.append((key, err.value == 0))
+            return 1
+        return cb
+
     try:
         while True:
             if not stop.is_set():
                 now = time.monotonic()
                 if now - last_flush > FLUSH_EVERY and len(inflight) < QUEUE_DEPTH:
-                    inflight[h.aio_flush()] = (None, model.flush_started(), None)
+                    key = next(keys)
+                    inflight[key] = (None, model.flush_started(), None)
+                    h.aio_flush(completion=completion(key))
                     last_flush = now
                 while len(inflight) < QUEUE_DEPTH:
                     w = model.issue(rng)
@@ -341,39 +355,35 @@ def write_nbd(daemon, name, model, rng, stop, started):
                     buf = nbd.Buffer.from_bytearray(
                         bytearray(payload(w.wid, w.first, w.count)))
                     flags = nbd.CMD_FLAG_FUA if w.fua else 0
-                    try:
-                        cookie = h.aio_pwrite(buf, w.first * SECTOR, flags=flags)
-                    except nbd.Error:
-                        model.done(w, False)
-                        raise
-                    inflight[cookie] = (w, 0, buf)
+                    key = next(keys)
+                    inflight[key] = (w, 0, buf)
+                    h.aio_pwrite(buf, w.first * SECTOR, completion=completion(key),
+                                 flags=flags)
             elif not inflight:
                 return
             h.poll(50)
-            for cookie in list(inflight):
-                w, mark, _ = inflight[cookie]
-                try:
-                    if not h.aio_command_completed(cookie):
-                        continue
-                    ok = True
-                except nbd.Error:
-                    ok = False
-                del inflight[cookie]
-                if w is None:
-                    if ok:
-                        model.flushed(mark)
-                else:
-                    model.done(w, ok)
+            settle(finished, inflight, model)
     except nbd.Error:
         pass
     finally:
+        settle(finished, inflight, model)
+        # Commands that never completed (the connection died) failed.
         for w, _, _ in inflight.values():
             if w is not None:
                 model.done(w, False)
-        try:
-            h.close()
-        except Exception:
-            pass
+        del h
+
+
+def settle(finished, inflight, model):
+    """Record the completions the callbacks reported."""
+    while finished:
+        key, ok = finished.pop(0)
+        w, mark, _ = inflight.pop(key)
+        if w is None:
+            if ok:
+                model.flushed(mark)
+        else:
+            model.done(w, ok)
 
 
 def write_blockdev(path, model, rng, stop, started):
