@@ -391,3 +391,40 @@ int udm_platform_loop_backing_file(dev_t rdev, char *buf, size_t n)
     buf[len - (sizeof deleted - 1)] = '\0';
   return buf[0] ? 0 : -ENOENT;
 }
+
+uint32_t udm_platform_dev_major(dev_t d)
+{
+  return (uint32_t)major(d);
+}
+
+uint32_t udm_platform_dev_minor(dev_t d)
+{
+  return (uint32_t)minor(d);
+}
+
+int udm_platform_devno_path(uint32_t maj, uint32_t min, char *buf, size_t n)
+{
+  struct stat st;
+  snprintf(buf, n, "/dev/block/%u:%u", maj, min);
+  if (stat(buf, &st) == 0 && S_ISBLK(st.st_mode) && st.st_rdev == makedev(maj, min))
+    return 0;
+  return -ENOENT;
+}
+
+int udm_platform_dev_mounted(uint32_t maj, uint32_t min)
+{
+  FILE *f = fopen("/proc/self/mountinfo", "re");
+  if (!f)
+    return -errno;
+  char line[4096], want[32];
+  snprintf(want, sizeof want, "%u:%u", maj, min);
+  int found = 0;
+  /* "ID PARENT MAJ:MIN ROOT MOUNTPOINT ..." */
+  while (!found && fgets(line, sizeof line, f)) {
+    char dev[32];
+    if (sscanf(line, "%*s %*s %31s", dev) == 1 && strcmp(dev, want) == 0)
+      found = 1;
+  }
+  fclose(f);
+  return found;
+}
