@@ -1048,7 +1048,8 @@ static int fill_info(struct dm_task *t, bool quiet_missing)
   t->info.read_only = (int)NUM("readonly");
   t->info.event_nr = (uint32_t)NUM("event_nr");
   t->info.target_count = (int32_t)NUM("target_count");
-  long open = (long)NUM("open_count");
+  /* Open count as the kernel counts it: its users, tables stacked on it included. */
+  long open = (long)NUM("open_count") + (long)NUM("holders");
   const char *bd = rec_get(&devs, f, e, "block_device");
   /* The attachment's own open of the FUSE file is the kernel's node, not a user. */
   if (bd && *bd && open > 0)
@@ -1225,8 +1226,10 @@ static int run_table(struct dm_task *t, bool status)
   udm_msg_init(&devs);
   if (r == 0)
     r = get_devices(&devs, NULL, false);
-  const char *text = udm_msg_get(&resp, status ? "status" : "table");
-  const char *ttext = status ? udm_msg_get(&tab, "table") : text;
+  /* The first field of the answer is status= too: read the device's record. */
+  unsigned f = rec_first(&resp), tf = rec_first(&tab);
+  const char *text = rec_get(&resp, f, rec_end(&resp, f), status ? "status" : "table");
+  const char *ttext = status ? rec_get(&tab, tf, rec_end(&tab, tf), "table") : text;
   free_targets(t);
   while (r == 0 && text && *text) {
     size_t ll = strcspn(text, "\n");
@@ -1244,16 +1247,14 @@ static int run_table(struct dm_task *t, bool status)
       r = -EIO;
       break;
     }
-    const char *params = status ? line : line + used;
+    const char *params = line + used;
     if (status) {
-      /* udm status lines are "START LEN TYPE STATUS" too. */
+      /* udmd's status lines are "START LENGTH TYPE STATUS" too. */
       int u2 = 0;
       unsigned long long a, b;
       char ty[64];
-      if (sscanf(line, "%llu %llu %63s %n", &a, &b, ty, &u2) >= 3)
-        params = line + u2;
-      else
-        params = line + strlen(line);
+      params = sscanf(line, "%llu %llu %63s %n", &a, &b, ty, &u2) >= 3 && u2 ? line + u2
+                                                                              : line + strlen(line);
     }
     if (!used)
       used = (int)strlen(tline);
