@@ -158,25 +158,15 @@ static int find_by_number(uint32_t maj, uint32_t min, struct found *out)
   return r < 0 ? r : found;
 }
 
+/*
+ * The attached block devices of udm devices are loop devices to the system
+ * (their major is the loop driver's, shared with every other loop device):
+ * only udm's own major of devices that are not attached is a device-mapper
+ * major.  dm_device_get_name still names attached devices by their number.
+ */
 EXPORT int dm_is_dm_major(uint32_t major)
 {
-  if (major == LIBDM_MAJOR)
-    return 1;
-  /* The attached block devices of udm devices are its device-mapper devices. */
-  struct udm_msg req, resp;
-  udm_msg_init(&req);
-  udm_msg_init(&resp);
-  int yes = 0;
-  if (udm_msg_add(&req, "op", "info") == 0 && libdm_call(&req, &resp, true) == 0)
-    for (unsigned i = 0; i < resp.count && !yes; i++) {
-      struct stat st;
-      if (strcmp(resp.fields[i].key, "block_device") == 0 && *resp.fields[i].value &&
-          stat(resp.fields[i].value, &st) == 0 && udm_platform_dev_major(st.st_rdev) == major)
-        yes = 1;
-    }
-  udm_msg_free(&req);
-  udm_msg_free(&resp);
-  return yes;
+  return major == LIBDM_MAJOR;
 }
 
 EXPORT int dm_device_get_name(uint32_t major, uint32_t minor, int prefer_kernel_name, char *buf,
@@ -190,7 +180,8 @@ EXPORT int dm_device_get_name(uint32_t major, uint32_t minor, int prefer_kernel_
     return 1;
   }
   char path[PATH_MAX], real[PATH_MAX];
-  if (r == 0 && prefer_kernel_name && udm_platform_devno_path(major, minor, path, sizeof path) == 0 &&
+  /* Other block devices: their kernel name, as libdevmapper answers for them. */
+  if (r == 0 && udm_platform_devno_path(major, minor, path, sizeof path) == 0 &&
       realpath(path, real)) {
     snprintf(buf, buf_size, "%s", strrchr(real, '/') + 1);
     return 1;

@@ -408,7 +408,23 @@ int udm_platform_devno_path(uint32_t maj, uint32_t min, char *buf, size_t n)
   snprintf(buf, n, "/dev/block/%u:%u", maj, min);
   if (stat(buf, &st) == 0 && S_ISBLK(st.st_mode) && st.st_rdev == makedev(maj, min))
     return 0;
-  return -ENOENT;
+  /* Without udev's /dev/block: the kernel's name of the device, from sysfs. */
+  char uevent[64], line[256];
+  snprintf(uevent, sizeof uevent, "/sys/dev/block/%u:%u/uevent", maj, min);
+  FILE *f = fopen(uevent, "re");
+  if (!f)
+    return -ENOENT;
+  int r = -ENOENT;
+  while (r < 0 && fgets(line, sizeof line, f)) {
+    if (strncmp(line, "DEVNAME=", 8) == 0) {
+      line[strcspn(line, "\n")] = '\0';
+      snprintf(buf, n, "/dev/%s", line + 8);
+      if (stat(buf, &st) == 0 && S_ISBLK(st.st_mode) && st.st_rdev == makedev(maj, min))
+        r = 0;
+    }
+  }
+  fclose(f);
+  return r;
 }
 
 int udm_platform_dev_mounted(uint32_t maj, uint32_t min)
