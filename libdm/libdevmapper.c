@@ -904,18 +904,23 @@ static char *table_out(const char *params, const struct udm_msg *devs)
     size_t wl = strcspn(p + ws, " \t");
     const char *w = p + ws;
     char repl[64] = "";
-    if (wl > 4 && strncmp(w, "udm:", 4) == 0) {
+    /* udm names a udm device udm:NAME or /dev/mapper/NAME (docs/targets.md). */
+    size_t skip = wl > 4 && strncmp(w, "udm:", 4) == 0                 ? 4
+                  : wl > 12 && strncmp(w, "/dev/mapper/", 12) == 0 ? 12
+                                                                     : 0;
+    if (skip) {
       for (unsigned f = rec_first(devs); f < devs->count;) {
         unsigned e = rec_end(devs, f);
         const char *n = devs->fields[f].value;
-        if (strlen(n) == wl - 4 && memcmp(n, w + 4, wl - 4) == 0) {
+        if (strlen(n) == wl - skip && memcmp(n, w + skip, wl - skip) == 0) {
           uint32_t a, b;
           device_number(devs, f, e, &a, &b);
           snprintf(repl, sizeof repl, "%u:%u", a, b);
         }
         f = e;
       }
-    } else if (wl > 1 && *w == '/' && wl < PATH_MAX) {
+    }
+    if (!*repl && wl > 1 && *w == '/' && wl < PATH_MAX) {
       char path[PATH_MAX];
       struct stat st;
       memcpy(path, w, wl);
