@@ -47,6 +47,14 @@ nb=$(devno "$DM_DEV_DIR/mapper/b")
 expect_eq "ls" "a	(${na})
 b	(${nb})
 c	($(devno "$DM_DEV_DIR/mapper/c"))" "$(dm ls)"
+nc=$(devno "$DM_DEV_DIR/mapper/c")
+expect_eq "ls --tree" "b (${nb})
+ \`-a (${na})
+c (${nc})
+ \`-a (${na})" "$(LANG=C dm ls --tree)"
+expect_eq "ls --tree -o inverted" "a (${na})
+ |-b (${nb})
+ \`-c (${nc})" "$(LANG=C dm ls --tree -o inverted)"
 dm remove c || fail "remove c"
 [ ! -e "$DM_DEV_DIR/mapper/c" ] || fail "the node of c stayed"
 
