@@ -1164,9 +1164,12 @@ static int run_remove(struct dm_task *t)
     }
     udm_msg_free(&resp);
   }
-  update_node(t->name, "");
   int r = simple("remove", t, &resp);
   udm_msg_free(&resp);
+  if (r < 0 && attached)
+    ensure_attached(t->name); /* refused (still in use): as it was */
+  else if (r == 0)
+    update_node(t->name, "");
   return r;
 }
 
@@ -1489,19 +1492,53 @@ int libdm_mknodes(const char *name)
   return r;
 }
 
+/*
+ * As the kernel does: remove every device that can go, silently, in passes
+ * until a pass removes nothing (a device stacked on another goes first).
+ */
 static int run_remove_all(void)
 {
-  struct udm_msg devs;
-  int r = get_devices(&devs, NULL, false);
-  for (unsigned f = rec_first(&devs); r == 0 && f < devs.count;) {
-    unsigned e = rec_end(&devs, f);
-    struct dm_task *t = dm_task_create(DM_DEVICE_REMOVE);
-    if (t && dm_task_set_name(t, devs.fields[f].value))
-      run_remove(t); /* what stays is reported by its own message */
-    dm_task_destroy(t);
-    f = e;
+  bool progress = true;
+  int r = 0;
+  while (r == 0 && progress) {
+    struct udm_msg devs;
+    progress = false;
+    r = get_devices(&devs, NULL, false);
+    for (unsigned f = rec_first(&devs); r == 0 && f < devs.count;) {
+      unsigned e = rec_end(&devs, f);
+      const char *holders = rec_get(&devs, f, e, "holders");
+      if (!holders || strcmp(holders, "0") == 0) {
+        struct udm_msg req, resp;
+        const char *name = devs.fields[f].value;
+        const char *bd = rec_get(&devs, f, e, "block_device");
+        int q = 0;
+        udm_msg_init(&resp);
+        if (bd && *bd) {
+          q = new_req(&req, "detach", name);
+          if (q == 0)
+            q = libdm_call(&req, &resp, true);
+          udm_msg_free(&req);
+          udm_msg_free(&resp);
+          udm_msg_init(&resp);
+        }
+        if (q == 0) {
+          q = new_req(&req, "remove", name);
+          if (q == 0)
+            q = libdm_call(&req, &resp, true);
+          udm_msg_free(&req);
+          if (q == 0) {
+            update_node(name, "");
+            progress = true;
+          } else if (bd && *bd) {
+            ensure_attached(name);
+          }
+        }
+        udm_msg_free(&resp);
+      }
+      f = e;
+    }
+    udm_msg_free(&devs);
   }
-  udm_msg_free(&devs);
   return r;
 }
 
