@@ -5,6 +5,11 @@
 # their nodes in $WORK/dev/mapper (DM_DEV_DIR).
 . "$(dirname "$0")/../cli/lib.sh"
 : "${LIBDM:?LIBDM must name the directory of the built libdevmapper.so.1.02.1}"
+# meson puts the library's directory on LD_LIBRARY_PATH of the tests: only
+# the programs run through with_libdm may use it (the rest, such as
+# cryptsetup luksFormat, must use the system's).
+LD_LIBRARY_PATH=$(tr ':' '\n' <<<"${LD_LIBRARY_PATH:-}" | grep -vxF "$LIBDM" | paste -sd: -)
+[ -n "$LD_LIBRARY_PATH" ] && export LD_LIBRARY_PATH || unset LD_LIBRARY_PATH
 export DM_DEV_DIR="$WORK/dev"
 mkdir -p "$DM_DEV_DIR/mapper"
 

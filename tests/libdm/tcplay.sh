@@ -43,7 +43,7 @@ for on in loop attached; do
   head -c 65536 /dev/urandom >"$WORK/blk"
   dd if="$WORK/blk" of="$node" bs=65536 seek=5 oflag=direct status=none || fail "write"
   s1=$(sum "$node")
-  timeout 60 env LD_LIBRARY_PATH="$LIBDM" tcplay -u tcv || fail "tcplay -u on the $on"
+  with_libdm tcplay -u tcv || fail "tcplay -u on the $on"
   [ ! -e "$node" ] || fail "$node stayed after tcplay -u"
   if [ $on = loop ]; then
     losetup -d "$src"
