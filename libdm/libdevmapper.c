@@ -642,8 +642,16 @@ EXPORT int dm_task_get_info_base(struct dm_task *t, struct dm_info *i)
   memcpy(i, &t->info, offsetof(struct dm_info, deferred_remove));
   return 1;
 }
+#if defined(__ELF__)
+/* Symbol versions exist in ELF only; elsewhere the current form is the only one. */
 __asm__(".symver dm_task_get_info_base,dm_task_get_info@Base");
 __asm__(".symver dm_task_get_info_v97,dm_task_get_info@@DM_1_02_97");
+#else
+EXPORT int dm_task_get_info(struct dm_task *t, struct dm_info *i)
+{
+  return dm_task_get_info_v97(t, i);
+}
+#endif
 
 EXPORT int dm_task_get_info_with_deferred_remove(struct dm_task *t, struct dm_info *i)
 {
