@@ -1098,9 +1098,19 @@ static int ensure_attached(const char *name)
     udm_msg_init(&resp);
     r = new_req(&req, "attach", name);
     if (r == 0)
-      r = libdm_call(&req, &resp, false);
-    if (r == 0)
+      r = libdm_call(&req, &resp, true);
+    if (r == 0) {
       update_node(name, udm_msg_get(&resp, "block_device"));
+    } else if (r == -ENOTSUP) {
+      /* A udmd without its FUSE export: the device works, without a node. */
+      const char *m = udm_msg_get(&resp, "message");
+      libdm_log(LOG_WARN, ENOTSUP, "udm: %s has no block device (%s); %s/%s is not made", name,
+                m && *m ? m : "udmd cannot attach", dm_dir(), name);
+      r = 0;
+    } else {
+      const char *m = udm_msg_get(&resp, "message");
+      libdm_log(LOG_ERR, -r, "device-mapper: %s", m && *m ? m : strerror(-r));
+    }
     udm_msg_free(&req);
     udm_msg_free(&resp);
   }
@@ -1599,8 +1609,13 @@ EXPORT int dm_task_run(struct dm_task *t)
     switch (t->type) {
     case DM_DEVICE_CREATE:
       r = run_load(t, "create", true);
-      if (r == 0 && t->head)
-        r = ensure_attached(t->name);
+      if (r == 0 && t->head && ensure_attached(t->name) < 0) {
+        /* Nothing half-made: a device that cannot get its block device goes again. */
+        struct udm_msg rm;
+        simple("remove", t, &rm);
+        udm_msg_free(&rm);
+        r = -EIO;
+      }
       break;
     case DM_DEVICE_RELOAD:
       r = run_load(t, "load", false);
