@@ -248,7 +248,8 @@ EXPORT struct dm_report *dm_report_init_with_selection(
     return NULL;
   rh->types = types;
   rh->fields = fields;
-  while (fields[rh->nfields].report_fn)
+  /* The table ends with an empty id (some fields have no function of their own). */
+  while (fields[rh->nfields].id[0])
     rh->nfields++;
   rh->flags = output_flags;
   rh->separator = strdup(output_separator ? output_separator : " ");
@@ -266,6 +267,12 @@ EXPORT struct dm_report *dm_report_init_with_selection(
       int f = find_field(rh, p, len);
       if (f < 0) {
         libdm_log(3, EINVAL, "Unrecognised field: %.*s", (int)len, p);
+        dm_report_free(rh);
+        return NULL;
+      }
+      if (!fields[f].report_fn) {
+        libdm_log(3, ENOTSUP, "dm_report_init_with_selection: field %s has no report function: "
+                              "not supported by udm's libdevmapper", fields[f].id);
         dm_report_free(rh);
         return NULL;
       }
