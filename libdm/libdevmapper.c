@@ -774,11 +774,6 @@ static int new_req(struct udm_msg *req, const char *op, const char *name)
   return r;
 }
 
-/* The devices udmd has: a snapshot of its info answer. */
-struct devlist {
-  struct udm_msg m;
-};
-
 static int get_devices(struct udm_msg *resp, const char *name, bool quiet)
 {
   struct udm_msg req;
