@@ -102,6 +102,7 @@ int verb_suspend(struct cli *c, struct cli_args *a);
 int verb_resume(struct cli *c, struct cli_args *a);
 int verb_table(struct cli *c, struct cli_args *a);
 int verb_status(struct cli *c, struct cli_args *a);
+int verb_measure(struct cli *c, struct cli_args *a);
 int verb_info(struct cli *c, struct cli_args *a);
 int verb_ls(struct cli *c, struct cli_args *a);
 int verb_message(struct cli *c, struct cli_args *a);

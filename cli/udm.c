@@ -164,6 +164,13 @@ static const struct verb verbs[] = {
      "status [--inactive] [--target TYPE] [--json] [NAME...]",
      "Print the status line of each target of each device, as dmsetup does.\n"
      "Example: udm status data"},
+    {"measure", verb_measure, opts_status, 0, -1,
+     "measure [--inactive] [--target TYPE] [--json] [NAME...]",
+     "Print each target's IMA measurement text, as 'dmsetup measure' does:\n"
+     "target_name=TYPE,target_version=X.Y.Z, then the kernel's key=value pairs\n"
+     "ending in ';' (none for targets the kernel does not measure).  Devices are\n"
+     "named as in 'udm table' where the kernel prints MAJOR:MINOR; keys never show.\n"
+     "Example: udm measure data"},
     {"info", verb_info, opts_info, 0, -1,
      "info [--json] [NAME...]\n"
      "  udm info -c|-C|--columns [-o FIELD,...|+FIELD,...] [-O|--sort [-]FIELD,...]\n"
@@ -512,7 +519,6 @@ int main(int argc, char **argv)
   static const struct {
     const char *verb, *why;
   } absent[] = {
-      {"measure", "udm's targets give no IMA measurements (the kernel's dm-ima)"},
       {"stats", "udm keeps no I/O statistics"},
       {"mangle", "udm device names need no mangling: they are not /dev nodes"},
       {"setgeometry", "udm devices have no disk geometry"},

@@ -593,6 +593,17 @@ int verb_status(struct cli *c, struct cli_args *a)
   return query(c, a, "status", status_record, add_table_opts);
 }
 
+static bool add_measure_opts(struct cli_args *a, struct udm_msg *req)
+{
+  return add_table_opts(a, req) && udm_msg_add(req, "measure", "1") >= 0;
+}
+
+/* dmsetup measure: the status query with the IMA flag, printed as status is. */
+int verb_measure(struct cli *c, struct cli_args *a)
+{
+  return query(c, a, "status", status_record, add_measure_opts);
+}
+
 static bool yes(const struct udm_msg *m, unsigned first, unsigned end, const char *key)
 {
   return strcmp(cli_field(m, first, end, key), "1") == 0;

@@ -267,10 +267,12 @@ static int op_resume(struct op *o)
 
 static int add_text(struct op *o, struct udm_device *dev, const char *key, bool status)
 {
-  bool showkeys, inactive;
-  if (bool_arg(o, "showkeys", &showkeys) < 0 || bool_arg(o, "inactive", &inactive) < 0)
+  bool showkeys, inactive, measure = false;
+  if (bool_arg(o, "showkeys", &showkeys) < 0 || bool_arg(o, "inactive", &inactive) < 0 ||
+      (status && bool_arg(o, "measure", &measure) < 0))
     return -1;
-  unsigned flags = (showkeys ? UDM_TABLE_SHOWKEYS : 0) | (inactive ? UDM_TABLE_INACTIVE : 0);
+  unsigned flags = (showkeys ? UDM_TABLE_SHOWKEYS : 0) | (inactive ? UDM_TABLE_INACTIVE : 0) |
+                   (measure ? UDM_TABLE_MEASURE : 0);
   char *text = NULL;
   int r = status ? udm_device_status(dev, flags, &text) : udm_device_table(dev, flags, &text);
   if (r < 0)

@@ -83,6 +83,13 @@ void udm_buf_puts(struct udm_buf *b, const char *s)
   b->len += n;
 }
 
+void udm_target_ima_header(struct udm_target *ti, struct udm_buf *b)
+{
+  const struct udm_target_type *tt = ti->type;
+  udm_buf_printf(b, "target_name=%s,target_version=%u.%u.%u", tt->name, tt->version[0],
+                 tt->version[1], tt->version[2]);
+}
+
 char *udm_buf_steal(struct udm_buf *b)
 {
   if (b->failed) {

@@ -387,7 +387,8 @@ int udm_device_status(struct udm_device *dev, unsigned flags, char **out)
   pthread_mutex_lock(&dev->ctx->lock);
   udm_table *t = (flags & UDM_TABLE_INACTIVE) ? dev->inactive : atomic_load(&dev->live);
   pthread_mutex_lock(&dev->status_lock);
-  int r = t ? udm__table_text(t, UDM_STATUS_INFO, 0, out)
+  enum udm_status_type type = (flags & UDM_TABLE_MEASURE) ? UDM_STATUS_IMA : UDM_STATUS_INFO;
+  int r = t ? udm__table_text(t, type, 0, out)
             : ((*out = strdup("")) ? 0 : -ENOMEM);
   pthread_mutex_unlock(&dev->status_lock);
   pthread_mutex_unlock(&dev->ctx->lock);

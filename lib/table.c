@@ -584,7 +584,9 @@ int udm__table_text(udm_table *t, enum udm_status_type type, unsigned flags, cha
     udm_buf_printf(&b, "%llu %llu %s ", (unsigned long long)ti->begin,
                    (unsigned long long)ti->len, ti->type->name);
     size_t mark = b.len;
-    if (ti->type->status)
+    /* Only API 3 knows IMA; an older target's answer is empty, like a
+     * kernel target without STATUSTYPE_IMA. */
+    if (ti->type->status && (type != UDM_STATUS_IMA || ti->type->api_version >= 3))
       ti->type->status(ti, type, flags, &b);
     /* dmsetup prints "... linear 8:0 0" for tables: no dangling blank there. */
     if (type == UDM_STATUS_TABLE && b.len == mark && !b.failed)

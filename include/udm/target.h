@@ -39,7 +39,7 @@
 extern "C" {
 #endif
 
-#define UDM_TARGET_API_VERSION 2
+#define UDM_TARGET_API_VERSION 3
 
 typedef uint64_t udm_sector_t;
 
@@ -97,6 +97,14 @@ struct udm_io {
 enum udm_status_type {
   UDM_STATUS_INFO,  /* runtime state, "dmsetup status" */
   UDM_STATUS_TABLE, /* constructor line that reloads to the same device */
+  /*
+   * IMA (API version 3): the kernel's STATUSTYPE_IMA text, "dmsetup measure":
+   * udm_target_ima_header() then ",key=value" pairs and a final ';'.  Write
+   * nothing if the kernel's target has none.  Targets built against API 1 or
+   * 2 are never asked; their answer is empty, as for a kernel target
+   * without STATUSTYPE_IMA.  Never write key material.
+   */
+  UDM_STATUS_IMA,
 };
 
 /* An output buffer for status/message text (dm's DMEMIT, but explicit). */
@@ -105,6 +113,10 @@ struct udm_buf;
 void udm_buf_printf(struct udm_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void udm_buf_puts(struct udm_buf *b, const char *s);
+struct udm_target;
+/* Start an IMA answer: "target_name=NAME,target_version=A.B.C" (the kernel's
+ * DMEMIT_TARGET_NAME_VERSION). */
+void udm_target_ima_header(struct udm_target *ti, struct udm_buf *b);
 
 /* A target instance: one segment of one table. */
 struct udm_target {

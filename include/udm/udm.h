@@ -136,6 +136,7 @@ int udm_device_resume(struct udm_device *dev);
 
 #define UDM_TABLE_SHOWKEYS 0x1u
 #define UDM_TABLE_INACTIVE 0x2u
+#define UDM_TABLE_MEASURE  0x4u /* udm_device_status: IMA text, "dmsetup measure" */
 /* "dmsetup table": malloc'd text, one line per segment, in *out. */
 int udm_device_table(struct udm_device *dev, unsigned flags, char **out);
 /* "dmsetup status": malloc'd text in *out. */

@@ -1544,6 +1544,26 @@ static void crypt_status(struct udm_target *ti, enum udm_status_type type,
                          unsigned flags, struct udm_buf *out)
 {
   struct crypt *cc = ti->private;
+  if (type == UDM_STATUS_IMA) {
+    /* dm-crypt's measurement: options, cipher and key sizes, never the key. */
+    udm_target_ima_header(ti, out);
+    udm_buf_printf(out, ",allow_discards=%c", cc->opts & OPT_ALLOW_DISCARDS ? 'y' : 'n');
+    udm_buf_printf(out, ",same_cpu_crypt=%c", cc->opts & OPT_SAME_CPU ? 'y' : 'n');
+    udm_buf_printf(out, ",submit_from_crypt_cpus=%c",
+                   cc->opts & OPT_SUBMIT_FROM_CPUS ? 'y' : 'n');
+    udm_buf_printf(out, ",no_read_workqueue=%c", cc->opts & OPT_NO_READ_WQ ? 'y' : 'n');
+    udm_buf_printf(out, ",no_write_workqueue=%c", cc->opts & OPT_NO_WRITE_WQ ? 'y' : 'n');
+    udm_buf_printf(out, ",iv_large_sectors=%c",
+                   cc->opts & OPT_IV_LARGE_SECTORS ? 'y' : 'n');
+    /* No integrity_tag_size/cipher_auth: udm refuses integrity: tables. */
+    if (cc->sector_size != 512)
+      udm_buf_printf(out, ",sector_size=%u", cc->sector_size);
+    udm_buf_printf(out, ",cipher_string=%s", cc->cipher_string);
+    /* key_mac_size is 0: there is no authenticated mode (integrity:). */
+    udm_buf_printf(out, ",key_size=%u,key_parts=%u,key_extra_size=%u,key_mac_size=0;",
+                   cc->key_size, cc->key_parts, cc->key_extra_size);
+    return;
+  }
   if (type != UDM_STATUS_TABLE)
     return; /* INFO is empty, as the kernel's */
   udm_buf_printf(out, "%s ", cc->cipher_string);

@@ -282,6 +282,8 @@ static void delay_status(struct udm_target *ti, enum udm_status_type type,
 {
   struct delay *dc = ti->private;
   (void)flags;
+  if (type == UDM_STATUS_IMA)
+    return; /* the kernel's delay measures nothing (empty IMA text) */
   if (type == UDM_STATUS_INFO) {
     pthread_mutex_lock(&dc->lock);
     udm_buf_printf(out, "%u %u %u", dc->cls[DELAY_READ].held, dc->cls[DELAY_WRITE].held,

@@ -311,6 +311,8 @@ static void dust_status(struct udm_target *ti, enum udm_status_type type, unsign
 {
   struct dust *dd = ti->private;
   (void)flags;
+  if (type == UDM_STATUS_IMA)
+    return; /* the kernel's dust measures nothing (empty IMA text) */
   if (type == UDM_STATUS_INFO)
     udm_buf_printf(out, "%s %s %s", udm_dev_name(dd->dev),
                    atomic_load(&dd->fail_read_on_bb) ? "fail_read_on_bad_block" : "bypass",

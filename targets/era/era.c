@@ -853,6 +853,8 @@ static void era_status(struct udm_target *ti, enum udm_status_type type, unsigne
 {
   struct era *era = ti->private;
   (void)flags;
+  if (type == UDM_STATUS_IMA)
+    return; /* the kernel's era measures nothing (empty IMA text) */
   if (type == UDM_STATUS_TABLE) {
     udm_buf_printf(out, "%s %s %u", udm_dev_name(era->metadata_dev),
                    udm_dev_name(era->origin_dev), era->sectors_per_block);

@@ -55,6 +55,11 @@ static void linear_status(struct udm_target *ti, enum udm_status_type type,
   (void)flags;
   if (type == UDM_STATUS_TABLE)
     udm_buf_printf(out, "%s %llu", udm_dev_name(lc->dev), (unsigned long long)lc->start);
+  else if (type == UDM_STATUS_IMA) {
+    udm_target_ima_header(ti, out);
+    udm_buf_printf(out, ",device_name=%s,start=%llu;", udm_dev_name(lc->dev),
+                   (unsigned long long)lc->start);
+  }
 }
 
 const struct udm_target_type udm_target_type_linear = {

@@ -976,6 +976,15 @@ static void mirror_status(struct udm_target *ti, enum udm_status_type type, unsi
     udm_buf_printf(out, "%llu/%llu 1 %s ", (unsigned long long)m->log.sync_count,
                    (unsigned long long)m->log.region_count, states);
     mlog_status(&m->log, type, out);
+  } else if (type == UDM_STATUS_IMA) {
+    udm_target_ima_header(ti, out);
+    udm_buf_printf(out, ",nr_mirrors=%u", m->nr);
+    for (unsigned i = 0; i < m->nr; i++)
+      udm_buf_printf(out, ",mirror_device_%u=%s,mirror_device_%u_status=%c", i,
+                     udm_dev_name(m->leg[i].dev), i, leg_status_char(&m->leg[i]));
+    /* The kernel's core and disk logs measure nothing: log_type_status is empty. */
+    udm_buf_printf(out, ",handle_errors=%c,keep_log=%c,log_type_status=;",
+                   m->handle_errors ? 'y' : 'n', m->keep_log ? 'y' : 'n');
   } else {
     mlog_status(&m->log, type, out);
     udm_buf_printf(out, "%u", m->nr);

@@ -631,6 +631,28 @@ static void multipath_status(struct udm_target *ti, enum udm_status_type type,
   struct multipath *m = ti->private;
   (void)flags;
   pthread_mutex_lock(&m->lock);
+  if (type == UDM_STATUS_IMA) {
+    /* dm-mpath's measurement; the kernel's selectors all measure nothing,
+     * so each path_selector_status is empty. */
+    udm_target_ima_header(ti, out);
+    udm_buf_printf(out, ",nr_priority_groups=%u", m->ngroups);
+    for (unsigned g = 0; g < m->ngroups; g++) {
+      struct mpath_group *pg = &m->groups[g];
+      udm_buf_printf(out, ",pg_state_%u=%c,nr_pgpaths_%u=%u,path_selector_name_%u=%s", g,
+                     pg->bypassed ? 'D' : pg == m->current_pg ? 'A' : 'E', g, pg->npaths, g,
+                     pg->ps->name);
+      for (unsigned i = 0; i < pg->npaths; i++) {
+        struct mpath_path *p = &pg->paths[i];
+        udm_buf_printf(out, ",path_name_%u_%u=%s,is_active_%u_%u=%c,fail_count_%u_%u=%u"
+                            ",path_selector_status_%u_%u=",
+                       g, i, udm_dev_name(p->dev), g, i, p->active ? 'A' : 'F', g, i,
+                       p->fail_count, g, i);
+      }
+    }
+    udm_buf_puts(out, ";");
+    pthread_mutex_unlock(&m->lock);
+    return;
+  }
   if (type == UDM_STATUS_INFO) {
     udm_buf_printf(out, "2 %u 0 ", m->queue_io ? 1u : 0u);
   } else {

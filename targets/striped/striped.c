@@ -136,6 +136,17 @@ static void striped_status(struct udm_target *ti, enum udm_status_type type,
     udm_buf_puts(out, "1 ");
     for (unsigned i = 0; i < sc->stripes; i++)
       udm_buf_puts(out, atomic_load(&sc->stripe[i].errors) ? "D" : "A");
+  } else if (type == UDM_STATUS_IMA) {
+    udm_target_ima_header(ti, out);
+    udm_buf_printf(out, ",stripes=%u,chunk_size=%llu", sc->stripes,
+                   (unsigned long long)sc->chunk);
+    for (unsigned i = 0; i < sc->stripes; i++)
+      udm_buf_printf(out, ",stripe_%u_device_name=%s,stripe_%u_physical_start=%llu"
+                          ",stripe_%u_status=%c",
+                     i, udm_dev_name(sc->stripe[i].dev), i,
+                     (unsigned long long)sc->stripe[i].start, i,
+                     atomic_load(&sc->stripe[i].errors) ? 'D' : 'A');
+    udm_buf_puts(out, ";");
   } else {
     udm_buf_printf(out, "%u %llu", sc->stripes, (unsigned long long)sc->chunk);
     for (unsigned i = 0; i < sc->stripes; i++)
