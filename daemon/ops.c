@@ -586,7 +586,7 @@ static const struct {
     {"suspend", op_suspend, {"name"}},
     {"resume", op_resume, {"name"}},
     {"table", op_table, {"name", "showkeys", "inactive"}},
-    {"status", op_status, {"name", "inactive"}},
+    {"status", op_status, {"name", "inactive", "measure"}},
     {"info", op_info, {"name"}},
     {"message", op_message, {"name", "sector", "message"}},
     {"wait", op_wait, {"name", "event_nr", "timeout"}},

@@ -59,14 +59,16 @@ none: 24 8 flakey
 none: 32 8 dust " "$(udm measure lin none)"
 
 # An inactive table is measured with --inactive; none prints an empty line.
-udm load lin --table "0 2048 linear $WORK/c.img 16" || fail "load lin"
-expect_eq "--inactive" "0 2048 linear target_name=linear,target_version=1.5.0,device_name=$WORK/c.img,start=16;" \
+udm load lin --table "0 2032 linear $WORK/c.img 16" 2>"$WORK/load.err" || fail "load lin: $(cat "$WORK/load.err")"
+expect_eq "--inactive" "0 2032 linear target_name=linear,target_version=1.5.0,device_name=$WORK/c.img,start=16;" \
   "$(udm measure --inactive lin)"
 udm create empty --notable || fail "create empty"
 expect_eq "no table" "" "$(udm measure empty)"
 
 expect_eq "--json" "[
-  {\"name\": \"none\", \"segments\": [{\"start\": 0, \"length\": 8, \"target\": \"zero\", \"args\": \"\"}, {\"start\": 8, \"length\": 8, \"target\": \"error\", \"args\": \"\"}, {\"start\": 16, \"length\": 8, \"target\": \"delay\", \"args\": \"\"}, {\"start\": 24, \"length\": 8, \"target\": \"flakey\", \"args\": \"\"}, {\"start\": 32, \"length\": 8, \"target\": \"dust\", \"args\": \"\"}]}
-]" "$(udm measure --json none)"
+  {\"name\": \"none\", \"segments\": [{\"start\": 0, \"length\": 8, \"target\": \"zero\", \"args\": \"\"}, {\"start\": 8, \"length\": 8, \"target\": \"error\", \"args\": \"\"}, {\"start\": 16, \"length\": 8, \"target\": \"delay\", \"args\": \"\"}, {\"start\": 24, \"length\": 8, \"target\": \"flakey\", \"args\": \"\"}, {\"start\": 32, \"length\": 8, \"target\": \"dust\", \"args\": \"\"}]}]" "$(udm measure --json none)"
+expect_eq "--json with text" "[
+  {\"name\": \"str\", \"segments\": [{\"start\": 0, \"length\": 2048, \"target\": \"striped\", \"args\": \"target_name=striped,target_version=1.7.0,stripes=2,chunk_size=128,stripe_0_device_name=$WORK/a.img,stripe_0_physical_start=0,stripe_0_status=A,stripe_1_device_name=udm:lin,stripe_1_physical_start=64,stripe_1_status=A;\"}]}]" \
+  "$(udm measure --json str)"
 expect_fail "device nosuch does not exist" udm measure nosuch
 echo ok
