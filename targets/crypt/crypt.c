@@ -1549,6 +1549,8 @@ static void crypt_status(struct udm_target *ti, enum udm_status_type type,
     udm_target_ima_header(ti, out);
     udm_buf_printf(out, ",allow_discards=%c", cc->opts & OPT_ALLOW_DISCARDS ? 'y' : 'n');
     udm_buf_printf(out, ",same_cpu_crypt=%c", cc->opts & OPT_SAME_CPU ? 'y' : 'n');
+    /* The kernel's high_priority option is refused by udm: always n. */
+    udm_buf_puts(out, ",high_priority=n");
     udm_buf_printf(out, ",submit_from_crypt_cpus=%c",
                    cc->opts & OPT_SUBMIT_FROM_CPUS ? 'y' : 'n');
     udm_buf_printf(out, ",no_read_workqueue=%c", cc->opts & OPT_NO_READ_WQ ? 'y' : 'n');

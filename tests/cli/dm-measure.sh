@@ -20,7 +20,7 @@ expect_eq "striped" "0 2048 striped target_name=striped,target_version=1.7.0,str
 udm create cr --table "0 1024 crypt aes-xts-plain64 $k$k 0 $WORK/c.img 0 2 allow_discards sector_size:4096" ||
   fail "create cr"
 out=$(udm measure cr)
-expect_eq "crypt" "0 1024 crypt target_name=crypt,target_version=1.24.0,allow_discards=y,same_cpu_crypt=n,submit_from_crypt_cpus=n,no_read_workqueue=n,no_write_workqueue=n,iv_large_sectors=n,sector_size=4096,cipher_string=aes-xts-plain64,key_size=32,key_parts=1,key_extra_size=0,key_mac_size=0;" \
+expect_eq "crypt" "0 1024 crypt target_name=crypt,target_version=1.24.0,allow_discards=y,same_cpu_crypt=n,high_priority=n,submit_from_crypt_cpus=n,no_read_workqueue=n,no_write_workqueue=n,iv_large_sectors=n,sector_size=4096,cipher_string=aes-xts-plain64,key_size=32,key_parts=1,key_extra_size=0,key_mac_size=0;" \
   "$out"
 grep -q "$k" <<<"$out" && fail "crypt's measurement shows the key"
 
