@@ -443,6 +443,47 @@ static void version_1_targets_still_load(void)
          UDM_TARGET_API_VERSION + 1);
 }
 
+/* A status() written before API 3: whatever is not INFO gets TABLE text. */
+static void v2_status(struct udm_target *ti, enum udm_status_type type, unsigned flags,
+                      struct udm_buf *out)
+{
+  (void)ti, (void)flags;
+  if (type == UDM_STATUS_INFO)
+    udm_buf_puts(out, "info-text");
+  else
+    udm_buf_puts(out, "table-text");
+}
+
+static void ima_text(struct udm_target *ti, enum udm_status_type type, unsigned flags,
+                     struct udm_buf *out)
+{
+  (void)flags;
+  if (type == UDM_STATUS_IMA) {
+    udm_target_ima_header(ti, out);
+    udm_buf_puts(out, ",k=v;");
+  }
+}
+
+static void older_targets_measure_nothing(void)
+{
+  static struct udm_target_type v2 = {UDM_TARGET_TYPE_INIT, .name = "v2st", .ctr = v1_ctr,
+                                      .map = v1_map, .status = v2_status};
+  v2.api_version = 2;
+  static struct udm_target_type v3 = {UDM_TARGET_TYPE_INIT, .name = "v3st", .version = {1, 2, 3},
+                                      .ctr = v1_ctr, .map = v1_map, .status = ima_text};
+  CHECK(udm_target_register(ctx, &v2) == 0 && udm_target_register(ctx, &v3) == 0);
+  struct udm_device *d = test_make(ctx, "imadev", "0 8 v2st\n8 8 v3st", 0);
+  char *text = NULL;
+  CHECK(udm_device_status(d, UDM_TABLE_MEASURE, &text) == 0);
+  CHECK(strcmp(text, "0 8 v2st \n8 8 v3st target_name=v3st,target_version=1.2.3,k=v;\n") == 0);
+  free(text);
+  CHECK(udm_device_status(d, 0, &text) == 0);
+  CHECK(strcmp(text, "0 8 v2st info-text\n8 8 v3st \n") == 0);
+  free(text);
+  test_drop(d);
+  printf("ok: an API 2 target's IMA text is empty, an API 3 target's is its own\n");
+}
+
 /* A constructor that reads its device, as one reading metadata does. */
 static int reader_ctr(struct udm_target *ti, unsigned argc, char **argv)
 {
@@ -718,6 +759,7 @@ int main(void)
   held_pieces_survive_suspend_and_run_at_resume_or_kick();
   end_io_sees_errors_and_has_the_last_word();
   version_1_targets_still_load();
+  older_targets_measure_nothing();
   constructors_run_without_the_context_lock();
   discards_are_split_at_the_targets_maximum();
   many_delayed_requests_overlap_without_threads();
