@@ -119,7 +119,6 @@ expect_eq "target-version --json" "[
 expect_fail "target-version: unknown target type 'nosuch'" udm target-version nosuch
 "$UDM" target-version 2>/dev/null; [ $? = 2 ] || fail "target-version needs a type"
 # dmsetup verbs udm does not offer say so, and why.
-"$UDM" measure one 2>"$WORK/err"; [ $? = 2 ] || fail "measure is a usage error"
-expect_eq "measure" "udm: measure: not offered: udm's targets give no IMA measurements (the kernel's dm-ima)" \
-  "$(cat "$WORK/err")"
+"$UDM" stats one 2>"$WORK/err"; [ $? = 2 ] || fail "stats is a usage error"
+expect_eq "stats" "udm: stats: not offered: udm keeps no I/O statistics" "$(cat "$WORK/err")"
 echo ok
