@@ -365,7 +365,7 @@ struct dm_task {
   char *name, *uuid, *newname, *newuuid, *message;
   uint64_t sector;
   uint32_t event_nr;
-  bool ro, inactive, secure;
+  bool ro, inactive, secure, measure;
   int major, minor;
   struct target *head, *tail;
   /* results */
@@ -506,6 +506,12 @@ EXPORT int dm_task_set_major_minor(struct dm_task *t, int major, int minor, int 
 EXPORT int dm_task_query_inactive_table(struct dm_task *t)
 {
   t->inactive = true;
+  return 1;
+}
+/* A status task answers the targets' IMA text ("dmsetup measure"). */
+EXPORT int dm_task_ima_measurement(struct dm_task *t)
+{
+  t->measure = true;
   return 1;
 }
 EXPORT int dm_task_secure_data(struct dm_task *t)
@@ -1222,6 +1228,8 @@ static int run_table(struct dm_task *t, bool status)
   int r = new_req(&req, status ? "status" : "table", t->name);
   if (r == 0 && t->inactive)
     r = udm_msg_add(&req, "inactive", "1");
+  if (r == 0 && status && t->measure)
+    r = udm_msg_add(&req, "measure", "1");
   /* The kernel's table holds the keys (dmsetup hides them itself unless --showkeys). */
   if (r == 0 && !status)
     r = udm_msg_add(&req, "showkeys", "1");

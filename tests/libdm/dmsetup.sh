@@ -25,6 +25,9 @@ na=$(devno "$node")
 expect_eq "ls" "a	(${na})" "$(dm ls)"
 expect_eq "table a" "0 16384 linear $WORK/f 0" "$(dm table a)"
 expect_eq "status a" "0 16384 linear " "$(dm status a)"
+# dmsetup measure asks status with the IMA flag (dm_task_ima_measurement)
+expect_eq "measure a" "0 16384 linear target_name=linear,target_version=1.5.0,device_name=$WORK/f,start=0;" \
+  "$(dm measure a)"
 expect_eq "info a" "Name:              a
 State:             ACTIVE
 Read Ahead:        256
