@@ -45,6 +45,11 @@ expect_eq "targets without IMA" "0 8 zero
 16 8 delay 
 24 8 flakey 
 32 8 dust " "$(udm measure none)"
+truncate -s 4M "$WORK/meta.img" "$WORK/origin.img"
+udm create er --table "0 2048 era $WORK/meta.img $WORK/origin.img 128" || fail "create er"
+expect_eq "era measures nothing" "0 2048 era " "$(udm measure er)"
+expect_eq "era's status is there" "0 2048 era 8 9/1024 1 -" "$(udm status er)"
+udm remove er || fail "remove er"
 
 # Several devices: each line prefixed with the name, as status; --target.
 expect_eq "--target linear" "lin: 0 1024 linear target_name=linear,target_version=1.5.0,device_name=$WORK/a.img,start=0;
