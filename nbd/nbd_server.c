@@ -353,13 +353,14 @@ static void reap(struct udm_nbd_server *srv, bool all)
   }
 }
 
-static void start_conn(struct udm_nbd_server *srv, int fd)
+/* Serve fd on a new connection thread: 0, or -errno when it was refused (fd closed). */
+static int start_conn(struct udm_nbd_server *srv, int fd)
 {
   struct nbd_conn *c = calloc(1, sizeof *c);
   if (!c || !(c->rbuf = malloc(NBD_RBUF_SIZE))) {
     free(c);
     close(fd);
-    return;
+    return -ENOMEM;
   }
   c->srv = srv;
   c->ctx = srv->ctx;
@@ -383,11 +384,15 @@ static void start_conn(struct udm_nbd_server *srv, int fd)
       evict(srv, old);
   }
   /* Evicted ones leave the list when their thread is joined: bound it too. */
-  if (srv->nlive >= CONNECTIONS_MAX || srv->nconns >= 2 * CONNECTIONS_MAX ||
-      atomic_load(&srv->stopping) || pthread_create(&c->thread, NULL, conn_main, c) != 0) {
+  int r = srv->nlive >= CONNECTIONS_MAX || srv->nconns >= 2 * CONNECTIONS_MAX ? -EMFILE
+          : atomic_load(&srv->stopping)                                        ? -ESHUTDOWN
+                                                                               : 0;
+  if (r == 0)
+    r = -pthread_create(&c->thread, NULL, conn_main, c);
+  if (r < 0) {
     pthread_mutex_unlock(&srv->lock);
     conn_free(c);
-    return;
+    return r;
   }
   c->next = srv->conns;
   srv->conns = c;
@@ -395,6 +400,7 @@ static void start_conn(struct udm_nbd_server *srv, int fd)
   srv->nlive++;
   srv->nhandshaking++;
   pthread_mutex_unlock(&srv->lock);
+  return 0;
 }
 
 static void *accept_main(void *arg)
@@ -429,6 +435,21 @@ static void *accept_main(void *arg)
     start_conn(srv, fd);
   }
   return NULL;
+}
+
+int udm_nbd_server_serve_fd(struct udm_nbd_server *srv, int fd)
+{
+  reap(srv, false);
+  set_cloexec(fd);
+#ifdef SO_NOSIGPIPE
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#endif
+  int r = start_conn(srv, fd);
+  if (r < 0)
+    return udm__fail(-r, "nbd server: cannot serve the connection: %s",
+                     r == -EMFILE ? "too many connections" : strerror(-r));
+  return 0;
 }
 
 int udm_nbd_server_start(struct udm_nbd_server *srv)

@@ -27,6 +27,13 @@ int udm_nbd_server_listen_tcp(struct udm_nbd_server *srv, const char *host,
  * the slot of an established client.  Affects connections accepted later.
  */
 int udm_nbd_server_set_handshake_timeout(struct udm_nbd_server *srv, unsigned ms);
+/*
+ * Serve one socket that is already connected (inetd style, or one end of a
+ * socketpair): the server owns fd from now on, whatever the result, and
+ * treats it as an accepted connection (same limits, same timeouts).  Needs
+ * no listener and no udm_nbd_server_start.
+ */
+int udm_nbd_server_serve_fd(struct udm_nbd_server *srv, int fd);
 /* Start accepting on every listening socket, in background threads. */
 int udm_nbd_server_start(struct udm_nbd_server *srv);
 /* Stop accepting, close every connection (flushing first), join all threads. */
