@@ -315,6 +315,8 @@ static int xts_decrypt(const char *cipher, const uint8_t *key1, const uint8_t *k
   return r;
 }
 
+static int parse_decrypted(const uint8_t *out, const char *magic, struct parsed *p);
+
 /* Decrypt ENC with chain C under header key KEY into OUT; 0 if it is a valid header. */
 static int try_chain(const struct chain *c, const uint8_t *key, const uint8_t *enc,
                      const char *magic, uint8_t *out, struct parsed *p)
@@ -323,6 +325,12 @@ static int try_chain(const struct chain *c, const uint8_t *key, const uint8_t *e
   for (unsigned j = c->n; j-- > 0;)
     if (xts_decrypt(c->ciphers[j], key + 32 * j, key + 32 * (c->n + j), out, ENC_LEN) < 0)
       return -EINVAL;
+  return parse_decrypted(out, magic, p);
+}
+
+/* The fields of a decrypted header OUT (ENC_LEN bytes): 0, or -EPERM when it is not one. */
+static int parse_decrypted(const uint8_t *out, const char *magic, struct parsed *p)
+{
   if (memcmp(out, magic, 4))
     return -EPERM;
   p->vera = magic[0] == 'V';
@@ -657,6 +665,29 @@ static int header_area(const char *path, const struct udm_tcrypt_params *prm,
   a->offset = off;
   a->iv_offset = off;
   a->size = size;
+  return 0;
+}
+
+int udm_tcrypt_check_header(const uint8_t *decrypted, const struct udm_tcrypt_params *prm,
+                            uint64_t dev_bytes, bool tc5_hidden, uint64_t *offset,
+                            uint64_t *bytes, char **errmsg)
+{
+  if (errmsg)
+    *errmsg = NULL;
+  if (tc5_hidden && (!prm->hidden || dev_bytes < TC5_HIDDEN_END + OFF_HIDDEN))
+    return vol_fail(errmsg, -EINVAL, "TrueCrypt 5's hidden-volume position needs a hidden "
+                    "volume on a device of at least %u bytes", TC5_HIDDEN_END + OFF_HIDDEN);
+  struct parsed p;
+  const char *magic = prm->veracrypt && decrypted[0] == 'V' ? "VERA" : "TRUE";
+  if (parse_decrypted(decrypted, magic, &p) < 0)
+    return vol_fail(errmsg, -EPERM, "not a %s header (magic or CRC32 wrong)",
+                    prm->veracrypt ? "VeraCrypt" : "TrueCrypt");
+  struct area a;
+  int r = header_area("header", prm, &p, dev_bytes, tc5_hidden, &a, errmsg);
+  if (r < 0)
+    return r;
+  *offset = a.offset;
+  *bytes = a.size;
   return 0;
 }
 
