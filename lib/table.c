@@ -499,10 +499,30 @@ int udm__table_create(struct udm_ctx *ctx, struct udm_device *owner, const char 
   t->owner = owner;
   t->readonly = readonly;
   t->limits.logical_block_size = UDM_SECTOR_SIZE;
-  /* One slot per line, so that a ctr may keep its ti (timers, workers). */
-  size_t nlines = 1;
-  for (const char *c = copy; *c; c++)
-    nlines += *c == '\n';
+  /*
+   * One slot per line, so that a ctr may keep its ti (timers, workers).
+   * Segments are counted first: a table over the limit is refused before
+   * any ctr runs.
+   */
+  size_t nlines = 1, nsegments = 0;
+  unsigned over_line = 0;
+  for (const char *c = copy, *bol = copy;; c++) {
+    if (*c == '\n' || *c == '\0') {
+      const char *p = bol + strspn(bol, " \t");
+      if (p < c && *p != '#' && *p != '\r' && ++nsegments == UDM_TABLE_MAX_TARGETS + 1)
+        over_line = (unsigned)nlines;
+      if (*c == '\0')
+        break;
+      nlines++;
+      bol = c + 1;
+    }
+  }
+  if (over_line) {
+    *errmsg = udm__strf("line %u: more than %u targets in one table (the kernel's limit)",
+                        over_line, UDM_TABLE_MAX_TARGETS);
+    r = -E2BIG;
+    goto fail;
+  }
   if (!(t->targets = calloc(nlines, sizeof *t->targets)))
     goto fail;
 

@@ -5,6 +5,7 @@
  * table and its data.  Also: comments, blank lines, escapes, round trips.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <udm/udm.h>
@@ -294,6 +295,29 @@ static void names_are_checked(void)
   CHECK(udm_device_lookup(ctx, "dup") == NULL && errno == ENXIO);
 }
 
+/* Linux's DM_MAX_TARGETS: 1,048,576 segments load, one more is refused before any ctr runs. */
+static void tables_are_limited_to_the_kernels_target_count(void)
+{
+  const size_t n = UDM_TABLE_MAX_TARGETS;
+  char *text = malloc((n + 1) * 24 + 64);
+  CHECK(text != NULL);
+  size_t len = 0;
+  for (size_t i = 0; i < n; i++)
+    len += (size_t)sprintf(text + len, "%zu 1 zero\n", i);
+  struct udm_device *d = udm_device_create(ctx, "many", NULL, 0);
+  CHECK(d != NULL);
+  CHECK(udm_table_load(d, text) == 0);
+  CHECK(udm_table_clear(d) == 0);
+  /* a comment and a blank line do not count */
+  len += (size_t)sprintf(text + len, "# the next line is one too many\n\n%zu 1 zero\n", n);
+  CHECK(udm_table_load(d, text) < 0);
+  CHECK(errno == E2BIG);
+  CHECK_CONTAINS(udm_errmsg(), "line 1048579: more than 1048576 targets in one table");
+  CHECK(udm_device_remove(d, 0) == 0);
+  udm_device_unref(d);
+  free(text);
+}
+
 int main(void)
 {
   scratch_init();
@@ -307,6 +331,7 @@ int main(void)
   table_output_loads_again_to_the_same_device();
   inactive_table_is_separate_until_resume();
   names_are_checked();
+  tables_are_limited_to_the_kernels_target_count();
   udm_ctx_free(ctx);
   scratch_cleanup();
   return check_summary("test-table");
