@@ -192,12 +192,12 @@ int udm_nbd_server_listen_unix(struct udm_nbd_server *srv, const char *path)
 int udm_nbd_server_listen_tcp(struct udm_nbd_server *srv, const char *host,
                               const char *port)
 {
-  struct addrinfo hints = {
-      .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+  /* No AI_PASSIVE: without a host, getaddrinfo gives the loopback addresses. */
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
   struct addrinfo *res;
   int r = getaddrinfo(host, port ? port : "10809", &hints, &res);
   if (r != 0)
-    return udm__fail(EINVAL, "nbd server: %s:%s: %s", host ? host : "*",
+    return udm__fail(EINVAL, "nbd server: %s:%s: %s", host ? host : "loopback",
                      port ? port : "10809", gai_strerror(r));
   int bound = 0, e = 0;
   for (struct addrinfo *a = res; a; a = a->ai_next) {
@@ -223,7 +223,7 @@ int udm_nbd_server_listen_tcp(struct udm_nbd_server *srv, const char *host,
   freeaddrinfo(res);
   if (!bound)
     return udm__fail(e ? e : EADDRNOTAVAIL, "nbd server: cannot listen on %s:%s: %s",
-                     host ? host : "*", port ? port : "10809", strerror(e));
+                     host ? host : "loopback", port ? port : "10809", strerror(e));
   return 0;
 }
 

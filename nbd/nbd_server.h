@@ -14,7 +14,11 @@ struct udm_nbd_server;
 struct udm_nbd_server *udm_nbd_server_new(struct udm_ctx *ctx);
 /* Listen on a Unix socket at path (created mode 0600, replaced if stale). */
 int udm_nbd_server_listen_unix(struct udm_nbd_server *srv, const char *path);
-/* Listen on TCP host:port (only when the user asks for it). */
+/*
+ * Listen on TCP host:port (only when the user asks for it).  host NULL means
+ * the loopback addresses (127.0.0.1 and ::1); every interface only when
+ * asked by address ("0.0.0.0", "::").  port NULL is 10809.
+ */
 int udm_nbd_server_listen_tcp(struct udm_nbd_server *srv, const char *host,
                               const char *port);
 /*
