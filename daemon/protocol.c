@@ -14,10 +14,27 @@ void udm_msg_init(struct udm_msg *m)
   memset(m, 0, sizeof *m);
 }
 
+/* Not optimised away: values may be table text with keys. */
+static void wipe(void *p, size_t n)
+{
+  volatile unsigned char *v = p;
+  while (n--)
+    *v++ = 0;
+}
+
+void udm_ctl_wipe_free(char *s)
+{
+  if (s) {
+    wipe(s, strlen(s));
+    free(s);
+  }
+}
+
 void udm_msg_free(struct udm_msg *m)
 {
   for (unsigned i = 0; i < m->count; i++) {
     free(m->fields[i].key);
+    wipe(m->fields[i].value, strlen(m->fields[i].value));
     free(m->fields[i].value);
   }
   free(m->fields);
@@ -241,6 +258,7 @@ int udm_msg_send(int fd, const struct udm_msg *m)
   if (r < 0)
     return r;
   r = write_all(fd, buf, len);
+  wipe(buf, len);
   free(buf);
   return r;
 }
@@ -264,6 +282,7 @@ int udm_msg_recv(int fd, struct udm_msg *m, const char **why)
     r = -ECONNRESET;
   if (r == 0)
     r = udm_msg_decode(body, len, m, why);
+  wipe(body, len);
   free(body);
   return r;
 }

@@ -583,6 +583,7 @@ int udm__table_create(struct udm_ctx *ctx, struct udm_device *owner, const char 
     goto fail;
   t->caps = compute_caps(t);
   free(lines);
+  udm__wipe(copy, strlen(text ? text : "")); /* the words hold keys */
   free(copy);
   *out = t;
   return 0;
@@ -590,6 +591,8 @@ fail:
   if (!*errmsg)
     *errmsg = udm__strf("%s", strerror(-r));
   free(lines);
+  if (copy)
+    udm__wipe(copy, strlen(text ? text : ""));
   free(copy);
   udm__table_destroy(t);
   return r;

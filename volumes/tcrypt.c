@@ -41,6 +41,7 @@
 
 #include <udm/udm.h>
 
+#include "crypt_mem.h"
 #include "kdf.h"
 #include "msg.h"
 #include "secure.h"
@@ -471,16 +472,6 @@ static int search_header(struct search *s)
 
 /* ---- public ---- */
 
-static pthread_once_t gcrypt_once = PTHREAD_ONCE_INIT;
-
-static void gcrypt_init(void)
-{
-  if (gcry_check_version(NULL) && !gcry_control(GCRYCTL_INITIALIZATION_FINISHED_P)) {
-    gcry_control(GCRYCTL_DISABLE_SECMEM, 0);
-    gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
-  }
-}
-
 /* Append ", NAME" (or NAME first) to a list of at most CAP bytes, once. */
 static void list_add(char *list, size_t cap, const char *name)
 {
@@ -695,7 +686,7 @@ int udm_tcrypt_open(const char *path, const char *passphrase, size_t len,
                     const struct udm_tcrypt_params *prm, struct udm_tcrypt_volume **out,
                     char **errmsg)
 {
-  pthread_once(&gcrypt_once, gcrypt_init);
+  crypt_gcrypt_init(); /* libgcrypt's secure memory kept out of core dumps */
   if (errmsg)
     *errmsg = NULL;
   if (prm->system && prm->hidden)
