@@ -21,8 +21,10 @@ case $old_pattern in
     ;;
 esac
 ulimit -c unlimited || fail "ulimit -c unlimited"
-# ASan maps terabytes of shadow; it marks them MADV_DONTDUMP when asked to dump.
+# The sanitizers map terabytes of shadow and turn core dumps off; asked to
+# dump, they mark the shadow MADV_DONTDUMP.
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}disable_coredump=0:use_madv_dontdump=1:handle_abort=0"
+export TSAN_OPTIONS="${TSAN_OPTIONS:+$TSAN_OPTIONS:}disable_coredump=0:use_madv_dontdump=1:handle_abort=0"
 
 key_xts=$(od -An -tx1 -N64 /dev/urandom | tr -d ' \n')
 key_cbc=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
