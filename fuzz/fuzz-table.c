@@ -4,8 +4,9 @@
  * built-in target's ctr (and dtr, on the way out).  The input is the table;
  * @A, @B and @C stand for three scratch backing files (1 MiB each), and
  * key references find 16-, 32- and 64-byte keys named k16, k32, k64 in
- * $UDM_KEYS_DIR.  Inputs naming any other path (a '/') are skipped, so the
- * fuzzer never opens the machine's own files.
+ * $UDM_KEYS_DIR.  Inputs naming any other path (a '/') or a network
+ * backing (nbd:, rbd:) are skipped, so the fuzzer never opens the
+ * machine's own files and never connects anywhere.
  *
  * What must hold: a table that loads prints (with keys) a table that loads
  * again and prints the same; the loaded table resumes, reports status in
@@ -50,6 +51,10 @@ static char *expand(const uint8_t *data, size_t size)
 {
   if (size > TEXT_MAX || memchr(data, '\0', size) || memchr(data, '/', size))
     return NULL;
+  /* Network backings (nbd:URI, rbd:POOL...) would reach out of the machine. */
+  for (size_t i = 0; i + 4 <= size; i++)
+    if ((data[i] == 'n' || data[i] == 'r') && !memcmp(data + i + 1, "bd:", 3))
+      return NULL;
   size_t cap = size * (strlen(path_a) + 1) + 1, n = 0;
   char *text = malloc(cap);
   if (!text)
