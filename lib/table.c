@@ -167,9 +167,14 @@ int udm_get_device(struct udm_target *ti, const char *path, unsigned mode,
   }
   if ((mode & UDM_DEV_WRITE) && !(d->mode & UDM_DEV_WRITE))
     t->backing_readonly = true; /* an image whose driver cannot write */
-  if (strpbrk(d->name, " \t\\#") && !(d->display = udm_table_escape(d->name))) {
-    dev_close(d);
-    return -ENOMEM;
+  if (strpbrk(d->name, " \t\\#")) {
+    /* A plain store: clang takes no '!' of an atomic assignment. */
+    char *shown = udm_table_escape(d->name);
+    if (!shown) {
+      dev_close(d);
+      return -ENOMEM;
+    }
+    atomic_store(&d->display, shown);
   }
   d->users = 1;
   d->next = t->devs;
