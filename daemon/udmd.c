@@ -228,6 +228,12 @@ static int make_runtime_dir(const char *dir)
             (unsigned long)st.st_uid);
     return -1;
   }
+  /* Ours but open to others (made by hand, or by an older udmd): close it. */
+  if ((st.st_mode & 077) && chmod(dir, 0700) < 0) {
+    fprintf(stderr, "udmd: the runtime directory %s has mode %03o and cannot be made 0700: "
+            "%s\n", dir, (unsigned)(st.st_mode & 0777), strerror(errno));
+    return -1;
+  }
   return 0;
 }
 

@@ -199,12 +199,12 @@ int udm_nbd_server_listen_unix(struct udm_nbd_server *srv, const char *path)
 int udm_nbd_server_listen_tcp(struct udm_nbd_server *srv, const char *host,
                               const char *port)
 {
-  struct addrinfo hints = {
-      .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+  /* No AI_PASSIVE: without a host, getaddrinfo gives the loopback addresses. */
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
   struct addrinfo *res;
   int r = getaddrinfo(host, port ? port : "10809", &hints, &res);
   if (r != 0)
-    return udm__fail(EINVAL, "nbd server: %s:%s: %s", host ? host : "*",
+    return udm__fail(EINVAL, "nbd server: %s:%s: %s", host ? host : "loopback",
                      port ? port : "10809", gai_strerror(r));
   int bound = 0, e = 0;
   for (struct addrinfo *a = res; a; a = a->ai_next) {
@@ -230,7 +230,7 @@ int udm_nbd_server_listen_tcp(struct udm_nbd_server *srv, const char *host,
   freeaddrinfo(res);
   if (!bound)
     return udm__fail(e ? e : EADDRNOTAVAIL, "nbd server: cannot listen on %s:%s: %s",
-                     host ? host : "*", port ? port : "10809", strerror(e));
+                     host ? host : "loopback", port ? port : "10809", strerror(e));
   return 0;
 }
 
@@ -366,13 +366,14 @@ static void reap(struct udm_nbd_server *srv, bool all)
   }
 }
 
-static void start_conn(struct udm_nbd_server *srv, int fd, bool tcp)
+/* Serve fd on a new connection thread: 0, or -errno when it was refused (fd closed). */
+static int start_conn(struct udm_nbd_server *srv, int fd, bool tcp)
 {
   struct nbd_conn *c = calloc(1, sizeof *c);
   if (!c || !(c->rbuf = malloc(NBD_RBUF_SIZE))) {
     free(c);
     close(fd);
-    return;
+    return -ENOMEM;
   }
   c->srv = srv;
   c->ctx = srv->ctx;
@@ -398,11 +399,15 @@ static void start_conn(struct udm_nbd_server *srv, int fd, bool tcp)
       evict(srv, old);
   }
   /* Evicted ones leave the list when their thread is joined: bound it too. */
-  if (srv->nlive >= CONNECTIONS_MAX || srv->nconns >= 2 * CONNECTIONS_MAX ||
-      atomic_load(&srv->stopping) || pthread_create(&c->thread, NULL, conn_main, c) != 0) {
+  int r = srv->nlive >= CONNECTIONS_MAX || srv->nconns >= 2 * CONNECTIONS_MAX ? -EMFILE
+          : atomic_load(&srv->stopping)                                        ? -ESHUTDOWN
+                                                                               : 0;
+  if (r == 0)
+    r = -pthread_create(&c->thread, NULL, conn_main, c);
+  if (r < 0) {
     pthread_mutex_unlock(&srv->lock);
     conn_free(c);
-    return;
+    return r;
   }
   c->next = srv->conns;
   srv->conns = c;
@@ -410,6 +415,7 @@ static void start_conn(struct udm_nbd_server *srv, int fd, bool tcp)
   srv->nlive++;
   srv->nhandshaking++;
   pthread_mutex_unlock(&srv->lock);
+  return 0;
 }
 
 static void *accept_main(void *arg)
@@ -531,6 +537,21 @@ int nbd_server_start_tls(struct nbd_conn *c)
   (void)c;
   return -ENOTSUP;
 #endif
+}
+
+int udm_nbd_server_serve_fd(struct udm_nbd_server *srv, int fd)
+{
+  reap(srv, false);
+  set_cloexec(fd);
+#ifdef SO_NOSIGPIPE
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#endif
+  int r = start_conn(srv, fd, false); /* as a Unix socket: TLS offered, never required */
+  if (r < 0)
+    return udm__fail(-r, "nbd server: cannot serve the connection: %s",
+                     r == -EMFILE ? "too many connections" : strerror(-r));
+  return 0;
 }
 
 int udm_nbd_server_start(struct udm_nbd_server *srv)

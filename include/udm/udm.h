@@ -110,6 +110,8 @@ int udm_device_remove(struct udm_device *dev, unsigned flags);
  * names the line and token at fault.
  */
 int udm_table_load(struct udm_device *dev, const char *text);
+/* Targets (segments) one table may have, as in Linux (DM_MAX_TARGETS); more: E2BIG. */
+#define UDM_TABLE_MAX_TARGETS 1048576u
 /*
  * WORD as it must be written in a table to be read back as one word: blanks
  * and backslashes get a backslash (dm_split_args' rule), and so does '#',
