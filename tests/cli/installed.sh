@@ -11,6 +11,7 @@ udm_bin=$(find "$dest" -path '*/bin/udm' -type f | head -1)
 find "$dest" -name udm.8 | grep -q . || fail "udm.8 not installed"
 find "$dest" -name udmd.8 | grep -q . || fail "udmd.8 not installed"
 find "$dest" -name udm-targets.7 | grep -q . || fail "udm-targets.7 not installed"
+find "$dest" -name udm-image.1 | grep -q . || fail "udm-image.1 not installed"
 if [ "$(uname -s)" = Linux ]; then
   for unit in udmd.service udmd.socket; do
     find "$dest" -path "*/systemd/system/$unit" | grep -q . || fail "$unit not installed"
