@@ -45,12 +45,17 @@ struct options {
   const char *nbd_tcp; /* HOST:PORT, or NULL */
   unsigned stop_timeout; /* seconds */
   unsigned nbd_handshake_timeout; /* seconds, 0: the server's default */
+  const char *tls;              /* off, on, require; NULL: off */
+  const char *tls_certificates; /* DIR */
+  const char *tls_psk;          /* FILE */
+  bool tls_verify_peer;
 };
 
 static void usage(FILE *f)
 {
   fprintf(f,
           "Usage: udmd [-f|--foreground] [-v|--verbose] [--nbd-tcp HOST:PORT]\n"
+          "            [--tls=on|require --tls-certificates DIR|--tls-psk FILE]\n"
           "       udmd --help | --version\n"
           "\n"
           "The udm daemon: holds udm's devices and serves them in the runtime\n"
@@ -63,6 +68,15 @@ static void usage(FILE *f)
           "  -f, --foreground     stay in the foreground, log to stderr\n"
           "  -v, --verbose        in the foreground, log devices made and removed\n"
           "      --nbd-tcp H:P    also serve NBD on TCP host H, port P\n"
+          "      --tls=off|on|require\n"
+          "                       NBD over TLS on the TCP listener: offered, or\n"
+          "                       required (plain clients are refused)\n"
+          "      --tls-certificates DIR\n"
+          "                       X.509: DIR has server-cert.pem, server-key.pem,\n"
+          "                       ca-cert.pem (certtool makes them)\n"
+          "      --tls-psk FILE   pre-shared keys, as psktool writes them\n"
+          "      --tls-verify-peer\n"
+          "                       X.509: clients need a certificate ca-cert.pem signed\n"
           "      --nbd-handshake-timeout S\n"
           "                       close NBD clients that have not chosen an export\n"
           "                       S seconds after connecting (default 10)\n"
@@ -107,6 +121,36 @@ static const char *option_value(int argc, char **argv, int *i, const char *name,
   return argv[*i];
 }
 
+/* The TLS options agree with each other (the files are checked at start). */
+static int check_tls_options(const struct options *o)
+{
+  bool tls = o->tls && strcmp(o->tls, "off") != 0;
+  bool creds = o->tls_certificates || o->tls_psk;
+  if (o->tls_certificates && o->tls_psk) {
+    fprintf(stderr, "udmd: --tls-certificates and --tls-psk: choose one\n");
+    return 2;
+  }
+  if (o->tls_verify_peer && !o->tls_certificates) {
+    fprintf(stderr, "udmd: --tls-verify-peer needs --tls-certificates\n");
+    return 2;
+  }
+  if (tls && !creds) {
+    fprintf(stderr, "udmd: --tls=%s needs --tls-certificates DIR or --tls-psk FILE\n",
+            o->tls);
+    return 2;
+  }
+  if (creds && !tls) {
+    fprintf(stderr, "udmd: --tls-certificates/--tls-psk given, but not --tls=on|require\n");
+    return 2;
+  }
+  if (tls && !o->nbd_tcp) {
+    fprintf(stderr, "udmd: --tls=%s applies to the TCP listener: give --nbd-tcp too\n",
+            o->tls);
+    return 2;
+  }
+  return 0;
+}
+
 static int parse_options(int argc, char **argv, struct options *o)
 {
   o->stop_timeout = DEFAULT_STOP_TIMEOUT;
@@ -121,6 +165,24 @@ static int parse_options(int argc, char **argv, struct options *o)
     } else if ((v = option_value(argc, argv, &i, "--nbd-handshake-timeout", &missing))) {
       if (parse_seconds("--nbd-handshake-timeout", v, &o->nbd_handshake_timeout))
         return 2;
+    } else if (missing) {
+      return 2;
+    } else if ((v = option_value(argc, argv, &i, "--tls-certificates", &missing))) {
+      o->tls_certificates = v;
+    } else if (missing) {
+      return 2;
+    } else if ((v = option_value(argc, argv, &i, "--tls-psk", &missing))) {
+      o->tls_psk = v;
+    } else if (missing) {
+      return 2;
+    } else if (strcmp(a, "--tls-verify-peer") == 0) {
+      o->tls_verify_peer = true;
+    } else if ((v = option_value(argc, argv, &i, "--tls", &missing))) {
+      if (strcmp(v, "off") != 0 && strcmp(v, "on") != 0 && strcmp(v, "require") != 0) {
+        fprintf(stderr, "udmd: --tls: '%s' is not off, on or require\n", v);
+        return 2;
+      }
+      o->tls = v;
     } else if (missing) {
       return 2;
     } else if (strcmp(a, "-f") == 0 || strcmp(a, "--foreground") == 0) {
@@ -146,7 +208,7 @@ static int parse_options(int argc, char **argv, struct options *o)
       return 2;
     }
   }
-  return 0;
+  return check_tls_options(o);
 }
 
 /* Create the runtime directory (0700), or check that ours is there. */
@@ -263,15 +325,37 @@ static void detach(int ready_fd)
 }
 
 #ifdef UDM_HAVE_NBD
-static struct udm_nbd_server *start_nbd(struct udm_ctx *ctx, const char *dir,
-                                        const char *tcp, unsigned handshake_timeout)
+/* TLS for the TCP listener, as the options ask; 0 or -1 with a message. */
+static int setup_tls(struct udm_nbd_server *srv, const struct options *o)
 {
+  if (!o->tls || strcmp(o->tls, "off") == 0)
+    return 0;
+  enum udm_nbd_tls mode = strcmp(o->tls, "require") == 0 ? UDM_NBD_TLS_REQUIRE
+                                                         : UDM_NBD_TLS_ON;
+  if (udm_nbd_server_set_tls(srv, mode) < 0 ||
+      (o->tls_certificates &&
+       udm_nbd_server_set_tls_certificates(srv, o->tls_certificates, o->tls_verify_peer) <
+           0) ||
+      (o->tls_psk && udm_nbd_server_set_tls_psk(srv, o->tls_psk) < 0)) {
+    fprintf(stderr, "udmd: --tls=%s: %s\n", o->tls, udm_errmsg());
+    return -1;
+  }
+  return 0;
+}
+
+static struct udm_nbd_server *start_nbd(struct udm_ctx *ctx, const char *dir,
+                                        const struct options *o)
+{
+  const char *tcp = o->nbd_tcp;
+  unsigned handshake_timeout = o->nbd_handshake_timeout;
   char path[4096];
   struct udm_nbd_server *srv = udm_nbd_server_new(ctx);
   if (!srv) {
     fprintf(stderr, "udmd: NBD server: %s\n", udm_errmsg());
     return NULL;
   }
+  if (setup_tls(srv, o) < 0)
+    goto fail;
   if (handshake_timeout &&
       udm_nbd_server_set_handshake_timeout(srv, handshake_timeout * 1000) < 0) {
     fprintf(stderr, "udmd: --nbd-handshake-timeout: %s\n", udm_errmsg());
@@ -400,8 +484,9 @@ int main(int argc, char **argv)
   if (r)
     return r;
 #ifndef UDM_HAVE_NBD
-  if (o.nbd_tcp) {
-    fprintf(stderr, "udmd: --nbd-tcp: NBD is not compiled into this udmd\n");
+  if (o.nbd_tcp || o.tls) {
+    fprintf(stderr, "udmd: %s: NBD is not compiled into this udmd\n",
+            o.nbd_tcp ? "--nbd-tcp" : "--tls");
     return 1;
   }
 #endif
@@ -458,7 +543,7 @@ int main(int argc, char **argv)
     return 1;
   }
 #ifdef UDM_HAVE_NBD
-  struct udm_nbd_server *nbd = start_nbd(ctx, dir, o.nbd_tcp, o.nbd_handshake_timeout);
+  struct udm_nbd_server *nbd = start_nbd(ctx, dir, &o);
   if (!nbd) {
     udmd_control_free(control);
     udmd_attach_free(attach);

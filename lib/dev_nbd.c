@@ -12,6 +12,8 @@
  *                   default 5)
  *   retry-delay=MS  between attempts (1..60000, default 1000)
  *   connect-timeout=S  for each connection attempt (1..600, default 10)
+ *   timeout=S       a request unanswered this long means the connection is
+ *                   lost (1..3600; default: none, wait as long as it takes)
  *
  * Everything runs through libnbd's asynchronous API on one thread per
  * device (the "poll loop"): submitters queue a request and wake it through
@@ -25,7 +27,8 @@
  * on a server that cannot flush); discard is TRIM, write-zeroes is
  * WRITE_ZEROES (NO_HOLE unless MAY_UNMAP; FAST_ZERO for UDM_IO_NO_FALLBACK),
  * or writes of zeros on a server without it.  The server's minimum block
- * size is the device's logical block size.
+ * size is the device's logical block size.  Extents come from the server's
+ * base:allocation (NBD_CMD_BLOCK_STATUS).
  *
  * A lost connection is reconnected: its requests wait (they are sent again
  * once a connection is back, on any connection) for at most
@@ -53,6 +56,10 @@
 #define NBD_CONN_DEPTH 128
 /* Without a maximum block size from the server, NBD says 32 MiB. */
 #define NBD_DEFAULT_MAX_REQUEST (32u << 20)
+/* A connection that gave up while others work is tried again this much later. */
+#define NBD_REVIVE_NS (30ull * 1000000000u)
+/* Trim and write-zeroes: a multiple of any block size, far below 4 GiB. */
+#define NBD_MAX_EFFECT_REQUEST (1u << 30)
 
 enum conn_state {
   CONN_DOWN,       /* no handle; a retry is due at retry_at */
@@ -76,7 +83,10 @@ struct nbd_conn {
 
 /* One udm_io; READ/WRITE larger than the server's maximum go as several parts. */
 struct nbd_cmd {
-  struct udm_io *io;
+  struct udm_io *io;        /* NULL for a block-status query (extents) */
+  uint64_t st_off, st_len;  /* the query's range */
+  uint32_t *st_entries;     /* its answer: (length, flags) pairs for st_off on */
+  size_t st_n;
   unsigned parts_left;
   int err;
   bool flush_after;         /* FUA emulated: a flush once every part is written */
@@ -92,9 +102,11 @@ struct nbd_part {
   struct nbd_remote *rm;
   struct nbd_conn *conn;    /* where it is sent; NULL while queued */
   enum udm_op op;
+  bool status;              /* NBD_CMD_BLOCK_STATUS (base:allocation) instead of op */
   uint32_t flags;           /* LIBNBD_CMD_FLAG_* */
   void *buf;
   uint64_t off, len;
+  uint64_t sent_at;         /* udm_now_ns() when it went on its connection */
   int err;
   struct nbd_part *next;
 };
@@ -105,9 +117,11 @@ struct nbd_remote {
   unsigned retries;
   unsigned retry_delay_ms;
   unsigned connect_timeout_s;
+  uint64_t timeout_ns;      /* 0: requests may take as long as they take */
   uint64_t size;            /* bytes, as first seen: a server back with another size is refused */
   unsigned min_block, max_request;
   bool can_flush, can_fua, can_trim, can_zero, can_fast_zero;
+  bool can_status;          /* base:allocation negotiated: holes are reported */
   struct nbd_conn conns[NBD_CONNS_MAX];
   unsigned next_conn;       /* round robin */
   pthread_t thread;
@@ -119,6 +133,7 @@ struct nbd_remote {
   bool wake_pending;
   /* Poll thread only. */
   struct nbd_part *queued, **queued_tail;
+  bool fresh;               /* requests came since the queue last failed */
   char *zeros;              /* max_request bytes of zeros, made when needed */
 };
 
@@ -186,6 +201,10 @@ static int parse_uri(struct nbd_remote *rm, const char *uri, bool *conns_given,
       r = parse_uint(o, v, 1, 60000, &rm->retry_delay_ms, errmsg);
     } else if (strcmp(o, "connect-timeout") == 0) {
       r = parse_uint(o, v, 1, 600, &rm->connect_timeout_s, errmsg);
+    } else if (strcmp(o, "timeout") == 0) {
+      unsigned t = 0;
+      r = parse_uint(o, v, 1, 3600, &t, errmsg);
+      rm->timeout_ns = (uint64_t)t * 1000000000u;
     } else {
       bool known = false;
       for (unsigned i = 0; i < UDM_ARRAY_SIZE(libnbd_params); i++)
@@ -194,7 +213,7 @@ static int parse_uri(struct nbd_remote *rm, const char *uri, bool *conns_given,
         *errmsg = udm__strf("unknown parameter '%s' in the NBD URI '%s' (known: socket, "
                             "tls-certificates, tls-psk-file, tls-verify-peer, "
                             "tls-username; udm's: connections, retries, retry-delay, "
-                            "connect-timeout)",
+                            "connect-timeout, timeout)",
                             o, uri);
         r = -EINVAL;
         break;
@@ -230,6 +249,7 @@ static bool conn_start(struct nbd_remote *rm, struct nbd_conn *c)
     return false;
   /* The table's author chose the certificate and PSK files of the URI. */
   if (nbd_set_uri_allow_local_file(c->h, true) < 0 ||
+      nbd_add_meta_context(c->h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
       nbd_aio_connect_uri(c->h, rm->uri) < 0) {
     conn_close(c);
     return false;
@@ -260,6 +280,7 @@ static int conn_check(struct nbd_remote *rm, struct nbd_conn *c, bool first, cha
     rm->can_trim = nbd_can_trim(c->h) > 0;
     rm->can_zero = nbd_can_zero(c->h) > 0;
     rm->can_fast_zero = nbd_can_fast_zero(c->h) > 0;
+    rm->can_status = nbd_can_meta_context(c->h, LIBNBD_CONTEXT_BASE_ALLOCATION) > 0;
     return 0;
   }
   if ((uint64_t)size != rm->size) {
@@ -338,8 +359,7 @@ static void cmd_finish(struct nbd_cmd *cmd)
     *cmd->wait_done = true;
     pthread_cond_signal(cmd->wait_cond);
     pthread_mutex_unlock(cmd->wait_lock);
-    free(cmd);
-    return;
+    return; /* the waiter frees cmd */
   }
   struct udm_io *io = cmd->io;
   int err = cmd->err;
@@ -387,6 +407,23 @@ static int part_done_cb(void *opaque, int *error)
   return 1;
 }
 
+static int part_extents_cb(void *opaque, const char *context, uint64_t offset,
+                           uint32_t *entries, size_t n, int *error)
+{
+  struct nbd_part *p = opaque;
+  struct nbd_cmd *cmd = p->cmd;
+  (void)offset;
+  (void)error;
+  if (!p->conn || strcmp(context, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0 || cmd->st_entries)
+    return 0;
+  cmd->st_entries = malloc(n * sizeof *entries);
+  if (cmd->st_entries) {
+    memcpy(cmd->st_entries, entries, n * sizeof *entries);
+    cmd->st_n = n;
+  }
+  return 0;
+}
+
 /* Send p on c; false when libnbd refused it (c is then looked at for death). */
 static bool part_send(struct nbd_conn *c, struct nbd_part *p)
 {
@@ -394,10 +431,18 @@ static bool part_send(struct nbd_conn *c, struct nbd_part *p)
   struct nbd_handle *h = c->h;
   int64_t cookie = -1;
   p->conn = c;
+  p->sent_at = udm_now_ns();
   p->next = c->sent;
   c->sent = p;
   c->in_flight++;
-  switch (p->op) {
+  if (p->status) {
+    /* Sent again after a reconnection: an answer from before is dropped. */
+    free(p->cmd->st_entries);
+    p->cmd->st_entries = NULL;
+    p->cmd->st_n = 0;
+    nbd_extent_callback ecb = {.callback = part_extents_cb, .user_data = p};
+    cookie = nbd_aio_block_status(h, p->len, p->off, ecb, cb, 0);
+  } else switch (p->op) {
   case UDM_OP_READ:
     cookie = nbd_aio_pread(h, p->buf, p->len, p->off, cb, 0);
     break;
@@ -434,6 +479,16 @@ static void cmd_start(struct nbd_remote *rm, struct nbd_part *first)
 {
   struct nbd_cmd *cmd = first->cmd;
   struct udm_io *io = cmd->io;
+  if (!io) {
+    /* A block-status query: one request, as much as NBD's 32 bits take. */
+    cmd->parts_left = 1;
+    *first = (struct nbd_part){.cmd = cmd, .rm = rm, .status = true, .off = cmd->st_off,
+                               .len = cmd->st_len < NBD_MAX_EFFECT_REQUEST
+                                          ? cmd->st_len
+                                          : NBD_MAX_EFFECT_REQUEST};
+    queue_part(rm, first);
+    return;
+  }
   uint64_t off = io->sector * UDM_SECTOR_SIZE, len = io->nr_sectors * UDM_SECTOR_SIZE;
   uint32_t fua = (io->flags & UDM_IO_FUA) && rm->can_fua ? LIBNBD_CMD_FLAG_FUA : 0;
   enum udm_op op = io->op;
@@ -486,8 +541,12 @@ static void cmd_start(struct nbd_remote *rm, struct nbd_part *first)
   }
   cmd->flush_after = (io->flags & UDM_IO_FUA) && !rm->can_fua && rm->can_flush &&
                      op != UDM_OP_FLUSH && op != UDM_OP_READ;
-  /* Reads and writes go in pieces of at most max_request; trim and zero whole. */
-  uint64_t step = (op == UDM_OP_READ || op == UDM_OP_WRITE) ? rm->max_request : len;
+  /*
+   * Reads and writes go in pieces of at most max_request; trim and zero in
+   * pieces of 1 GiB, since NBD's length field has 32 bits.
+   */
+  uint64_t step = (op == UDM_OP_READ || op == UDM_OP_WRITE) ? rm->max_request
+                                                            : NBD_MAX_EFFECT_REQUEST;
   unsigned n = len == 0 ? 1 : (unsigned)((len + step - 1) / step);
   cmd->parts_left = n;
   struct nbd_part *p = first;
@@ -535,6 +594,7 @@ static bool any_state(struct nbd_remote *rm, enum conn_state s)
 static void fail_queued(struct nbd_remote *rm, int err)
 {
   struct nbd_part *p = rm->queued;
+  rm->fresh = false;
   rm->queued = NULL;
   rm->queued_tail = &rm->queued;
   while (p) {
@@ -562,6 +622,9 @@ static void conn_lost(struct nbd_remote *rm, struct nbd_conn *c)
     c->retry_at = udm_now_ns();
     if (c->attempts_left < rm->retries)
       c->retry_at += (uint64_t)rm->retry_delay_ms * 1000000u;
+    /* Given up while others may live: tried again later (poll_loop). */
+    if (c->state == CONN_FAILED)
+      c->retry_at = udm_now_ns() + NBD_REVIVE_NS;
   }
 }
 
@@ -618,6 +681,24 @@ static void conn_progress(struct nbd_remote *rm, struct nbd_conn *c)
   conn_lost(rm, c);
 }
 
+/* A connection with a request unanswered for timeout_ns is taken as lost. */
+static void expire_requests(struct nbd_remote *rm, uint64_t now, uint64_t *wake_at)
+{
+  for (unsigned i = 0; i < rm->nconns; i++) {
+    struct nbd_conn *c = &rm->conns[i];
+    if (c->state != CONN_READY || !c->sent)
+      continue;
+    uint64_t oldest = UINT64_MAX;
+    for (struct nbd_part *p = c->sent; p; p = p->next)
+      if (p->sent_at < oldest)
+        oldest = p->sent_at;
+    if (now - oldest >= rm->timeout_ns)
+      conn_lost(rm, c); /* its requests wait for the reconnection */
+    else if (oldest + rm->timeout_ns < *wake_at)
+      *wake_at = oldest + rm->timeout_ns;
+  }
+}
+
 static void send_queued(struct nbd_remote *rm)
 {
   while (rm->queued) {
@@ -651,6 +732,8 @@ static void take_incoming(struct nbd_remote *rm, bool *stop)
   rm->wake_pending = false;
   *stop = rm->stop;
   pthread_mutex_unlock(&rm->lock);
+  if (p)
+    rm->fresh = true;
   while (p) {
     struct nbd_part *next = p->next;
     cmd_start(rm, p);
@@ -668,22 +751,40 @@ static void *poll_loop(void *arg)
     take_incoming(rm, &stop);
     if (stop && !rm->queued)
       break;
-    /* All connections gone for good: a new request tries once more. */
+    /*
+     * All connections gone for good: requests that came since the last
+     * failure try once more (one attempt on one connection); when that
+     * fails too, or nothing new came, what waits fails as on a dead disk.
+     */
     if (rm->queued && !any_state(rm, CONN_READY) && !any_state(rm, CONN_CONNECTING) &&
         !any_state(rm, CONN_DOWN)) {
       struct nbd_conn *c = &rm->conns[0];
-      c->attempts_left = 1;
-      conn_retry(rm, c);
+      if (rm->fresh) {
+        rm->fresh = false;
+        c->attempts_left = 1;
+        conn_retry(rm, c);
+      }
       if (c->state == CONN_FAILED)
         fail_queued(rm, -EIO);
     }
     send_queued(rm);
     uint64_t now = udm_now_ns(), wake_at = UINT64_MAX;
+    if (rm->timeout_ns)
+      expire_requests(rm, now, &wake_at);
     nfds_t n = 0;
     fds[n] = (struct pollfd){.fd = rm->wake[0], .events = POLLIN};
     fdconn[n++] = NULL;
     for (unsigned i = 0; i < rm->nconns; i++) {
       struct nbd_conn *c = &rm->conns[i];
+      /* One connection of several gave up while the others work: try it again. */
+      if (c->state == CONN_FAILED && any_state(rm, CONN_READY)) {
+        if (c->retry_at <= now) {
+          c->state = CONN_DOWN;
+          c->attempts_left = 1;
+        } else if (c->retry_at < wake_at) {
+          wake_at = c->retry_at;
+        }
+      }
       if (c->state == CONN_DOWN) {
         if (c->retry_at <= now) {
           conn_retry(rm, c);
@@ -698,10 +799,6 @@ static void *poll_loop(void *arg)
         fdconn[n++] = c;
       }
     }
-    /* Nothing can come back: what waits fails as on a dead disk. */
-    if (rm->queued && !any_state(rm, CONN_READY) && !any_state(rm, CONN_CONNECTING) &&
-        !any_state(rm, CONN_DOWN))
-      fail_queued(rm, -EIO);
     int timeout = -1;
     if (wake_at != UINT64_MAX)
       timeout = wake_at <= now ? 0 : (int)((wake_at - now) / 1000000u) + 1;
@@ -784,16 +881,13 @@ static void nbd_submit_async(struct udm_dev *d, struct udm_io *io)
   nbd_enqueue(d, cmd);
 }
 
-static int nbd_submit(struct udm_dev *d, struct udm_io *io)
+/* Run cmd on the poll thread and wait for it; the caller frees cmd. */
+static int nbd_run_and_wait(struct udm_dev *d, struct nbd_cmd *cmd)
 {
-  struct nbd_cmd *cmd = calloc(1, sizeof *cmd);
-  if (!cmd)
-    return -ENOMEM;
   pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
   pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
   bool done = false;
   int err = 0;
-  cmd->io = io;
   cmd->wait_lock = &lock;
   cmd->wait_cond = &cond;
   cmd->wait_done = &done;
@@ -806,6 +900,79 @@ static int nbd_submit(struct udm_dev *d, struct udm_io *io)
   pthread_cond_destroy(&cond);
   pthread_mutex_destroy(&lock);
   return err;
+}
+
+static int nbd_submit(struct udm_dev *d, struct udm_io *io)
+{
+  struct nbd_cmd *cmd = calloc(1, sizeof *cmd);
+  if (!cmd)
+    return -ENOMEM;
+  cmd->io = io;
+  int err = nbd_run_and_wait(d, cmd);
+  free(cmd);
+  return err;
+}
+
+/* Convert the byte extents of one answer to sectors, each sector once. */
+struct status_walk {
+  udm_extent_fn fn;
+  void *opaque;
+  udm_sector_t next, end;  /* first sector not reported yet; end of the range */
+};
+
+static int report_bytes(struct status_walk *w, uint64_t a, uint64_t b, unsigned flags)
+{
+  udm_sector_t first = a / UDM_SECTOR_SIZE;
+  udm_sector_t last = (b + UDM_SECTOR_SIZE - 1) / UDM_SECTOR_SIZE;
+  if (first < w->next)
+    first = w->next; /* a sector shared by two extents keeps its first answer */
+  if (last > w->end)
+    last = w->end;
+  if (last <= first)
+    return 0;
+  w->next = last;
+  return w->fn(w->opaque, first, last - first, flags);
+}
+
+/*
+ * Holes and zeros from the server's base:allocation, asked for piece by
+ * piece until the range is covered (a server may answer a prefix).  A
+ * server without it, or a failed query, reports the rest as data.
+ */
+static int nbd_extents(struct udm_dev *d, udm_sector_t sector, uint64_t nr,
+                       udm_extent_fn fn, void *opaque)
+{
+  struct nbd_remote *rm = d->priv;
+  struct status_walk w = {fn, opaque, sector, sector + nr};
+  uint64_t pos = sector * UDM_SECTOR_SIZE, end = (sector + nr) * UDM_SECTOR_SIZE;
+  int r = 0;
+  while (rm->can_status && pos < end && r == 0) {
+    struct nbd_cmd *cmd = calloc(1, sizeof *cmd);
+    if (!cmd)
+      return -ENOMEM;
+    cmd->st_off = pos;
+    cmd->st_len = end - pos;
+    int err = nbd_run_and_wait(d, cmd);
+    uint64_t off = pos;
+    for (size_t i = 0; err == 0 && i + 1 < cmd->st_n && off < end && r == 0; i += 2) {
+      uint64_t b = off + cmd->st_entries[i];
+      if (b > end)
+        b = end;
+      unsigned f = cmd->st_entries[i + 1];
+      r = report_bytes(&w, off, b,
+                       ((f & LIBNBD_STATE_HOLE) ? UDM_EXTENT_HOLE : 0) |
+                           ((f & LIBNBD_STATE_ZERO) ? UDM_EXTENT_ZERO : 0));
+      off = b;
+    }
+    free(cmd->st_entries);
+    free(cmd);
+    if (err || off <= pos)
+      break;
+    pos = off;
+  }
+  if (r == 0 && w.next < w.end)
+    r = fn(opaque, w.next, w.end - w.next, 0);
+  return r;
 }
 
 static void remote_free(struct nbd_remote *rm)
@@ -843,6 +1010,7 @@ static void nbd_dev_close(struct udm_dev *d)
 static const struct udm_dev_ops nbd_ops = {
     .submit = nbd_submit,
     .submit_async = nbd_submit_async,
+    .extents = nbd_extents,
     .close = nbd_dev_close,
 };
 

@@ -37,6 +37,13 @@ struct nbd_conn {
    */
   bool handshaking;
   bool evicted;
+  /*
+   * TLS: what this connection's listener asks (nbd_server.h's enum
+   * udm_nbd_tls), and the GnuTLS session once STARTTLS succeeded; from
+   * then on every byte goes through it (nbd_socket.c).
+   */
+  int tls_mode;
+  void *tls;
   struct timespec handshake_deadline;
   struct nbd_conn *next;   /* the server's list, under its lock */
 
@@ -66,12 +73,15 @@ int nbd_recv(struct nbd_conn *c, void *buf, size_t len);
 /* Read and throw away len bytes (an option or payload we refuse). */
 int nbd_discard(struct nbd_conn *c, uint64_t len);
 /* Send all of iov (which is modified); never raises SIGPIPE. */
-int nbd_sendv(int fd, struct iovec *iov, int iovcnt);
-int nbd_send(int fd, const void *buf, size_t len);
-/* What of iov one sendmsg() takes without waiting: bytes (0 if none), or -errno. */
+int nbd_sendv(struct nbd_conn *c, struct iovec *iov, int iovcnt);
+int nbd_send(struct nbd_conn *c, const void *buf, size_t len);
+/*
+ * What of iov one sendmsg() takes without waiting: bytes (0 if none), or
+ * -errno.  Plain connections only: a TLS record cannot be left half-sent.
+ */
 ssize_t nbd_sendv_nowait(int fd, const struct iovec *iov, int iovcnt);
 /* Has the client sent more (or hung up)?  Never waits. */
-bool nbd_readable(int fd);
+bool nbd_readable(struct nbd_conn *c);
 
 /* nbd_handshake.c: 0 when the client chose an export (c->dev set), else < 0. */
 int nbd_handshake(struct nbd_conn *c);
@@ -87,5 +97,7 @@ void nbd_transmit(struct nbd_conn *c);
 
 /* nbd_server.c: the server is stopping (refuse options with ERR_SHUTDOWN). */
 bool nbd_server_stopping(const struct udm_nbd_server *srv);
+/* nbd_server.c: NBD_OPT_STARTTLS accepted: the TLS handshake on c. */
+int nbd_server_start_tls(struct nbd_conn *c);
 
 #endif

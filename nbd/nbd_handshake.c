@@ -9,6 +9,13 @@
  * be answered (bad magic, unknown client flags, EXPORT_NAME of a missing
  * export, an option too large to be anything but an attack) closes the
  * connection.
+ *
+ * TLS (NBD_OPT_STARTTLS) as the protocol's FORCEDTLS mode when the listener
+ * requires it: every option but STARTTLS and ABORT is refused with
+ * NBD_REP_ERR_TLS_REQD until TLS is up, and EXPORT_NAME, which cannot be
+ * refused, closes the connection.  With TLS merely offered, the client
+ * chooses.  What was negotiated before STARTTLS (structured replies, meta
+ * contexts) is forgotten: it travelled in clear and may have been altered.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,6 +24,7 @@
 
 #include "nbd_conn.h"
 #include "nbd_proto.h"
+#include "nbd_server.h"
 
 /* Longest option we read: names are at most 4096 bytes, plus a few queries. */
 #define OPT_MAX (64u * 1024)
@@ -34,7 +42,7 @@ static int send_reply(struct nbd_conn *c, uint32_t opt, uint32_t type, const voi
   nbd_put32(h + 12, type);
   nbd_put32(h + 16, len);
   struct iovec iov[2] = {{h, sizeof h}, {(void *)data, len}};
-  return nbd_sendv(c->fd, iov, len ? 2 : 1);
+  return nbd_sendv(c, iov, len ? 2 : 1);
 }
 
 static int send_error(struct nbd_conn *c, uint32_t opt, uint32_t type, const char *msg)
@@ -193,7 +201,7 @@ static int opt_export_name(struct nbd_conn *c, const unsigned char *d, uint32_t 
   c->tflags = nbd_export_flags(dev, c->structured);
   nbd_put64(b, c->size);
   nbd_put16(b + 8, c->tflags);
-  int r = nbd_send(c->fd, b, c->no_zeroes ? 10 : sizeof b);
+  int r = nbd_send(c, b, c->no_zeroes ? 10 : sizeof b);
   if (r < 0) {
     udm_device_unref(dev);
     return r;
@@ -311,12 +319,54 @@ static int opt_meta(struct nbd_conn *c, uint32_t opt, const unsigned char *d,
   return r;
 }
 
+/* NBD_OPT_STARTTLS: ACK, then the TLS handshake; a failed one closes. */
+static int opt_starttls(struct nbd_conn *c, uint32_t len)
+{
+  if (len != 0)
+    return send_error(c, NBD_OPT_STARTTLS, NBD_REP_ERR_INVALID, "STARTTLS takes no data");
+  if (c->tls)
+    return send_error(c, NBD_OPT_STARTTLS, NBD_REP_ERR_INVALID, "TLS is already on");
+  if (c->tls_mode == UDM_NBD_TLS_OFF)
+#ifdef UDM_NBD_TLS
+    return send_error(c, NBD_OPT_STARTTLS, NBD_REP_ERR_POLICY,
+                      "TLS is not enabled on this server");
+#else
+    return send_error(c, NBD_OPT_STARTTLS, NBD_REP_ERR_UNSUP,
+                      "this server is built without TLS");
+#endif
+  /*
+   * Bytes the client sent after STARTTLS in clear would be taken as
+   * protected ones (the STARTTLS injection attack): hang up.
+   */
+  if (c->rpos != c->rlen)
+    return -EPROTO;
+  int r = send_reply(c, NBD_OPT_STARTTLS, NBD_REP_ACK, NULL, 0);
+  if (r == 0)
+    r = nbd_server_start_tls(c);
+  if (r < 0)
+    return r;
+  c->structured = false;
+  c->meta_allocation = c->meta_bad = false;
+  free(c->meta_export);
+  c->meta_export = NULL;
+  return 0;
+}
+
 static int handle_option(struct nbd_conn *c, uint32_t opt, const unsigned char *d,
                          uint32_t len)
 {
   if (nbd_server_stopping(c->srv) && opt != NBD_OPT_ABORT)
     return send_error(c, opt, NBD_REP_ERR_SHUTDOWN, "the server is shutting down");
+  if (c->tls_mode == UDM_NBD_TLS_REQUIRE && !c->tls && opt != NBD_OPT_STARTTLS &&
+      opt != NBD_OPT_ABORT) {
+    if (opt == NBD_OPT_EXPORT_NAME)
+      return -EACCES; /* cannot be refused: the protocol says hang up */
+    return send_error(c, opt, NBD_REP_ERR_TLS_REQD,
+                      "this server requires TLS: send NBD_OPT_STARTTLS first");
+  }
   switch (opt) {
+  case NBD_OPT_STARTTLS:
+    return opt_starttls(c, len);
   case NBD_OPT_EXPORT_NAME:
     return opt_export_name(c, d, len);
   case NBD_OPT_ABORT:
@@ -335,7 +385,7 @@ static int handle_option(struct nbd_conn *c, uint32_t opt, const unsigned char *
   case NBD_OPT_LIST_META_CONTEXT:
   case NBD_OPT_SET_META_CONTEXT:
     return opt_meta(c, opt, d, len);
-  default: /* STARTTLS included: udm's NBD has no TLS (yet) */
+  default:
     return send_error(c, opt, NBD_REP_ERR_UNSUP, "option not supported by udm");
   }
 }
@@ -346,7 +396,7 @@ int nbd_handshake(struct nbd_conn *c)
   nbd_put64(b, NBD_MAGIC_INIT);
   nbd_put64(b + 8, NBD_MAGIC_OPT);
   nbd_put16(b + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
-  int r = nbd_send(c->fd, b, 18);
+  int r = nbd_send(c, b, 18);
   if (r == 0)
     r = nbd_recv(c, b, 4);
   if (r < 0)

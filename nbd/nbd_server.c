@@ -29,6 +29,9 @@
 
 #include "nbd_conn.h"
 #include "nbd_server.h"
+#ifdef UDM_NBD_TLS
+#include "nbd_tls.h"
+#endif
 
 #define LISTEN_MAX 16
 #define CONNECTIONS_MAX 1024
@@ -39,6 +42,7 @@
 
 struct listener {
   int fd;
+  bool tcp;        /* the TLS mode applies */
   char *unix_path; /* unlinked at free */
   pthread_t thread;
   bool running;
@@ -52,6 +56,8 @@ struct udm_nbd_server {
   int wake[2];                /* written once to stop the accept threads */
   atomic_bool stopping;
   unsigned handshake_ms;
+  enum udm_nbd_tls tls_mode;
+  struct nbd_tls_creds *tls;  /* NULL: no credentials */
 
   pthread_mutex_t lock;       /* conns and the counts */
   struct nbd_conn *conns;
@@ -119,7 +125,7 @@ int udm_nbd_server_set_handshake_timeout(struct udm_nbd_server *srv, unsigned ms
   return 0;
 }
 
-static int add_listener(struct udm_nbd_server *srv, int fd, char *unix_path)
+static int add_listener(struct udm_nbd_server *srv, int fd, char *unix_path, bool tcp)
 {
   if (srv->nlisteners == LISTEN_MAX) {
     close(fd);
@@ -129,6 +135,7 @@ static int add_listener(struct udm_nbd_server *srv, int fd, char *unix_path)
   struct listener *l = &srv->listeners[srv->nlisteners++];
   l->fd = fd;
   l->unix_path = unix_path;
+  l->tcp = tcp;
   l->srv = srv;
   return 0;
 }
@@ -185,7 +192,7 @@ int udm_nbd_server_listen_unix(struct udm_nbd_server *srv, const char *path)
     unlink(path);
     return udm_error_set(ENOMEM, "nbd server: out of memory");
   }
-  return add_listener(srv, fd, copy);
+  return add_listener(srv, fd, copy, false);
 }
 
 int udm_nbd_server_listen_tcp(struct udm_nbd_server *srv, const char *host,
@@ -213,7 +220,7 @@ int udm_nbd_server_listen_tcp(struct udm_nbd_server *srv, const char *host,
       close(fd);
       continue;
     }
-    if (add_listener(srv, fd, NULL) < 0) {
+    if (add_listener(srv, fd, NULL, true) < 0) {
       freeaddrinfo(res);
       return -1;
     }
@@ -228,6 +235,9 @@ int udm_nbd_server_listen_tcp(struct udm_nbd_server *srv, const char *host,
 
 static void conn_free(struct nbd_conn *c)
 {
+#ifdef UDM_NBD_TLS
+  nbd_tls_free(c);
+#endif
   if (c->fd >= 0)
     close(c->fd);
   free(c->meta_export);
@@ -276,6 +286,9 @@ static void *conn_main(void *arg)
   }
   /* Hang up and let the device go now (so that it can be removed); the
    * memory goes when the connection is reaped. */
+#ifdef UDM_NBD_TLS
+  nbd_tls_bye(c); /* one thread left: the close_notify is safe to send */
+#endif
   shutdown(c->fd, SHUT_RDWR);
   if (c->dev) {
     udm_device_close(c->dev);
@@ -352,7 +365,7 @@ static void reap(struct udm_nbd_server *srv, bool all)
   }
 }
 
-static void start_conn(struct udm_nbd_server *srv, int fd)
+static void start_conn(struct udm_nbd_server *srv, int fd, bool tcp)
 {
   struct nbd_conn *c = calloc(1, sizeof *c);
   if (!c || !(c->rbuf = malloc(NBD_RBUF_SIZE))) {
@@ -363,6 +376,8 @@ static void start_conn(struct udm_nbd_server *srv, int fd)
   c->srv = srv;
   c->ctx = srv->ctx;
   c->fd = fd;
+  c->tls_mode = tcp || srv->tls_mode == UDM_NBD_TLS_OFF ? (int)srv->tls_mode
+                                                        : (int)UDM_NBD_TLS_ON;
   c->handshaking = true;
   clock_gettime(CLOCK_MONOTONIC, &c->handshake_deadline);
   c->handshake_deadline.tv_sec += (time_t)(srv->handshake_ms / 1000);
@@ -425,15 +440,105 @@ static void *accept_main(void *arg)
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
 #endif
-    start_conn(srv, fd);
+    start_conn(srv, fd, l->tcp);
   }
   return NULL;
+}
+
+/* TLS settings are read by connections without a lock: fixed once started. */
+static bool started(const struct udm_nbd_server *srv)
+{
+  for (unsigned i = 0; i < srv->nlisteners; i++)
+    if (srv->listeners[i].running)
+      return true;
+  return false;
+}
+
+bool udm_nbd_server_tls_available(void)
+{
+#ifdef UDM_NBD_TLS
+  return true;
+#else
+  return false;
+#endif
+}
+
+int udm_nbd_server_set_tls(struct udm_nbd_server *srv, enum udm_nbd_tls mode)
+{
+  if (mode != UDM_NBD_TLS_OFF && mode != UDM_NBD_TLS_ON && mode != UDM_NBD_TLS_REQUIRE)
+    return udm_error_set(EINVAL, "nbd server: TLS mode %d (off, on or require)", (int)mode);
+  if (mode != UDM_NBD_TLS_OFF && !udm_nbd_server_tls_available())
+    return udm_error_set(ENOTSUP, "nbd server: TLS: udm is built without GnuTLS");
+  if (started(srv))
+    return udm_error_set(EBUSY, "nbd server: TLS: set before udm_nbd_server_start");
+  srv->tls_mode = mode;
+  return 0;
+}
+
+#ifdef UDM_NBD_TLS
+static int set_creds(struct udm_nbd_server *srv, struct nbd_tls_creds *creds)
+{
+  nbd_tls_creds_free(srv->tls);
+  srv->tls = creds;
+  return 0;
+}
+#endif
+
+int udm_nbd_server_set_tls_certificates(struct udm_nbd_server *srv, const char *dir,
+                                        bool verify_peer)
+{
+#ifdef UDM_NBD_TLS
+  if (started(srv))
+    return udm_error_set(EBUSY, "nbd server: TLS: set before udm_nbd_server_start");
+  char msg[512];
+  struct nbd_tls_creds *creds;
+  int r = nbd_tls_creds_x509(&creds, dir, verify_peer, msg, sizeof msg);
+  if (r < 0)
+    return udm_error_set(-r, "nbd server: %s", msg);
+  return set_creds(srv, creds);
+#else
+  (void)srv;
+  (void)dir;
+  (void)verify_peer;
+  return udm_error_set(ENOTSUP, "nbd server: TLS: udm is built without GnuTLS");
+#endif
+}
+
+int udm_nbd_server_set_tls_psk(struct udm_nbd_server *srv, const char *file)
+{
+#ifdef UDM_NBD_TLS
+  if (started(srv))
+    return udm_error_set(EBUSY, "nbd server: TLS: set before udm_nbd_server_start");
+  char msg[512];
+  struct nbd_tls_creds *creds;
+  int r = nbd_tls_creds_psk(&creds, file, msg, sizeof msg);
+  if (r < 0)
+    return udm_error_set(-r, "nbd server: %s", msg);
+  return set_creds(srv, creds);
+#else
+  (void)srv;
+  (void)file;
+  return udm_error_set(ENOTSUP, "nbd server: TLS: udm is built without GnuTLS");
+#endif
+}
+
+int nbd_server_start_tls(struct nbd_conn *c)
+{
+#ifdef UDM_NBD_TLS
+  return c->srv->tls ? nbd_tls_start(c, c->srv->tls) : -ENOTSUP;
+#else
+  (void)c;
+  return -ENOTSUP;
+#endif
 }
 
 int udm_nbd_server_start(struct udm_nbd_server *srv)
 {
   if (srv->nlisteners == 0)
     return udm_error_set(EINVAL, "nbd server: start: no listening socket");
+  if (srv->tls_mode != UDM_NBD_TLS_OFF && !srv->tls)
+    return udm_error_set(EINVAL, "nbd server: TLS %s needs certificates or a PSK file",
+                     srv->tls_mode == UDM_NBD_TLS_ON ? "on" : "require");
   for (unsigned i = 0; i < srv->nlisteners; i++) {
     struct listener *l = &srv->listeners[i];
     if (l->running)
@@ -473,5 +578,8 @@ void udm_nbd_server_free(struct udm_nbd_server *srv)
   close(srv->wake[0]);
   close(srv->wake[1]);
   pthread_mutex_destroy(&srv->lock);
+#ifdef UDM_NBD_TLS
+  nbd_tls_creds_free(srv->tls);
+#endif
   free(srv);
 }

@@ -7,9 +7,18 @@
 #ifndef UDM_NBD_SERVER_H
 #define UDM_NBD_SERVER_H
 
+#include <stdbool.h>
+
 #include <udm/udm.h>
 
 struct udm_nbd_server;
+
+/* TLS on the server's TCP listeners (NBD_OPT_STARTTLS). */
+enum udm_nbd_tls {
+  UDM_NBD_TLS_OFF,     /* STARTTLS refused (the default) */
+  UDM_NBD_TLS_ON,      /* offered: each client chooses */
+  UDM_NBD_TLS_REQUIRE, /* nothing but STARTTLS or ABORT before TLS is up */
+};
 
 struct udm_nbd_server *udm_nbd_server_new(struct udm_ctx *ctx);
 /* Listen on a Unix socket at path (created mode 0600, replaced if stale). */
@@ -27,6 +36,24 @@ int udm_nbd_server_listen_tcp(struct udm_nbd_server *srv, const char *host,
  * the slot of an established client.  Affects connections accepted later.
  */
 int udm_nbd_server_set_handshake_timeout(struct udm_nbd_server *srv, unsigned ms);
+/*
+ * TLS, when built with GnuTLS (else these fail with ENOTSUP).  The mode
+ * applies to the TCP listeners; Unix sockets, owner-only by their mode,
+ * offer TLS whenever it is on but never require it.  Credentials are one of:
+ *  - X.509: DIR holds server-cert.pem, server-key.pem and ca-cert.pem
+ *    (ca-crl.pem if present), the layout of nbdkit's --tls-certificates;
+ *    with verify_peer, clients must present a certificate the CA signed;
+ *  - PSK: FILE as psktool writes it ("identity:hexkey" lines), re-read by
+ *    GnuTLS at each handshake, so keys can be changed without a restart.
+ * Set the mode and credentials before udm_nbd_server_start(), which
+ * refuses a mode other than OFF without credentials; afterwards they are
+ * refused (EBUSY), since connections read them without a lock.
+ */
+bool udm_nbd_server_tls_available(void);
+int udm_nbd_server_set_tls(struct udm_nbd_server *srv, enum udm_nbd_tls mode);
+int udm_nbd_server_set_tls_certificates(struct udm_nbd_server *srv, const char *dir,
+                                        bool verify_peer);
+int udm_nbd_server_set_tls_psk(struct udm_nbd_server *srv, const char *file);
 /* Start accepting on every listening socket, in background threads. */
 int udm_nbd_server_start(struct udm_nbd_server *srv);
 /* Stop accepting, close every connection (flushing first), join all threads. */

@@ -4,7 +4,8 @@
  * buffer so that a burst of queued requests costs one recv(), not one per
  * 28-byte header; large payloads bypass the buffer.  Sends never raise
  * SIGPIPE: MSG_NOSIGNAL where it exists, SO_NOSIGPIPE (set at accept) on
- * the BSDs and macOS.
+ * the BSDs and macOS.  After STARTTLS the bytes go through the connection's
+ * TLS session instead (nbd_tls.c).
  */
 #include <errno.h>
 #include <poll.h>
@@ -13,15 +14,22 @@
 #include <unistd.h>
 
 #include "nbd_conn.h"
+#ifdef UDM_NBD_TLS
+#include "nbd_tls.h"
+#endif
 
 #ifndef MSG_NOSIGNAL
 #define MSG_NOSIGNAL 0
 #endif
 
-static ssize_t recv_some(int fd, void *buf, size_t len)
+static ssize_t recv_some(struct nbd_conn *c, void *buf, size_t len)
 {
+#ifdef UDM_NBD_TLS
+  if (c->tls)
+    return nbd_tls_recv(c, buf, len);
+#endif
   for (;;) {
-    ssize_t n = recv(fd, buf, len, 0);
+    ssize_t n = recv(c->fd, buf, len, 0);
     if (n > 0)
       return n;
     if (n == 0)
@@ -44,14 +52,14 @@ int nbd_recv(struct nbd_conn *c, void *buf, size_t len)
     ssize_t got;
     if (len >= NBD_RBUF_SIZE / 2) {
       /* A payload: straight into place, no copy. */
-      got = recv_some(c->fd, p, len);
+      got = recv_some(c, p, len);
       if (got < 0)
         return (int)got;
       p += got;
       len -= (size_t)got;
       continue;
     }
-    got = recv_some(c->fd, c->rbuf, NBD_RBUF_SIZE);
+    got = recv_some(c, c->rbuf, NBD_RBUF_SIZE);
     if (got < 0)
       return (int)got;
     c->rpos = 0;
@@ -78,11 +86,15 @@ int nbd_discard(struct nbd_conn *c, uint64_t len)
   return 0;
 }
 
-int nbd_sendv(int fd, struct iovec *iov, int iovcnt)
+int nbd_sendv(struct nbd_conn *c, struct iovec *iov, int iovcnt)
 {
+#ifdef UDM_NBD_TLS
+  if (c->tls)
+    return nbd_tls_sendv(c, iov, iovcnt);
+#endif
   while (iovcnt > 0) {
     struct msghdr m = {.msg_iov = iov, .msg_iovlen = iovcnt};
-    ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL);
+    ssize_t n = sendmsg(c->fd, &m, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -115,17 +127,21 @@ ssize_t nbd_sendv_nowait(int fd, const struct iovec *iov, int iovcnt)
   }
 }
 
-bool nbd_readable(int fd)
+bool nbd_readable(struct nbd_conn *c)
 {
-  struct pollfd p = {.fd = fd, .events = POLLIN};
+#ifdef UDM_NBD_TLS
+  if (c->tls && nbd_tls_pending(c))
+    return true; /* decrypted bytes wait inside GnuTLS, not in the socket */
+#endif
+  struct pollfd p = {.fd = c->fd, .events = POLLIN};
   int n;
   while ((n = poll(&p, 1, 0)) < 0 && errno == EINTR)
     ;
   return n != 0; /* an error counts as readable: the next receive reports it */
 }
 
-int nbd_send(int fd, const void *buf, size_t len)
+int nbd_send(struct nbd_conn *c, const void *buf, size_t len)
 {
   struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-  return nbd_sendv(fd, &iov, 1);
+  return nbd_sendv(c, &iov, 1);
 }

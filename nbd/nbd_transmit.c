@@ -352,14 +352,19 @@ static void send_direct(struct transmit *t)
     pthread_cond_signal(&t->sender_cv);
 }
 
-/* On the reader, before it may block: send its replies, or let the sender have them. */
+/*
+ * On the reader, before it may block: send its replies, or let the sender
+ * have them.  On a TLS connection only the sender sends: GnuTLS allows one
+ * thread receiving and one sending, and a record cannot be left half-sent
+ * by a non-blocking send.
+ */
 static void flush_pending(struct transmit *t)
 {
   if (!t->pending)
     return;
   pthread_mutex_lock(&t->lock);
   if (!t->socket_busy && !t->done_head && !t->send_failed &&
-      t->pending_bytes <= DIRECT_SEND_MAX)
+      t->pending_bytes <= DIRECT_SEND_MAX && !t->c->tls)
     send_direct(t);
   else
     hand_over(t);
@@ -467,7 +472,7 @@ static int send_replies(struct transmit *t, struct request *list, struct iovec *
       memcpy(iov + n, list->iov, (size_t)list->niov * sizeof *iov);
       n += list->niov;
     }
-    int r = nbd_sendv(t->c->fd, iov, n);
+    int r = nbd_sendv(t->c, iov, n);
     if (r < 0)
       return r;
   }
@@ -838,7 +843,7 @@ static void serve(struct request *rq, int err, const char *why)
      * disk instead, and the reply goes out from here (udm_io_inline).
      */
     bool alone = atomic_load(&t->inflight) == 1 && !request_buffered(t->c) &&
-                 !nbd_readable(t->c->fd);
+                 !nbd_readable(t->c);
     if (alone)
       udm_io_inline(1);
     start(rq);

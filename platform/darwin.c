@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 #include <sys/sysctl.h>
 #include <sys/wait.h>
 #include <stdint.h>
@@ -338,4 +341,49 @@ int udm_platform_loop_backing_file(dev_t rdev, char *buf, size_t n)
   (void)buf;
   (void)n;
   return -ENOENT;
+}
+
+uint32_t udm_platform_dev_major(dev_t d)
+{
+  return (uint32_t)major(d);
+}
+
+uint32_t udm_platform_dev_minor(dev_t d)
+{
+  return (uint32_t)minor(d);
+}
+
+/* /dev has no by-number directory here: look for the node. */
+int udm_platform_devno_path(uint32_t maj, uint32_t min, char *buf, size_t n)
+{
+  DIR *dir = opendir("/dev");
+  if (!dir)
+    return -ENOENT;
+  struct dirent *e;
+  int r = -ENOENT;
+  while ((e = readdir(dir))) {
+    struct stat st;
+    snprintf(buf, n, "/dev/%s", e->d_name);
+    if (stat(buf, &st) == 0 && S_ISBLK(st.st_mode) && st.st_rdev == makedev(maj, min)) {
+      r = 0;
+      break;
+    }
+  }
+  closedir(dir);
+  return r;
+}
+
+int udm_platform_dev_mounted(uint32_t maj, uint32_t min)
+{
+  struct statfs *mnt;
+  int n = getmntinfo(&mnt, MNT_NOWAIT);
+  if (n <= 0)
+    return -errno;
+  for (int i = 0; i < n; i++) {
+    struct stat st;
+    if (stat(mnt[i].f_mntfromname, &st) == 0 && S_ISBLK(st.st_mode) &&
+        st.st_rdev == makedev(maj, min))
+      return 1;
+  }
+  return 0;
 }

@@ -315,12 +315,21 @@ int udm_platform_detach(const char *devpath)
   /*
    * A busy loop device is not detached: the kernel marks it autoclear and
    * answers 0.  The release that follows our close() is what detaches an
-   * idle one, so look a little while before calling it busy.
+   * idle one, and it first drains the device's queue, whose last writes (a
+   * file system's, just unmounted) come back to us through FUSE: on a
+   * loaded machine that took longer than 200 ms (fuse-fs-* failed with
+   * EBUSY).  So look for up to about 3 s, often at first, before calling it
+   * busy; a device that really is held (mounted) stays autoclear and goes
+   * when its holder lets go.
    */
-  for (int i = 0; r == 0 && loop_is_bound(block_name(devpath)); i++) {
-    if (i == 20)
+  unsigned waited_ms = 0, step_ms = 5;
+  while (r == 0 && loop_is_bound(block_name(devpath))) {
+    if (waited_ms >= 3000)
       return -EBUSY;
-    usleep(10 * 1000);
+    usleep(step_ms * 1000);
+    waited_ms += step_ms;
+    if (step_ms < 100)
+      step_ms *= 2;
   }
   return r;
 }
@@ -438,4 +447,57 @@ int udm_platform_loop_backing_file(dev_t rdev, char *buf, size_t n)
   if (len >= sizeof deleted - 1 && !strcmp(buf + len - (sizeof deleted - 1), deleted))
     buf[len - (sizeof deleted - 1)] = '\0';
   return buf[0] ? 0 : -ENOENT;
+}
+
+uint32_t udm_platform_dev_major(dev_t d)
+{
+  return (uint32_t)major(d);
+}
+
+uint32_t udm_platform_dev_minor(dev_t d)
+{
+  return (uint32_t)minor(d);
+}
+
+int udm_platform_devno_path(uint32_t maj, uint32_t min, char *buf, size_t n)
+{
+  struct stat st;
+  snprintf(buf, n, "/dev/block/%u:%u", maj, min);
+  if (stat(buf, &st) == 0 && S_ISBLK(st.st_mode) && st.st_rdev == makedev(maj, min))
+    return 0;
+  /* Without udev's /dev/block: the kernel's name of the device, from sysfs. */
+  char uevent[64], line[256];
+  snprintf(uevent, sizeof uevent, "/sys/dev/block/%u:%u/uevent", maj, min);
+  FILE *f = fopen(uevent, "re");
+  if (!f)
+    return -ENOENT;
+  int r = -ENOENT;
+  while (r < 0 && fgets(line, sizeof line, f)) {
+    if (strncmp(line, "DEVNAME=", 8) == 0) {
+      line[strcspn(line, "\n")] = '\0';
+      snprintf(buf, n, "/dev/%s", line + 8);
+      if (stat(buf, &st) == 0 && S_ISBLK(st.st_mode) && st.st_rdev == makedev(maj, min))
+        r = 0;
+    }
+  }
+  fclose(f);
+  return r;
+}
+
+int udm_platform_dev_mounted(uint32_t maj, uint32_t min)
+{
+  FILE *f = fopen("/proc/self/mountinfo", "re");
+  if (!f)
+    return -errno;
+  char line[4096], want[32];
+  snprintf(want, sizeof want, "%u:%u", maj, min);
+  int found = 0;
+  /* "ID PARENT MAJ:MIN ROOT MOUNTPOINT ..." */
+  while (!found && fgets(line, sizeof line, f)) {
+    char dev[32];
+    if (sscanf(line, "%*s %*s %31s", dev) == 1 && strcmp(dev, want) == 0)
+      found = 1;
+  }
+  fclose(f);
+  return found;
 }

@@ -157,4 +157,16 @@ int udm_platform_lstat_cached(const char *path, struct stat *st);
  */
 int udm_platform_loop_backing_file(dev_t rdev, char *buf, size_t n);
 
+/* The major and minor of a device number, as this system packs them. */
+uint32_t udm_platform_dev_major(dev_t d);
+uint32_t udm_platform_dev_minor(dev_t d);
+/*
+ * A path naming the block device MAJOR:MINOR (on Linux /dev/block/M:m),
+ * into buf; -ENOENT when there is none.
+ */
+int udm_platform_devno_path(uint32_t major, uint32_t minor, char *buf, size_t n);
+
+/* 1 when a filesystem is mounted from the block device MAJOR:MINOR, 0 if not, or -errno. */
+int udm_platform_dev_mounted(uint32_t major, uint32_t minor);
+
 #endif

@@ -930,13 +930,17 @@ int scn_run_file(const char *path, const char *workdir, const struct scn_backend
       }
       result("ok");
     } else if (!strcmp(cmd, "disk")) {
-      /* disk ROLE SIZE [fill=SEED|fill=zero] */
+      /* disk ROLE SIZE [fill=SEED|fill=zero] [nodigest] */
       uint64_t seed = 0;
-      bool zero = true;
+      bool zero = true, nodigest = false;
+      if (n >= 4 && !strcmp(tok[n - 1], "nodigest")) {
+        nodigest = true;
+        n--;
+      }
       if (n < 3 || n > 4 || parse_size(tok[2], &a) ||
           (n == 4 && (strncmp(tok[3], "fill=", 5) ||
                       (strcmp(tok[3] + 5, "zero") && parse_size(tok[3] + 5, &seed))))) {
-        harness_error(path, ln, "usage: disk ROLE SIZE [fill=SEED|fill=zero]");
+        harness_error(path, ln, "usage: disk ROLE SIZE [fill=SEED|fill=zero] [nodigest]");
         rc = 2;
         break;
       }
@@ -948,6 +952,7 @@ int scn_run_file(const char *path, const char *workdir, const struct scn_backend
         rc = 2;
         break;
       }
+      run->disks[run->ndisks - 1].nodigest = nodigest;
       result("ok");
     } else if (!strcmp(cmd, "create") || !strcmp(cmd, "load")) {
       if (n != 2) {
@@ -1184,6 +1189,8 @@ int scn_run_file(const char *path, const char *workdir, const struct scn_backend
       forget_device(run, name); /* even on failure: do not loop */
     }
     for (unsigned d = 0; d < run->ndisks; d++) {
+      if (run->disks[d].nodigest)
+        continue;
       char word[40];
       snprintf(word, sizeof word, "$%s", run->disks[d].role);
       char *words[2] = {"digest", word};

@@ -11,6 +11,7 @@
 #define UDM_TESTS_KERNEL_SCENARIO_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -24,6 +25,7 @@ struct scn_disk {
   char devpath[512];      /* what $role becomes in tables (backend's choice) */
   int fd;                 /* for direct I/O on the disk ("write $a ...") */
   void *priv;             /* backend's */
+  bool nodigest;          /* left out of the closing digests ("nodigest") */
 };
 
 enum scn_dm_verb {

@@ -3,7 +3,7 @@
 source "$(dirname "$0")/lib.sh"
 require fio truncate
 scratch
-fio --enghelp 2>/dev/null | grep -qw nbd || require fio-nbd-engine
+grep -qw nbd <<<"$(fio --enghelp 2>/dev/null)" || require fio-nbd-engine
 
 truncate -s 64M "$WORK/backing"
 serve --table disk="0 131072 linear $WORK/backing 0" --run '

@@ -62,3 +62,7 @@ serve() {
 sectors() {
   echo $(( $(wc -c < "$1") / 512 ))
 }
+
+
+# free_port and make_certs, shared with the tests that drive udmd.
+source "$TESTDIR/tls-lib.sh"

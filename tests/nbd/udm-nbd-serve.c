@@ -4,8 +4,12 @@
  * and the benchmark need no daemon.
  *
  *   udm-nbd-serve --socket PATH [--readonly] [--handshake-timeout MS]
+ *                 [--tcp HOST:PORT] [--tls off|on|require]
+ *                 [--tls-certificates DIR [--tls-verify-peer] | --tls-psk FILE]
  *                 --table NAME='TABLE' ... [--run 'shell command']
  *
+ * --tcp also listens on TCP (the TLS mode applies there; the Unix socket
+ * only offers TLS).
  * Makes the devices in a private udm_ctx and serves them on PATH.  With
  * --run, runs the command through /bin/sh with $uri (the first device's
  * nbd+unix URI) and $sock set, tears everything down and exits with the
@@ -30,6 +34,8 @@ static void usage(const char *prog)
 {
   fprintf(stderr,
           "usage: %s --socket PATH [--readonly] [--handshake-timeout MS] "
+          "[--tcp HOST:PORT] [--tls off|on|require] [--tls-certificates DIR "
+          "[--tls-verify-peer] | --tls-psk FILE] "
           "--table NAME='TABLE' ... [--run 'COMMAND']\n",
           prog);
 }
@@ -62,6 +68,21 @@ static int run_command(const char *cmd, const char *uri, const char *sock,
   return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
+/* HOST:PORT (HOST may be empty: every address). */
+static int listen_tcp(struct udm_nbd_server *srv, const char *hostport)
+{
+  char host[256];
+  const char *colon = strrchr(hostport, ':');
+  size_t n = colon ? (size_t)(colon - hostport) : 0;
+  if (!colon || n >= sizeof host) {
+    fprintf(stderr, "--tcp %s: expected HOST:PORT\n", hostport);
+    return -1;
+  }
+  memcpy(host, hostport, n);
+  host[n] = '\0';
+  return udm_nbd_server_listen_tcp(srv, n ? host : NULL, colon + 1);
+}
+
 int main(int argc, char **argv)
 {
   const char *sock = NULL, *cmd = NULL;
@@ -69,10 +90,33 @@ int main(int argc, char **argv)
   char *tables[TABLES_MAX];
   unsigned ntables = 0, handshake_ms = 0;
   unsigned flags = 0;
+  const char *tcp = NULL, *tls_certs = NULL, *tls_psk = NULL;
+  enum udm_nbd_tls tls = UDM_NBD_TLS_OFF;
+  bool verify_peer = false;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--readonly") == 0) {
       flags |= UDM_DEVICE_READONLY;
+    } else if (strcmp(a, "--tls-verify-peer") == 0) {
+      verify_peer = true;
+    } else if (i + 1 < argc && strcmp(a, "--tcp") == 0) {
+      tcp = argv[++i];
+    } else if (i + 1 < argc && strcmp(a, "--tls-certificates") == 0) {
+      tls_certs = argv[++i];
+    } else if (i + 1 < argc && strcmp(a, "--tls-psk") == 0) {
+      tls_psk = argv[++i];
+    } else if (i + 1 < argc && strcmp(a, "--tls") == 0) {
+      const char *m = argv[++i];
+      if (strcmp(m, "off") == 0) {
+        tls = UDM_NBD_TLS_OFF;
+      } else if (strcmp(m, "on") == 0) {
+        tls = UDM_NBD_TLS_ON;
+      } else if (strcmp(m, "require") == 0) {
+        tls = UDM_NBD_TLS_REQUIRE;
+      } else {
+        fprintf(stderr, "%s: --tls %s: not off, on or require\n", argv[0], m);
+        return 2;
+      }
     } else if (i + 1 < argc && strcmp(a, "--socket") == 0) {
       sock = argv[++i];
     } else if (i + 1 < argc && strcmp(a, "--run") == 0) {
@@ -123,7 +167,11 @@ int main(int argc, char **argv)
   srv = udm_nbd_server_new(ctx);
   if (!srv ||
       (handshake_ms && udm_nbd_server_set_handshake_timeout(srv, handshake_ms) < 0) ||
-      udm_nbd_server_listen_unix(srv, sock) < 0 || udm_nbd_server_start(srv) < 0)
+      udm_nbd_server_set_tls(srv, tls) < 0 ||
+      (tls_certs && udm_nbd_server_set_tls_certificates(srv, tls_certs, verify_peer) < 0) ||
+      (tls_psk && udm_nbd_server_set_tls_psk(srv, tls_psk) < 0) ||
+      udm_nbd_server_listen_unix(srv, sock) < 0 || (tcp && listen_tcp(srv, tcp) < 0) ||
+      udm_nbd_server_start(srv) < 0)
     goto fail;
 
   if (cmd) {

@@ -18,7 +18,7 @@ port=$(free_port) # nothing listens there
 refused() {
   local out
   out=$(serve --table d="0 2048 linear $1 0" --run true 2>&1) && fail "accepted: $1"
-  echo "$out" | grep -Eq "line 1: linear: $2" || fail "unclear error for $1: $out"
+  grep -Eq "line 1: linear: $2" <<<"$out" || fail "unclear error for $1: $out"
 }
 refused "nbd:http://example.com/x" "bad NBD URI 'http://example.com/x': it must start with nbd://"
 refused "nbd:" "bad NBD URI ''"
@@ -26,6 +26,7 @@ refused "nbd:nbd+unix:///?socket=$WORK/m.sock&sockett=/x" "unknown parameter 'so
 refused "nbd:nbd+unix:///?socket=$WORK/m.sock&retries=-1" "invalid retries=-1 in the NBD URI \(a number from 0 to 1000\)"
 refused "nbd:nbd+unix:///?socket=$WORK/m.sock&connections=17" "invalid connections=17"
 refused "nbd:nbd+unix:///?socket=$WORK/m.sock&retry-delay=5ms" "invalid retry-delay=5ms"
+refused "nbd:nbd+unix:///?socket=$WORK/m.sock&timeout=0" "invalid timeout=0 in the NBD URI \(a number from 1 to 3600\)"
 refused "nbd:nbd://127.0.0.1:$port/" "cannot connect to NBD server nbd://127.0.0.1:$port/: .*Connection refused"
 refused "nbd:nbd+unix:///?socket=$WORK/none.sock" "cannot connect to NBD server .*No such file or directory"
 refused "nbd:nbd+unix:///bad?socket=$WORK/e.sock" "cannot connect to NBD server nbd\+unix:///bad.*"

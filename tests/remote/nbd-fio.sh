@@ -5,7 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 require fio nbdkit qemu-storage-daemon nbdcopy truncate cmp
 remote_scratch
-fio --enghelp 2>/dev/null | grep -qw nbd || require fio-nbd-engine
+grep -qw nbd <<<"$(fio --enghelp 2>/dev/null)" || require fio-nbd-engine
 
 truncate -s 32M "$WORK/a.img" "$WORK/b.img"
 start_nbdkit "$WORK/k.pid" -U "$WORK/k.sock" file "$WORK/a.img"

@@ -3,7 +3,8 @@
 # log: FUA writes, write-zeroes with and without unmap, trim, flush; FUA
 # emulated by a flush on a server without FUA; zeros written on a server
 # without WRITE_ZEROES; the server's block sizes honoured (minimum as the
-# device's block size, maximum as the largest request).
+# device's block size, maximum as the largest request); requests of 4 GiB
+# in pieces; the server's holes seen through udm.
 source "$(dirname "$0")/lib.sh"
 require nbdkit qemu-io nbdinfo
 remote_scratch
@@ -50,7 +51,8 @@ serve --table d="0 32768 linear nbd:nbd+unix:///?socket=$WORK/k2.sock 0" --run '
 ' || fail "qemu-io over a server without FUA and WRITE_ZEROES failed"
 stop_pidfile "$WORK/k2.pid"
 log=$WORK/k2.log
-grep -E 'Write id=.* offset=0x0 count=0x10000 fua=0 \.\.\.' -A2 "$log" | grep -q 'Flush id=' ||
+after=$(grep -E 'Write id=.* offset=0x0 count=0x10000 fua=0 \.\.\.' -A2 "$log" || true)
+grep -q 'Flush id=' <<<"$after" ||
   fail "FUA without server FUA: no flush after the write"
 [ "$(count "$log" 'Zero id=')" = 0 ] || fail "Zero sent to a server without WRITE_ZEROES"
 [ "$(count "$log" 'Write id=.* offset=0x10000 count=0x10000')" = 1 ] || fail "write-zeroes not written as zeros"
@@ -76,6 +78,40 @@ start_nbdkit "$WORK/k4.pid" -U "$WORK/k4.sock" --filter=blocksize-policy memory 
   blocksize-minimum=4096 blocksize-error-policy=error
 out=$(serve --table d="0 32760 linear nbd:nbd+unix:///?socket=$WORK/k4.sock 1" --run true 2>&1) &&
   fail "a table at sector 1 of a 4096-byte-block export was accepted"
-echo "$out" | grep -q "line 1: linear: .*logical block size of 4096 bytes" ||
+grep -q "line 1: linear: .*logical block size of 4096 bytes" <<<"$out" ||
   fail "misaligned table: unclear error: $out"
+# 4. A trim and a write-zeroes of almost 4 GiB (NBD's largest) go in pieces
+#    of 1 GiB: NBD's length field has 32 bits, udm's requests do not.
+start_nbdkit "$WORK/k5.pid" -U "$WORK/k5.sock" --filter=log memory 8G logfile="$WORK/k5.log"
+py=$(libnbd_python)
+serve --table d="0 16777216 linear nbd:nbd+unix:///?socket=$WORK/k5.sock 0" --run "
+  $py -c '
+import nbd, os
+h = nbd.NBD()
+h.connect_uri(os.environ[\"uri\"])
+h.trim(0xfffffe00, 0)
+h.zero(0xfffffe00, 1 << 32)
+'" || fail "trim/zero of almost 4 GiB failed"
+stop_pidfile "$WORK/k5.pid"
+log=$WORK/k5.log
+[ "$(count "$log" 'Trim id=.* count=0x40000000 ')" = 3 ] &&
+  [ "$(count "$log" 'Trim id=.* offset=0xc0000000 count=0x3ffffe00 ')" = 1 ] ||
+  fail "a trim of 4 GiB - 512 not sent as 3 x 1 GiB + the rest"
+[ "$(count "$log" 'Zero id=.* count=0x40000000 ')" = 3 ] || fail "write-zeroes not split at 1 GiB"
+
+# 5. Holes: the server's base:allocation shows through udm's export, shifted
+#    by the table (nbdinfo --map through udm as directly).
+truncate -s 16M "$WORK/sparse.img"
+printf data | dd of="$WORK/sparse.img" bs=1 seek=$((4 << 20)) conv=notrunc status=none
+start_nbdkit "$WORK/k6.pid" -U "$WORK/k6.sock" file "$WORK/sparse.img"
+nbdinfo --map "nbd+unix:///?socket=$WORK/k6.sock" | tr -s ' ' > "$WORK/map.direct"
+serve --table d="0 32768 linear nbd:nbd+unix:///?socket=$WORK/k6.sock 0" \
+  --run 'nbdinfo --map "$uri"' | tr -s ' ' > "$WORK/map.udm" || fail "nbdinfo --map through udm"
+cmp -s "$WORK/map.direct" "$WORK/map.udm" ||
+  fail "holes differ: $(cat "$WORK/map.direct") / through udm: $(cat "$WORK/map.udm")"
+grep -q "hole,zero" "$WORK/map.udm" || fail "no hole reported: $(cat "$WORK/map.udm")"
+serve --table d="0 16384 linear nbd:nbd+unix:///?socket=$WORK/k6.sock 8192" \
+  --run 'nbdinfo --map "$uri"' | tr -s ' ' > "$WORK/map.shift"
+[ "$(head -1 "$WORK/map.shift")" = " 0 4096 0 data" ] ||
+  fail "shifted map: $(cat "$WORK/map.shift")"
 echo PASS

@@ -2,11 +2,12 @@
 # A lost NBD server: udm reconnects within its retry bound and the requests
 # that waited complete (also with fio writing and verifying across a kill
 # and restart); a server gone for good gives EIO, not a hang; one that comes
-# back later serves the next request.
+# back later serves the next request.  With timeout=S, a server that
+# hangs (SIGSTOP) is a lost one too.
 source "$(dirname "$0")/lib.sh"
 require nbdkit qemu-io fio truncate timeout
 remote_scratch
-fio --enghelp 2>/dev/null | grep -qw nbd || require fio-nbd-engine
+grep -qw nbd <<<"$(fio --enghelp 2>/dev/null)" || require fio-nbd-engine
 
 truncate -s 64M "$WORK/disk.img"
 cat > "$WORK/server" <<'SH'
@@ -18,6 +19,8 @@ case $1 in
   start) rm -f k.sock k.pid; nbdkit -P k.pid -U k.sock file disk.img
          for i in $(seq 100); do [ -s k.pid ] && break; sleep 0.05; done ;;
   kill) pid=$(cat k.pid); kill -9 "$pid"; while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done ;;
+  stop) kill -STOP "$(cat k.pid)" ;;
+  cont) kill -CONT "$(cat k.pid)" ;;
 esac
 SH
 chmod +x "$WORK/server"
@@ -38,22 +41,41 @@ timeout 30 qemu-io -f raw -c "read -P 0x61 0 1M" "$uri" > "$WORK/read1" || {
 wait
 echo "2. fio writes and verifies while the server is killed and restarted"
 (sleep 1; server kill; sleep 0.5; server start) &
-fio --name=across --ioengine=nbd --uri="$uri" --offset=16M --size=16M --rw=randwrite --bs=4k \
+fio --name=across --ioengine=nbd --uri="$uri" --offset=16M --size=8M --rw=randwrite --bs=4k \
   --iodepth=16 --rate=4m --verify=crc32c --do_verify=1 --verify_fatal=1 \
   --verify_state_save=0 --output-format=terse --minimal > "$WORK/fio" || {
   echo "fio across a restart failed"; exit 1; }
 wait
-echo "3. killed for good: EIO once the attempts are used up, not a hang"
+SH
+serve --table d="0 131072 linear $dev 0" --run "bash $WORK/steps" || fail "reconnect test failed"
+
+# A hung server: requests time out after 1 s, one reconnect attempt of at
+# most 1 s, then EIO; once it runs again, the next request is served.  Then
+# killed: EIO once the one attempt failed; restarted: served again.
+dev="nbd:nbd+unix:///?socket=$WORK/k.sock&timeout=1&retries=1&retry-delay=100&connect-timeout=1"
+cat > "$WORK/steps" <<'SH'
+set -e
+echo "3. the server hangs: EIO after the timeout and the attempts, not a hang"
+server stop
+rc=0
+timeout 20 qemu-io -f raw -c "read 0 4k" "$uri" > "$WORK/read5" 2>&1 || rc=$?
+server cont
+[ "$rc" != 124 ] || { echo "a read on a hung server hangs"; exit 1; }
+grep -q "Input/output error" "$WORK/read5" || { cat "$WORK/read5"; echo "no EIO from a hung server"; exit 1; }
+echo "4. it runs again: the next request is served"
+timeout 30 qemu-io -f raw -c "read -P 0x61 0 1M" "$uri" > "$WORK/read6" || {
+  cat "$WORK/read6"; echo "no reconnect to a server that runs again"; exit 1; }
+echo "5. killed for good: EIO once the attempts are used up, not a hang"
 server kill
-sleep 5
+sleep 1
 rc=0
 timeout 20 qemu-io -f raw -c "read 0 4k" "$uri" > "$WORK/read3" 2>&1 || rc=$?
 [ "$rc" != 124 ] || { echo "a read on a lost server hangs"; exit 1; }
 grep -q "Input/output error" "$WORK/read3" || { cat "$WORK/read3"; echo "no EIO from a lost server"; exit 1; }
-echo "4. the server is back: the next request connects again"
+echo "6. the server is back: the next request connects again"
 server start
 timeout 30 qemu-io -f raw -c "read -P 0x61 0 1M" "$uri" > "$WORK/read4" || {
   cat "$WORK/read4"; echo "no reconnect to a server that came back"; exit 1; }
 SH
-serve --table d="0 131072 linear $dev 0" --run "bash $WORK/steps" || fail "reconnect test failed"
+serve --table d="0 131072 linear $dev 0" --run "bash $WORK/steps" || fail "hung-server test failed"
 echo PASS

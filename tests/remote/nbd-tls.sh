@@ -57,10 +57,10 @@ sys.exit(0 if h.pread(4096, 1 << 20) == b'\x7e' * 4096 else 1)
 
 out=$(serve --table d="0 32768 linear nbd:nbd://localhost:$port/ 0" --run true 2>&1) &&
   fail "plain nbd:// to a server that requires TLS was accepted"
-echo "$out" | grep -q "cannot connect to NBD server nbd://localhost:$port/" ||
+grep -q "cannot connect to NBD server nbd://localhost:$port/" <<<"$out" ||
   fail "no TLS: unclear error: $out"
 out=$(serve --table d="0 32768 linear nbd:nbds://localhost:$port/?tls-certificates=$pki/other 0" \
   --run true 2>&1) && fail "a client certificate from another CA was accepted"
-echo "$out" | grep -qi "cannot connect to NBD server nbds://.*\(certificate\|tls\|handshake\)" ||
+grep -qi "cannot connect to NBD server nbds://.*\(certificate\|tls\|handshake\)" <<<"$out" ||
   fail "wrong CA: unclear error: $out"
 echo PASS
