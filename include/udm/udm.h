@@ -27,6 +27,12 @@
 extern "C" {
 #endif
 
+/* Everything declared here is libudm's ABI (docs/abi.md); the library is
+ * built with -fvisibility=hidden. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 #define UDM_VERSION_MAJOR 0
 #define UDM_VERSION_MINOR 1
 #define UDM_VERSION_PATCH 0
@@ -41,6 +47,14 @@ struct udm_device;
 const char *udm_errmsg(void);
 /* errno of the last failure on this thread. */
 int udm_errno(void);
+/* Records a failure the way libudm's own calls do (message for udm_errmsg(),
+ * errno = err), for code built on libudm that reports through the same
+ * convention (the NBD server, drivers' helpers).  Returns -1. */
+int udm_error_set(int err, const char *fmt, ...)
+#if defined(__GNUC__)
+  __attribute__((format(printf, 2, 3)))
+#endif
+  ;
 /* The library version as "MAJOR.MINOR.PATCH". */
 const char *udm_version_string(void);
 
@@ -304,6 +318,10 @@ int udm_device_extents(struct udm_device *dev, uint64_t len, uint64_t off,
                        int (*fn)(void *opaque, uint64_t off, uint64_t len,
                                  unsigned flags),
                        void *opaque);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }
