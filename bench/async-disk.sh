@@ -17,7 +17,8 @@
 #
 # --tmpfs puts the file in /dev/shm and drops O_DIRECT (tmpfs has none):
 # there the CPU is everything, which is where a change of the request path
-# shows.  BENCH_DIR picks the disk folder (default /var/tmp).
+# shows.  BENCH_DIR picks the disk folder (default /var/tmp); BENCH_JOBS, an
+# extended regular expression, keeps only the jobs whose names match.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -63,6 +64,14 @@ jobs=(
   "seqread-1m-qd8 --rw=read --bs=1M --iodepth=8"
   "seqwrite-1m-qd8 --rw=write --bs=1M --iodepth=8"
 )
+if [ -n "${BENCH_JOBS:-}" ]; then
+  kept=()
+  for job in "${jobs[@]}"; do
+    [[ ${job%% *} =~ $BENCH_JOBS ]] && kept+=("$job")
+  done
+  [ ${#kept[@]} -gt 0 ] || { echo "BENCH_JOBS='$BENCH_JOBS' matches no job" >&2; exit 1; }
+  jobs=("${kept[@]}")
+fi
 fio_common="--numjobs=1 --time_based --runtime=$runtime --ramp_time=1"
 fio_common="$fio_common --size=${size_mb}M --output-format=json --group_reporting"
 

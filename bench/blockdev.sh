@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Block device (FUSE + loop) benchmark.  fio (libaio, direct=1) on three
+# Block device (FUSE + loop) benchmark.  fio (libaio, direct=1) on four
 # block devices over one file:
 #   udm      a udm linear device over FILE, exported as a FUSE file by
 #            tests/fuse/udm-fuse-serve and attached as a loop device
 #   loop     FILE itself on a plain loop device (losetup --direct-io=on):
 #            the physical limit of this machine
 #   nbdfuse  FILE served by nbdkit's file plugin, made a file by nbdfuse,
-#            and a loop device (--direct-io=on) over that file: the peer
-# All three are set up at once and the runs alternate (udm, loop, nbdfuse,
-# udm, ...) for ROUNDS rounds, so that a busy machine weighs on each alike;
+#            and a loop device (--direct-io=on) over that file: a peer
+#   qsd      FILE through qemu-storage-daemon's FUSE export (file driver,
+#            aio=io_uring, cache.direct as udm's) and a loop device over the
+#            exported file: the other peer
+# All four are set up at once and the runs alternate (udm, loop, nbdfuse,
+# qsd, udm, ...) for ROUNDS rounds, so that a busy machine weighs on each alike;
 # per job the median of the rounds and the ratios are printed.
 #
 #   bench/blockdev.sh [BUILD-DIR]      (default: build; root, /dev/fuse, loop)
@@ -25,7 +28,7 @@ set -euo pipefail
 build=${1:-build}
 serve=$build/tests/fuse/udm-fuse-serve
 [ -x "$serve" ] || { echo "no $serve: build first (ninja -C $build)" >&2; exit 1; }
-for t in fio losetup nbdkit nbdfuse fusermount3 timeout; do
+for t in fio losetup nbdkit nbdfuse fusermount3 timeout qemu-storage-daemon; do
   command -v $t >/dev/null || { echo "$t is not installed" >&2; exit 1; }
 done
 [ "$(id -u)" = 0 ] || { echo "needs root (loop devices)" >&2; exit 1; }
@@ -39,13 +42,17 @@ work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/udm-bench.XXXXXX")
 img=$work/disk.img
 results=$work/results
 nbdkit_pid=""
+qsd_direct=off
+[ "${UDM_DIRECT:-off}" = on ] && qsd_direct=on
 cleanup() {
   local d
-  for d in $(losetup -j "$img" -O NAME -n 2>/dev/null) $(losetup -j "$work/nbd/nbd" -O NAME -n 2>/dev/null); do
+  for d in $(losetup -j "$img" -O NAME -n 2>/dev/null) $(losetup -j "$work/nbd/nbd" -O NAME -n 2>/dev/null) \
+           $(losetup -j "$work/qsd.img" -O NAME -n 2>/dev/null); do
     losetup -d "$d" 2>/dev/null || true
   done
   mountpoint -q "$work/nbd" 2>/dev/null && fusermount3 -u "$work/nbd" 2>/dev/null || true
   [ -n "$nbdkit_pid" ] && kill "$nbdkit_pid" 2>/dev/null || true
+  [ -s "$work/qsd.pid" ] && kill "$(cat "$work/qsd.pid")" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -62,6 +69,12 @@ for _ in $(seq 100); do [ -S "$work/nbd.sock" ] && break; sleep 0.1; done
 mkdir -p "$work/nbd"
 nbdfuse -P "$work/nbdfuse.pid" "$work/nbd" --unix "$work/nbd.sock" &
 for _ in $(seq 100); do [ -s "$work/nbdfuse.pid" ] && break; sleep 0.1; done
+# The other peer: qemu-storage-daemon's FUSE export over a file of its own.
+: > "$work/qsd.img"
+qemu-storage-daemon \
+  --blockdev "driver=file,node-name=f,filename=$img,aio=io_uring,cache.direct=$qsd_direct" \
+  --export "type=fuse,id=e,node-name=f,mountpoint=$work/qsd.img,writable=on" \
+  --pidfile "$work/qsd.pid" --daemonize
 
 # Runs inside the udm host, which sets $dev; the other two are made here.
 cat >"$work/runs.sh" <<EOF
@@ -73,13 +86,14 @@ jobs=(
 )
 loop=\$(losetup --direct-io=on -f --show "$img")
 nbd=\$(losetup --direct-io=on -f --show "$work/nbd/nbd")
+qsd=\$(losetup --direct-io=on -f --show "$work/qsd.img")
 dio() { cat "/sys/block/\$(basename "\$1")/loop/dio"; }
-echo "direct I/O of the loop devices: udm \$(dio \$dev), loop \$(dio \$loop), nbdfuse \$(dio \$nbd)" >&2
+echo "direct I/O of the loop devices: udm \$(dio \$dev), loop \$(dio \$loop), nbdfuse \$(dio \$nbd), qsd \$(dio \$qsd)" >&2
 for round in \$(seq $rounds); do
   for j in "\${jobs[@]}"; do
     name=\${j%% *}
-    for cfg in udm loop nbdfuse; do
-      case \$cfg in udm) d=\$dev ;; loop) d=\$loop ;; nbdfuse) d=\$nbd ;; esac
+    for cfg in udm loop nbdfuse qsd; do
+      case \$cfg in udm) d=\$dev ;; loop) d=\$loop ;; nbdfuse) d=\$nbd ;; qsd) d=\$qsd ;; esac
       sync
       echo 3 >/proc/sys/vm/drop_caches
       # terse v3: fields 7/8 read KiB/s, IOPS; 48/49 write KiB/s, IOPS
@@ -92,20 +106,21 @@ for round in \$(seq $rounds); do
     done
   done
 done
-losetup -d "\$loop" "\$nbd"
+losetup -d "\$loop" "\$nbd" "\$qsd"
 EOF
 
-timeout -k 10 $((rounds * 9 * (runtime + 30) + 300)) "$serve" --dir "$work/dev" $threads_opt \
+timeout -k 10 $((rounds * 12 * (runtime + 30) + 300)) "$serve" --dir "$work/dev" $threads_opt \
   --table "disk=0 $(($(stat -c %s "$img") / 512)) linear raw:$img$backing_opt 0" \
   --attach disk --run "bash $work/runs.sh"
-fusermount3 -u "$work/nbd"
+fusermount3 -u "$work/nbd" 2>/dev/null || true # nbdfuse may have gone already
 kill "$nbdkit_pid" 2>/dev/null || true
 wait "$nbdkit_pid" 2>/dev/null || true
 nbdkit_pid=""
+kill "$(cat "$work/qsd.pid")" 2>/dev/null || true
 
 echo
 echo "median of $rounds rounds of ${runtime}s; MiB/s (4K random read: IOPS)"
-printf "%-14s %12s %12s %12s %9s %12s\n" job udm loop nbdfuse udm/loop udm/nbdfuse
+printf "%-14s %10s %10s %10s %10s %9s %12s %8s\n" job udm loop nbdfuse qsd udm/loop udm/nbdfuse udm/qsd
 for job in seq-write-1M seq-read-1M rand-read-4K; do
   col=4
   [ $job = rand-read-4K ] && col=5
@@ -113,6 +128,6 @@ for job in seq-write-1M seq-read-1M rand-read-4K; do
     awk -v j=$job -v c=$1 -v k=$col '$1 == j && $2 == c { print $k }' "$results" | sort -g |
       awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
   }
-  awk -v j=$job -v u="$(med udm)" -v l="$(med loop)" -v f="$(med nbdfuse)" 'BEGIN {
-    printf "%-14s %12.0f %12.0f %12.0f %8.2fx %11.2fx\n", j, u, l, f, u / l, u / f }'
+  awk -v j=$job -v u="$(med udm)" -v l="$(med loop)" -v f="$(med nbdfuse)" -v q="$(med qsd)" 'BEGIN {
+    printf "%-14s %10.0f %10.0f %10.0f %10.0f %8.2fx %11.2fx %7.2fx\n", j, u, l, f, q, u / l, u / f, u / q }'
 done

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,7 +89,7 @@ static char *table_text(const char *text, const char *file)
 }
 
 /* A request op=OP name=NAME: returns 0 or -1 (message printed). */
-static int request(struct cli *c, struct udm_msg *req, struct udm_msg *resp)
+int cli_request(struct cli *c, struct udm_msg *req, struct udm_msg *resp)
 {
   udm_msg_init(resp);
   if (c->fd < 0 && cli_connect(c) < 0)
@@ -96,7 +97,7 @@ static int request(struct cli *c, struct udm_msg *req, struct udm_msg *resp)
   return cli_call(c, req, resp);
 }
 
-static int new_req(struct udm_msg *req, const char *op, const char *name)
+int cli_new_req(struct udm_msg *req, const char *op, const char *name)
 {
   udm_msg_init(req);
   int r = udm_msg_add(req, "op", op);
@@ -111,7 +112,7 @@ static int new_req(struct udm_msg *req, const char *op, const char *name)
 static int simple(struct cli *c, struct udm_msg *req)
 {
   struct udm_msg resp;
-  int r = request(c, req, &resp);
+  int r = cli_request(c, req, &resp);
   udm_msg_free(req);
   udm_msg_free(&resp);
   return r < 0 ? EXIT_FAIL : EXIT_OK;
@@ -185,7 +186,7 @@ int verb_create(struct cli *c, struct cli_args *a)
   if (!notable && !table)
     return EXIT_FAIL;
   struct udm_msg req;
-  int r = new_req(&req, "create", name);
+  int r = cli_new_req(&req, "create", name);
   if (r == 0 && cli_opt_val(a, "uuid"))
     r = udm_msg_add(&req, "uuid", cli_opt_val(a, "uuid"));
   if (r == 0 && cli_opt_set(a, "readonly"))
@@ -204,7 +205,7 @@ int verb_create(struct cli *c, struct cli_args *a)
   char devpath[256];
   if (cli_attach(c, name, devpath, sizeof devpath) < 0) {
     struct udm_msg rm;
-    if (new_req(&rm, "remove", name) == 0 && udm_msg_add(&rm, "force", "1") == 0)
+    if (cli_new_req(&rm, "remove", name) == 0 && udm_msg_add(&rm, "force", "1") == 0)
       simple(c, &rm);
     else
       udm_msg_free(&rm);
@@ -217,9 +218,9 @@ int verb_create(struct cli *c, struct cli_args *a)
 int cli_attach(struct cli *c, const char *name, char *devpath, size_t n)
 {
   struct udm_msg req, resp;
-  if (new_req(&req, "attach", name) < 0)
+  if (cli_new_req(&req, "attach", name) < 0)
     return -1;
-  int r = request(c, &req, &resp);
+  int r = cli_request(c, &req, &resp);
   udm_msg_free(&req);
   const char *dev = r == 0 ? udm_msg_get(&resp, "block_device") : NULL;
   if (r == 0 && (!dev || !*dev)) {
@@ -235,7 +236,7 @@ int cli_attach(struct cli *c, const char *name, char *devpath, size_t n)
 int cli_detach(struct cli *c, const char *name)
 {
   struct udm_msg req;
-  if (new_req(&req, "detach", name) < 0)
+  if (cli_new_req(&req, "detach", name) < 0)
     return -1;
   return simple(c, &req) == EXIT_OK ? 0 : -1;
 }
@@ -358,7 +359,7 @@ int verb_remove(struct cli *c, struct cli_args *a)
   int status = EXIT_OK;
   for (int i = 0; i < a->npos; i++) {
     struct udm_msg req;
-    if (new_req(&req, "remove", a->pos[i]) < 0 ||
+    if (cli_new_req(&req, "remove", a->pos[i]) < 0 ||
         (cli_opt_set(a, "force") && udm_msg_add(&req, "force", "1") < 0)) {
       udm_msg_free(&req);
       return EXIT_FAIL;
@@ -380,7 +381,7 @@ int verb_load(struct cli *c, struct cli_args *a)
   if (!table)
     return EXIT_FAIL;
   struct udm_msg req;
-  int r = new_req(&req, "load", a->pos[0]);
+  int r = cli_new_req(&req, "load", a->pos[0]);
   if (r == 0)
     r = udm_msg_add(&req, "table", table);
   free(table);
@@ -396,7 +397,7 @@ static int each_name(struct cli *c, struct cli_args *a, const char *op)
   int status = EXIT_OK;
   for (int i = 0; i < a->npos; i++) {
     struct udm_msg req;
-    if (new_req(&req, op, a->pos[i]) < 0)
+    if (cli_new_req(&req, op, a->pos[i]) < 0)
       return EXIT_FAIL;
     if (simple(c, &req) != EXIT_OK)
       status = EXIT_FAIL;
@@ -423,8 +424,8 @@ int verb_resume(struct cli *c, struct cli_args *a)
 typedef void (*record_fn)(struct cli_args *a, const struct udm_msg *m, unsigned first,
                           unsigned end, bool multiple, bool json_first);
 
-static const char *field(const struct udm_msg *m, unsigned first, unsigned end,
-                         const char *key)
+const char *cli_field(const struct udm_msg *m, unsigned first, unsigned end,
+                      const char *key)
 {
   for (unsigned i = first; i < end; i++)
     if (strcmp(m->fields[i].key, key) == 0)
@@ -444,11 +445,11 @@ static int query(struct cli *c, struct cli_args *a, const char *op, record_fn fn
     fputs("[", stdout);
   for (int i = 0; i < rounds; i++) {
     struct udm_msg req, resp;
-    if (new_req(&req, op, a->npos ? a->pos[i] : NULL) < 0 || (add_opts && !add_opts(a, &req))) {
+    if (cli_new_req(&req, op, a->npos ? a->pos[i] : NULL) < 0 || (add_opts && !add_opts(a, &req))) {
       udm_msg_free(&req);
       return EXIT_FAIL;
     }
-    int r = request(c, &req, &resp);
+    int r = cli_request(c, &req, &resp);
     udm_msg_free(&req);
     if (r < 0) {
       udm_msg_free(&resp);
@@ -506,10 +507,33 @@ static void json_segment(const char *line, size_t len)
   free(copy);
 }
 
+/*
+ * dmsetup prints "START LENGTH TYPE " and then the parameters, so a line
+ * without parameters ends in a blank: libudm's table text does not.
+ */
+bool cli_line_needs_blank(const char *line, size_t len)
+{
+  unsigned words = 0;
+  for (size_t i = 0; i < len; i++)
+    if (line[i] != ' ' && (i == 0 || line[i - 1] == ' '))
+      words++;
+  return words == 3 && len && line[len - 1] != ' ';
+}
+
+/* Whether a table or status line is of the --target type (all are without one). */
+static bool of_target(const struct cli_args *a, const char *line)
+{
+  const char *want = cli_opt_val(a, "target");
+  char type[128] = "";
+  if (!want)
+    return true;
+  return sscanf(line, "%*s %*s %127s", type) == 1 && strcmp(type, want) == 0;
+}
+
 static void print_lines(struct cli_args *a, const struct udm_msg *m, unsigned first,
                         unsigned end, bool multiple, bool json_first, const char *key)
 {
-  const char *name = field(m, first, end, "name"), *text = field(m, first, end, key);
+  const char *name = cli_field(m, first, end, "name"), *text = cli_field(m, first, end, key);
   if (cli_opt_set(a, "json")) {
     fputs(json_first ? "\n  {\"name\": " : ",\n  {\"name\": ", stdout);
     json_str(stdout, name);
@@ -518,7 +542,7 @@ static void print_lines(struct cli_args *a, const struct udm_msg *m, unsigned fi
     for (const char *p = text; *p;) {
       const char *nl = strchr(p, '\n');
       size_t len = nl ? (size_t)(nl - p) : strlen(p);
-      if (len) {
+      if (len && of_target(a, p)) {
         fputs(firstseg ? "" : ", ", stdout);
         json_segment(p, len);
         firstseg = false;
@@ -528,8 +552,8 @@ static void print_lines(struct cli_args *a, const struct udm_msg *m, unsigned fi
     fputs("]}", stdout);
     return;
   }
-  /* dmsetup prints one line even for a device without a table. */
-  if (!*text) {
+  /* dmsetup prints one line even for a device without a table (none for --target). */
+  if (!*text && !cli_opt_set(a, "target")) {
     if (multiple)
       printf("%s: ", name);
     putchar('\n');
@@ -538,9 +562,11 @@ static void print_lines(struct cli_args *a, const struct udm_msg *m, unsigned fi
   for (const char *p = text; *p;) {
     const char *nl = strchr(p, '\n');
     size_t len = nl ? (size_t)(nl - p) : strlen(p);
-    if (multiple)
-      printf("%s: ", name);
-    printf("%.*s\n", (int)len, p);
+    if (of_target(a, p)) {
+      if (multiple)
+        printf("%s: ", name);
+      printf("%.*s%s\n", (int)len, p, cli_line_needs_blank(p, len) ? " " : "");
+    }
     p += len + (nl ? 1 : 0);
   }
 }
@@ -569,26 +595,26 @@ int verb_status(struct cli *c, struct cli_args *a)
 
 static bool yes(const struct udm_msg *m, unsigned first, unsigned end, const char *key)
 {
-  return strcmp(field(m, first, end, key), "1") == 0;
+  return strcmp(cli_field(m, first, end, key), "1") == 0;
 }
 
 static void info_record(struct cli_args *a, const struct udm_msg *m, unsigned first,
                         unsigned end, bool multiple, bool json_first)
 {
   (void)multiple;
-  const char *name = field(m, first, end, "name"), *uuid = field(m, first, end, "uuid");
+  const char *name = cli_field(m, first, end, "name"), *uuid = cli_field(m, first, end, "uuid");
   bool live = yes(m, first, end, "live_table"), inactive = yes(m, first, end, "inactive_table");
   bool suspended = yes(m, first, end, "suspended"), ro = yes(m, first, end, "readonly");
   const char *tables = live && inactive ? "LIVE & INACTIVE"
                        : live           ? "LIVE"
                        : inactive       ? "INACTIVE"
                                         : "None";
-  const char *minor = field(m, first, end, "minor");
-  const char *blockdev = field(m, first, end, "block_device");
-  const char *bad_hits = field(m, first, end, "bad_block_hits");
+  const char *minor = cli_field(m, first, end, "minor");
+  const char *blockdev = cli_field(m, first, end, "block_device");
+  const char *bad_hits = cli_field(m, first, end, "bad_block_hits");
   if (!*bad_hits)
     bad_hits = "0";
-  const char *block_size = field(m, first, end, "logical_block_size");
+  const char *block_size = cli_field(m, first, end, "logical_block_size");
   if (!*block_size) /* a udmd from before the field */
     block_size = "512";
   if (cli_opt_set(a, "json")) {
@@ -603,10 +629,10 @@ static void info_record(struct cli_args *a, const struct udm_msg *m, unsigned fi
            "\"size\": %s",
            suspended ? "SUSPENDED" : "ACTIVE", suspended ? "true" : "false",
            ro ? "true" : "false", UDM_CLI_READ_AHEAD, tables, live ? "true" : "false",
-           inactive ? "true" : "false", field(m, first, end, "open_count"),
-           field(m, first, end, "event_nr"), UDM_CLI_MAJOR, minor,
-           field(m, first, end, "target_count"), field(m, first, end, "holders"),
-           field(m, first, end, "size"));
+           inactive ? "true" : "false", cli_field(m, first, end, "open_count"),
+           cli_field(m, first, end, "event_nr"), UDM_CLI_MAJOR, minor,
+           cli_field(m, first, end, "target_count"), cli_field(m, first, end, "holders"),
+           cli_field(m, first, end, "size"));
     fputs(", \"block_device\": ", stdout);
     if (*blockdev)
       json_str(stdout, blockdev);
@@ -621,10 +647,12 @@ static void info_record(struct cli_args *a, const struct udm_msg *m, unsigned fi
          ro ? " (READ-ONLY)" : "");
   printf("Read Ahead:        %d\n", UDM_CLI_READ_AHEAD);
   printf("Tables present:    %s\n", tables);
-  printf("Open count:        %s\n", field(m, first, end, "open_count"));
-  printf("Event number:      %s\n", field(m, first, end, "event_nr"));
+  /* As in the kernel, where a table using a device holds it open. */
+  printf("Open count:        %lu\n", strtoul(cli_field(m, first, end, "open_count"), NULL, 10) +
+                                          strtoul(cli_field(m, first, end, "holders"), NULL, 10));
+  printf("Event number:      %s\n", cli_field(m, first, end, "event_nr"));
   printf("Major, minor:      %d, %s\n", UDM_CLI_MAJOR, minor);
-  printf("Number of targets: %s\n", field(m, first, end, "target_count"));
+  printf("Number of targets: %s\n", cli_field(m, first, end, "target_count"));
   if (*blockdev)
     printf("Block device:      %s\n", blockdev);
   /* Only when not dmsetup's implied 512, like the lines around it. */
@@ -647,18 +675,84 @@ static void ls_record(struct cli_args *a, const struct udm_msg *m, unsigned firs
                       unsigned end, bool multiple, bool json_first)
 {
   (void)multiple;
-  const char *name = field(m, first, end, "name"), *minor = field(m, first, end, "minor");
+  const char *name = cli_field(m, first, end, "name"), *minor = cli_field(m, first, end, "minor");
   if (cli_opt_set(a, "json")) {
     fputs(json_first ? "\n  {\"name\": " : ",\n  {\"name\": ", stdout);
     json_str(stdout, name);
     printf(", \"major\": %d, \"minor\": %s}", UDM_CLI_MAJOR, minor);
     return;
   }
-  printf("%s\t(%d:%s)\n", name, UDM_CLI_MAJOR, minor);
+  /* -o devname, blkdevname: dmsetup's names; a device not attached keeps its number. */
+  const char *o = cli_opt_val(a, "options"), *blockdev = cli_field(m, first, end, "block_device");
+  if (o && !strcmp(o, "devname"))
+    printf("%s\t(%s)\n", name, name);
+  else if (o && !strcmp(o, "blkdevname") && *blockdev)
+    printf("%s\t(%s)\n", name, strrchr(blockdev, '/') ? strrchr(blockdev, '/') + 1 : blockdev);
+  else
+    printf("%s\t(%d:%s)\n", name, UDM_CLI_MAJOR, minor);
+}
+
+/* ls --target TYPE: the devices whose live table has a TYPE line, as "NAME\t(253, MINOR)". */
+static int ls_target(struct cli *c, struct cli_args *a)
+{
+  struct udm_msg req, tables, infos;
+  int r = cli_new_req(&req, "table", NULL);
+  if (r == 0)
+    r = cli_request(c, &req, &tables);
+  udm_msg_free(&req);
+  if (r == 0 && (r = cli_new_req(&req, "info", NULL)) == 0) {
+    r = cli_request(c, &req, &infos);
+    udm_msg_free(&req);
+  } else {
+    udm_msg_init(&infos);
+  }
+  bool json = cli_opt_set(a, "json"), any = false;
+  if (r == 0 && json)
+    fputs("[", stdout);
+  for (unsigned k = 0; r == 0 && k + 1 < tables.count; k++) {
+    if (strcmp(tables.fields[k].key, "name") || strcmp(tables.fields[k + 1].key, "table"))
+      continue;
+    const char *name = tables.fields[k].value;
+    bool match = false;
+    for (const char *p = tables.fields[k + 1].value; *p && !match;) {
+      match = of_target(a, p);
+      const char *nl = strchr(p, '\n');
+      p = nl ? nl + 1 : p + strlen(p);
+    }
+    const char *minor = NULL;
+    for (unsigned i = 0; i + 1 < infos.count && !minor; i++)
+      if (!strcmp(infos.fields[i].key, "name") && !strcmp(infos.fields[i].value, name))
+        for (unsigned j = i + 1; j < infos.count && strcmp(infos.fields[j].key, "name"); j++)
+          if (!strcmp(infos.fields[j].key, "minor"))
+            minor = infos.fields[j].value;
+    if (!match || !minor)
+      continue;
+    if (json) {
+      fputs(any ? ",\n  {\"name\": " : "\n  {\"name\": ", stdout);
+      json_str(stdout, name);
+      printf(", \"major\": %d, \"minor\": %s}", UDM_CLI_MAJOR, minor);
+    } else {
+      printf("%s\t(%d, %s)\n", name, UDM_CLI_MAJOR, minor);
+    }
+    any = true;
+  }
+  if (r == 0 && json)
+    fputs("]\n", stdout);
+  udm_msg_free(&tables);
+  udm_msg_free(&infos);
+  return r < 0 ? EXIT_FAIL : EXIT_OK;
 }
 
 int verb_ls(struct cli *c, struct cli_args *a)
 {
+  const char *o = cli_opt_val(a, "options");
+  if (o && strcmp(o, "devno") && strcmp(o, "devname") && strcmp(o, "blkdevname")) {
+    cli_error("ls: option -o %s: expected devno, devname or blkdevname (tree options go "
+              "with --tree)", o);
+    return EXIT_USAGE;
+  }
+  if (cli_opt_val(a, "target"))
+    return ls_target(c, a);
   return query(c, a, "info", ls_record, NULL);
 }
 
@@ -679,7 +773,7 @@ int verb_message(struct cli *c, struct cli_args *a)
     strcat(msg, a->pos[i]);
   }
   struct udm_msg req, resp;
-  int r = new_req(&req, "message", a->pos[0]);
+  int r = cli_new_req(&req, "message", a->pos[0]);
   if (r == 0)
     r = udm_msg_add(&req, "sector", sector);
   if (r == 0)
@@ -689,7 +783,7 @@ int verb_message(struct cli *c, struct cli_args *a)
     udm_msg_free(&req);
     return EXIT_FAIL;
   }
-  r = request(c, &req, &resp);
+  r = cli_request(c, &req, &resp);
   udm_msg_free(&req);
   if (r == 0) {
     const char *reply = udm_msg_get(&resp, "reply");
@@ -709,8 +803,26 @@ int verb_message(struct cli *c, struct cli_args *a)
  * (0 when not given, as dmsetup; the kernel compares for inequality,
  * which is "exceeds" until the 32-bit counter wraps).  Prints nothing.
  */
+/*
+ * Ctrl-C ends a wait even where SIGINT came ignored (a background job of a
+ * script): die of it, silently; udmd sees the connection close and lets go.
+ */
+static void wait_interrupted(int sig)
+{
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
 int verb_wait(struct cli *c, struct cli_args *a)
 {
+  signal(SIGINT, wait_interrupted);
+  if (cli_opt_set(a, "progress")) {
+    if (a->npos > 1) {
+      cli_error("wait --progress NAME takes no EVENT_NR");
+      return EXIT_USAGE;
+    }
+    return cli_wait_progress(c, a->pos[0]);
+  }
   const char *nr = a->npos > 1 ? a->pos[1] : "0";
   char *end = NULL;
   errno = 0;
@@ -720,14 +832,14 @@ int verb_wait(struct cli *c, struct cli_args *a)
     return EXIT_USAGE;
   }
   struct udm_msg req, resp;
-  int r = new_req(&req, "wait", a->pos[0]);
+  int r = cli_new_req(&req, "wait", a->pos[0]);
   if (r == 0)
     r = udm_msg_addf(&req, "event_nr", "%llu", v);
   if (r < 0) {
     udm_msg_free(&req);
     return EXIT_FAIL;
   }
-  r = request(c, &req, &resp);
+  r = cli_request(c, &req, &resp);
   udm_msg_free(&req);
   udm_msg_free(&resp);
   return r < 0 ? EXIT_FAIL : EXIT_OK;
@@ -736,9 +848,9 @@ int verb_wait(struct cli *c, struct cli_args *a)
 int verb_targets(struct cli *c, struct cli_args *a)
 {
   struct udm_msg req, resp;
-  if (new_req(&req, "targets", NULL) < 0)
+  if (cli_new_req(&req, "targets", NULL) < 0)
     return EXIT_FAIL;
-  int r = request(c, &req, &resp);
+  int r = cli_request(c, &req, &resp);
   udm_msg_free(&req);
   if (r < 0) {
     udm_msg_free(&resp);
@@ -772,9 +884,9 @@ int verb_targets(struct cli *c, struct cli_args *a)
 int verb_version(struct cli *c, struct cli_args *a)
 {
   struct udm_msg req, resp;
-  if (new_req(&req, "version", NULL) < 0)
+  if (cli_new_req(&req, "version", NULL) < 0)
     return EXIT_FAIL;
-  int r = request(c, &req, &resp);
+  int r = cli_request(c, &req, &resp);
   udm_msg_free(&req);
   const char *driver = r == 0 ? udm_msg_get(&resp, "library") : NULL;
   const char *protocol = r == 0 ? udm_msg_get(&resp, "protocol") : NULL;
@@ -834,4 +946,18 @@ int verb_uri(struct cli *c, struct cli_args *a)
   cli_print_uri(stdout, c->dir, a->pos[0]);
   putchar('\n');
   return EXIT_OK;
+}
+
+void cli_records(const struct udm_msg *m,
+                 void (*fn)(void *opaque, const struct udm_msg *m, unsigned first, unsigned end),
+                 void *opaque)
+{
+  unsigned n = m->count, first = n;
+  for (unsigned k = 0; k <= n; k++) {
+    if (k < n && strcmp(m->fields[k].key, "name") != 0)
+      continue;
+    if (first < k)
+      fn(opaque, m, first, k);
+    first = k;
+  }
 }

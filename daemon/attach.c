@@ -427,3 +427,118 @@ void udmd_attach_free(struct udmd_attach *a)
   free(a->block_dir);
   free(a);
 }
+
+/* Point LINK at TARGET, made beside and renamed so it is never half-made. */
+static int make_link(struct udmd_attach *a, const char *target, const char *link)
+{
+  char *tmp = join(a->block_dir, ".new");
+  int r = tmp && symlink(target, tmp) == 0 && rename(tmp, link) == 0 ? 0 : -errno;
+  if (!tmp)
+    r = -ENOMEM;
+  else if (r < 0)
+    unlink(tmp);
+  free(tmp);
+  return r;
+}
+
+int udmd_attach_rename(struct udmd_attach *a, const char *name, const char *new_name,
+                       char *msg, size_t msgn)
+{
+  pthread_mutex_lock(&a->lock);
+  int r;
+#ifdef UDM_HAVE_FUSE
+  /* A name no file can have is refused by the library, with its message. */
+  bool path_safe = *new_name && !strchr(new_name, '/') && strcmp(new_name, ".") &&
+                   strcmp(new_name, "..") && strlen(new_name) <= UDM_NAME_MAX;
+  if (a->fuse && path_safe) {
+    r = udm_fuse_rename(a->fuse, name, new_name, msg, msgn);
+  } else
+#endif
+  {
+    struct udm_device *dev = udm_device_lookup(a->ctx, name);
+    if (!dev) {
+      snprintf(msg, msgn, "device %s does not exist", name);
+      r = -ENXIO;
+    } else {
+      r = udm_device_rename(dev, new_name) < 0 ? -(udm_errno() ? udm_errno() : EIO) : 0;
+      if (r < 0)
+        snprintf(msg, msgn, "%s", udm_errmsg());
+      udm_device_unref(dev);
+    }
+  }
+  struct attachment *at = r == 0 ? find(a, name, NULL) : NULL;
+  if (at) {
+    char *n = strdup(new_name), *file = join(a->dev_dir, new_name);
+    char *link = join(a->block_dir, new_name);
+    if (!n || !file || !link) {
+      free(n);
+      free(file);
+      free(link);
+      snprintf(msg, msgn, "rename %s: the device is renamed, but udmd ran out of memory "
+               "for its attachment at %s", name, at->devpath);
+      r = -ENOMEM;
+    } else {
+      int e = make_link(a, at->devpath, link);
+      if (e < 0)
+        udmd_log(LOG_WARNING, "%s: cannot make the symlink %s -> %s: %s", new_name, link,
+                 at->devpath, strerror(-e));
+      if (unlink(at->link) < 0 && errno != ENOENT)
+        udmd_log(LOG_WARNING, "cannot remove %s: %s", at->link, strerror(errno));
+      free(at->name);
+      free(at->file);
+      free(at->link);
+      at->name = n;
+      at->file = file;
+      at->link = link;
+    }
+  }
+  pthread_mutex_unlock(&a->lock);
+  if (r == 0)
+    udmd_log(LOG_INFO, "renamed device %s to %s", name, new_name);
+  return r;
+}
+
+int udmd_attach_mknodes(struct udmd_attach *a, const char *name, unsigned *made,
+                        unsigned *removed)
+{
+  *made = *removed = 0;
+  pthread_mutex_lock(&a->lock);
+  /* Links of attached devices: there, and pointing at their block device. */
+  struct attachment **prev = &a->list;
+  while (*prev) {
+    struct attachment *at = *prev, **here = prev;
+    if (name && strcmp(at->name, name) != 0) {
+      prev = &at->next;
+      continue;
+    }
+    if (!live(a, at->name, &here)) /* it detached itself: forgotten, link gone */
+      continue;
+    char target[256];
+    ssize_t n = readlink(at->link, target, sizeof target - 1);
+    if (n < 0 || (size_t)n != strlen(at->devpath) || memcmp(target, at->devpath, (size_t)n)) {
+      int e = make_link(a, at->devpath, at->link);
+      if (e < 0)
+        udmd_log(LOG_WARNING, "mknodes: cannot make %s: %s", at->link, strerror(-e));
+      else
+        ++*made;
+    }
+    prev = &at->next;
+  }
+  /* Links of devices that are not attached (or not there): removed. */
+  DIR *d = opendir(a->block_dir);
+  struct dirent *e;
+  while (d && (e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.' || (name && strcmp(e->d_name, name) != 0) ||
+        find(a, e->d_name, NULL))
+      continue;
+    char *p = join(a->block_dir, e->d_name);
+    struct stat st;
+    if (p && lstat(p, &st) == 0 && S_ISLNK(st.st_mode) && unlink(p) == 0)
+      ++*removed;
+    free(p);
+  }
+  if (d)
+    closedir(d);
+  pthread_mutex_unlock(&a->lock);
+  return 0;
+}

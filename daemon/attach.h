@@ -59,5 +59,20 @@ bool udmd_attach_lookup(struct udmd_attach *a, const char *name, char *devpath, 
  */
 int udmd_attach_follow(struct udmd_attach *a, const char *name, bool resized,
                        unsigned block_size, char *msg, size_t msgn);
+/*
+ * Rename device NAME to NEW_NAME: through the FUSE export when there is
+ * one (udm_fuse_rename, so that the kernel's names of the file follow),
+ * else udm_device_rename; an attachment follows, its symlink
+ * RUNTIME/block/NAME becoming RUNTIME/block/NEW_NAME.
+ */
+int udmd_attach_rename(struct udmd_attach *a, const char *name, const char *new_name,
+                       char *msg, size_t msgn);
+/*
+ * "dmsetup mknodes" for RUNTIME/block: make or correct the symlink of each
+ * attached device (NAME only, when not NULL) and remove symlinks of
+ * devices not attached.  Counts what it made and removed.
+ */
+int udmd_attach_mknodes(struct udmd_attach *a, const char *name, unsigned *made,
+                        unsigned *removed);
 
 #endif

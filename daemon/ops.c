@@ -480,6 +480,74 @@ static int op_wait(struct op *o)
   return r;
 }
 
+static int op_rename(struct op *o)
+{
+  const char *name = arg(o, "name"), *new_name = arg(o, "new_name"), *uuid = arg(o, "uuid");
+  if (!name)
+    return fail(o, EINVAL, "argument name is missing");
+  if (!new_name == !uuid)
+    return fail(o, EINVAL, "op rename takes one of new_name and uuid");
+  if (uuid) {
+    struct udm_device *dev = lookup(o);
+    if (!dev)
+      return -1;
+    int r = udm_device_set_uuid(dev, uuid);
+    if (r < 0)
+      fail_lib(o);
+    udm_device_unref(dev);
+    return r;
+  }
+  struct udm_device *dev = lookup(o);
+  if (!dev)
+    return -1;
+  udm_device_unref(dev);
+  int r = udmd_attach_rename(o->attach, name, new_name, o->msg, sizeof o->msg);
+  if (r < 0)
+    o->err = -r;
+  return r < 0 ? -1 : 0;
+}
+
+/* One device a table uses: dep_path, dep_device (a udm device's name), dep_minor. */
+static int add_dep(void *opaque, const struct udm_dep *dep)
+{
+  struct udm_msg *p = opaque;
+  if (udm_msg_add(p, "dep_path", dep->path) < 0 ||
+      udm_msg_add(p, "dep_device", dep->device ? dep->device : "") < 0 ||
+      udm_msg_addf(p, "dep_minor", "%u", dep->minor) < 0)
+    return -ENOMEM;
+  return 0;
+}
+
+static int deps_of(struct op *o, struct udm_device *dev)
+{
+  bool inactive;
+  if (bool_arg(o, "inactive", &inactive) < 0)
+    return -1;
+  if (udm_msg_add(&o->payload, "name", udm_device_name(dev)) < 0)
+    return out_of_memory(o);
+  int r = udm_device_foreach_used(dev, inactive ? UDM_TABLE_INACTIVE : 0, add_dep,
+                                  &o->payload);
+  if (r < 0)
+    return r == -1 ? fail_lib(o) : out_of_memory(o);
+  return 0;
+}
+
+static int op_deps(struct op *o)
+{
+  return for_devices(o, deps_of);
+}
+
+static int op_mknodes(struct op *o)
+{
+  const char *name = arg(o, "name");
+  unsigned made, removed;
+  udmd_attach_mknodes(o->attach, name, &made, &removed);
+  if (udm_msg_addf(&o->payload, "made", "%u", made) < 0 ||
+      udm_msg_addf(&o->payload, "removed", "%u", removed) < 0)
+    return out_of_memory(o);
+  return 0;
+}
+
 static int add_target(void *opaque, const char *name, const unsigned version[3])
 {
   struct udm_msg *p = opaque;
@@ -520,6 +588,9 @@ static const struct {
     {"info", op_info, {"name"}},
     {"message", op_message, {"name", "sector", "message"}},
     {"wait", op_wait, {"name", "event_nr", "timeout"}},
+    {"rename", op_rename, {"name", "new_name", "uuid"}},
+    {"deps", op_deps, {"name", "inactive"}},
+    {"mknodes", op_mknodes, {"name"}},
     {"attach", op_attach, {"name"}},
     {"detach", op_detach, {"name"}},
     {"targets", op_targets, {NULL}},

@@ -3,10 +3,12 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "platform.h"
 #include "runtime.h"
 
 size_t udm_socket_path_max(void)
@@ -19,19 +21,17 @@ int udm_runtime_dir(char *buf, size_t size, const char **why)
 {
   const char *env = getenv("UDM_RUNTIME_DIR");
   int n;
-  if (env && *env)
+  if (env && *env) {
     n = snprintf(buf, size, "%s", env);
-  else if (geteuid() == 0)
-    n = snprintf(buf, size, "/run/udm");
-  else if ((env = getenv("XDG_RUNTIME_DIR")) && *env)
-    n = snprintf(buf, size, "%s/udm", env);
-  else {
-    *why = "no runtime directory: set UDM_RUNTIME_DIR (or XDG_RUNTIME_DIR)";
-    return -ENOENT;
-  }
-  if (n < 0 || (size_t)n >= size) {
-    *why = "the runtime directory path is too long";
-    return -ENAMETOOLONG;
+    if (n < 0 || (size_t)n >= size) {
+      *why = "the runtime directory path is too long";
+      return -ENAMETOOLONG;
+    }
+  } else {
+    int r = udm_platform_runtime_dir(buf, size, why);
+    if (r < 0)
+      return r;
+    n = (int)strlen(buf);
   }
   /* Trailing slashes would only make the socket paths longer. */
   while (n > 1 && buf[n - 1] == '/')

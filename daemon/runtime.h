@@ -14,7 +14,8 @@
 #define UDM_DEV_DIR "dev"
 
 /*
- * $UDM_RUNTIME_DIR, else /run/udm for root, else $XDG_RUNTIME_DIR/udm.
+ * $UDM_RUNTIME_DIR, else the platform's default (udm_platform_runtime_dir:
+ * on Linux /run/udm for root, else $XDG_RUNTIME_DIR/udm; macOS adds its own).
  * Returns 0, or -errno with *why saying what to set.
  */
 int udm_runtime_dir(char *buf, size_t size, const char **why);

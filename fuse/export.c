@@ -75,6 +75,15 @@ struct udm_fuse {
   bool loop_done;       /* under lock */
   int loop_result;
   struct open_file *files; /* under lock: what release has yet to close */
+  /*
+   * udm_fuse_rename: the one rename the export accepts now (under lock;
+   * rename_lock serialises callers), and how it went.
+   */
+  pthread_mutex_t rename_lock;
+  const char *rename_from, *rename_to;
+  bool rename_done;
+  int rename_err;
+  char rename_msg[512];
 };
 
 /* An open file: a referenced, open device. */
@@ -125,7 +134,7 @@ static void root_attr(struct udm_fuse *f, struct stat *st)
   st->st_nlink = 2;
   st->st_uid = f->uid;
   st->st_gid = f->gid;
-  st->st_atim = st->st_mtim = st->st_ctim = f->mount_time;
+  udm_platform_stat_set_times(st, f->mount_time);
 }
 
 static void device_attr(struct udm_fuse *f, struct udm_device *dev,
@@ -141,7 +150,7 @@ static void device_attr(struct udm_fuse *f, struct udm_device *dev,
   unsigned bs = udm_device_block_size(dev);
   st->st_blksize = bs > IO_ALIGN ? bs : IO_ALIGN;
   st->st_blocks = (blkcnt_t)(info->size / 512);
-  st->st_atim = st->st_mtim = st->st_ctim = f->mount_time;
+  udm_platform_stat_set_times(st, f->mount_time);
 }
 
 /* The device behind ino (referenced), or -ENOENT if it is gone or replaced. */
@@ -292,6 +301,92 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
       .f_namemax = UDM_NAME_MAX,
   };
   fuse_reply_statfs(req, &sv);
+}
+
+/*
+ * Devices are renamed by udm_fuse_rename only, which renames the file
+ * through the kernel so that its names follow (an open file, such as a
+ * loop device's backing file, then reports the new path): other renames
+ * are refused.
+ */
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+                      fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+  struct udm_fuse *f = fuse_of(req);
+  if (parent != FUSE_ROOT_ID || newparent != FUSE_ROOT_ID) {
+    fuse_reply_err(req, ENOENT);
+    return;
+  }
+  pthread_mutex_lock(&f->lock);
+  bool expected = f->rename_from && !f->rename_done && flags == 0 &&
+                  strcmp(f->rename_from, name) == 0 && strcmp(f->rename_to, newname) == 0;
+  pthread_mutex_unlock(&f->lock);
+  if (!expected) {
+    fuse_reply_err(req, EPERM);
+    return;
+  }
+  int err = 0;
+  char msg[512] = "";
+  struct udm_device *dev = udm_device_lookup(f->ctx, name);
+  if (!dev) {
+    err = ENOENT;
+    snprintf(msg, sizeof msg, "device %s does not exist", name);
+  } else {
+    struct udm_info info;
+    udm_device_info(dev, &info);
+    if (udm_device_rename(dev, newname) < 0) {
+      err = udm_err();
+      snprintf(msg, sizeof msg, "%s", udm_errmsg());
+    } else {
+      udm_fuse_inodes_rename(&f->inodes, ino_of(&info), newname);
+    }
+    udm_device_unref(dev);
+  }
+  pthread_mutex_lock(&f->lock);
+  f->rename_done = true;
+  f->rename_err = err;
+  snprintf(f->rename_msg, sizeof f->rename_msg, "%s", msg);
+  pthread_mutex_unlock(&f->lock);
+  fuse_reply_err(req, err);
+}
+
+int udm_fuse_rename(struct udm_fuse *f, const char *name, const char *new_name, char *msg,
+                    size_t msgn)
+{
+  size_t n = strlen(f->dir) + UDM_NAME_MAX + 2;
+  char *from = malloc(n), *to = malloc(n);
+  int r = 0;
+  if (!from || !to) {
+    free(from);
+    free(to);
+    snprintf(msg, msgn, "rename %s: out of memory", name);
+    return -ENOMEM;
+  }
+  snprintf(from, n, "%s/%s", f->dir, name);
+  snprintf(to, n, "%s/%s", f->dir, new_name);
+  pthread_mutex_lock(&f->rename_lock);
+  pthread_mutex_lock(&f->lock);
+  f->rename_from = name;
+  f->rename_to = new_name;
+  f->rename_done = false;
+  pthread_mutex_unlock(&f->lock);
+  int e = rename(from, to) < 0 ? errno : 0;
+  pthread_mutex_lock(&f->lock);
+  if (f->rename_done && f->rename_err) {
+    r = -f->rename_err;
+    snprintf(msg, msgn, "%s", f->rename_msg);
+  } else if (e) {
+    /* The kernel refused before asking us (or after: the device is renamed). */
+    r = -e;
+    snprintf(msg, msgn, "rename %s: %s -> %s: %s%s", name, from, to, strerror(e),
+             f->rename_done ? " (the device was renamed)" : "");
+  }
+  f->rename_from = f->rename_to = NULL;
+  pthread_mutex_unlock(&f->lock);
+  pthread_mutex_unlock(&f->rename_lock);
+  free(from);
+  free(to);
+  return r;
 }
 
 /* ---- the directory ------------------------------------------------------ */
@@ -805,6 +900,7 @@ static const struct fuse_lowlevel_ops export_ops = {
     .getattr = op_getattr,
     .setattr = op_setattr,
     .statfs = op_statfs,
+    .rename = op_rename,
     .opendir = op_opendir,
     .readdir = op_readdir,
     .releasedir = op_releasedir,
@@ -953,6 +1049,7 @@ void udm_fuse_free(struct udm_fuse *f)
   while (f->npool)
     free(f->pool[--f->npool]);
   pthread_mutex_destroy(&f->pool_lock);
+  pthread_mutex_destroy(&f->rename_lock);
   udm_fuse_inodes_destroy(&f->inodes);
   pthread_cond_destroy(&f->cond);
   pthread_mutex_destroy(&f->lock);
@@ -1044,6 +1141,14 @@ int udm_fuse_new(struct udm_ctx *ctx, const char *dir, const struct udm_fuse_opt
     return -ENOMEM;
   }
   if (pthread_mutex_init(&f->pool_lock, NULL)) {
+    pthread_cond_destroy(&f->cond);
+    pthread_mutex_destroy(&f->lock);
+    free(f->dir);
+    free(f);
+    return -ENOMEM;
+  }
+  if (pthread_mutex_init(&f->rename_lock, NULL)) {
+    pthread_mutex_destroy(&f->pool_lock);
     pthread_cond_destroy(&f->cond);
     pthread_mutex_destroy(&f->lock);
     free(f->dir);

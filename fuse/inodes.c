@@ -88,3 +88,14 @@ int udm_fuse_inodes_name(struct udm_fuse_inodes *t, uint64_t ino,
   pthread_mutex_unlock(&t->lock);
   return e ? 0 : -ENOENT;
 }
+
+void udm_fuse_inodes_rename(struct udm_fuse_inodes *t, uint64_t ino, const char *name)
+{
+  if (strlen(name) > UDM_NAME_MAX)
+    return;
+  pthread_mutex_lock(&t->lock);
+  struct udm_fuse_inode *e = find(t, ino);
+  if (e)
+    strcpy(e->name, name);
+  pthread_mutex_unlock(&t->lock);
+}

@@ -33,6 +33,8 @@ void udm_fuse_inodes_destroy(struct udm_fuse_inodes *t);
 int udm_fuse_inodes_remember(struct udm_fuse_inodes *t, uint64_t ino, const char *name);
 /* The kernel dropped nlookup references to ino. */
 void udm_fuse_inodes_forget(struct udm_fuse_inodes *t, uint64_t ino, uint64_t nlookup);
+/* The device behind ino is now called name (a known ino only). */
+void udm_fuse_inodes_rename(struct udm_fuse_inodes *t, uint64_t ino, const char *name);
 /* The device name of ino into name; -ENOENT when unknown. */
 int udm_fuse_inodes_name(struct udm_fuse_inodes *t, uint64_t ino,
                          char name[UDM_NAME_MAX + 1]);

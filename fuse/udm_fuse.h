@@ -84,6 +84,16 @@ const char *udm_fuse_dir(const struct udm_fuse *f);
 int udm_fuse_wait_closed(struct udm_fuse *f, const char *name, unsigned timeout_ms);
 
 /*
+ * Rename device NAME to NEW_NAME (udm_device_rename) by renaming its file
+ * in the export through the kernel, so that the kernel's names follow:
+ * a file open under the old name, such as the backing file of a loop
+ * device, is then known by the new path.  The export refuses every other
+ * rename (EPERM).  0, or a negative errno and one line in msg.
+ */
+int udm_fuse_rename(struct udm_fuse *f, const char *name, const char *new_name, char *msg,
+                    size_t msgn);
+
+/*
  * Unmount and stop.  Block devices still attached to the files are
  * detached first (udm_platform_foreach_attached; one in use goes when its
  * last user closes it).  Lazily when the mount is still busy: the files

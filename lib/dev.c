@@ -5,6 +5,8 @@
  *   raw:PATH[?direct=on|off]            the same, with options
  *   udm:NAME, /dev/mapper/NAME          another udm device (stacking)
  *   a path to a file of an export         the same (export.c)
+ *   nbd:URI                             an NBD export (dev_nbd.c, with libnbd)
+ *   rbd:POOL/IMAGE[@SNAP][?opts]        a Ceph RBD image (dev_rbd.c, with librbd)
  *   FORMAT:PATH[?key=value&...]         an image read by the driver FORMAT
  *                                       (registered, or FORMAT.so in the plugin
  *                                       directory; see dev_image.c)
@@ -109,6 +111,27 @@ int udm__dev_open(struct udm_ctx *ctx, struct udm_device *owner, const char *nam
     return udm__dev_open_udm(ctx, owner, name, name + 4, mode, out, errmsg);
   if (strncmp(name, "/dev/mapper/", 12) == 0)
     return udm__dev_open_udm(ctx, owner, name, name + 12, mode, out, errmsg);
+
+  if (strncmp(name, "nbd:", 4) == 0) {
+#ifdef HAVE_LIBNBD
+    return udm__dev_open_nbd(name, name + 4, mode, out, errmsg);
+#else
+    *errmsg = udm__strf("'%s': this udm was built without libnbd, so nbd: backing "
+                        "devices are not available",
+                        name);
+    return -EOPNOTSUPP;
+#endif
+  }
+  if (strncmp(name, "rbd:", 4) == 0) {
+#ifdef HAVE_LIBRBD
+    return udm__dev_open_rbd(name, name + 4, mode, out, errmsg);
+#else
+    *errmsg = udm__strf("'%s': this udm was built without librbd, so rbd: backing "
+                        "devices are not available",
+                        name);
+    return -EOPNOTSUPP;
+#endif
+  }
 
   /* Files and images do their I/O through the context's engine. */
   struct udm_engine *engine;

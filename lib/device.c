@@ -635,3 +635,183 @@ int udm_device_resume(struct udm_device *dev)
   pthread_mutex_unlock(&dev->ctl_lock);
   return r;
 }
+
+/*
+ * What a table that named dev through D prints once dev is called NAME:
+ * /dev/mapper/NAME when it was written that way, else udm:NAME (a path into
+ * the export, or to its block device link, would no longer lead there).
+ */
+static char *renamed_display(const struct udm_dev *d, const char *name)
+{
+  bool mapper = strncmp(d->name, "/dev/mapper/", 12) == 0;
+  char *word = udm_table_escape(name);
+  char *s = word ? udm__strf("%s%s", mapper ? "/dev/mapper/" : "udm:", word) : NULL;
+  free(word);
+  return s;
+}
+
+/* Calls fn for each udm_dev of any table that stands for dev.  ctx->lock held. */
+static void foreach_reference(struct udm_device *dev, void (*fn)(struct udm_dev *, void *),
+                              void *opaque)
+{
+  for (struct udm_device *o = dev->ctx->devices; o; o = o->next) {
+    udm_table *tables[2] = {atomic_load(&o->live), o->inactive};
+    for (unsigned k = 0; k < 2; k++)
+      for (struct udm_dev *d = tables[k] ? tables[k]->devs : NULL; d; d = d->next)
+        if (udm__dev_udm_device(d) == dev)
+          fn(d, opaque);
+  }
+}
+
+struct renaming {
+  const char *name;
+  size_t n, i;
+  char **texts;
+  struct udm_retired_name **slots;
+  bool failed;
+};
+
+static void count_reference(struct udm_dev *d, void *opaque)
+{
+  (void)d;
+  ((struct renaming *)opaque)->n++;
+}
+
+static void prepare_reference(struct udm_dev *d, void *opaque)
+{
+  struct renaming *rn = opaque;
+  size_t i = rn->i++;
+  if (!(rn->texts[i] = renamed_display(d, rn->name)) ||
+      !(rn->slots[i] = calloc(1, sizeof *rn->slots[i])))
+    rn->failed = true;
+}
+
+/* The old text retires (readers without ctx->lock may hold it) until close. */
+static void apply_reference(struct udm_dev *d, void *opaque)
+{
+  struct renaming *rn = opaque;
+  size_t i = rn->i++;
+  struct udm_retired_name *slot = rn->slots[i];
+  slot->text = atomic_exchange(&d->display, rn->texts[i]);
+  rn->texts[i] = NULL;
+  rn->slots[i] = NULL;
+  if (!slot->text) {
+    free(slot);
+    return;
+  }
+  slot->next = d->retired;
+  d->retired = slot;
+}
+
+/*
+ * Point every table's reference to dev at its new name, all or nothing.
+ * ctx->lock held.
+ */
+static int rename_references(struct udm_device *dev, const char *name)
+{
+  struct renaming rn = {.name = name};
+  foreach_reference(dev, count_reference, &rn);
+  if (rn.n == 0)
+    return 0;
+  rn.texts = calloc(rn.n, sizeof *rn.texts);
+  rn.slots = calloc(rn.n, sizeof *rn.slots);
+  if (rn.texts && rn.slots) {
+    foreach_reference(dev, prepare_reference, &rn);
+    if (!rn.failed) {
+      rn.i = 0;
+      foreach_reference(dev, apply_reference, &rn);
+    }
+  }
+  int r = rn.texts && rn.slots && !rn.failed ? 0 : -ENOMEM;
+  for (size_t i = 0; rn.texts && rn.slots && i < rn.n; i++) {
+    free(rn.texts[i]);
+    free(rn.slots[i]);
+  }
+  free(rn.texts);
+  free(rn.slots);
+  return r;
+}
+
+int udm_device_rename(struct udm_device *dev, const char *new_name)
+{
+  struct udm_ctx *ctx = dev->ctx;
+  if (!new_name || !valid_name(new_name))
+    return udm__fail(EINVAL,
+                     "rename %s: invalid device name '%s' (1 to %d characters, no '/', "
+                     "blanks or control characters)",
+                     dev->name, new_name ? new_name : "", UDM_NAME_MAX);
+  pthread_mutex_lock(&dev->ctl_lock);
+  pthread_mutex_lock(&ctx->lock);
+  int r = 0;
+  if (atomic_load(&dev->dead) || !in_ctx(dev)) {
+    r = udm__fail(ENXIO, "rename %s: the device was removed", dev->name);
+  } else if (strcmp(dev->name, new_name) == 0) {
+    r = 0; /* as the kernel: renaming to the same name is no change */
+  } else if (udm__ctx_find_device(ctx, new_name)) {
+    r = udm__fail(EBUSY, "rename %s: a device named '%s' already exists", dev->name,
+                  new_name);
+  } else if (rename_references(dev, new_name) < 0) {
+    r = udm__fail(ENOMEM, "rename %s: out of memory", dev->name);
+  } else {
+    /* Readers copy the name under ctx->lock (udm_device_info) or hold the device. */
+    snprintf(dev->name, sizeof dev->name, "%s", new_name);
+  }
+  pthread_mutex_unlock(&ctx->lock);
+  pthread_mutex_unlock(&dev->ctl_lock);
+  return r;
+}
+
+int udm_device_set_uuid(struct udm_device *dev, const char *uuid)
+{
+  struct udm_ctx *ctx = dev->ctx;
+  if (!uuid || !*uuid || strlen(uuid) > UDM_UUID_MAX)
+    return udm__fail(EINVAL, "set uuid of %s: the uuid must have 1 to %d characters",
+                     dev->name, UDM_UUID_MAX);
+  pthread_mutex_lock(&dev->ctl_lock);
+  pthread_mutex_lock(&ctx->lock);
+  int r = 0;
+  if (atomic_load(&dev->dead) || !in_ctx(dev)) {
+    r = udm__fail(ENXIO, "set uuid of %s: the device was removed", dev->name);
+  } else if (dev->uuid[0] && strcmp(dev->uuid, uuid) != 0) {
+    /* As the kernel: a uuid, once set, stays. */
+    r = udm__fail(EINVAL, "set uuid of %s: the device already has uuid '%s'", dev->name,
+                  dev->uuid);
+  } else if (!dev->uuid[0]) {
+    for (struct udm_device *o = ctx->devices; o; o = o->next)
+      if (strcmp(o->uuid, uuid) == 0) {
+        r = udm__fail(EBUSY, "set uuid of %s: uuid '%s' is already used by device '%s'",
+                      dev->name, uuid, o->name);
+        break;
+      }
+    if (r == 0)
+      snprintf(dev->uuid, sizeof dev->uuid, "%s", uuid);
+  }
+  pthread_mutex_unlock(&ctx->lock);
+  pthread_mutex_unlock(&dev->ctl_lock);
+  return r;
+}
+
+int udm_device_foreach_used(struct udm_device *dev, unsigned flags,
+                            int (*fn)(void *opaque, const struct udm_dep *dep),
+                            void *opaque)
+{
+  if (flags & ~UDM_TABLE_INACTIVE)
+    return udm__fail(EINVAL, "deps %s: unknown flags 0x%x", dev->name, flags);
+  pthread_mutex_lock(&dev->ctx->lock);
+  udm_table *t = (flags & UDM_TABLE_INACTIVE) ? dev->inactive : atomic_load(&dev->live);
+  int r = 0;
+  for (struct udm_dev *d = t ? t->devs : NULL; d && r == 0; d = d->next) {
+    /* A device opened twice (for reading, and for writing) is one dependency. */
+    bool seen = false;
+    struct udm_device *u = udm__dev_udm_device(d);
+    for (struct udm_dev *e = t->devs; e != d && !seen; e = e->next)
+      seen = u ? udm__dev_udm_device(e) == u : strcmp(e->name, d->name) == 0;
+    if (seen)
+      continue;
+    struct udm_dep dep = {.path = d->name, .device = u ? u->name : NULL,
+                          .minor = u ? u->minor : 0};
+    r = fn(opaque, &dep);
+  }
+  pthread_mutex_unlock(&dev->ctx->lock);
+  return r;
+}

@@ -17,6 +17,7 @@
 
 #include "engine.h"
 #include "internal.h"
+#include "platform.h"
 #ifdef HAVE_LIBURING
 #include "uring.h"
 #endif
@@ -44,7 +45,16 @@ struct udm_engine {
   const char *name;
   struct udm_uring *uring; /* NULL: the pool does the file operations */
   struct pool pool;
+  atomic_uint busy;        /* file operations submitted and not yet done */
 };
+
+/* udm_io_inline(): this thread waits for its operations when the engine is idle. */
+static _Thread_local bool inline_when_idle;
+
+void udm_io_inline(int on)
+{
+  inline_when_idle = on != 0;
+}
 
 /* ---- blocking file operations ---- */
 
@@ -90,7 +100,7 @@ int udm__full_pwrite(int fd, const void *buf, size_t len, uint64_t off)
 
 int udm__sync_fd(int fd)
 {
-  return fdatasync(fd) < 0 ? -errno : 0;
+  return udm_platform_datasync(fd);
 }
 
 static int perform(struct udm_engine_op *op)
@@ -206,6 +216,15 @@ static unsigned clamp(unsigned v, unsigned lo, unsigned hi)
 
 /* ---- engines ---- */
 
+/* Every file operation ends here, on whichever thread did it. */
+static void op_done(struct udm_engine_op *op, int res)
+{
+  struct udm_engine *e = op->engine; /* done() may free op */
+  op->done = op->caller_done;
+  op->done(op, res);
+  atomic_fetch_sub(&e->busy, 1);
+}
+
 void udm__engine_submit(struct udm_engine *e, struct udm_engine_op *op)
 {
   op->moved = 0;
@@ -218,6 +237,24 @@ void udm__engine_submit(struct udm_engine *e, struct udm_engine_op *op)
     op->done(op, 0);
     return;
   }
+  /*
+   * Nothing else in flight and a caller with nothing better to do than wait
+   * (udm_io_inline): the operation is done here.  A hand-off to the engine's
+   * thread and back costs two wake-ups, which at queue depth 1 is as much
+   * as the disk's own latency; with anything else in flight the engine
+   * keeps them side by side.
+   */
+  unsigned idle = 0;
+  if (inline_when_idle && atomic_compare_exchange_strong(&e->busy, &idle, 1)) {
+    op->engine = e;
+    op->caller_done = op->done;
+    op_done(op, perform(op));
+    return;
+  }
+  atomic_fetch_add(&e->busy, 1);
+  op->engine = e;
+  op->caller_done = op->done;
+  op->done = op_done;
 #ifdef HAVE_LIBURING
   if (e->uring) {
     udm_platform_uring_submit(e->uring, op);

@@ -34,6 +34,8 @@ struct udm_engine_op {
   void *opaque;     /* the caller's */
   size_t moved;     /* the engine's: bytes done so far (short transfers resume) */
   struct udm_engine_op *next; /* the engine's: its queues */
+  struct udm_engine *engine;  /* the engine's: whose op this is while in flight */
+  void (*caller_done)(struct udm_engine_op *op, int res); /* the engine's */
 };
 
 /* The context's engine, made on first call; NULL with -errno in *err. */

@@ -35,6 +35,10 @@ char *udm__vstrf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0
 
 /* ---- backing devices (dev.c, dev_file.c, dev_udm.c) ---- */
 struct udm_engine;
+struct udm_retired_name {
+  struct udm_retired_name *next;
+  char *text;
+};
 struct udm_dev_ops {
   /* Synchronous: blocks the calling thread; 0 or -errno. */
   int (*submit)(struct udm_dev *d, struct udm_io *io);
@@ -51,7 +55,14 @@ struct udm_dev_ops {
 struct udm_dev {
   const struct udm_dev_ops *ops;
   char *name;              /* as written in the table, escapes removed */
-  char *display;           /* name with blanks and backslashes escaped again */
+  /*
+   * What tables print for it (udm_dev_name): the name with blanks and
+   * backslashes escaped again, or, once the udm device it stands for was
+   * renamed, its new name.  Replaced under ctx->lock; readers without it
+   * may still hold an old text, so old texts stay in `retired` until close.
+   */
+  _Atomic(char *) display;
+  struct udm_retired_name *retired;
   unsigned users;          /* targets of the table sharing this open */
   unsigned mode;           /* UDM_DEV_READ | UDM_DEV_WRITE */
   udm_sector_t size;       /* sectors */
@@ -72,6 +83,11 @@ int udm__dev_open_file(const char *name, const char *path, unsigned mode,
                        char **errmsg);
 int udm__dev_open_udm(struct udm_ctx *ctx, struct udm_device *owner,
                       const char *name, const char *devname, unsigned mode,
+                      struct udm_dev **out, char **errmsg);
+/* Remote devices (dev_nbd.c, dev_rbd.c): SPEC is what follows "nbd:" / "rbd:". */
+int udm__dev_open_nbd(const char *name, const char *uri, unsigned mode,
+                      struct udm_dev **out, char **errmsg);
+int udm__dev_open_rbd(const char *name, const char *spec, unsigned mode,
                       struct udm_dev **out, char **errmsg);
 /* The udm device behind a dev, or NULL for files. */
 struct udm_device *udm__dev_udm_device(struct udm_dev *d);
@@ -214,6 +230,11 @@ struct udm_device {
   unsigned open_count;       /* under ctx->lock */
   unsigned holders;          /* tables of other devices using this one */
   atomic_uint event_nr;
+  /*
+   * udm_target_kick calls, under gate_lock: a piece a target asks to hold
+   * after a kick it could not see yet is mapped again instead (io.c).
+   */
+  atomic_uint kick_gen;
   /* The live table's logical block size in bytes (0: no table), for I/O calls. */
   atomic_uint block_size;
 };

@@ -56,6 +56,7 @@ struct udm_piece {
   uint64_t nr_sectors;
   char *buf;
   unsigned target_io_nr;
+  unsigned kick_gen;       /* d->kick_gen when map() or end_io() was called */
   struct udm_piece *next;  /* d->held */
   max_align_t per_io[];    /* ti->per_io_size bytes */
 };
@@ -209,14 +210,27 @@ static void piece_free(struct udm_piece *p)
   rq_put(rq);
 }
 
+static void piece_retry(struct udm_piece *p, int err);
+
+/*
+ * Put p on the hold list.  A target decides to hold a piece (no path) and
+ * another thread may then make it mappable and kick before the piece gets
+ * here: such a piece, seeing a kick newer than its map()/end_io(), is
+ * mapped again now instead of waiting for a kick that already happened.
+ */
 static void hold_piece(struct udm_piece *p)
 {
   struct udm_device *d = p->rq->dev;
   pthread_mutex_lock(&d->gate_lock);
-  p->next = d->held;
-  d->held = p;
+  bool kicked = p->kick_gen != atomic_load(&d->kick_gen) && !atomic_load(&d->suspended);
+  if (!kicked) {
+    p->next = d->held;
+    d->held = p;
+  }
   pthread_mutex_unlock(&d->gate_lock);
   udm__io_leave(d);
+  if (kicked)
+    piece_retry(p, 0);
 }
 
 /* What a backing device refuses before any I/O: past its end, writes to a read-only open. */
@@ -273,6 +287,7 @@ static void piece_map(struct udm_piece *p, struct udm_dev **seen, unsigned *nsee
   };
   if (ti->per_io_size)
     memset(p->per_io, 0, ti->per_io_size);
+  p->kick_gen = atomic_load(&p->rq->dev->kick_gen);
   int r = ti->type->map ? ti->type->map(ti, &p->io)
                         : udm_remap(ti, &p->io, ti->remap_dev, ti->remap_start);
   switch (r) {
@@ -313,6 +328,7 @@ static void piece_end(struct udm_io *io, int err)
   struct udm_target *ti = p->ti;
   struct udm_device *d = p->rq->dev;
   if (ti && ti->type->end_io) {
+    p->kick_gen = atomic_load(&d->kick_gen);
     int r = ti->type->end_io(ti, io, &err);
     if (r == UDM_ENDIO_INCOMPLETE)
       return;
@@ -507,6 +523,7 @@ void udm_target_kick(struct udm_target *ti)
     pthread_mutex_unlock(&d->gate_lock);
     return; /* resume retries everything held */
   }
+  atomic_fetch_add(&d->kick_gen, 1);
   keep = &d->held;
   while (*keep) {
     struct udm_piece *p = *keep;

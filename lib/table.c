@@ -92,6 +92,12 @@ static void dev_close(struct udm_dev *d)
 {
   free(d->display);
   d->display = NULL;
+  while (d->retired) {
+    struct udm_retired_name *r = d->retired;
+    d->retired = r->next;
+    free(r->text);
+    free(r);
+  }
   d->ops->close(d);
 }
 
@@ -205,13 +211,19 @@ int udm_target_check_file(struct udm_target *ti, const char *path)
 
 const char *udm_dev_name(const struct udm_dev *dev)
 {
-  return dev->display ? dev->display : dev->name;
+  char *display = atomic_load(&dev->display);
+  return display ? display : dev->name;
 }
 
 
 udm_sector_t udm_dev_size(const struct udm_dev *dev)
 {
   return dev->size;
+}
+
+unsigned udm_dev_logical_block_size(const struct udm_dev *dev)
+{
+  return dev->logical_block_size ? dev->logical_block_size : UDM_SECTOR_SIZE;
 }
 
 int udm_dev_extents(struct udm_dev *dev, udm_sector_t sector, uint64_t nr,

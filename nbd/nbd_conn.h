@@ -70,6 +70,8 @@ int nbd_sendv(int fd, struct iovec *iov, int iovcnt);
 int nbd_send(int fd, const void *buf, size_t len);
 /* What of iov one sendmsg() takes without waiting: bytes (0 if none), or -errno. */
 ssize_t nbd_sendv_nowait(int fd, const struct iovec *iov, int iovcnt);
+/* Has the client sent more (or hung up)?  Never waits. */
+bool nbd_readable(int fd);
 
 /* nbd_handshake.c: 0 when the client chose an export (c->dev set), else < 0. */
 int nbd_handshake(struct nbd_conn *c);

@@ -7,6 +7,7 @@
  * the BSDs and macOS.
  */
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -112,6 +113,15 @@ ssize_t nbd_sendv_nowait(int fd, const struct iovec *iov, int iovcnt)
     if (errno != EINTR)
       return -errno;
   }
+}
+
+bool nbd_readable(int fd)
+{
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  int n;
+  while ((n = poll(&p, 1, 0)) < 0 && errno == EINTR)
+    ;
+  return n != 0; /* an error counts as readable: the next receive reports it */
 }
 
 int nbd_send(int fd, const void *buf, size_t len)

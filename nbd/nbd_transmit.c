@@ -832,7 +832,18 @@ static void serve(struct request *rq, int err, const char *why)
     return;
   }
   if (rq->type != NBD_CMD_WRITE || rq->len < SENDER_STARTS_MIN) {
+    /*
+     * The only request of a client that has sent nothing more (queue depth
+     * 1): the reader would only wait for the client, so it waits for the
+     * disk instead, and the reply goes out from here (udm_io_inline).
+     */
+    bool alone = atomic_load(&t->inflight) == 1 && !request_buffered(t->c) &&
+                 !nbd_readable(t->c->fd);
+    if (alone)
+      udm_io_inline(1);
     start(rq);
+    if (alone)
+      udm_io_inline(0);
     return;
   }
   flush_pending(t); /* replies completed earlier go first */

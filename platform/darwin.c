@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/sysctl.h>
 #include <sys/wait.h>
 #include <stdint.h>
 #include <sys/disk.h>
@@ -90,7 +91,64 @@ bool udm_platform_cpu_has_arm_crc32(void)
 #endif
 }
 
-/* ---- block devices over files (docs/fuse.md; untested on macOS) ---- */
+bool udm_platform_os_avx512_state(void)
+{
+#if defined(__x86_64__)
+  int avx512f = 0;
+  size_t len = sizeof avx512f;
+  if (sysctlbyname("hw.optional.avx512f", &avx512f, &len, NULL, 0) < 0 || !avx512f)
+    return false;
+  char release[64];
+  len = sizeof release;
+  if (sysctlbyname("kern.osrelease", release, &len, NULL, 0) < 0)
+    return false;
+  unsigned major = 0, minor = 0;
+  if (sscanf(release, "%u.%u", &major, &minor) != 2)
+    return false;
+  return major > 21 || (major == 21 && minor >= 3);
+#else
+  return false;
+#endif
+}
+
+int udm_platform_datasync(int fd)
+{
+  if (fcntl(fd, F_FULLFSYNC) == 0)
+    return 0;
+  /* Some file systems (FUSE, network, some external disks) refuse it. */
+  return fsync(fd) < 0 ? -errno : 0;
+}
+
+void udm_platform_stat_set_times(struct stat *st, struct timespec t)
+{
+  st->st_atimespec = st->st_mtimespec = st->st_ctimespec = t;
+}
+
+int udm_platform_runtime_dir(char *buf, size_t size, const char **why)
+{
+  const char *env;
+  int n;
+  if (geteuid() == 0) {
+    n = snprintf(buf, size, "/var/run/udm");
+  } else if ((env = getenv("XDG_RUNTIME_DIR")) && *env) {
+    n = snprintf(buf, size, "%s/udm", env);
+  } else {
+    char tmp[PATH_MAX];
+    size_t len = confstr(_CS_DARWIN_USER_TEMP_DIR, tmp, sizeof tmp);
+    if (len == 0 || len > sizeof tmp) {
+      *why = "no runtime directory: the user's temporary folder is unknown; set UDM_RUNTIME_DIR";
+      return len == 0 ? -ENOENT : -ENAMETOOLONG;
+    }
+    n = snprintf(buf, size, "%s%sudm", tmp, tmp[len - 2] == '/' ? "" : "/");
+  }
+  if (n < 0 || (size_t)n >= size) {
+    *why = "the runtime directory path is too long";
+    return -ENAMETOOLONG;
+  }
+  return 0;
+}
+
+/* ---- block devices over files (docs/fuse.md; the macOS workflow tests them) ---- */
 
 int udm_platform_set_io_flusher(void)
 {

@@ -21,6 +21,9 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
 
 #include "platform.h"
 
@@ -97,6 +100,51 @@ bool udm_platform_cpu_has_arm_crc32(void)
 #else
   return false;
 #endif
+}
+
+bool udm_platform_os_avx512_state(void)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) /* OSXSAVE: XGETBV usable */
+    return false;
+  unsigned lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  (void)hi;
+  const unsigned state = 0x2u | 0x4u | 0x20u | 0x40u | 0x80u; /* SSE, AVX, opmask, ZMM */
+  return (lo & state) == state;
+#else
+  return false;
+#endif
+}
+
+int udm_platform_datasync(int fd)
+{
+  return fdatasync(fd) < 0 ? -errno : 0;
+}
+
+void udm_platform_stat_set_times(struct stat *st, struct timespec t)
+{
+  st->st_atim = st->st_mtim = st->st_ctim = t;
+}
+
+int udm_platform_runtime_dir(char *buf, size_t size, const char **why)
+{
+  const char *env;
+  int n;
+  if (geteuid() == 0)
+    n = snprintf(buf, size, "/run/udm");
+  else if ((env = getenv("XDG_RUNTIME_DIR")) && *env)
+    n = snprintf(buf, size, "%s/udm", env);
+  else {
+    *why = "no runtime directory: set UDM_RUNTIME_DIR (or XDG_RUNTIME_DIR)";
+    return -ENOENT;
+  }
+  if (n < 0 || (size_t)n >= size) {
+    *why = "the runtime directory path is too long";
+    return -ENAMETOOLONG;
+  }
+  return 0;
 }
 
 /* ---- block devices over files (docs/fuse.md) ---- */

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 /* Size in bytes of the block device open on fd. */
 int udm_platform_blockdev_size(int fd, uint64_t *bytes);
@@ -40,6 +41,34 @@ int udm_platform_peer_uid(int fd, uid_t *uid);
  * architectures: x86 asks the compiler's cpuid support, which needs no OS.
  */
 bool udm_platform_cpu_has_arm_crc32(void);
+/*
+ * x86-64: true when the OS keeps the SSE, AVX and AVX-512 (opmask, ZMM)
+ * register state of this process's threads, so AVX-512 code may run (the
+ * CPU's own feature bits are the caller's to ask, with CPUID).  Linux:
+ * XCR0 (XGETBV).  macOS turns AVX-512 state on in a thread at its first
+ * AVX-512 instruction, so XCR0 says no until then: it asks sysctl
+ * hw.optional.avx512f instead, from macOS 12.2 (Darwin 21.3) on, since
+ * earlier kernels could corrupt the opmask registers on signal return.
+ * False on other architectures.
+ */
+bool udm_platform_os_avx512_state(void);
+/*
+ * Make what was written to fd durable (UDM_OP_FLUSH, UDM_IO_FUA): Linux
+ * fdatasync; macOS fcntl F_FULLFSYNC, since its fsync leaves the data in
+ * the drive's cache, and fsync where the file system refuses F_FULLFSYNC.
+ */
+int udm_platform_datasync(int fd);
+/* Set st's access, modification and change times (macOS: st_*timespec). */
+void udm_platform_stat_set_times(struct stat *st, struct timespec t);
+/*
+ * The runtime directory when $UDM_RUNTIME_DIR is not set, into buf (*why
+ * says what is missing when there is none).  Linux: /run/udm for root,
+ * else $XDG_RUNTIME_DIR/udm.  macOS: /var/run/udm for root, else
+ * $XDG_RUNTIME_DIR/udm when set, else "udm" in the user's private
+ * temporary folder (confstr _CS_DARWIN_USER_TEMP_DIR, $TMPDIR's usual
+ * value; emptied at boot, as a runtime directory is).
+ */
+int udm_platform_runtime_dir(char *buf, size_t size, const char **why);
 
 
 /* ---- block devices over files: the FUSE export's attach (docs/fuse.md) ---- */

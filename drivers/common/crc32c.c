@@ -69,6 +69,7 @@ static void build_table(void)
  */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define HAVE_HW_CRC 1
+#include <cpuid.h>
 #include <nmmintrin.h>
 #define TARGET_HW __attribute__((target("sse4.2")))
 
@@ -84,8 +85,9 @@ static TARGET_HW inline uint32_t hw_step8(uint32_t c, uint8_t v)
 
 static bool hw_present(void)
 {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("sse4.2");
+  /* CPUID directly: __builtin_cpu_supports needs the compiler's runtime library. */
+  unsigned a, b, c, d;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 20)) != 0; /* SSE4.2 */
 }
 
 #elif defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__)) && \

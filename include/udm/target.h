@@ -269,6 +269,8 @@ int udm_target_check_file(struct udm_target *ti, const char *path);
 const char *udm_dev_name(const struct udm_dev *dev);
 /* Size in sectors. */
 udm_sector_t udm_dev_size(const struct udm_dev *dev);
+/* The smallest request the device takes, in bytes (512 for files). */
+unsigned udm_dev_logical_block_size(const struct udm_dev *dev);
 /*
  * Submit a request synchronously to a backing device: 0 or -errno.  It
  * blocks the calling thread; never call it from end_io or a completion.
@@ -294,7 +296,16 @@ int udm_remap(struct udm_target *ti, struct udm_io *io, struct udm_dev *dev,
               udm_sector_t start);
 void udm_target_set_remap(struct udm_target *ti, struct udm_dev *dev,
                           udm_sector_t start);
-/* Map again now every piece this target asked to be held (UDM_MAPIO_REQUEUE). */
+/*
+ * Map again now every piece this target asked to be held (UDM_MAPIO_REQUEUE
+ * or UDM_ENDIO_REQUEUE), on the calling thread.  Race-free: a piece whose
+ * map() or end_io() ran before the kick but which reaches the hold list
+ * after it is mapped again too, so "hold when no path; kick when a path
+ * returns" never strands a piece.  An end_io that returns
+ * UDM_ENDIO_REQUEUE after kicking has its piece mapped again at once (a
+ * failover).  Does nothing while the device is suspended (resume maps
+ * everything held).
+ */
 void udm_target_kick(struct udm_target *ti);
 /*
  * Raise an event on the target's device (dm_table_event): its event_nr goes

@@ -123,8 +123,9 @@ int udm_table_clear(struct udm_device *dev);
 
 /*
  * Wait for in-flight I/O, then hold new I/O until resume.  Idempotent.
- * flags must be 0 (reserved; dm's noflush has no meaning yet: udm holds no
- * queued I/O outside targets).
+ * flags must be 0 (reserved).  Requests targets asked the core to hold
+ * (multipath's queue_if_no_path) are not in flight: a suspend does not wait
+ * for them and they stay held, as through dm's noflush suspend.
  */
 int udm_device_suspend(struct udm_device *dev, unsigned flags);
 /*
@@ -147,6 +148,38 @@ int udm_device_message(struct udm_device *dev, uint64_t sector,
 int udm_device_foreach_dep(struct udm_device *dev,
                            int (*fn)(void *opaque, const char *path),
                            void *opaque);
+
+/* One device a table uses ("dmsetup deps"). */
+struct udm_dep {
+  const char *path;   /* as written in the table (escapes removed) */
+  const char *device; /* a udm device: its name now; NULL for files and block devices */
+  unsigned minor;     /* the udm device's minor (udm_info.minor); 0 otherwise */
+};
+/*
+ * Calls fn once for each device the live table (UDM_TABLE_INACTIVE: the
+ * inactive one) uses, most recently opened first, as the kernel lists
+ * them; nothing without such a table.  fn runs under the context's lock:
+ * it must copy what it needs and call nothing of libudm.  fn returns
+ * non-zero to stop, which is returned.
+ */
+int udm_device_foreach_used(struct udm_device *dev, unsigned flags,
+                            int (*fn)(void *opaque, const struct udm_dep *dep),
+                            void *opaque);
+
+/*
+ * "dmsetup rename": give the device a new name, which no other device may
+ * have (EBUSY).  Tables stacked on the device keep using it (they hold the
+ * device, not its name) and print its new name from then on: udm:NEW, or
+ * /dev/mapper/NEW where they were written that way.  Handles stay valid.
+ * A frontend that names devices (the FUSE export) must follow itself.
+ */
+int udm_device_rename(struct udm_device *dev, const char *new_name);
+/*
+ * "dmsetup rename --setuuid": set the uuid of a device that has none.  As
+ * in the kernel, a uuid once set cannot change (EINVAL; setting the same
+ * one again is no change); one used by another device gives EBUSY.
+ */
+int udm_device_set_uuid(struct udm_device *dev, const char *uuid);
 
 struct udm_info {
   char name[UDM_NAME_MAX + 1];
@@ -176,6 +209,11 @@ int udm_device_info(struct udm_device *dev, struct udm_info *info);
  * calling thread; any number of threads may wait on one device.
  */
 int udm_device_wait_event(struct udm_device *dev, uint32_t event_nr, int timeout_ms);
+/*
+ * The device's name.  It changes with udm_device_rename: a caller that may
+ * run while another thread renames the device copies it from
+ * udm_device_info instead.
+ */
 const char *udm_device_name(const struct udm_device *dev);
 /* Live table size in bytes (0 when no live table). */
 uint64_t udm_device_size(struct udm_device *dev);
@@ -239,6 +277,17 @@ int udm_device_aio_discard(struct udm_device *dev, uint64_t len, uint64_t off,
                            unsigned flags, udm_io_done_fn done, void *opaque);
 int udm_device_aio_write_zeroes(struct udm_device *dev, uint64_t len, uint64_t off,
                                 unsigned flags, udm_io_done_fn done, void *opaque);
+
+/*
+ * A hint for a frontend thread that would only wait for its next client
+ * request anyway (its client has nothing more in flight): while ON is
+ * non-zero on the calling thread, a file read, write or flush that an aio
+ * call starts on an idle I/O engine is done on this thread, before the
+ * call returns, instead of being handed to the engine's thread and back.
+ * That saves two thread wake-ups per request at queue depth 1; with other
+ * operations in flight, or with ON zero (the default), nothing changes.
+ */
+void udm_io_inline(int on);
 
 /* Allocation status of a byte range (NBD's base:allocation). */
 #define UDM_EXTENT_HOLE 0x1u /* not allocated */

@@ -44,6 +44,15 @@
 #define MAX_WORKERS 16u
 #define MAX_KEY_BYTES 8192u
 #define MAX_TFMS 64u
+/*
+ * A key reference that cannot be resolved: Linux's "Required key not
+ * available"; systems without ENOKEY (macOS) say "No such file or directory".
+ */
+#ifdef ENOKEY
+#define ERR_NO_KEY ENOKEY
+#else
+#define ERR_NO_KEY ENOENT
+#endif
 #define LMK_SEED_SIZE 64u
 #define TCW_WHITENING_SIZE 16u
 
@@ -399,7 +408,7 @@ static int load_key_ref(struct udm_target *ti, struct crypt *cc, const char *ref
   if (!dir || !*dir) {
     udm_target_error(ti, "key reference '%s' needs UDM_KEYS_DIR (udm's key source: "
                          "a directory of raw key files)", desc);
-    return -ENOKEY;
+    return -ERR_NO_KEY;
   }
   size_t plen = strlen(dir) + strlen(desc) + 2;
   char *path = malloc(plen);
@@ -413,7 +422,7 @@ static int load_key_ref(struct udm_target *ti, struct crypt *cc, const char *ref
     return checked;
   if (!f) {
     udm_target_error(ti, "key '%s' not found in UDM_KEYS_DIR", desc);
-    return -ENOKEY;
+    return -ERR_NO_KEY;
   }
   setvbuf(f, NULL, _IONBF, 0); /* no stdio copy of the key */
   size_t got = fread(out, 1, cc->key_size, f);
@@ -616,7 +625,7 @@ static int parse_cipher_spec(struct udm_target *ti, struct crypt *cc, char *spec
 
 /* ---- keys into handles ---- */
 
-static int setkey(gcry_cipher_hd_t hd, const uint8_t *key, size_t len)
+static int handle_setkey(gcry_cipher_hd_t hd, const uint8_t *key, size_t len)
 {
   return gcry_cipher_setkey(hd, key, len) ? -EINVAL : 0;
 }
@@ -650,13 +659,13 @@ static int apply_key(struct crypt *cc)
     }
     for (unsigned i = 0; i < cc->nslots; i++) {
       struct crypt_slot *sl = &cc->slots[i];
-      if (setkey(sl->hd[t], k, data_len) < 0)
+      if (handle_setkey(sl->hd[t], k, data_len) < 0)
         return -EINVAL;
-      if (cc->iv == IV_ESSIV && setkey(sl->essiv[t], salt, salt_len) < 0) {
+      if (cc->iv == IV_ESSIV && handle_setkey(sl->essiv[t], salt, salt_len) < 0) {
         wipe(salt, sizeof salt);
         return -EINVAL;
       }
-      if (cc->iv == IV_EBOIV && t == 0 && setkey(sl->eboiv, k, data_len) < 0)
+      if (cc->iv == IV_EBOIV && t == 0 && handle_setkey(sl->eboiv, k, data_len) < 0)
         return -EINVAL;
     }
     wipe(salt, sizeof salt);

@@ -24,7 +24,10 @@
 #endif
 
 #if defined(UDM_HAVE_XTS_VAES)
+#include <cpuid.h>
 #include <immintrin.h>
+
+#include "../../platform/platform.h"
 
 #define ROUNDS_MAX 14
 /* Units whose tweaks are computed in one go. */
@@ -246,14 +249,27 @@ size_t udm_xts_accel_size(void)
   return (sizeof(struct xts_accel) + 63) / 64 * 64;
 }
 
+/*
+ * CPUID directly (clang has no "vaes" for __builtin_cpu_supports, and that
+ * builtin needs the compiler's runtime library besides); whether the OS
+ * keeps AVX-512 register state is the platform's question (macOS enables
+ * it lazily, so XCR0 cannot tell there).
+ */
 static bool cpu_has_vaes(void)
 {
-  /* GCC and clang check the OS's AVX-512 state support (XCR0) too. */
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("aes") && __builtin_cpu_supports("avx2") &&
-         __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("vaes") &&
-         __builtin_cpu_supports("vpclmulqdq");
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d))
+    return false;
+  const unsigned aes = 1u << 25, avx = 1u << 28;
+  if ((c & (aes | avx)) != (aes | avx) || !udm_platform_os_avx512_state())
+    return false;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
+    return false;
+  const unsigned avx2 = 1u << 5, avx512f = 1u << 16, avx512bw = 1u << 30,
+                 avx512vl = 1u << 31;
+  const unsigned vaes = 1u << 9, vpclmulqdq = 1u << 10;
+  return (b & (avx2 | avx512f | avx512bw | avx512vl)) == (avx2 | avx512f | avx512bw | avx512vl) &&
+         (c & (vaes | vpclmulqdq)) == (vaes | vpclmulqdq);
 }
 
 bool udm_xts_accel_usable(unsigned key_bytes)

@@ -65,7 +65,7 @@ udm create B --table "0 8 zero" || fail "create B"
 udm create A --table "0 8 linear udm:B 0" || fail "create A"
 expect_fail "load B: line 1: linear: using udm device 'A' here would make a cycle" \
   udm load B --table "0 8 linear udm:A 0"
-expect_eq "B keeps its table" "0 8 zero" "$(udm table B)"
+expect_eq "B keeps its table" "0 8 zero " "$(udm table B)"
 expect_fail "load A: line 1: linear: using udm device 'A' here would make a cycle" \
   udm load A --table "0 8 linear udm:A 0"
 

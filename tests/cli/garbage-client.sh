@@ -100,7 +100,7 @@ for c in many:
 idle.close(); half.close()
 PY
 # The daemon still works, and the device kept its table.
-expect_eq "table" "0 8 zero" "$(udm table d)"
+expect_eq "table" "0 8 zero " "$(udm table d)"
 udm create e --table "0 8 zero" || fail "create after the garbage"
 kill -0 "$DAEMON_PID" || fail "udmd died"
 echo ok

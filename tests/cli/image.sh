@@ -6,8 +6,8 @@ source "$(dirname "$0")/lib.sh"
 need qemu-img
 
 out=$(udm image formats) || fail "udm image formats failed"
-echo "$out" | grep -q "^qcow2" || fail "no qcow2 in: $out"
-echo "$out" | grep -q "^udmz" || fail "no udmz in: $out"
+grep -q "^qcow2" <<<"$out" || fail "no qcow2 in: $out"
+grep -q "^udmz" <<<"$out" || fail "no udmz in: $out"
 
 head -c 1048576 /dev/urandom > data.raw
 qemu-img convert -q -f raw -O qcow2 data.raw img.qcow2

@@ -18,7 +18,7 @@ three	(253:2)" "$(udm ls)"
 expect_eq "table one" "0 2048 linear $WORK/a.img 0" "$(udm table one)"
 expect_eq "table (all)" "one: 0 2048 linear $WORK/a.img 0
 two: 0 1024 linear $WORK/a.img 1024
-two: 1024 8 zero
+two: 1024 8 zero 
 three: " "$(udm table)"
 expect_eq "status one (trailing blank as dmsetup)" "0 2048 linear " "$(udm status one)"
 expect_eq "info one" "Name:              one

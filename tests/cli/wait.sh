@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # udm wait NAME [EVENT_NR] as dmsetup wait: back at once when the event
 # number already differs, asleep while it does not, and failing when the
-# device is removed.  No built-in target raises events (nor do the kernel's
+# device is removed.  Of the built-in targets only mirror raises events
+# (tests/cli/mirror-*.sh, tests/targets/test-mirror.c; nor do the kernel's
 # flakey, dust, delay, linear, striped, crypt, zero or error), so the wake-up
 # on an event is tested through the C API in tests/unit/test-events.c; here
 # the daemon's side: a sleeping wait holds no lock (other requests go on),
@@ -60,6 +61,34 @@ if [ -d "/proc/$DAEMON_PID/task" ]; then
   [ "$(threads)" -le "$before" ] ||
     fail "the thread of a waiting client that died is still there ($(threads) > $before)"
 fi
+
+# dmsetup's spellings: --noflush is accepted, -u UUID and -j/-m select.
+udm create u --uuid UDM-wait-u --table "0 8 zero" || fail "create u"
+out=$(udm wait --noflush -u UDM-wait-u 5 2>&1) || fail "wait --noflush -u UUID 5: $out"
+expect_eq "wait -u prints nothing" "" "$out"
+udm wait -j 253 -m "$(udm info -c -o minor --noheadings u)" 7 || fail "wait -j -m 7"
+
+# Ctrl-C ends a sleeping wait at once, and udmd lets go of it (no thread left).
+if [ -d "/proc/$DAEMON_PID/task" ]; then
+  before=$(ls "/proc/$DAEMON_PID/task" | wc -l)
+  # A background job of a non-interactive shell ignores SIGINT: start it in its own.
+  setsid "$UDM" wait u 2>"$WORK/int.err" &
+  waiter=$!
+  sleep 0.5
+  kill -0 $waiter 2>/dev/null || fail "wait u returned without an event"
+  kill -INT $waiter
+  for i in $(seq 30); do kill -0 $waiter 2>/dev/null || break; sleep 0.1; done
+  kill -0 $waiter 2>/dev/null && fail "wait did not end on SIGINT"
+  wait $waiter
+  rc=$?
+  expect_eq "wait ended by SIGINT (128 + 2)" 130 "$rc"
+  expect_eq "nothing on stderr after Ctrl-C" "" "$(cat "$WORK/int.err")"
+  for i in $(seq 30); do [ "$(ls "/proc/$DAEMON_PID/task" | wc -l)" -le "$before" ] && break; sleep 0.1; done
+  [ "$(ls "/proc/$DAEMON_PID/task" | wc -l)" -le "$before" ] ||
+    fail "udmd kept the thread of a wait ended by Ctrl-C"
+  udm info u >/dev/null || fail "udmd does not answer after a Ctrl-C'd wait"
+fi
+udm remove u || fail "remove u"
 
 # The control op: timeout=MS, and a request sent ahead during a wait is
 # answered after it (it neither ends the wait nor is lost).

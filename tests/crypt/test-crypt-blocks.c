@@ -40,7 +40,7 @@ static void reference_decrypt(const unsigned char *cipher, unsigned char *plain,
   unsigned char key[64], iv[16] = {0};
   for (int i = 0; i < 64; i++) {
     unsigned v;
-    sscanf(KEY_HEX + 2 * i, "%2x", &v);
+    sscanf(&KEY_HEX[2 * i], "%2x", &v);
     key[i] = (unsigned char)v;
   }
   for (int i = 0; i < 8; i++)

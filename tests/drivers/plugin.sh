@@ -66,7 +66,7 @@ done
 expect_load_fail() { # SO WORDS
   local msg
   msg=$("$UDM_IMAGE" --load "$1" formats 2>&1) && fail "$1 loaded"
-  echo "$msg" | grep -q -- "$2" || fail "$1: '$msg' does not say '$2'"
+  grep -q -- "$2" <<<"$msg" || fail "$1: '$msg' does not say '$2'"
   echo "ok: refused $(basename "$1"): $msg"
 }
 "$UDM_IMAGE" --load "$tmp/ok.so" formats | grep -q "^broken" || fail "a minimal plugin"
@@ -76,5 +76,5 @@ expect_load_fail "$tmp/TOO_SMALL.so" "struct is too small"
 expect_load_fail "$tmp/BAD_NAME.so" "invalid image driver name 'Bad Name'"
 expect_load_fail "$tmp/missing.so" "cannot load"
 msg=$("$UDM_IMAGE" --load "$RLE_DRIVER" --load "$RLE_DRIVER" formats 2>&1) && fail "loaded twice"
-echo "$msg" | grep -q "already registered" || fail "twice: $msg"
+grep -q "already registered" <<<"$msg" || fail "twice: $msg"
 echo PASS

@@ -19,7 +19,7 @@ refused() { # refused SPEC SECTORS WORDS: the table fails and the message says W
   local msg
   msg=$("$IMAGE_DUMP" --expect-load-error --table "0 $2 linear $1 0") ||
     fail "$1: loaded, but must be refused"
-  echo "$msg" | grep -q -- "$3" || fail "$1: message '$msg' does not say '$3'"
+  grep -q -- "$3" <<<"$msg" || fail "$1: message '$msg' does not say '$3'"
   echo "ok: refused $1: $msg"
 }
 

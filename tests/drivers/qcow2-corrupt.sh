@@ -25,7 +25,7 @@ refused() { # refused KIND BASE WORDS
   msg=$("$IMAGE_DUMP" --expect-load-error --table "0 2048 linear qcow2:$img 0") || st=$?
   survived $st "image-dump on $1"
   [ $st -eq 0 ] || fail "$1: the table loaded"
-  echo "$msg" | grep -q -- "$3" || fail "$1: message '$msg' does not say '$3'"
+  grep -q -- "$3" <<<"$msg" || fail "$1: message '$msg' does not say '$3'"
   st=0; "$UDM_IMAGE" info "qcow2:$img" >/dev/null 2>&1 || st=$?
   survived $st "udm-image info on $1"
   [ $st -ne 0 ] || fail "udm-image info accepted $1"
@@ -43,7 +43,7 @@ read_fails() { # read_fails KIND BASE WORDS: opens, reads meet EIO, verify names
   st=0; msg=$("$UDM_IMAGE" verify "qcow2:$img" 2>&1) || st=$?
   survived $st "udm-image verify on $1"
   [ $st -eq 1 ] || fail "$1: verify exit status $st, want 1"
-  echo "$msg" | grep -q -- "$3" || fail "$1: verify said '$msg', not '$3'"
+  grep -q -- "$3" <<<"$msg" || fail "$1: verify said '$msg', not '$3'"
   echo "ok: $1: reads fail with EIO ($(wc -l < "$tmp/bad") ranges); verify: $(echo "$msg" | head -1)"
   keep "$img"
 }
@@ -79,7 +79,7 @@ for method in 1 2; do
     dd of="$tmp/enc-$method.qcow2" bs=1 seek=32 conv=notrunc status=none
   msg=$("$IMAGE_DUMP" --expect-load-error --table "0 2048 linear qcow2:$tmp/enc-$method.qcow2 0") ||
     fail "an encrypted image (crypt_method $method) loaded"
-  echo "$msg" | grep -q "encrypted" || fail "encrypted ($method): '$msg'"
+  grep -q "encrypted" <<<"$msg" || fail "encrypted ($method): '$msg'"
   echo "ok: crypt_method $method: $msg"
 done
 # (not kept as a seed: its LUKS header makes it 2 MiB)

@@ -22,7 +22,7 @@ refused() { # refused KIND WORDS
   msg=$("$IMAGE_DUMP" --expect-load-error --table "0 512 linear udmz:$img 0") || st=$?
   survived $st "image-dump on $1"
   [ $st -eq 0 ] || fail "$1: the table loaded"
-  echo "$msg" | grep -q -- "$2" || fail "$1: message '$msg' does not say '$2'"
+  grep -q -- "$2" <<<"$msg" || fail "$1: message '$msg' does not say '$2'"
   st=0; "$UDM_IMAGE" verify "udmz:$img" >/dev/null 2>&1 || st=$?
   survived $st "verify on $1"
   [ $st -eq 1 ] || fail "$1: verify status $st"
@@ -40,7 +40,7 @@ read_fails() { # read_fails KIND WORDS
   st=0; msg=$("$UDM_IMAGE" verify "udmz:$img" 2>&1) || st=$?
   survived $st "verify on $1"
   [ $st -eq 1 ] || fail "$1: verify status $st"
-  echo "$msg" | grep -q -- "$2" || fail "$1: verify said '$msg'"
+  grep -q -- "$2" <<<"$msg" || fail "$1: verify said '$msg'"
   echo "ok: $1: EIO on $(cat "$tmp/bad"); verify: $(echo "$msg" | head -1)"
   keep "$img"
 }

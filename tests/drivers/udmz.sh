@@ -93,12 +93,12 @@ echo "ok: partial-chunk reads through the cache, 384 chunks"
 # Options: the core's bad= is checked, unknown driver options are refused.
 msg=$("$IMAGE_DUMP" --expect-load-error --table "0 2048 linear udmz:$out?bad=maybe 0") ||
   fail "bad=maybe accepted"
-echo "$msg" | grep -q "invalid bad-block policy" || fail "bad=maybe: $msg"
+grep -q "invalid bad-block policy" <<<"$msg" || fail "bad=maybe: $msg"
 msg=$("$IMAGE_DUMP" --expect-load-error --table "0 2048 linear udmz:$out?colour=blue 0") ||
   fail "unknown option accepted"
-echo "$msg" | grep -q "unknown option 'colour'" || fail "colour=blue: $msg"
+grep -q "unknown option 'colour'" <<<"$msg" || fail "colour=blue: $msg"
 msg=$("$IMAGE_DUMP" --expect-load-error --table "0 2048 linear vhdx:$out 0") || fail "vhdx accepted"
-echo "$msg" | grep -q "unknown image format 'vhdx'.*known: raw, qcow2, udmz" || fail "vhdx: $msg"
+grep -q "unknown image format 'vhdx'.*known: raw, qcow2, udmz" <<<"$msg" || fail "vhdx: $msg"
 echo "ok: option errors"
 
 # The formats list; a size that is not a multiple of 512 converts, but
@@ -107,15 +107,15 @@ echo "ok: option errors"
 head -c 1000 "$tmp/data" > "$tmp/odd.raw"
 "$UDM_IMAGE" convert "$tmp/odd.raw" "$tmp/odd.udmz" >/dev/null
 msg=$("$UDM_IMAGE" table "udmz:$tmp/odd.udmz" 2>&1) && fail "odd size: a table was made"
-echo "$msg" | grep -q "not a multiple of 512" || fail "odd size: $msg"
+grep -q "not a multiple of 512" <<<"$msg" || fail "odd size: $msg"
 # Empty mapfile content and a malformed line are clear errors.
 printf '# nothing\n' > "$tmp/empty.map"
 msg=$("$UDM_IMAGE" convert --mapfile "$tmp/empty.map" "$tmp/src.raw" "$tmp/x.udmz" 2>&1) &&
   fail "empty mapfile accepted"
-echo "$msg" | grep -q "no status line" || fail "empty mapfile: $msg"
+grep -q "no status line" <<<"$msg" || fail "empty mapfile: $msg"
 printf '0 +\n0 10 +\n5 10 Q\n' > "$tmp/badline.map"
 msg=$("$UDM_IMAGE" convert --mapfile "$tmp/badline.map" "$tmp/src.raw" "$tmp/x.udmz" 2>&1) &&
   fail "malformed mapfile accepted"
-echo "$msg" | grep -q "badline.map:3: expected 'pos size status'" || fail "mapfile line: $msg"
+grep -q "badline.map:3: expected 'pos size status'" <<<"$msg" || fail "mapfile line: $msg"
 [ ! -e "$tmp/x.udmz" ] || fail "a failed convert left an image"
 echo PASS

@@ -152,6 +152,7 @@ static int kernel_dm(void *opaque, enum scn_dm_verb verb, const char *name, uint
   case SCN_TABLE: argv[n++] = "table"; break;
   case SCN_STATUS: argv[n++] = "status"; break;
   case SCN_MESSAGE: argv[n++] = "message"; break;
+  case SCN_WAIT: argv[n++] = "wait"; break;
   case SCN_INFO:
     argv[n++] = "info";
     argv[n++] = "-c";
@@ -164,6 +165,10 @@ static int kernel_dm(void *opaque, enum scn_dm_verb verb, const char *name, uint
   argv[n++] = "--noudevsync";
   argv[n++] = "--noudevrules";
   argv[n++] = (char *)name;
+  if (verb == SCN_WAIT) {
+    snprintf(sector_text, sizeof sector_text, "%llu", (unsigned long long)sector);
+    argv[n++] = sector_text;
+  }
   if (verb == SCN_MESSAGE) {
     snprintf(sector_text, sizeof sector_text, "%llu", (unsigned long long)sector);
     argv[n++] = sector_text;
@@ -194,7 +199,7 @@ static int kernel_dm(void *opaque, enum scn_dm_verb verb, const char *name, uint
     o = canon;
   }
   if (!rc && (verb == SCN_CREATE || verb == SCN_LOAD || verb == SCN_SUSPEND ||
-              verb == SCN_RESUME || verb == SCN_REMOVE)) {
+              verb == SCN_RESUME || verb == SCN_REMOVE || verb == SCN_WAIT)) {
     free(o);
     o = NULL;
   }
@@ -372,6 +377,8 @@ int main(int argc, char **argv)
     .side = "kernel",
     /* No udev in the VM: libdevmapper in cryptsetup, tcplay... makes the nodes itself. */
     .exec_env = exec_env,
+    .dmsetup_program = "dmsetup",
+    .scripts_dir = "/in/scripts",
   };
   return scn_run_file(argv[1], workdir, &be, &run);
 }

@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -464,6 +465,37 @@ static int make_disk(struct scn_run *run, const struct scn_backend *be, const ch
   return 0;
 }
 
+/*
+ * A second path to disk OTHER: a hard link to its file, attached as a disk
+ * of its own (a second loop device over the same file in the VM; another
+ * name for the same file in udm), so the two are distinct devices with the
+ * same bytes.
+ */
+static int link_disk(struct scn_run *run, const struct scn_backend *be, const char *role,
+                     const char *other)
+{
+  const struct scn_disk *o = scn_find_disk(run, other);
+  if (!o || run->ndisks == SCN_MAX_DISKS || strlen(role) >= sizeof run->disks[0].role ||
+      scn_find_disk(run, role))
+    return EINVAL;
+  struct scn_disk *d = &run->disks[run->ndisks];
+  memset(d, 0, sizeof *d);
+  d->fd = -1;
+  snprintf(d->role, sizeof d->role, "%s", role);
+  d->size = o->size;
+  snprintf(d->file, sizeof d->file, "%s/%s.img", run->workdir, role);
+  if (link(o->file, d->file) < 0)
+    return errno;
+  int err = be->disk_attach(be->opaque, d);
+  if (err)
+    return err;
+  d->fd = open(d->devpath, O_RDWR | be->disk_open_flags);
+  if (d->fd < 0)
+    return errno;
+  run->ndisks++;
+  return 0;
+}
+
 /* ---- exec: a program on this side (in the VM, or on the host for udm) ----------- */
 /*
  * TEXT of "--stdin TEXT" is one word: "\n" is a newline, "\xHH" a byte, "\\" a
@@ -581,15 +613,65 @@ static int scratch_fd(const struct scn_run *run)
  * Prints "ok" or "exit N" / "signal N", then its stdout indented; its stderr
  * goes to ours, prefixed, for the report.  Returns -1 on a harness error.
  */
+/*
+ * The output of "dmsetup": a disk as $ROLE wherever it shows, as its path
+ * (the loop device, the file) or, when it is a block device, as its number
+ * "MAJ:MIN" or "MAJ, MIN" (dmsetup deps, ls --tree, table --concise).
+ * Lines are printed whole, trailing blanks included: they are compared.
+ */
+static void print_canonical(const struct scn_run *run, const char *text)
+{
+  char nums[SCN_MAX_DISKS][2][32];
+  struct stat st;
+  for (unsigned i = 0; i < run->ndisks; i++) {
+    nums[i][0][0] = nums[i][1][0] = '\0';
+    if (!stat(run->disks[i].devpath, &st) && S_ISBLK(st.st_mode)) {
+      snprintf(nums[i][0], sizeof nums[i][0], "%u:%u", major(st.st_rdev), minor(st.st_rdev));
+      snprintf(nums[i][1], sizeof nums[i][1], "%u, %u", major(st.st_rdev), minor(st.st_rdev));
+    }
+  }
+  fputs("  ", stdout);
+  for (const char *p = text; *p;) {
+    bool replaced = false;
+    bool boundary = p == text || !(p[-1] >= '0' && p[-1] <= '9');
+    for (unsigned i = 0; i < run->ndisks && !replaced; i++) {
+      const char *forms[3] = {run->disks[i].devpath, nums[i][0], nums[i][1]};
+      for (unsigned f = 0; f < 3 && !replaced; f++) {
+        size_t len = strlen(forms[f]);
+        if (!len || strncmp(p, forms[f], len) || (f && !boundary) ||
+            (f && p[len] >= '0' && p[len] <= '9'))
+          continue;
+        printf("$%s", run->disks[i].role);
+        p += len;
+        replaced = true;
+      }
+    }
+    if (replaced)
+      continue;
+    putchar(*p);
+    if (*p == '\n' && p[1])
+      fputs("  ", stdout);
+    p++;
+  }
+  if (*text && text[strlen(text) - 1] != '\n')
+    putchar('\n');
+  fflush(stdout);
+}
+
 static int op_exec(const struct scn_run *run, const struct scn_backend *be, char **words, int n,
-                   const char *input_text)
+                   const char *input_text, bool dmsetup)
 {
   char *argv[MAX_TOKENS + 1];
   char opt[MAX_TOKENS][600]; /* "KEY=$role" words (dd of=$disk): KEY=devpath */
   for (int k = 0; k < n; k++) {
     argv[k] = words[k];
     const char *eq = strstr(words[k], "=$");
-    if (words[k][0] == '$') {
+    if (words[k][0] == '@' && words[k][1] == '/') {
+      if (!be->scripts_dir)
+        return -1;
+      snprintf(opt[k], sizeof opt[k], "%s%s", be->scripts_dir, words[k] + 1);
+      argv[k] = opt[k];
+    } else if (words[k][0] == '$') {
       const struct scn_disk *d = scn_find_disk(run, words[k] + 1);
       if (!d)
         return -1;
@@ -603,6 +685,8 @@ static int op_exec(const struct scn_run *run, const struct scn_backend *be, char
     }
   }
   argv[n] = NULL;
+  if (dmsetup)
+    argv[0] = (char *)be->dmsetup_program;
   char input[4096];
   size_t input_len = 0;
   if (input_text && decode_input(input_text, input, sizeof input, &input_len))
@@ -652,7 +736,10 @@ static int op_exec(const struct scn_run *run, const struct scn_backend *be, char
     result("exit %d", WEXITSTATUS(status));
   else
     result("signal %d", WTERMSIG(status));
-  print_indented(out_text);
+  if (dmsetup)
+    print_canonical(run, out_text);
+  else
+    print_indented(out_text);
   if (*err_text) {
     fprintf(stderr, "%s (stderr):\n", echo_buf);
     fputs(err_text, stderr);
@@ -833,7 +920,16 @@ int scn_run_file(const char *path, const char *workdir, const struct scn_backend
     const char *cmd = tok[0];
     uint64_t a, b;
 
-    if (!strcmp(cmd, "disk")) {
+    if (!strcmp(cmd, "disk") && n == 3 && !strncmp(tok[2], "path=", 5)) {
+      /* disk ROLE path=OTHER: a second path to disk OTHER (multipath) */
+      int err = link_disk(run, be, tok[1], tok[2] + 5);
+      if (err) {
+        harness_error(path, ln, strerror(err));
+        rc = 2;
+        break;
+      }
+      result("ok");
+    } else if (!strcmp(cmd, "disk")) {
       /* disk ROLE SIZE [fill=SEED|fill=zero] [nodigest] */
       uint64_t seed = 0;
       bool zero = true, nodigest = false;
@@ -894,6 +990,14 @@ int scn_run_file(const char *path, const char *workdir, const struct scn_backend
       for (size_t v = 0; v < sizeof verbs / sizeof verbs[0]; v++)
         if (!strcmp(cmd, verbs[v].word))
           run_dm(run, be, verbs[v].verb, tok[1], 0, NULL, side_only);
+    } else if (!strcmp(cmd, "wait")) {
+      /* wait NAME EVENT_NR: until the device's event number differs (dmsetup wait) */
+      if (n != 3 || parse_size(tok[2], &a)) {
+        harness_error(path, ln, "usage: wait NAME EVENT_NR");
+        rc = 2;
+        break;
+      }
+      run_dm(run, be, SCN_WAIT, tok[1], a, NULL, side_only);
     } else if (!strcmp(cmd, "exec")) {
       /* exec [--stdin TEXT] PROGRAM ARGS... */
       int first = 1;
@@ -907,8 +1011,21 @@ int scn_run_file(const char *path, const char *workdir, const struct scn_backend
         rc = 2;
         break;
       }
-      if (op_exec(run, be, tok + first, n - first, input)) {
-        harness_error(path, ln, "exec: unknown $disk or input too long");
+      if (op_exec(run, be, tok + first, n - first, input, false)) {
+        harness_error(path, ln, "exec: unknown $disk, no @/ scripts or input too long");
+        rc = 2;
+        break;
+      }
+    } else if (!strcmp(cmd, "dmsetup")) {
+      /* dmsetup ARGS...: dmsetup in the VM, udm's command line for udm */
+      if (n < 2 || !be->dmsetup_program) {
+        harness_error(path, ln, n < 2 ? "usage: dmsetup VERB ARGS..."
+                                      : "this side has no program for dmsetup");
+        rc = 2;
+        break;
+      }
+      if (op_exec(run, be, tok, n, NULL, true)) {
+        harness_error(path, ln, "dmsetup: unknown $disk");
         rc = 2;
         break;
       }
@@ -958,9 +1075,12 @@ int scn_run_file(const char *path, const char *workdir, const struct scn_backend
       char msg[1024];
       size_t used = 0;
       msg[0] = '\0';
-      for (int k = 3; k < n; k++)
+      for (int k = 3; k < n; k++) {
+        /* A $role word names the disk (multipath's fail_path $a). */
+        const struct scn_disk *d = tok[k][0] == '$' ? scn_find_disk(run, tok[k] + 1) : NULL;
         used += (size_t)snprintf(msg + used, used < sizeof msg ? sizeof msg - used : 0, "%s%s",
-                                 k > 3 ? " " : "", tok[k]);
+                                 k > 3 ? " " : "", d ? d->devpath : tok[k]);
+      }
       run_dm(run, be, SCN_MESSAGE, tok[1], a, msg, side_only);
     } else {
       /* I/O: VERB TARGET [OFF LEN [SEED]] */

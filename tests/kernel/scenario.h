@@ -38,6 +38,7 @@ enum scn_dm_verb {
   SCN_STATUS,   /* *out = status text */
   SCN_MESSAGE,  /* text = message; *out = reply (maybe empty) */
   SCN_INFO,     /* *out = "live=L inactive=I suspended=S readonly=R" */
+  SCN_WAIT,     /* sector = event number: return once the device's differs */
 };
 
 /* Every callback returns 0 or a positive errno; -1 means "failed, errno unknown". */
@@ -69,6 +70,14 @@ struct scn_backend {
   const char *side;
   /* Extra NAME=VALUE entries for programs run by "exec" (NULL-terminated), or NULL. */
   const char *const *exec_env;
+  /*
+   * The program the "dmsetup ARGS" command runs: dmsetup in the VM, udm's
+   * command line on the udm side (serving this side's devices); NULL when
+   * this side has none.
+   */
+  const char *dmsetup_program;
+  /* Where "exec" finds a word "@/NAME": tests/kernel/scripts (/in/scripts in the VM). */
+  const char *scripts_dir;
   /*
    * The udm side's "udm: open [--stdin TEXT] ARGS..." (the arguments of "udm
    * open", $role already the disk; the passphrase is TEXT without the final

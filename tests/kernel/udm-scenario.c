@@ -6,6 +6,10 @@
  * Prints exactly what scenario-io prints in the VM for the same behaviour.
  *
  *   udm-scenario SCENARIO.scn [WORKDIR]
+ *
+ * For the "dmsetup ARGS" command it serves its context on a control socket
+ * of its own (udmd's control code, without the FUSE export), and runs udm's
+ * command line ($UDM_CLI) against it.
  */
 #define _GNU_SOURCE
 #include "scenario.h"
@@ -15,9 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <udm/udm.h>
 
+#include "control.h"
 #include "open.h"
 
 struct udm_side {
@@ -108,6 +114,11 @@ static int udm_dm(void *opaque, enum scn_dm_verb verb, const char *name, uint64_
   case SCN_MESSAGE:
     if (udm_device_message(dev, sector, text, out) < 0)
       rc = failed("udm_device_message", name);
+    break;
+  case SCN_WAIT:
+    /* dmsetup wait has no timeout; a minute stands in for the VM's scenario timeout. */
+    if (udm_device_wait_event(dev, (uint32_t)sector, 60000) < 0)
+      rc = failed("udm_device_wait_event", name);
     break;
   case SCN_INFO: {
     struct udm_info info;
@@ -358,7 +369,44 @@ int main(int argc, char **argv)
     .volume_open = udm_volume_open,
     .volume_close = udm_volume_close,
   };
+  /* udm's command line, on a control socket serving this context. */
+  struct udmd_attach *attach = NULL;
+  struct udmd_control *control = NULL;
+  static char runtime[600], sock[700], env[700];
+  const char *cli = getenv("UDM_CLI");
+  static const char *exec_env[3];
+  static char path_env[8192], bin[700], link[800];
+  be.scripts_dir = getenv("UDM_SCN_SCRIPTS");
+  if (cli && *cli) {
+    snprintf(runtime, sizeof runtime, "%s/udm-cli", workdir);
+    snprintf(sock, sizeof sock, "%s/control.sock", runtime);
+    mkdir(runtime, 0700);
+    /* A script exec'd on this side that runs "dmsetup" runs udm. */
+    snprintf(bin, sizeof bin, "%s/bin", runtime);
+    snprintf(link, sizeof link, "%s/dmsetup", bin);
+    mkdir(bin, 0700);
+    unlink(link);
+    if (symlink(cli, link) < 0) {
+      fprintf(stderr, "udm-scenario: symlink %s: %s\n", link, strerror(errno));
+      return 2;
+    }
+    snprintf(path_env, sizeof path_env, "PATH=%s:%s", bin,
+             getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
+    exec_env[1] = path_env;
+    if (!(attach = udmd_attach_new(side.ctx, runtime)) ||
+        udmd_control_new(side.ctx, attach, sock, &control) < 0 ||
+        udmd_control_start(control) < 0) {
+      fprintf(stderr, "udm-scenario: cannot serve the control socket %s\n", sock);
+      return 2;
+    }
+    snprintf(env, sizeof env, "UDM_RUNTIME_DIR=%s", runtime);
+    exec_env[0] = env;
+    be.exec_env = exec_env;
+    be.dmsetup_program = cli;
+  }
   int rc = scn_run_file(argv[1], workdir, &be, &side.run);
+  udmd_control_free(control);
+  udmd_attach_free(attach);
   udm_ctx_free(side.ctx);
   return rc;
 }

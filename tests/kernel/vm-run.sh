@@ -10,7 +10,8 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mkdir -p /run/cryptsetup /run/lock
 for m in loop dm-mod dm-zero dm-crypt dm-flakey dm-delay dm-snapshot dm-mirror \
 	dm-thin-pool dm-cache dm-cache-smq dm-era dm-multipath dm-unstripe dm-log-writes \
-	dm-integrity dm-verity dm-writecache dm-switch dm-dust; do
+	dm-integrity dm-verity dm-writecache dm-switch dm-dust dm-round-robin \
+	dm-queue-length dm-service-time dm-historical-service-time; do
 	modprobe "$m" 2>/dev/null
 done
 OUT=

@@ -17,6 +17,9 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#ifdef __APPLE__
+#include <libproc.h>
+#endif
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -565,6 +568,15 @@ static void discards_are_split_at_the_targets_maximum(void)
   test_drop(d);
 }
 
+/* Threads of this process; 0 where the system cannot tell (then unchecked). */
+#ifdef __APPLE__
+static unsigned thread_count(void)
+{
+  struct proc_taskinfo ti;
+  int n = proc_pidinfo(getpid(), PROC_PIDTASKINFO, 0, &ti, sizeof ti);
+  return n == (int)sizeof ti && ti.pti_threadnum > 0 ? (unsigned)ti.pti_threadnum : 0;
+}
+#else
 static unsigned thread_count(void)
 {
   DIR *dir = opendir("/proc/self/task");
@@ -576,6 +588,7 @@ static unsigned thread_count(void)
   closedir(dir);
   return n;
 }
+#endif
 
 static void many_delayed_requests_overlap_without_threads(void)
 {

@@ -194,6 +194,73 @@ static void stacking_cycles_and_removal(void)
   udm_device_unref(low);
 }
 
+struct used_list {
+  char text[256];
+};
+
+static int list_used(void *opaque, const struct udm_dep *dep)
+{
+  struct used_list *l = opaque;
+  size_t n = strlen(l->text);
+  snprintf(l->text + n, sizeof l->text - n, "%s=%s/%u,", dep->path,
+           dep->device ? dep->device : "-", dep->minor);
+  return 0;
+}
+
+static void rename_keeps_stacked_tables_and_sets_uuid_once(void)
+{
+  char t[512];
+  snprintf(t, sizeof t, "0 256 linear %s 0", disk);
+  struct udm_device *low = make("rlow", t);
+  struct udm_device *top = make("rtop", "0 64 linear udm:rlow 32\n64 8 linear /dev/mapper/rlow 0");
+  unsigned char before[512], after[512];
+  CHECK(udm_device_pread(top, before, 512, 0) == 0);
+
+  /* One device named twice is one dependency, as the kernel lists them. */
+  struct udm_info li;
+  udm_device_info(low, &li);
+  char want[128];
+  struct used_list used = {""};
+  CHECK(udm_device_foreach_used(top, 0, list_used, &used) == 0);
+  snprintf(want, sizeof want, "/dev/mapper/rlow=rlow/%u,", li.minor);
+  CHECK_STR(used.text, want);
+
+  CHECK(udm_device_rename(low, "rbottom") == 0);
+  CHECK_STR(udm_device_name(low), "rbottom");
+  CHECK(udm_device_lookup(ctx, "rlow") == NULL);
+  char *text = NULL;
+  CHECK(udm_device_table(top, 0, &text) == 0);
+  CHECK_STR(text, "0 64 linear udm:rbottom 32\n64 8 linear /dev/mapper/rbottom 0\n");
+  free(text);
+  CHECK(udm_device_pread(top, after, 512, 0) == 0 && memcmp(before, after, 512) == 0);
+  used.text[0] = '\0';
+  CHECK(udm_device_foreach_used(top, 0, list_used, &used) == 0);
+  snprintf(want, sizeof want, "/dev/mapper/rlow=rbottom/%u,", li.minor);
+  CHECK_STR(used.text, want);
+  /* Renamed twice: the text follows again. */
+  CHECK(udm_device_rename(low, "rlow2") == 0);
+  CHECK(udm_device_table(top, 0, &text) == 0);
+  CHECK_STR(text, "0 64 linear udm:rlow2 32\n64 8 linear /dev/mapper/rlow2 0\n");
+  free(text);
+
+  CHECK(udm_device_rename(low, "rtop") == -1 && errno == EBUSY);
+  CHECK_CONTAINS(udm_errmsg(), "rename rlow2: a device named 'rtop' already exists");
+  CHECK(udm_device_rename(low, "a/b") == -1 && errno == EINVAL);
+  CHECK(udm_device_rename(low, "rlow2") == 0);
+
+  CHECK(udm_device_set_uuid(low, "U-1") == 0);
+  CHECK(udm_device_set_uuid(low, "U-1") == 0);
+  CHECK(udm_device_set_uuid(low, "U-2") == -1 && errno == EINVAL);
+  CHECK_CONTAINS(udm_errmsg(), "already has uuid 'U-1'");
+  CHECK(udm_device_set_uuid(top, "U-1") == -1 && errno == EBUSY);
+
+  CHECK(udm_device_remove(top, 0) == 0);
+  CHECK(udm_device_remove(low, 0) == 0);
+  CHECK(udm_device_rename(low, "gone") == -1 && errno == ENXIO);
+  udm_device_unref(top);
+  udm_device_unref(low);
+}
+
 static void messages_to_targets_without_a_handler_fail_clearly(void)
 {
   struct udm_device *d = make("msg", "0 8 zero");
@@ -229,6 +296,7 @@ int main(void)
   suspend_holds_io_until_resume();
   tables_swap_safely_under_concurrent_io();
   stacking_cycles_and_removal();
+  rename_keeps_stacked_tables_and_sets_uuid_once();
   messages_to_targets_without_a_handler_fail_clearly();
   builtin_targets_are_registered();
   /* ctx_free removes what is left, users before the devices they use. */

@@ -10,6 +10,8 @@
  *   - the number of threads does not grow from 1 to 256 requests in flight
  *   - dev_file: direct=on with aligned and misaligned buffers, FUA as a
  *     write and then a sync, discard and write-zeroes on the pool
+ *   - udm_io_inline: an op on an idle engine is done on the submitting
+ *     thread; without the hint, or with another op in flight, it is not
  *   - dev_image: the driver's call runs on the pool
  *   - io_uring refused by a seccomp filter: "threads", same bytes; forced
  *     with UDM_IO_ENGINE=io_uring: an error naming why
@@ -28,6 +30,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#ifdef __APPLE__
+#include <libproc.h>
+#endif
 #ifdef __linux__
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -83,6 +88,7 @@ struct top {
   int res;
   unsigned calls;
   uint64_t shadow_off; /* reads: where in the shadow copy to compare */
+  pthread_t thread;    /* the one that ran done */
 };
 
 static void top_done(struct udm_engine_op *op, int res)
@@ -90,6 +96,7 @@ static void top_done(struct udm_engine_op *op, int res)
   struct top *t = op->opaque;
   t->res = res;
   t->calls++;
+  t->thread = pthread_self();
   waiter_done(t->w);
 }
 
@@ -122,9 +129,16 @@ static int engine_do(struct udm_engine *e, int fd, enum udm_op kind, void *buf, 
   return t.res;
 }
 
-/* ---- threads of the process (Linux: /proc/self/task) ---- */
+/* ---- threads of the process (Linux: /proc/self/task; macOS: proc_pidinfo) ---- */
 
-#ifdef __linux__
+#if defined(__APPLE__)
+static int count_threads(void)
+{
+  struct proc_taskinfo ti;
+  int n = proc_pidinfo(getpid(), PROC_PIDTASKINFO, 0, &ti, sizeof ti);
+  return n == (int)sizeof ti ? ti.pti_threadnum : -1;
+}
+#elif defined(__linux__)
 /*
  * Threads of this process, without the kernel's io_uring workers
  * (iou-wrk-*), which the kernel starts and bounds itself.
@@ -292,7 +306,7 @@ static void check_submitter_exits(struct udm_engine *e, const char *path)
   for (unsigned round = 0; round < 4; round++) {
     for (int reading = 0; reading <= 1; reading++) {
       if (reading) {
-        CHECK(fdatasync(fd) == 0);
+        CHECK(udm__sync_fd(fd) == 0);
 #ifdef POSIX_FADV_DONTNEED /* not on macOS */
         posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 #endif
@@ -377,7 +391,7 @@ static void check_eof_and_errors(struct udm_engine *e, const char *dir)
   CHECK(t.res == -EINVAL); /* the engine moves bytes and syncs, nothing else */
 }
 
-#ifdef __linux__
+#if defined(__linux__) || defined(__APPLE__)
 static uint64_t rnd_state = 0x2545F4914F6CDD1Dull;
 static uint64_t rnd(uint64_t n)
 {
@@ -440,7 +454,7 @@ static int threads_at_depth(struct udm_engine *e, int fd, unsigned depth)
 
 static void check_thread_count(struct udm_engine *e, const char *path)
 {
-#ifdef __linux__
+#if defined(__linux__) || defined(__APPLE__)
   int fd = open(path, O_RDWR);
   CHECK(fd >= 0);
   int one = threads_at_depth(e, fd, 1);
@@ -691,10 +705,91 @@ static void check_image_dev(struct udm_engine *e)
 
 /* ---- one engine through all of it ---- */
 
+/* An op whose done waits until released: the engine is busy meanwhile. */
+struct held {
+  struct udm_engine_op op;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  bool running, released;
+};
+
+static void held_done(struct udm_engine_op *op, int res)
+{
+  struct held *h = op->opaque;
+  CHECK(res == 0);
+  pthread_mutex_lock(&h->lock);
+  h->running = true;
+  pthread_cond_broadcast(&h->cond);
+  while (!h->released)
+    pthread_cond_wait(&h->cond, &h->lock);
+  pthread_mutex_unlock(&h->lock);
+}
+
+/*
+ * udm_io_inline: on an idle engine the op is done on the submitting thread
+ * before the call returns; without the hint, or while another op is in
+ * flight, an engine thread does it.  The bytes are right each way.
+ */
+static void check_inline(struct udm_engine *e, const char *path)
+{
+  int fd = open(path, O_RDONLY);
+  CHECK(fd >= 0);
+  char want[4096], buf[4096];
+  CHECK(pread(fd, want, sizeof want, 8192) == (ssize_t)sizeof want);
+  struct waiter w;
+  struct top t;
+
+  udm_io_inline(1); /* idle: here, at once */
+  waiter_init(&w, 1);
+  top_set(&t, &w, fd, UDM_OP_READ, memset(buf, 0, sizeof buf), sizeof buf, 8192);
+  udm__engine_submit(e, &t.op);
+  CHECK(t.calls == 1 && t.res == 0);
+  CHECK(pthread_equal(t.thread, pthread_self()));
+  CHECK(memcmp(buf, want, sizeof buf) == 0);
+  waiter_wait(&w);
+
+  udm_io_inline(0); /* no hint: an engine thread */
+  waiter_init(&w, 1);
+  top_set(&t, &w, fd, UDM_OP_READ, memset(buf, 0, sizeof buf), sizeof buf, 8192);
+  udm__engine_submit(e, &t.op);
+  waiter_wait(&w);
+  CHECK(t.res == 0 && !pthread_equal(t.thread, pthread_self()));
+  CHECK(memcmp(buf, want, sizeof buf) == 0);
+
+  /* Busy: an op whose done has not returned yet. */
+  struct held h = {.op = {.fd = fd, .op = UDM_OP_READ, .len = 512, .done = held_done}};
+  char hbuf[512];
+  h.op.buf = hbuf;
+  h.op.opaque = &h;
+  pthread_mutex_init(&h.lock, NULL);
+  pthread_cond_init(&h.cond, NULL);
+  udm__engine_submit(e, &h.op);
+  pthread_mutex_lock(&h.lock);
+  while (!h.running)
+    pthread_cond_wait(&h.cond, &h.lock);
+  pthread_mutex_unlock(&h.lock);
+  udm_io_inline(1);
+  waiter_init(&w, 1);
+  top_set(&t, &w, fd, UDM_OP_READ, memset(buf, 0, sizeof buf), sizeof buf, 8192);
+  udm__engine_submit(e, &t.op);
+  udm_io_inline(0);
+  pthread_mutex_lock(&h.lock);
+  h.released = true;
+  pthread_cond_broadcast(&h.cond);
+  pthread_mutex_unlock(&h.lock);
+  waiter_wait(&w);
+  CHECK(t.res == 0 && !pthread_equal(t.thread, pthread_self()));
+  CHECK(memcmp(buf, want, sizeof buf) == 0);
+  pthread_cond_destroy(&h.cond);
+  pthread_mutex_destroy(&h.lock);
+  close(fd);
+}
+
 static void check_engine(struct udm_engine *e)
 {
   printf("engine %s\n", udm__engine_name(e));
   const char *path = scratch_file("random", FILE_SIZE, 0);
+  check_inline(e, path);
   check_random_io(e, path, 1, 8);
   check_random_io(e, path, 8, 4); /* 8 threads submitting 64 each at once */
   check_submitter_exits(e, path);
