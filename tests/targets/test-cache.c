@@ -1,0 +1,320 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * cache over scratch files: random reads and writes through the device,
+ * checked against a model of its bytes while promotions and demotions
+ * churn (smq, a hot set smaller than the cache and cold blocks around it);
+ * dirty blocks of writeback mode survive a reopen; the cleaner policy
+ * writes every dirty block back so that the origin file alone holds every
+ * byte; writethrough keeps the origin whole at every moment; passthrough
+ * invalidates; cache_check (thin-provisioning-tools) is clean on every
+ * metadata udm writes, formats 1 and 2; bad tables are refused naming the
+ * problem, with the metadata untouched.
+ */
+#include <stdbool.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "targets-test.h"
+
+#define KiB 1024u
+#define MiB (1024u * 1024u)
+#define BLOCK 64u                 /* sectors: 32 KiB cache blocks */
+#define CACHE_SIZE (2 * MiB)      /* 64 cache blocks */
+#define ORIGIN_SIZE (8 * MiB)     /* 256 origin blocks */
+
+static const char *meta, *cdev, *origin;
+static unsigned char *model;
+static uint64_t rng = 88172645463325252ull;
+
+static uint64_t next_rand(void)
+{
+  rng ^= rng << 13;
+  rng ^= rng >> 7;
+  rng ^= rng << 17;
+  return rng;
+}
+
+static bool have(const char *tool)
+{
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", tool);
+  return system(cmd) == 0;
+}
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+  char cmd[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  va_end(ap);
+  int st = system(cmd);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static void table_for(char *t, size_t n, const char *features, const char *policy)
+{
+  snprintf(t, n, "0 %u cache %s %s %s %u %s %s", ORIGIN_SIZE / 512, meta, cdev, origin, BLOCK,
+           features, policy);
+}
+
+struct st {
+  unsigned long long used, total;
+  unsigned cused, ctotal, rh, rm, wh, wm, dem, pro, dirty;
+};
+
+static bool stat_of(struct udm_device *d, struct st *s)
+{
+  char *t = status_of(d);
+  bool ok = t && sscanf(t, "%*u %*u cache 8 %llu/%llu %*u %u/%u %u %u %u %u %u %u %u",
+                        &s->used, &s->total, &s->cused, &s->ctotal, &s->rh, &s->rm, &s->wh,
+                        &s->wm, &s->dem, &s->pro, &s->dirty) == 11;
+  if (!ok)
+    fprintf(stderr, "status: %s\n", t ? t : "(none)");
+  free(t);
+  return ok;
+}
+
+/* Random I/O: 80% on a hot set of 40 blocks, the rest anywhere; reads checked. */
+static unsigned churn(struct udm_device *d, unsigned ops, unsigned write_pct)
+{
+  static unsigned char buf[64 * KiB];
+  unsigned bad = 0;
+  for (unsigned i = 0; i < ops; i++) {
+    uint64_t block = next_rand() % 100 < 80 ? 8 + next_rand() % 40 : next_rand() % 256;
+    uint64_t off = block * BLOCK * 512 + (next_rand() % 8) * 4 * KiB;
+    size_t len = (1 + next_rand() % 12) * 4 * KiB;
+    if (off + len > ORIGIN_SIZE)
+      len = ORIGIN_SIZE - off;
+    if (next_rand() % 100 < write_pct) {
+      for (size_t j = 0; j < len; j++)
+        buf[j] = (unsigned char)next_rand();
+      if (wr(d, buf, len, off, 0) != 0)
+        bad++;
+      memcpy(model + off, buf, len);
+    } else if (rd(d, buf, len, off) != 0 || memcmp(buf, model + off, len) != 0) {
+      if (bad++ < 3)
+        fprintf(stderr, "read of %zu at %llu differs from what was written\n", len,
+                (unsigned long long)off);
+    }
+    if (i % 500 == 499)
+      CHECK(udm_device_flush(d) == 0);
+  }
+  return bad;
+}
+
+static unsigned verify_all(struct udm_device *d)
+{
+  unsigned char *b = malloc(ORIGIN_SIZE);
+  unsigned bad = rd(d, b, ORIGIN_SIZE, 0) != 0 || memcmp(b, model, ORIGIN_SIZE) != 0;
+  free(b);
+  return bad;
+}
+
+static bool origin_matches_model(void)
+{
+  unsigned char *b = file_bytes(origin, 0, ORIGIN_SIZE);
+  bool ok = memcmp(b, model, ORIGIN_SIZE) == 0;
+  free(b);
+  return ok;
+}
+
+static void check_metadata(const char *what)
+{
+  if (!have("cache_check")) {
+    printf("cache_check not installed: %s not checked by it\n", what);
+    return;
+  }
+  int r = sh("cache_check -q %s", meta);
+  CHECK(r == 0);
+  if (r)
+    sh("cache_check %s >&2", meta);
+}
+
+static void fresh(unsigned seed)
+{
+  meta = backing("meta.img", 0, 0);
+  CHECK(truncate(meta, 8 * MiB) == 0);
+  cdev = backing("cache.img", CACHE_SIZE, 9);
+  origin = backing("origin.img", ORIGIN_SIZE, seed);
+  free(model);
+  model = malloc(ORIGIN_SIZE);
+  fill_pattern(model, ORIGIN_SIZE, seed, 0);
+}
+
+static void writeback_smq_churn_reopen_and_clean(unsigned version)
+{
+  fresh(3);
+  char t[1024];
+  table_for(t, sizeof t, version == 2 ? "2 metadata2 writeback" : "1 writeback", "smq 0");
+  struct udm_device *d = make("cache", t);
+  char want[1100];
+  snprintf(want, sizeof want, "%s\n", t + 0);
+  CHECK_TABLE(d, want);
+  char *s = status_of(d);
+  char expect[300];
+  snprintf(expect, sizeof expect, "64 0/64 0 0 0 0 0 0 0 %s 2 migration_threshold 2048 smq 0 rw -",
+           version == 2 ? "2 metadata2 writeback" : "1 writeback");
+  CHECK(s && strstr(s, expect));
+  if (s && !strstr(s, expect))
+    fprintf(stderr, "status '%s' lacks '%s'\n", s, expect);
+  free(s);
+  check_round_trip(d);
+
+  CHECK(churn(d, 4000, 40) == 0);
+  /* Let the background moves finish what they started, then check. */
+  struct timespec pause = {0, 200 * 1000 * 1000};
+  nanosleep(&pause, NULL);
+  CHECK(churn(d, 2000, 40) == 0);
+  CHECK(verify_all(d) == 0);
+  struct st a;
+  CHECK(stat_of(d, &a));
+  printf("after churn: %u/%u cached, read hits %u misses %u, write hits %u misses %u, "
+         "demotions %u, promotions %u, dirty %u\n", a.cused, a.ctotal, a.rh, a.rm, a.wh, a.wm,
+         a.dem, a.pro, a.dirty);
+  CHECK(a.pro > 0 && a.rh > 0 && a.wh > 0 && a.dirty > 0 && a.cused > 0);
+  CHECK(a.dem > 0);
+  checked("cache (format %u): %u random reads and writes read back what was written while "
+          "%u promotions and %u demotions ran", version, 6000, a.pro, a.dem);
+  test_drop(d);
+  check_metadata("writeback metadata");
+  if (have("cache_dump")) {
+    char out[400];
+    snprintf(out, sizeof out, "%s/dump.xml", scratch);
+    CHECK(sh("cache_dump %s > %s", meta, out) == 0);
+    CHECK(sh("test $(grep -c 'dirty=\"true\"' %s) = %u", out, a.dirty) == 0);
+    checked("cache (format %u): cache_dump lists the %u dirty blocks; cache_check clean",
+            version, a.dirty);
+  }
+
+  /* Reopen: the same blocks cached and dirty, the same bytes. */
+  d = make("cache", t);
+  struct st b;
+  CHECK(stat_of(d, &b));
+  CHECK(b.cused == a.cused && b.dirty == a.dirty && b.rh == a.rh && b.wm == a.wm);
+  CHECK(verify_all(d) == 0);
+  CHECK(!origin_matches_model()); /* the dirty blocks are on the cache device only */
+  checked("cache (format %u): dirty blocks survive a reopen (%u cached, %u dirty)", version,
+          b.cused, b.dirty);
+  test_drop(d);
+
+  /* The cleaner writes every dirty block back. */
+  table_for(t, sizeof t, version == 2 ? "2 metadata2 writeback" : "1 writeback", "cleaner 0");
+  d = make("cache", t);
+  for (int i = 0; i < 200; i++) {
+    CHECK(stat_of(d, &b));
+    if (b.dirty == 0)
+      break;
+    nanosleep(&pause, NULL);
+  }
+  CHECK(b.dirty == 0);
+  CHECK(verify_all(d) == 0);
+  test_drop(d);
+  CHECK(origin_matches_model());
+  check_metadata("cleaned metadata");
+  checked("cache (format %u): the cleaner policy empties the dirty blocks; the origin alone "
+          "holds every byte", version);
+}
+
+static void writethrough_and_passthrough(void)
+{
+  fresh(5);
+  char t[1024];
+  table_for(t, sizeof t, "1 writethrough", "smq 2 migration_threshold 4096");
+  struct udm_device *d = make("cache", t);
+  CHECK(churn(d, 3000, 30) == 0);
+  struct st a;
+  CHECK(stat_of(d, &a));
+  CHECK(a.dirty == 0 && a.pro > 0);
+  CHECK(origin_matches_model());
+  char *s = status_of(d);
+  CHECK(s && strstr(s, " 1 writethrough 2 migration_threshold 4096 smq 0 rw -"));
+  free(s);
+  CHECK_REPLY(d, "migration_threshold 1024", "");
+  s = status_of(d);
+  CHECK(s && strstr(s, "migration_threshold 1024 "));
+  free(s);
+  CHECK_MESSAGE_FAILS(d, "migration_threshold lots", "invalid migration_threshold 'lots'");
+  CHECK_MESSAGE_FAILS(d, "sequential_threshold 4", "unknown config key 'sequential_threshold'");
+  CHECK_MESSAGE_FAILS(d, "frobnicate", "unsupported message 'frobnicate'");
+  char *r = NULL;
+  CHECK(udm_device_message(d, 0, "invalidate_cblocks 0-4", &r) < 0);
+  CHECK_CONTAINS(udm_errmsg(), "passthrough mode");
+  free(r);
+  test_drop(d);
+  check_metadata("writethrough metadata");
+  checked("cache writethrough: the origin holds every write at once (%u promotions, 0 dirty); "
+          "migration_threshold by table and message", a.pro);
+
+  /* Passthrough over the same metadata: reads from the origin, write hits invalidate. */
+  table_for(t, sizeof t, "1 passthrough", "smq 0");
+  d = make("cache", t);
+  struct st b;
+  CHECK(stat_of(d, &b));
+  CHECK(b.cused == a.cused);
+  CHECK(churn(d, 1000, 50) == 0);
+  CHECK(verify_all(d) == 0);
+  struct st c;
+  CHECK(stat_of(d, &c));
+  CHECK(c.cused < b.cused && c.pro == b.pro);
+  CHECK_REPLY(d, "invalidate_cblocks 0-64", "");
+  CHECK(stat_of(d, &c));
+  CHECK(c.cused == 0);
+  CHECK_MESSAGE_FAILS(d, "invalidate_cblocks 5-3", "Invalid cblock range '5-3'");
+  CHECK_MESSAGE_FAILS(d, "invalidate_cblocks 65", "Invalid cblock range '65'");
+  CHECK(origin_matches_model());
+  test_drop(d);
+  check_metadata("passthrough metadata");
+  checked("cache passthrough: write hits invalidate (%u -> %u cached), invalidate_cblocks "
+          "empties the cache, the origin is whole", b.cused, c.cused);
+}
+
+static void bad_tables_are_refused(void)
+{
+  fresh(7);
+  char t[1024];
+#define BAD(features, policy, frag)                                            \
+  do {                                                                         \
+    table_for(t, sizeof t, features, policy);                                  \
+    CHECK_BAD_TABLE(t, frag);                                                  \
+  } while (0)
+  BAD("1 frob", "smq 0", "Unrecognised cache feature requested: 'frob'");
+  BAD("2 writeback writethrough", "smq 0", "Duplicate cache io_mode features requested");
+  BAD("4 writeback metadata2 a b", "smq 0", "Invalid number of cache feature arguments");
+  BAD("1 writeback", "mq 0", "unknown policy 'mq'");
+  BAD("1 writeback", "smq 1 migration_threshold", "Odd number of policy arguments");
+  BAD("1 writeback", "smq 2 migration_threshold x", "invalid migration_threshold 'x'");
+  BAD("1 writeback", "smq 2 random_threshold 4", "unknown config key 'random_threshold'");
+  BAD("1 writeback", "smq 0 extra", "Too many arguments");
+  snprintf(t, sizeof t, "0 %u cache %s %s %s 100 0 smq 0", ORIGIN_SIZE / 512, meta, cdev, origin);
+  CHECK_BAD_TABLE(t, "Invalid data block size '100'");
+  snprintf(t, sizeof t, "0 %u cache %s %s %s 64 0 smq 0", ORIGIN_SIZE / 512 + 64, meta, cdev,
+           origin);
+  CHECK_BAD_TABLE(t, "Device size larger than cached device");
+  snprintf(t, sizeof t, "0 %u cache %s %s %s 64", ORIGIN_SIZE / 512, meta, cdev, origin);
+  CHECK_BAD_TABLE(t, "Insufficient args");
+  unsigned char *m = file_bytes(meta, 0, 4096);
+  bool zero = true;
+  for (int i = 0; i < 4096; i++)
+    zero = zero && m[i] == 0;
+  free(m);
+  CHECK(zero);
+  /* Format 2 metadata named as format 1. */
+  table_for(t, sizeof t, "1 metadata2", "smq 0");
+  test_drop(make("cache", t));
+  table_for(t, sizeof t, "0", "smq 0");
+  CHECK_BAD_TABLE(t, "add the metadata2 feature");
+  checked("cache: bad tables refused naming the problem; the metadata untouched");
+}
+
+int main(void)
+{
+  setup();
+  bad_tables_are_refused();
+  writeback_smq_churn_reopen_and_clean(1);
+  writeback_smq_churn_reopen_and_clean(2);
+  writethrough_and_passthrough();
+  free(model);
+  return finish("test-cache");
+}
