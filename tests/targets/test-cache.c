@@ -104,6 +104,14 @@ static unsigned churn(struct udm_device *d, unsigned ops, unsigned write_pct)
   return bad;
 }
 
+/* Stop new moves (migration_threshold 0) and let those under way finish. */
+static void quiesce(struct udm_device *d)
+{
+  CHECK_REPLY(d, "migration_threshold 0", "");
+  struct timespec pause = {0, 300 * 1000 * 1000};
+  nanosleep(&pause, NULL);
+}
+
 static unsigned verify_all(struct udm_device *d)
 {
   unsigned char *b = malloc(ORIGIN_SIZE);
@@ -167,6 +175,7 @@ static void writeback_smq_churn_reopen_and_clean(unsigned version)
   struct timespec pause = {0, 200 * 1000 * 1000};
   nanosleep(&pause, NULL);
   CHECK(churn(d, 2000, 40) == 0);
+  quiesce(d);
   CHECK(verify_all(d) == 0);
   struct st a;
   CHECK(stat_of(d, &a));
@@ -179,20 +188,22 @@ static void writeback_smq_churn_reopen_and_clean(unsigned version)
           "%u promotions and %u demotions ran", version, 6000, a.pro, a.dem);
   test_drop(d);
   check_metadata("writeback metadata");
-  if (have("cache_dump")) {
+  /* cache_dump 0.9 prints dirty from the mapping flags only (format 1). */
+  if (have("cache_dump") && version == 1) {
     char out[400];
     snprintf(out, sizeof out, "%s/dump.xml", scratch);
     CHECK(sh("cache_dump %s > %s", meta, out) == 0);
     CHECK(sh("test $(grep -c 'dirty=\"true\"' %s) = %u", out, a.dirty) == 0);
-    checked("cache (format %u): cache_dump lists the %u dirty blocks; cache_check clean",
-            version, a.dirty);
+    CHECK(sh("test $(grep -c '<mapping ' %s) = %u", out, a.cused) == 0);
+    checked("cache (format 1): cache_dump lists the %u mappings and %u dirty blocks",
+            a.cused, a.dirty);
   }
 
   /* Reopen: the same blocks cached and dirty, the same bytes. */
   d = make("cache", t);
   struct st b;
   CHECK(stat_of(d, &b));
-  CHECK(b.cused == a.cused && b.dirty == a.dirty && b.rh == a.rh && b.wm == a.wm);
+  CHECK(b.cused == a.cused && b.dirty == a.dirty && b.rh >= a.rh && b.wm == a.wm);
   CHECK(verify_all(d) == 0);
   CHECK(!origin_matches_model()); /* the dirty blocks are on the cache device only */
   checked("cache (format %u): dirty blocks survive a reopen (%u cached, %u dirty)", version,
@@ -224,6 +235,8 @@ static void writethrough_and_passthrough(void)
   table_for(t, sizeof t, "1 writethrough", "smq 2 migration_threshold 4096");
   struct udm_device *d = make("cache", t);
   CHECK(churn(d, 3000, 30) == 0);
+  quiesce(d);
+  CHECK_REPLY(d, "migration_threshold 4096", "");
   struct st a;
   CHECK(stat_of(d, &a));
   CHECK(a.dirty == 0 && a.pro > 0);
