@@ -594,6 +594,20 @@ static int cache_end_io(struct udm_target *ti, struct udm_io *io, int *err)
 
 /* ---- suspend and resume ---- */
 
+static int open_metadata(struct cache *c);
+
+static void reset_in_core(struct cache *c)
+{
+  memset(c->hash, 0xff, sizeof(uint32_t) * (c->hash_mask + 1));
+  for (uint32_t b = 0; b < c->nr_cblocks; b++)
+    c->cb[b] = (struct cblock_state){.hnext = NONE};
+  memset(c->discard_bits, 0, (c->nr_dblocks / 64 + 1) * sizeof(uint64_t));
+  c->nr_free = 0;
+  c->nr_dirty = 0;
+  for (uint32_t b = 0; b < c->nr_cblocks; b++)
+    policy_removed(c->policy, b);
+}
+
 static uint32_t hint_of(void *ctx, uint32_t b)
 {
   struct cache *c = ctx;
@@ -654,6 +668,16 @@ static void cache_postsuspend(struct udm_target *ti)
 static int cache_preresume(struct udm_target *ti)
 {
   struct cache *c = ti->private;
+  if (!c->md_open) {
+    int r = open_metadata(c);
+    if (r < 0) { /* back to the state of ctr, for another try */
+      cache_md_close(&c->md);
+      memset(&c->md, 0, sizeof c->md);
+      c->md_open = false;
+      reset_in_core(c);
+      return r;
+    }
+  }
   char why[256];
   int r = in_worker(c, rpc_unclean, NULL, why, sizeof why);
   if (r < 0) {
@@ -677,7 +701,7 @@ static void cache_dtr(struct udm_target *ti)
     return;
   udm_copier_destroy(c->copier);
   udm_worker_destroy(c->worker);
-  if (c->md_open || c->md.bm)
+  if (c->md.bm)
     cache_md_close(&c->md);
   policy_destroy(c->policy);
   for (unsigned i = 0; i < c->nr_ctr_args; i++)
@@ -814,13 +838,8 @@ static int open_metadata(struct cache *c)
     udm_target_error(ti, "Error opening metadata: %s", udm_errmsg());
     return r;
   }
-  c->md_open = true;
-  if (c->md.version != c->metadata_version) {
-    udm_target_error(ti, "the metadata is format %u but the table asks for format %u%s",
-                     c->md.version, c->metadata_version,
-                     c->md.version == 2 ? " (add the metadata2 feature)" : "");
-    return -EINVAL;
-  }
+  /* As the kernel: existing metadata keeps its own format whatever the table
+   * says (metadata2 applies when formatting). */
   struct load_ctx l = {.c = c};
   r = cache_md_load(&c->md, policy_name(c->policy), policy_version(c->policy), load_mapping, &l);
   if (r < 0) {
@@ -850,6 +869,7 @@ static int open_metadata(struct cache *c)
   for (uint32_t b = c->nr_cblocks; b-- > 0;)
     if (!c->cb[b].valid)
       c->free_list[c->nr_free++] = b;
+  c->md_open = true;
   return 0;
 }
 
@@ -981,8 +1001,13 @@ static int cache_ctr(struct udm_target *ti, unsigned argc, char **argv)
   for (uint32_t b = 0; b < c->nr_cblocks; b++)
     c->cb[b].hnext = NONE;
 
-  if ((r = open_metadata(c)) < 0)
+  /* Checked now; opened and loaded at the first resume, once a table this
+   * one replaces has written its last state (as the kernel loads mappings
+   * at its first preresume). */
+  if ((r = cache_md_probe(c->metadata_dev, c->sectors_per_block)) < 0) {
+    udm_target_error(ti, "Error opening metadata: %s", udm_errmsg());
     return r;
+  }
   if ((r = udm_worker_create(ti, &c->worker)) < 0) {
     udm_target_error(ti, "could not create the cache worker");
     return r;

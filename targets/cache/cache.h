@@ -49,6 +49,8 @@ struct cache_md {
  */
 int cache_md_open(struct cache_md *md, struct udm_dev *dev, uint32_t data_block_size,
                   unsigned version);
+/* Check the superblock (when not all zeros) without writing anything. */
+int cache_md_probe(struct udm_dev *dev, uint32_t data_block_size);
 void cache_md_close(struct cache_md *md);
 /* Resize the mapping array (and dirty bitset) to NR cache blocks. */
 int cache_md_resize(struct cache_md *md, uint32_t nr);

@@ -270,6 +270,35 @@ int cache_md_open(struct cache_md *md, struct udm_dev *dev, uint32_t data_block_
   return r;
 }
 
+int cache_md_probe(struct udm_dev *dev, uint32_t data_block_size)
+{
+  struct cache_md md = {.data_block_size = data_block_size};
+  int r = pd_bm_create(dev, 8, &md.bm);
+  if (r < 0)
+    return r;
+  struct pd_block *b;
+  r = pd_bm_read_lock(md.bm, SUPERBLOCK_LOCATION, NULL, &b);
+  if (r == 0) {
+    const uint8_t *p = pd_block_data(b);
+    bool zero = true;
+    for (size_t i = 0; i < PD_BLOCK_SIZE && zero; i++)
+      zero = p[i] == 0;
+    pd_bm_unlock(b);
+    if (!zero) {
+      r = pd_bm_read_lock(md.bm, SUPERBLOCK_LOCATION, &sb_validator, &b);
+      if (r == 0) {
+        const struct superblock_disk *sb = pd_block_data(b);
+        if (le32_get(sb->data_block_size) != data_block_size)
+          r = pd_fail(EINVAL, "changing the data block size (from %u to %u) is not supported",
+                      le32_get(sb->data_block_size), data_block_size);
+        pd_bm_unlock(b);
+      }
+    }
+  }
+  pd_bm_destroy(md.bm);
+  return r;
+}
+
 void cache_md_close(struct cache_md *md)
 {
   pd_tm_destroy(md->tm);
