@@ -453,6 +453,35 @@ static void kill_9_in_writeback(unsigned rounds)
           "flush reads back (%u killed before the metadata was formatted)", rounds, early);
 }
 
+/*
+ * A table loaded while the cache is live (its ctr only checks the
+ * superblock) takes over at the resume from the state the old table wrote
+ * at its suspend: the same blocks, dirty bits and bytes.
+ */
+static void reload_takes_over_a_live_cache(void)
+{
+  fresh(13);
+  char t[1024];
+  table_for(t, sizeof t, "1 writeback", "smq 0");
+  struct udm_device *d = make("cache", t);
+  CHECK(churn(d, 2000, 40) == 0);
+  quiesce(d);
+  struct st a;
+  CHECK(stat_of(d, &a));
+  table_for(t, sizeof t, "1 writeback", "smq 2 migration_threshold 0");
+  CHECK(udm_table_load(d, t) == 0);
+  CHECK(churn(d, 500, 0) == 0); /* reads through the old table meanwhile */
+  CHECK(udm_device_resume(d) == 0);
+  struct st b;
+  CHECK(stat_of(d, &b));
+  CHECK(b.cused == a.cused && b.dirty == a.dirty && b.rh >= a.rh);
+  CHECK(verify_all(d) == 0);
+  test_drop(d);
+  check_metadata("reloaded metadata");
+  checked("cache: a table loaded while the cache is live takes over at the resume "
+          "(%u cached, %u dirty, every byte)", b.cused, b.dirty);
+}
+
 int main(void)
 {
   setup();
@@ -460,6 +489,7 @@ int main(void)
   writeback_smq_churn_reopen_and_clean(1);
   writeback_smq_churn_reopen_and_clean(2);
   writethrough_and_passthrough();
+  reload_takes_over_a_live_cache();
   kill_9_in_writeback(4);
   free(model);
   return finish("test-cache");
