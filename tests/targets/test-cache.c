@@ -482,10 +482,59 @@ static void reload_takes_over_a_live_cache(void)
           "(%u cached, %u dirty, every byte)", b.cused, b.dirty);
 }
 
+/*
+ * Metadata Linux's dm-cache wrote (tests/targets/data/README.md) opens in
+ * udm with the status the kernel printed when it reopened it: the same
+ * mappings, dirty count and persisted hit counters; udm's clean shutdown of
+ * it stays cache_check clean with the same mappings.
+ */
+static void metadata_the_kernel_wrote_opens_in_udm(void)
+{
+  fresh(5);
+  char t[1100], want[300];
+  if (sh("xz -dc %s/cache-linux-6.12.meta.xz > %s", UDM_TEST_DATA, meta) != 0) {
+    fprintf(stderr, "cannot unpack %s/cache-linux-6.12.meta.xz\n", UDM_TEST_DATA);
+    check_failures++;
+    return;
+  }
+  FILE *f = fopen(UDM_TEST_DATA "/cache-linux-6.12.status", "r");
+  CHECK(f && fgets(want, sizeof want, f));
+  if (f)
+    fclose(f);
+  check_metadata("the kernel's metadata");
+  char before[400], after[400];
+  snprintf(before, sizeof before, "%s/k-before.xml", scratch);
+  snprintf(after, sizeof after, "%s/k-after.xml", scratch);
+  bool dump = have("cache_dump");
+  if (dump)
+    CHECK(sh("cache_dump %s | grep '<mapping ' > %s", meta, before) == 0);
+  table_for(t, sizeof t, "1 writeback", "smq 2 migration_threshold 0");
+  struct udm_device *d = make("cache", t);
+  char *st = status_of(d);
+  /* The kernel's line with this table's migration_threshold (0: no moves). */
+  char expect[320];
+  char *w = strstr(want, "migration_threshold 2048 ");
+  CHECK(w != NULL);
+  if (w)
+    snprintf(expect, sizeof expect, "%.*smigration_threshold 0 %s", (int)(w - want), want,
+             w + strlen("migration_threshold 2048 "));
+  CHECK_STR(st, w ? expect : want);
+  free(st);
+  test_drop(d);
+  check_metadata("the kernel's metadata after udm's clean shutdown");
+  if (dump) {
+    CHECK(sh("cache_dump %s | grep '<mapping ' > %s", meta, after) == 0);
+    CHECK(sh("cmp -s %s %s", before, after) == 0);
+  }
+  checked("cache: metadata Linux 6.12's dm-cache wrote opens in udm with the kernel's status "
+          "line; udm's clean shutdown keeps its mappings, cache_check clean");
+}
+
 int main(void)
 {
   setup();
   bad_tables_are_refused();
+  metadata_the_kernel_wrote_opens_in_udm();
   writeback_smq_churn_reopen_and_clean(1);
   writeback_smq_churn_reopen_and_clean(2);
   writethrough_and_passthrough();
