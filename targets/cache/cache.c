@@ -684,6 +684,7 @@ static int cache_preresume(struct udm_target *ti)
     udm_target_error(ti, "cache: metadata commit failed: %s", why);
     return r;
   }
+  atomic_store(&c->last_io_ns, udm_now_ns()); /* idle a second after the resume */
   pthread_mutex_lock(&c->lock);
   c->suspending = false;
   pthread_mutex_unlock(&c->lock);
