@@ -541,6 +541,10 @@ static int cache_map(struct udm_target *ti, struct udm_io *io)
   uint64_t csector = (uint64_t)b * spb + off % spb;
   if (c->mode == MODE_PASSTHROUGH) {
     if (write) { /* invalidate first: the origin alone will hold the block */
+      if (c->failed) {
+        pthread_mutex_unlock(&c->lock);
+        return -EIO; /* the metadata cannot drop the block any more */
+      }
       struct migration *m = calloc(1, sizeof *m);
       if (!m) {
         pthread_mutex_unlock(&c->lock);
