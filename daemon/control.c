@@ -237,6 +237,30 @@ fail:
   return r;
 }
 
+int udmd_control_adopt(struct udm_ctx *ctx, struct udmd_attach *attach, int listen_fd,
+                       struct udmd_control **out)
+{
+  struct udmd_control *c = calloc(1, sizeof *c);
+  if (!c)
+    return -ENOMEM;
+  c->ctx = ctx;
+  c->attach = attach;
+  c->wake[0] = c->wake[1] = -1;
+  c->listen_fd = -1; /* until it is ours: a failure leaves it to the caller */
+  pthread_mutex_init(&c->lock, NULL);
+  if (pipe(c->wake) < 0) {
+    int r = -errno;
+    udmd_control_free(c);
+    return r;
+  }
+  fcntl(c->wake[0], F_SETFD, FD_CLOEXEC);
+  fcntl(c->wake[1], F_SETFD, FD_CLOEXEC);
+  fcntl(listen_fd, F_SETFD, FD_CLOEXEC);
+  c->listen_fd = listen_fd; /* c->path stays NULL: the socket is not ours to remove */
+  *out = c;
+  return 0;
+}
+
 int udmd_control_start(struct udmd_control *c)
 {
   int r = pthread_create(&c->acceptor, NULL, acceptor, c);

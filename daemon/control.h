@@ -19,6 +19,13 @@ struct udmd_control;
  */
 int udmd_control_new(struct udm_ctx *ctx, struct udmd_attach *attach, const char *path,
                      struct udmd_control **out);
+/*
+ * Serve an inherited listening socket (socket activation, activation.h)
+ * instead; it is closed by udmd_control_free but never unlinked, since its
+ * path belongs to whoever made it (systemd's udmd.socket).
+ */
+int udmd_control_adopt(struct udm_ctx *ctx, struct udmd_attach *attach, int listen_fd,
+                       struct udmd_control **out);
 /* Start the accepting thread. */
 int udmd_control_start(struct udmd_control *c);
 /*

@@ -1,12 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* udmd's log (see log.h). */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 
 #include "log.h"
 
-/* Process-wide configuration, set before any thread starts. */
-static bool to_syslog;
+/*
+ * Process-wide configuration.  verbose is set before any thread starts;
+ * to_syslog when udmd detaches, after the control threads may have begun
+ * logging (ThreadSanitizer saw the race), hence atomic.
+ */
+static atomic_bool to_syslog;
 static bool verbose;
 
 void udmd_log_set_verbose(void)
@@ -17,16 +22,17 @@ void udmd_log_set_verbose(void)
 void udmd_log_use_syslog(void)
 {
   openlog("udmd", LOG_PID, LOG_DAEMON);
-  to_syslog = true;
+  atomic_store(&to_syslog, true);
 }
 
 void udmd_log(int priority, const char *fmt, ...)
 {
   va_list ap;
-  if (!to_syslog && !verbose && priority > LOG_WARNING)
+  bool sys = atomic_load(&to_syslog);
+  if (!sys && !verbose && priority > LOG_WARNING)
     return;
   va_start(ap, fmt);
-  if (to_syslog) {
+  if (sys) {
     vsyslog(priority, fmt, ap);
   } else {
     char line[1024];

@@ -279,10 +279,10 @@ static int add_text(struct op *o, struct udm_device *dev, const char *key, bool 
     return fail_lib(o);
   if (udm_msg_add(&o->payload, "name", udm_device_name(dev)) < 0 ||
       udm_msg_add(&o->payload, key, text) < 0) {
-    free(text);
+    udm_ctl_wipe_free(text);
     return out_of_memory(o);
   }
-  free(text);
+  udm_ctl_wipe_free(text);
   return 0;
 }
 

@@ -14,10 +14,27 @@ void udm_msg_init(struct udm_msg *m)
   memset(m, 0, sizeof *m);
 }
 
+/* Not optimised away: values may be table text with keys. */
+static void wipe(void *p, size_t n)
+{
+  volatile unsigned char *v = p;
+  while (n--)
+    *v++ = 0;
+}
+
+void udm_ctl_wipe_free(char *s)
+{
+  if (s) {
+    wipe(s, strlen(s));
+    free(s);
+  }
+}
+
 void udm_msg_free(struct udm_msg *m)
 {
   for (unsigned i = 0; i < m->count; i++) {
     free(m->fields[i].key);
+    wipe(m->fields[i].value, strlen(m->fields[i].value));
     free(m->fields[i].value);
   }
   free(m->fields);
@@ -215,22 +232,31 @@ static int write_all(int fd, const uint8_t *p, size_t n)
   return 0;
 }
 
-/* Read exactly n bytes: 0, 1 on EOF before the first byte, or -errno. */
-static int read_all(int fd, uint8_t *p, size_t n)
+/*
+ * Read exactly n bytes: 0, 1 on EOF before the first byte, or -errno.
+ * *done (if not NULL) gets the bytes read, also on failure.
+ */
+static int read_all(int fd, uint8_t *p, size_t n, size_t *done)
 {
   size_t got = 0;
+  int r = 0;
   while (got < n) {
-    ssize_t r = read(fd, p + got, n - got);
-    if (r < 0) {
+    ssize_t k = read(fd, p + got, n - got);
+    if (k < 0) {
       if (errno == EINTR)
         continue;
-      return -errno;
+      r = -errno;
+      break;
     }
-    if (r == 0)
-      return got == 0 ? 1 : -ECONNRESET;
-    got += (size_t)r;
+    if (k == 0) {
+      r = got == 0 ? 1 : -ECONNRESET;
+      break;
+    }
+    got += (size_t)k;
   }
-  return 0;
+  if (done)
+    *done = got;
+  return r;
 }
 
 int udm_msg_send(int fd, const struct udm_msg *m)
@@ -241,6 +267,7 @@ int udm_msg_send(int fd, const struct udm_msg *m)
   if (r < 0)
     return r;
   r = write_all(fd, buf, len);
+  wipe(buf, len);
   free(buf);
   return r;
 }
@@ -248,7 +275,7 @@ int udm_msg_send(int fd, const struct udm_msg *m)
 int udm_msg_recv(int fd, struct udm_msg *m, const char **why)
 {
   uint8_t hdr[4];
-  int r = read_all(fd, hdr, sizeof hdr);
+  int r = read_all(fd, hdr, sizeof hdr, NULL);
   if (r != 0)
     return r;
   uint32_t len = get_be32(hdr);
@@ -259,11 +286,13 @@ int udm_msg_recv(int fd, struct udm_msg *m, const char **why)
   uint8_t *body = malloc(len ? len : 1);
   if (!body)
     return -ENOMEM;
-  r = read_all(fd, body, len);
+  size_t got;
+  r = read_all(fd, body, len, &got);
   if (r == 1)
     r = -ECONNRESET;
   if (r == 0)
     r = udm_msg_decode(body, len, m, why);
+  wipe(body, got); /* what was read: a frame cut short leaves the rest untouched */
   free(body);
   return r;
 }

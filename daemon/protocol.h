@@ -35,6 +35,7 @@ struct udm_msg {
 };
 
 void udm_msg_init(struct udm_msg *m);
+/* Frees the fields, wiping every value first (values may be tables with keys). */
 void udm_msg_free(struct udm_msg *m);
 /* Append a field; the key must be a valid key, the value must not be NULL. */
 int udm_msg_add(struct udm_msg *m, const char *key, const char *value);
@@ -51,7 +52,10 @@ int udm_msg_encode(const struct udm_msg *m, uint8_t **out, size_t *len);
  */
 int udm_msg_decode(const uint8_t *body, size_t len, struct udm_msg *m, const char **why);
 
-/* Write one message to fd. */
+/* Wipe, then free, a string that may hold keys (table text); NULL is fine. */
+void udm_ctl_wipe_free(char *s);
+
+/* Write one message to fd (the encoded frame is wiped once sent). */
 int udm_msg_send(int fd, const struct udm_msg *m);
 /*
  * Read one message from fd into m (which must be empty).  Returns 0, 1 when

@@ -9,7 +9,8 @@
  *   dev/          the FUSE export: every device as a file dev/NAME
  *   block/        block/NAME -> /dev/loopN for every attached device
  * Without -f it daemonises once the sockets accept connections, so that
- * whoever started it may connect as soon as it returns.
+ * whoever started it may connect as soon as it returns.  Under systemd
+ * (udmd.socket) the control socket is inherited instead (activation.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +27,7 @@
 
 #include <udm/udm.h>
 
+#include "activation.h"
 #include "attach.h"
 #include "control.h"
 #include "log.h"
@@ -60,7 +62,8 @@ static void usage(FILE *f)
           "directory ($UDM_RUNTIME_DIR, else /run/udm for root, else\n"
           "$XDG_RUNTIME_DIR/udm; on macOS /var/run/udm for root, else\n"
           "$XDG_RUNTIME_DIR/udm, else udm in the user's temporary folder).\n"
-          "Usually started on demand by udm(8).\n"
+          "Usually started on demand by udm(8), or by systemd's udmd.socket\n"
+          "(socket activation: LISTEN_FDS=1, the control socket as fd 3).\n"
           "\n"
           "  -f, --foreground     stay in the foreground, log to stderr\n"
           "  -v, --verbose        in the foreground, log devices made and removed\n"
@@ -226,6 +229,12 @@ static int make_runtime_dir(const char *dir)
   if (st.st_uid != geteuid()) {
     fprintf(stderr, "udmd: the runtime directory %s belongs to uid %lu, not to us\n", dir,
             (unsigned long)st.st_uid);
+    return -1;
+  }
+  /* Ours but open to others (made by hand, or by an older udmd): close it. */
+  if ((st.st_mode & 077) && chmod(dir, 0700) < 0) {
+    fprintf(stderr, "udmd: the runtime directory %s has mode %03o and cannot be made 0700: "
+            "%s\n", dir, (unsigned)(st.st_mode & 0777), strerror(errno));
     return -1;
   }
   return 0;
@@ -493,6 +502,11 @@ int main(int argc, char **argv)
     fprintf(stderr, "udmd: %s\n", why);
     return 1;
   }
+  /* Before daemonise(): LISTEN_PID names this process, not a child. */
+  udm_runtime_path(path, sizeof path, dir, UDM_CONTROL_SOCKET);
+  int inherited = udmd_activation_socket(path);
+  if (inherited == -2)
+    return 1;
   int ready_fd = o.foreground ? -1 : daemonise();
 
   signal(SIGPIPE, SIG_IGN);
@@ -526,7 +540,8 @@ int main(int argc, char **argv)
   }
   struct udmd_control *control = NULL;
   udm_runtime_path(path, sizeof path, dir, UDM_CONTROL_SOCKET);
-  r = udmd_control_new(ctx, attach, path, &control);
+  r = inherited >= 0 ? udmd_control_adopt(ctx, attach, inherited, &control)
+                     : udmd_control_new(ctx, attach, path, &control);
   if (r < 0) {
     fprintf(stderr, "udmd: cannot listen on %s: %s\n", path, strerror(-r));
     udmd_attach_free(attach);
@@ -551,7 +566,8 @@ int main(int argc, char **argv)
   }
   if (ready_fd >= 0)
     detach(ready_fd);
-  udmd_log(LOG_INFO, "udmd %s serving %s", udm_version_string(), dir);
+  udmd_log(LOG_INFO, "udmd %s serving %s%s", udm_version_string(), dir,
+           inherited >= 0 ? " (control socket from socket activation)" : "");
 
   int sig = 0;
   for (;;) {

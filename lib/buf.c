@@ -28,13 +28,23 @@ char *udm__strf(const char *fmt, ...)
   return s;
 }
 
+void udm__wipe(void *p, size_t n)
+{
+  volatile unsigned char *v = p;
+  while (n--)
+    *v++ = 0;
+}
+
 void udm_buf_init(struct udm_buf *b)
 {
   memset(b, 0, sizeof *b);
 }
 
+/* Buffers may hold table text with keys: wiped when freed or moved. */
 void udm_buf_free(struct udm_buf *b)
 {
+  if (b->data)
+    udm__wipe(b->data, b->cap);
   free(b->data);
   udm_buf_init(b);
 }
@@ -48,10 +58,15 @@ static bool reserve(struct udm_buf *b, size_t extra)
   size_t cap = b->cap ? b->cap : 128;
   while (cap < b->len + extra + 1)
     cap *= 2;
-  char *p = realloc(b->data, cap);
+  char *p = malloc(cap);
   if (!p) {
     b->failed = true;
     return false;
+  }
+  if (b->data) {
+    memcpy(p, b->data, b->len + 1);
+    udm__wipe(b->data, b->cap);
+    free(b->data);
   }
   b->data = p;
   b->cap = cap;

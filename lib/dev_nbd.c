@@ -604,11 +604,29 @@ static void fail_queued(struct nbd_remote *rm, int err)
   }
 }
 
-/* A connection went away: its requests wait for another, and it reconnects. */
+/*
+ * A connection went away: its requests wait for another, and it reconnects.
+ * They are those still sent on it and those its death completed with an
+ * error: libnbd ends every command of a connection that dies inside the
+ * nbd_aio_* call that finds it dead, which may be a send (send_queued), so
+ * they can be on c->done before conn_reap looks.  Those the server had
+ * answered finish (also when a live connection is given up: timeout).
+ */
 static void conn_lost(struct nbd_remote *rm, struct nbd_conn *c)
 {
+  bool dead = !c->h || nbd_aio_is_dead(c->h) || nbd_aio_is_closed(c->h);
+  struct nbd_part *p = c->done;
+  c->done = NULL;
+  while (p) {
+    struct nbd_part *next = p->next;
+    if (dead && p->err)
+      queue_part(rm, p); /* failed by the connection's end, not by the server */
+    else
+      part_finish(p, p->err);
+    p = next;
+  }
   while (c->sent) {
-    struct nbd_part *p = c->sent;
+    p = c->sent;
     c->sent = p->next;
     queue_part(rm, p);
   }
@@ -631,19 +649,17 @@ static void conn_lost(struct nbd_remote *rm, struct nbd_conn *c)
 /* Handle c's completions; a dead connection sends its requests back to the queue. */
 static void conn_reap(struct nbd_remote *rm, struct nbd_conn *c)
 {
-  bool dead = c->h && (nbd_aio_is_dead(c->h) || nbd_aio_is_closed(c->h));
+  if (c->h && (nbd_aio_is_dead(c->h) || nbd_aio_is_closed(c->h))) {
+    conn_lost(rm, c);
+    return;
+  }
   struct nbd_part *p = c->done;
   c->done = NULL;
   while (p) {
     struct nbd_part *next = p->next;
-    if (dead && p->err)
-      queue_part(rm, p); /* failed by the connection's end, not by the server */
-    else
-      part_finish(p, p->err);
+    part_finish(p, p->err);
     p = next;
   }
-  if (dead)
-    conn_lost(rm, c);
 }
 
 /* Start attempts that are due; a connection made READY revives failed ones. */
@@ -709,13 +725,18 @@ static void send_queued(struct nbd_remote *rm)
     rm->queued = p->next;
     if (!rm->queued)
       rm->queued_tail = &rm->queued;
-    if (!part_send(c, p)) {
-      if (nbd_aio_is_dead(c->h) || nbd_aio_is_closed(c->h)) {
+    bool sent = part_send(c, p);
+    /*
+     * A send that finds the connection dead has ended everything sent on
+     * it (p too, when it was taken): take them back now, before c is
+     * picked again or the loop sleeps in poll() on its closed socket.
+     */
+    if (nbd_aio_is_dead(c->h) || nbd_aio_is_closed(c->h)) {
+      if (!sent)
         queue_part(rm, p);
-        conn_lost(rm, c);
-      } else {
-        part_finish(p, p->err);
-      }
+      conn_lost(rm, c);
+    } else if (!sent) {
+      part_finish(p, p->err);
     }
   }
 }
@@ -799,6 +820,14 @@ static void *poll_loop(void *arg)
         fdconn[n++] = c;
       }
     }
+    /*
+     * Requests queued again by this pass (a send or the timeout found a
+     * connection dead) with no connection left to take them: nothing
+     * would wake poll(); go round to the check above now.
+     */
+    if (rm->queued && !any_state(rm, CONN_READY) && !any_state(rm, CONN_CONNECTING) &&
+        !any_state(rm, CONN_DOWN))
+      wake_at = now;
     int timeout = -1;
     if (wake_at != UINT64_MAX)
       timeout = wake_at <= now ? 0 : (int)((wake_at - now) / 1000000u) + 1;

@@ -154,19 +154,21 @@ static int ctl_device_remove(struct udm_device *dev, unsigned flags)
     pthread_mutex_unlock(&ctx->lock);
     return udm__fail(ENXIO, "remove %s: the device was already removed", dev->name);
   }
-  if (dev->holders) {
+  /* The counts are read under the lock; the messages are made after it. */
+  unsigned holders = dev->holders, open_count = dev->open_count;
+  if (holders) {
     pthread_mutex_unlock(&ctx->lock);
     return udm__fail(EBUSY,
                      "remove %s: the device is used by the table of another device "
                      "(%u reference%s); remove that device first",
-                     dev->name, dev->holders, dev->holders == 1 ? "" : "s");
+                     dev->name, holders, holders == 1 ? "" : "s");
   }
-  if (dev->open_count && !(flags & UDM_REMOVE_FORCE)) {
+  if (open_count && !(flags & UDM_REMOVE_FORCE)) {
     pthread_mutex_unlock(&ctx->lock);
     return udm__fail(EBUSY,
                      "remove %s: the device is open (open count %u); close it or "
                      "force the removal",
-                     dev->name, dev->open_count);
+                     dev->name, open_count);
   }
   /*
    * From now on the name is free, no table can open the device, and every

@@ -35,6 +35,15 @@ int udm__fail(int err, const char *fmt, ...)
   return -1;
 }
 
+int udm_error_set(int err, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  record(err, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
 void *udm__fail_null(int err, const char *fmt, ...)
 {
   va_list ap;

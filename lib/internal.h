@@ -31,6 +31,8 @@ void udm_buf_free(struct udm_buf *b);
 char *udm_buf_steal(struct udm_buf *b);
 /* A malloc'd formatted string (NULL when out of memory): messages. */
 char *udm__strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Overwrite n bytes with zeros, in a way the compiler keeps (table text may hold keys). */
+void udm__wipe(void *p, size_t n);
 char *udm__vstrf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 /* ---- backing devices (dev.c, dev_file.c, dev_udm.c) ---- */

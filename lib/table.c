@@ -167,9 +167,14 @@ int udm_get_device(struct udm_target *ti, const char *path, unsigned mode,
   }
   if ((mode & UDM_DEV_WRITE) && !(d->mode & UDM_DEV_WRITE))
     t->backing_readonly = true; /* an image whose driver cannot write */
-  if (strpbrk(d->name, " \t\\#") && !(d->display = udm_table_escape(d->name))) {
-    dev_close(d);
-    return -ENOMEM;
+  if (strpbrk(d->name, " \t\\#")) {
+    /* A plain store: clang takes no '!' of an atomic assignment. */
+    char *shown = udm_table_escape(d->name);
+    if (!shown) {
+      dev_close(d);
+      return -ENOMEM;
+    }
+    atomic_store(&d->display, shown);
   }
   d->users = 1;
   d->next = t->devs;
@@ -499,10 +504,30 @@ int udm__table_create(struct udm_ctx *ctx, struct udm_device *owner, const char 
   t->owner = owner;
   t->readonly = readonly;
   t->limits.logical_block_size = UDM_SECTOR_SIZE;
-  /* One slot per line, so that a ctr may keep its ti (timers, workers). */
-  size_t nlines = 1;
-  for (const char *c = copy; *c; c++)
-    nlines += *c == '\n';
+  /*
+   * One slot per line, so that a ctr may keep its ti (timers, workers).
+   * Segments are counted first: a table over the limit is refused before
+   * any ctr runs.
+   */
+  size_t nlines = 1, nsegments = 0;
+  unsigned over_line = 0;
+  for (const char *c = copy, *bol = copy;; c++) {
+    if (*c == '\n' || *c == '\0') {
+      const char *p = bol + strspn(bol, " \t");
+      if (p < c && *p != '#' && *p != '\r' && ++nsegments == UDM_TABLE_MAX_TARGETS + 1)
+        over_line = (unsigned)nlines;
+      if (*c == '\0')
+        break;
+      nlines++;
+      bol = c + 1;
+    }
+  }
+  if (over_line) {
+    *errmsg = udm__strf("line %u: more than %u targets in one table (the kernel's limit)",
+                        over_line, UDM_TABLE_MAX_TARGETS);
+    r = -E2BIG;
+    goto fail;
+  }
   if (!(t->targets = calloc(nlines, sizeof *t->targets)))
     goto fail;
 
@@ -563,6 +588,7 @@ int udm__table_create(struct udm_ctx *ctx, struct udm_device *owner, const char 
     goto fail;
   t->caps = compute_caps(t);
   free(lines);
+  udm__wipe(copy, strlen(text ? text : "")); /* the words hold keys */
   free(copy);
   *out = t;
   return 0;
@@ -570,6 +596,8 @@ fail:
   if (!*errmsg)
     *errmsg = udm__strf("%s", strerror(-r));
   free(lines);
+  if (copy)
+    udm__wipe(copy, strlen(text ? text : ""));
   free(copy);
   udm__table_destroy(t);
   return r;

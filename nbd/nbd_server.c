@@ -27,7 +27,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h" /* udm__fail: one error convention with libudm */
 #include "nbd_conn.h"
 #include "nbd_server.h"
 #ifdef UDM_NBD_TLS
@@ -100,16 +99,16 @@ static void widen_unix_send_buffer(int fd)
 struct udm_nbd_server *udm_nbd_server_new(struct udm_ctx *ctx)
 {
   if (!ctx)
-    return udm__fail_null(EINVAL, "nbd server: no context");
+    return udm_error_set(EINVAL, "nbd server: no context"), NULL;
   struct udm_nbd_server *srv = calloc(1, sizeof *srv);
   if (!srv)
-    return udm__fail_null(ENOMEM, "nbd server: out of memory");
+    return udm_error_set(ENOMEM, "nbd server: out of memory"), NULL;
   srv->ctx = ctx;
   srv->handshake_ms = HANDSHAKE_TIMEOUT_MS;
   if (pipe(srv->wake) < 0) {
     int e = errno;
     free(srv);
-    return udm__fail_null(e, "nbd server: pipe: %s", strerror(e));
+    return udm_error_set(e, "nbd server: pipe: %s", strerror(e)), NULL;
   }
   set_cloexec(srv->wake[0]);
   set_cloexec(srv->wake[1]);
@@ -120,7 +119,7 @@ struct udm_nbd_server *udm_nbd_server_new(struct udm_ctx *ctx)
 int udm_nbd_server_set_handshake_timeout(struct udm_nbd_server *srv, unsigned ms)
 {
   if (ms < 1 || ms > HANDSHAKE_TIMEOUT_MAX_MS)
-    return udm__fail(EINVAL, "nbd server: handshake timeout of %u ms (1 ms to %u s)", ms,
+    return udm_error_set(EINVAL, "nbd server: handshake timeout of %u ms (1 ms to %u s)", ms,
                      HANDSHAKE_TIMEOUT_MAX_MS / 1000);
   srv->handshake_ms = ms;
   return 0;
@@ -131,7 +130,7 @@ static int add_listener(struct udm_nbd_server *srv, int fd, char *unix_path, boo
   if (srv->nlisteners == LISTEN_MAX) {
     close(fd);
     free(unix_path);
-    return udm__fail(EMFILE, "nbd server: more than %d listening sockets", LISTEN_MAX);
+    return udm_error_set(EMFILE, "nbd server: more than %d listening sockets", LISTEN_MAX);
   }
   struct listener *l = &srv->listeners[srv->nlisteners++];
   l->fd = fd;
@@ -163,17 +162,17 @@ int udm_nbd_server_listen_unix(struct udm_nbd_server *srv, const char *path)
 {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   if (strlen(path) >= sizeof sa.sun_path)
-    return udm__fail(ENAMETOOLONG, "nbd server: socket path too long: %s", path);
+    return udm_error_set(ENAMETOOLONG, "nbd server: socket path too long: %s", path);
   memcpy(sa.sun_path, path, strlen(path) + 1);
   int r = remove_stale(path, &sa);
   if (r < 0)
-    return udm__fail(-r, "nbd server: %s: %s", path,
+    return udm_error_set(-r, "nbd server: %s: %s", path,
                      r == -EEXIST ? "exists and is not a socket"
                      : r == -EADDRINUSE ? "another server is listening there"
                                         : strerror(-r));
   int fd = socket(AF_UNIX, SOCK_STREAM, 0);
   if (fd < 0)
-    return udm__fail(errno, "nbd server: socket: %s", strerror(errno));
+    return udm_error_set(errno, "nbd server: socket: %s", strerror(errno));
   set_cloexec(fd);
   /*
    * Mode 0600: the socket gives full access to every device.  chmod after
@@ -185,13 +184,13 @@ int udm_nbd_server_listen_unix(struct udm_nbd_server *srv, const char *path)
       listen(fd, 128) < 0) {
     int e = errno;
     close(fd);
-    return udm__fail(e, "nbd server: cannot listen on %s: %s", path, strerror(e));
+    return udm_error_set(e, "nbd server: cannot listen on %s: %s", path, strerror(e));
   }
   char *copy = strdup(path);
   if (!copy) {
     close(fd);
     unlink(path);
-    return udm__fail(ENOMEM, "nbd server: out of memory");
+    return udm_error_set(ENOMEM, "nbd server: out of memory");
   }
   return add_listener(srv, fd, copy, false);
 }
@@ -199,12 +198,12 @@ int udm_nbd_server_listen_unix(struct udm_nbd_server *srv, const char *path)
 int udm_nbd_server_listen_tcp(struct udm_nbd_server *srv, const char *host,
                               const char *port)
 {
-  struct addrinfo hints = {
-      .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+  /* No AI_PASSIVE: without a host, getaddrinfo gives the loopback addresses. */
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
   struct addrinfo *res;
   int r = getaddrinfo(host, port ? port : "10809", &hints, &res);
   if (r != 0)
-    return udm__fail(EINVAL, "nbd server: %s:%s: %s", host ? host : "*",
+    return udm_error_set(EINVAL, "nbd server: %s:%s: %s", host ? host : "loopback",
                      port ? port : "10809", gai_strerror(r));
   int bound = 0, e = 0;
   for (struct addrinfo *a = res; a; a = a->ai_next) {
@@ -229,8 +228,8 @@ int udm_nbd_server_listen_tcp(struct udm_nbd_server *srv, const char *host,
   }
   freeaddrinfo(res);
   if (!bound)
-    return udm__fail(e ? e : EADDRNOTAVAIL, "nbd server: cannot listen on %s:%s: %s",
-                     host ? host : "*", port ? port : "10809", strerror(e));
+    return udm_error_set(e ? e : EADDRNOTAVAIL, "nbd server: cannot listen on %s:%s: %s",
+                         host ? host : "loopback", port ? port : "10809", strerror(e));
   return 0;
 }
 
@@ -366,13 +365,14 @@ static void reap(struct udm_nbd_server *srv, bool all)
   }
 }
 
-static void start_conn(struct udm_nbd_server *srv, int fd, bool tcp)
+/* Serve fd on a new connection thread: 0, or -errno when it was refused (fd closed). */
+static int start_conn(struct udm_nbd_server *srv, int fd, bool tcp)
 {
   struct nbd_conn *c = calloc(1, sizeof *c);
   if (!c || !(c->rbuf = malloc(NBD_RBUF_SIZE))) {
     free(c);
     close(fd);
-    return;
+    return -ENOMEM;
   }
   c->srv = srv;
   c->ctx = srv->ctx;
@@ -398,11 +398,15 @@ static void start_conn(struct udm_nbd_server *srv, int fd, bool tcp)
       evict(srv, old);
   }
   /* Evicted ones leave the list when their thread is joined: bound it too. */
-  if (srv->nlive >= CONNECTIONS_MAX || srv->nconns >= 2 * CONNECTIONS_MAX ||
-      atomic_load(&srv->stopping) || pthread_create(&c->thread, NULL, conn_main, c) != 0) {
+  int r = srv->nlive >= CONNECTIONS_MAX || srv->nconns >= 2 * CONNECTIONS_MAX ? -EMFILE
+          : atomic_load(&srv->stopping)                                        ? -ESHUTDOWN
+                                                                               : 0;
+  if (r == 0)
+    r = -pthread_create(&c->thread, NULL, conn_main, c);
+  if (r < 0) {
     pthread_mutex_unlock(&srv->lock);
     conn_free(c);
-    return;
+    return r;
   }
   c->next = srv->conns;
   srv->conns = c;
@@ -410,6 +414,7 @@ static void start_conn(struct udm_nbd_server *srv, int fd, bool tcp)
   srv->nlive++;
   srv->nhandshaking++;
   pthread_mutex_unlock(&srv->lock);
+  return 0;
 }
 
 static void *accept_main(void *arg)
@@ -467,11 +472,11 @@ bool udm_nbd_server_tls_available(void)
 int udm_nbd_server_set_tls(struct udm_nbd_server *srv, enum udm_nbd_tls mode)
 {
   if (mode != UDM_NBD_TLS_OFF && mode != UDM_NBD_TLS_ON && mode != UDM_NBD_TLS_REQUIRE)
-    return udm__fail(EINVAL, "nbd server: TLS mode %d (off, on or require)", (int)mode);
+    return udm_error_set(EINVAL, "nbd server: TLS mode %d (off, on or require)", (int)mode);
   if (mode != UDM_NBD_TLS_OFF && !udm_nbd_server_tls_available())
-    return udm__fail(ENOTSUP, "nbd server: TLS: udm is built without GnuTLS");
+    return udm_error_set(ENOTSUP, "nbd server: TLS: udm is built without GnuTLS");
   if (started(srv))
-    return udm__fail(EBUSY, "nbd server: TLS: set before udm_nbd_server_start");
+    return udm_error_set(EBUSY, "nbd server: TLS: set before udm_nbd_server_start");
   srv->tls_mode = mode;
   return 0;
 }
@@ -490,18 +495,18 @@ int udm_nbd_server_set_tls_certificates(struct udm_nbd_server *srv, const char *
 {
 #ifdef UDM_NBD_TLS
   if (started(srv))
-    return udm__fail(EBUSY, "nbd server: TLS: set before udm_nbd_server_start");
+    return udm_error_set(EBUSY, "nbd server: TLS: set before udm_nbd_server_start");
   char msg[512];
   struct nbd_tls_creds *creds;
   int r = nbd_tls_creds_x509(&creds, dir, verify_peer, msg, sizeof msg);
   if (r < 0)
-    return udm__fail(-r, "nbd server: %s", msg);
+    return udm_error_set(-r, "nbd server: %s", msg);
   return set_creds(srv, creds);
 #else
   (void)srv;
   (void)dir;
   (void)verify_peer;
-  return udm__fail(ENOTSUP, "nbd server: TLS: udm is built without GnuTLS");
+  return udm_error_set(ENOTSUP, "nbd server: TLS: udm is built without GnuTLS");
 #endif
 }
 
@@ -509,17 +514,17 @@ int udm_nbd_server_set_tls_psk(struct udm_nbd_server *srv, const char *file)
 {
 #ifdef UDM_NBD_TLS
   if (started(srv))
-    return udm__fail(EBUSY, "nbd server: TLS: set before udm_nbd_server_start");
+    return udm_error_set(EBUSY, "nbd server: TLS: set before udm_nbd_server_start");
   char msg[512];
   struct nbd_tls_creds *creds;
   int r = nbd_tls_creds_psk(&creds, file, msg, sizeof msg);
   if (r < 0)
-    return udm__fail(-r, "nbd server: %s", msg);
+    return udm_error_set(-r, "nbd server: %s", msg);
   return set_creds(srv, creds);
 #else
   (void)srv;
   (void)file;
-  return udm__fail(ENOTSUP, "nbd server: TLS: udm is built without GnuTLS");
+  return udm_error_set(ENOTSUP, "nbd server: TLS: udm is built without GnuTLS");
 #endif
 }
 
@@ -533,12 +538,27 @@ int nbd_server_start_tls(struct nbd_conn *c)
 #endif
 }
 
+int udm_nbd_server_serve_fd(struct udm_nbd_server *srv, int fd)
+{
+  reap(srv, false);
+  set_cloexec(fd);
+#ifdef SO_NOSIGPIPE
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#endif
+  int r = start_conn(srv, fd, false); /* as a Unix socket: TLS offered, never required */
+  if (r < 0)
+    return udm_error_set(-r, "nbd server: cannot serve the connection: %s",
+                     r == -EMFILE ? "too many connections" : strerror(-r));
+  return 0;
+}
+
 int udm_nbd_server_start(struct udm_nbd_server *srv)
 {
   if (srv->nlisteners == 0)
-    return udm__fail(EINVAL, "nbd server: start: no listening socket");
+    return udm_error_set(EINVAL, "nbd server: start: no listening socket");
   if (srv->tls_mode != UDM_NBD_TLS_OFF && !srv->tls)
-    return udm__fail(EINVAL, "nbd server: TLS %s needs certificates or a PSK file",
+    return udm_error_set(EINVAL, "nbd server: TLS %s needs certificates or a PSK file",
                      srv->tls_mode == UDM_NBD_TLS_ON ? "on" : "require");
   for (unsigned i = 0; i < srv->nlisteners; i++) {
     struct listener *l = &srv->listeners[i];
@@ -546,7 +566,7 @@ int udm_nbd_server_start(struct udm_nbd_server *srv)
       continue;
     int r = pthread_create(&l->thread, NULL, accept_main, l);
     if (r != 0)
-      return udm__fail(r, "nbd server: cannot start a thread: %s", strerror(r));
+      return udm_error_set(r, "nbd server: cannot start a thread: %s", strerror(r));
     l->running = true;
   }
   return 0;

@@ -23,7 +23,11 @@ enum udm_nbd_tls {
 struct udm_nbd_server *udm_nbd_server_new(struct udm_ctx *ctx);
 /* Listen on a Unix socket at path (created mode 0600, replaced if stale). */
 int udm_nbd_server_listen_unix(struct udm_nbd_server *srv, const char *path);
-/* Listen on TCP host:port (only when the user asks for it). */
+/*
+ * Listen on TCP host:port (only when the user asks for it).  host NULL means
+ * the loopback addresses (127.0.0.1 and ::1); every interface only when
+ * asked by address ("0.0.0.0", "::").  port NULL is 10809.
+ */
 int udm_nbd_server_listen_tcp(struct udm_nbd_server *srv, const char *host,
                               const char *port);
 /*
@@ -54,6 +58,13 @@ int udm_nbd_server_set_tls(struct udm_nbd_server *srv, enum udm_nbd_tls mode);
 int udm_nbd_server_set_tls_certificates(struct udm_nbd_server *srv, const char *dir,
                                         bool verify_peer);
 int udm_nbd_server_set_tls_psk(struct udm_nbd_server *srv, const char *file);
+/*
+ * Serve one socket that is already connected (inetd style, or one end of a
+ * socketpair): the server owns fd from now on, whatever the result, and
+ * treats it as an accepted connection (same limits, same timeouts).  Needs
+ * no listener and no udm_nbd_server_start.
+ */
+int udm_nbd_server_serve_fd(struct udm_nbd_server *srv, int fd);
 /* Start accepting on every listening socket, in background threads. */
 int udm_nbd_server_start(struct udm_nbd_server *srv);
 /* Stop accepting, close every connection (flushing first), join all threads. */

@@ -41,6 +41,8 @@ static ssize_t recv_some(struct nbd_conn *c, void *buf, size_t len)
 
 int nbd_recv(struct nbd_conn *c, void *buf, size_t len)
 {
+  if (len == 0)
+    return 0; /* a zero-length write has no payload, and buf may be NULL */
   unsigned char *p = buf;
   size_t have = c->rlen - c->rpos;
   size_t n = have < len ? have : len;

@@ -316,15 +316,20 @@ int udm_platform_detach(const char *devpath)
    * A busy loop device is not detached: the kernel marks it autoclear and
    * answers 0.  The release that follows our close() is what detaches an
    * idle one, and it first drains the device's queue, whose last writes (a
-   * file system's, just unmounted) come back to us through FUSE: on a
-   * loaded machine that took longer than 200 ms (fuse-fs-* failed with
-   * EBUSY).  So look for up to about 3 s, often at first, before calling it
-   * busy; a device that really is held (mounted) stays autoclear and goes
-   * when its holder lets go.
+   * file system's, just unmounted) come back to us through FUSE; another
+   * program may also hold it open for a moment (one that scans loop
+   * devices).  On a loaded machine both took seconds (fuse-fs-*,
+   * cli-attach-* failed with EBUSY after 200 ms, then after 3 s).  So a
+   * device that nothing has mounted gets up to 20 s, looked at often at
+   * first; a mounted one, which stays autoclear and goes when it is
+   * unmounted, is called busy after a moment.
    */
-  unsigned waited_ms = 0, step_ms = 5;
+  struct stat st;
+  bool mounted = stat(devpath, &st) == 0 &&
+                 udm_platform_dev_mounted(major(st.st_rdev), minor(st.st_rdev)) == 1;
+  unsigned waited_ms = 0, step_ms = 5, limit_ms = mounted ? 200 : 20000;
   while (r == 0 && loop_is_bound(block_name(devpath))) {
-    if (waited_ms >= 3000)
+    if (waited_ms >= limit_ms)
       return -EBUSY;
     usleep(step_ms * 1000);
     waited_ms += step_ms;

@@ -79,6 +79,13 @@ int udm_platform_runtime_dir(char *buf, size_t size, const char **why);
  * cannot deadlock on us).  -EPERM without CAP_SYS_RESOURCE; a no-op on macOS.
  */
 int udm_platform_set_io_flusher(void);
+
+/*
+ * Keep [p, p + len) (whole pages) out of core dumps: MADV_DONTDUMP on
+ * Linux, MADV_NOCORE on the BSDs.  -EOPNOTSUPP where the system has no
+ * such advice (macOS: there, keys rely on the process not dumping core).
+ */
+int udm_platform_no_core(void *p, size_t len);
 /*
  * Attach FILE as a kernel block device; its path (/dev/loopN, /dev/diskN)
  * goes into devpath.  logical_block_size 0 means 512.  On Linux: a loop

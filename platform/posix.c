@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "platform.h"
@@ -112,4 +113,17 @@ int udm_platform_find_attached(const char *file, char *devpath, size_t n)
   struct find_first ff = {devpath, n, -ENOENT};
   int r = udm_platform_foreach_attached(file, take_first, &ff);
   return r < 0 ? r : ff.r;
+}
+
+int udm_platform_no_core(void *p, size_t len)
+{
+#if defined(MADV_DONTDUMP)
+  return madvise(p, len, MADV_DONTDUMP) < 0 ? -errno : 0;
+#elif defined(MADV_NOCORE)
+  return madvise(p, len, MADV_NOCORE) < 0 ? -errno : 0;
+#else
+  (void)p;
+  (void)len;
+  return -EOPNOTSUPP;
+#endif
 }

@@ -23,6 +23,7 @@
 
 #include <udm/udm.h>
 
+#include "crypt_mem.h"
 #include "json.h"
 #include "kdf.h"
 #include "luks.h"
@@ -1363,20 +1364,10 @@ out:
 
 /* ---- public ---- */
 
-static pthread_once_t gcrypt_once = PTHREAD_ONCE_INIT;
-
-static void gcrypt_init(void)
-{
-  if (gcry_check_version(NULL) && !gcry_control(GCRYCTL_INITIALIZATION_FINISHED_P)) {
-    gcry_control(GCRYCTL_DISABLE_SECMEM, 0);
-    gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
-  }
-}
-
 int udm_luks_open(const char *path, const char *passphrase, size_t len,
                   struct udm_luks_volume **out, char **errmsg)
 {
-  pthread_once(&gcrypt_once, gcrypt_init);
+  crypt_gcrypt_init(); /* libgcrypt's secure memory kept out of core dumps */
   if (errmsg)
     *errmsg = NULL;
   int fd = open(path, O_RDONLY | O_CLOEXEC);

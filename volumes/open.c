@@ -12,6 +12,7 @@
 
 #include <udm/udm.h>
 
+#include "crypt_mem.h"
 #include "luks.h"
 #include "open.h"
 #include "msg.h"
@@ -249,7 +250,7 @@ int udm_open_plan(const struct udm_open_request *req, struct udm_open_plan **out
 {
   if (errmsg)
     *errmsg = NULL;
-  if (!gcry_check_version(NULL))
+  if (!crypt_gcrypt_init())
     return vol_fail(errmsg, -ENOTSUP, "libgcrypt cannot be initialised");
   if (!udm_open_type_valid(req->type))
     return vol_fail(errmsg, -EINVAL, "unknown volume type '%s' (luks, luks1, luks2, tcrypt, "

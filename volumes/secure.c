@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "platform.h"
 #include "secure.h"
 
 void udm_wipe(void *p, size_t n)
@@ -21,9 +22,7 @@ void *udm_secure_alloc(size_t len)
   if (m == MAP_FAILED)
     return NULL;
   (void)mlock(m, total);
-#ifdef MADV_DONTDUMP
-  madvise(m, total, MADV_DONTDUMP);
-#endif
+  udm_platform_no_core(m, total);
   *(size_t *)m = total;
   return (char *)m + sizeof(size_t);
 }

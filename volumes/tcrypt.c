@@ -41,6 +41,7 @@
 
 #include <udm/udm.h>
 
+#include "crypt_mem.h"
 #include "kdf.h"
 #include "msg.h"
 #include "secure.h"
@@ -315,6 +316,8 @@ static int xts_decrypt(const char *cipher, const uint8_t *key1, const uint8_t *k
   return r;
 }
 
+static int parse_decrypted(const uint8_t *out, const char *magic, struct parsed *p);
+
 /* Decrypt ENC with chain C under header key KEY into OUT; 0 if it is a valid header. */
 static int try_chain(const struct chain *c, const uint8_t *key, const uint8_t *enc,
                      const char *magic, uint8_t *out, struct parsed *p)
@@ -323,6 +326,12 @@ static int try_chain(const struct chain *c, const uint8_t *key, const uint8_t *e
   for (unsigned j = c->n; j-- > 0;)
     if (xts_decrypt(c->ciphers[j], key + 32 * j, key + 32 * (c->n + j), out, ENC_LEN) < 0)
       return -EINVAL;
+  return parse_decrypted(out, magic, p);
+}
+
+/* The fields of a decrypted header OUT (ENC_LEN bytes): 0, or -EPERM when it is not one. */
+static int parse_decrypted(const uint8_t *out, const char *magic, struct parsed *p)
+{
   if (memcmp(out, magic, 4))
     return -EPERM;
   p->vera = magic[0] == 'V';
@@ -462,16 +471,6 @@ static int search_header(struct search *s)
 }
 
 /* ---- public ---- */
-
-static pthread_once_t gcrypt_once = PTHREAD_ONCE_INIT;
-
-static void gcrypt_init(void)
-{
-  if (gcry_check_version(NULL) && !gcry_control(GCRYCTL_INITIALIZATION_FINISHED_P)) {
-    gcry_control(GCRYCTL_DISABLE_SECMEM, 0);
-    gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
-  }
-}
 
 /* Append ", NAME" (or NAME first) to a list of at most CAP bytes, once. */
 static void list_add(char *list, size_t cap, const char *name)
@@ -660,11 +659,34 @@ static int header_area(const char *path, const struct udm_tcrypt_params *prm,
   return 0;
 }
 
+int udm_tcrypt_check_header(const uint8_t *decrypted, const struct udm_tcrypt_params *prm,
+                            uint64_t dev_bytes, bool tc5_hidden, uint64_t *offset,
+                            uint64_t *bytes, char **errmsg)
+{
+  if (errmsg)
+    *errmsg = NULL;
+  if (tc5_hidden && (!prm->hidden || dev_bytes < TC5_HIDDEN_END + OFF_HIDDEN))
+    return vol_fail(errmsg, -EINVAL, "TrueCrypt 5's hidden-volume position needs a hidden "
+                    "volume on a device of at least %u bytes", TC5_HIDDEN_END + OFF_HIDDEN);
+  struct parsed p;
+  const char *magic = prm->veracrypt && decrypted[0] == 'V' ? "VERA" : "TRUE";
+  if (parse_decrypted(decrypted, magic, &p) < 0)
+    return vol_fail(errmsg, -EPERM, "not a %s header (magic or CRC32 wrong)",
+                    prm->veracrypt ? "VeraCrypt" : "TrueCrypt");
+  struct area a;
+  int r = header_area("header", prm, &p, dev_bytes, tc5_hidden, &a, errmsg);
+  if (r < 0)
+    return r;
+  *offset = a.offset;
+  *bytes = a.size;
+  return 0;
+}
+
 int udm_tcrypt_open(const char *path, const char *passphrase, size_t len,
                     const struct udm_tcrypt_params *prm, struct udm_tcrypt_volume **out,
                     char **errmsg)
 {
-  pthread_once(&gcrypt_once, gcrypt_init);
+  crypt_gcrypt_init(); /* libgcrypt's secure memory kept out of core dumps */
   if (errmsg)
     *errmsg = NULL;
   if (prm->system && prm->hidden)

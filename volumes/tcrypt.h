@@ -58,4 +58,17 @@ int udm_tcrypt_table(const struct udm_tcrypt_volume *vol, unsigned level, const 
 
 void udm_tcrypt_free(struct udm_tcrypt_volume *vol);
 
+/*
+ * What udm_tcrypt_open checks once a key has decrypted a header, for tests
+ * and fuzzing: DECRYPTED is the header's 448 bytes after the salt (magic
+ * first), DEV_BYTES the size of the device, TC5_HIDDEN whether it was found
+ * at TrueCrypt 5's hidden-volume position (the end - 1536 bytes).  Checks
+ * the magic, both CRC32s and every field, and gives the mapped area in
+ * bytes.  -EPERM when the magic or a CRC is wrong (a wrong key, in
+ * udm_tcrypt_open), another -errno with *errmsg for a field udm refuses.
+ */
+int udm_tcrypt_check_header(const uint8_t *decrypted, const struct udm_tcrypt_params *prm,
+                            uint64_t dev_bytes, bool tc5_hidden, uint64_t *offset,
+                            uint64_t *bytes, char **errmsg);
+
 #endif

@@ -35,6 +35,12 @@
 extern "C" {
 #endif
 
+/* Everything declared here is libudm's ABI (docs/abi.md); the library is
+ * built with -fvisibility=hidden. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 #define UDM_IMAGE_DRIVER_API_VERSION 1
 
 /* The `?key=value&...` options of a table argument, in order. */
@@ -141,6 +147,10 @@ int udm_ctx_foreach_image_driver(struct udm_ctx *ctx,
                                  int (*fn)(void *opaque,
                                            const struct udm_image_driver *drv),
                                  void *opaque);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -39,6 +39,12 @@
 extern "C" {
 #endif
 
+/* Everything declared here is libudm's ABI (docs/abi.md); the library is
+ * built with -fvisibility=hidden. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 #define UDM_TARGET_API_VERSION 3
 
 typedef uint64_t udm_sector_t;
@@ -747,6 +753,10 @@ int udm_read_arg(struct udm_arg_set *as, const struct udm_arg *arg,
 int udm_read_arg_group(struct udm_arg_set *as, const struct udm_arg *arg,
                        unsigned *value, struct udm_target *ti);
 void udm_consume_args(struct udm_arg_set *as, unsigned n);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

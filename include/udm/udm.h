@@ -27,6 +27,12 @@
 extern "C" {
 #endif
 
+/* Everything declared here is libudm's ABI (docs/abi.md); the library is
+ * built with -fvisibility=hidden. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 #define UDM_VERSION_MAJOR 0
 #define UDM_VERSION_MINOR 1
 #define UDM_VERSION_PATCH 0
@@ -41,6 +47,14 @@ struct udm_device;
 const char *udm_errmsg(void);
 /* errno of the last failure on this thread. */
 int udm_errno(void);
+/* Records a failure the way libudm's own calls do (message for udm_errmsg(),
+ * errno = err), for code built on libudm that reports through the same
+ * convention (the NBD server, drivers' helpers).  Returns -1. */
+int udm_error_set(int err, const char *fmt, ...)
+#if defined(__GNUC__)
+  __attribute__((format(printf, 2, 3)))
+#endif
+  ;
 /* The library version as "MAJOR.MINOR.PATCH". */
 const char *udm_version_string(void);
 
@@ -110,6 +124,8 @@ int udm_device_remove(struct udm_device *dev, unsigned flags);
  * names the line and token at fault.
  */
 int udm_table_load(struct udm_device *dev, const char *text);
+/* Targets (segments) one table may have, as in Linux (DM_MAX_TARGETS); more: E2BIG. */
+#define UDM_TABLE_MAX_TARGETS 1048576u
 /*
  * WORD as it must be written in a table to be read back as one word: blanks
  * and backslashes get a backslash (dm_split_args' rule), and so does '#',
@@ -303,6 +319,10 @@ int udm_device_extents(struct udm_device *dev, uint64_t len, uint64_t off,
                        int (*fn)(void *opaque, uint64_t off, uint64_t len,
                                  unsigned flags),
                        void *opaque);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

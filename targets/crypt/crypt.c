@@ -33,6 +33,8 @@
 #include <udm/target.h>
 
 #include "crypt_iv.h"
+#include "crypt_mem.h"
+#include "platform.h"
 #include "xts_accel.h"
 
 #define SECTOR_SHIFT 9
@@ -156,21 +158,6 @@ static int workers_init(struct udm_target *ti, struct crypt *cc);
 
 /* ---- libgcrypt ---- */
 
-static pthread_once_t gcrypt_once = PTHREAD_ONCE_INIT;
-static bool gcrypt_ok;
-
-static void gcrypt_init(void)
-{
-  if (!gcry_check_version(NULL))
-    return;
-  /* Finish initialisation unless the program embedding udm already did. */
-  if (!gcry_control(GCRYCTL_INITIALIZATION_FINISHED_P)) {
-    gcry_control(GCRYCTL_DISABLE_SECMEM, 0);
-    gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
-  }
-  gcrypt_ok = true;
-}
-
 /* ---- locked memory for keys ---- */
 
 static void wipe(void *p, size_t n)
@@ -199,9 +186,7 @@ static struct crypt_secret *secret_alloc(unsigned key_size, unsigned tfms, bool 
   s->map_len = len;
   /* Best effort: without privilege or RLIMIT_MEMLOCK room, keys stay pageable. */
   s->locked = mlock(m, len) == 0;
-#ifdef MADV_DONTDUMP
-  madvise(m, len, MADV_DONTDUMP);
-#endif
+  udm_platform_no_core(m, len);
   unsigned char *p = (unsigned char *)s + accel_at;
   if (accel) {
     s->accel = (struct xts_accel *)(void *)p;
@@ -643,8 +628,14 @@ static int apply_key(struct crypt *cc)
     uint8_t salt[64];
     unsigned salt_len = 0;
     if (cc->iv == IV_ESSIV) {
+      /* A secure context: the key passes through the hash's block buffer. */
+      gcry_md_hd_t md;
       salt_len = cc->essiv_dlen;
-      gcry_md_hash_buffer(cc->essiv_hash, salt, k, sk);
+      if (gcry_md_open(&md, cc->essiv_hash, GCRY_MD_FLAG_SECURE))
+        return -ENOMEM;
+      gcry_md_write(md, k, sk);
+      memcpy(salt, gcry_md_read(md, cc->essiv_hash), salt_len);
+      gcry_md_close(md);
     }
     if (cc->chain == CHAIN_LRW) {
       udm_gf128_load(&s->lrw_key[t], k + sk - 16);
@@ -737,7 +728,7 @@ static int set_key(struct udm_target *ti, struct crypt *cc, const char *key)
 
 static int open_cipher(struct udm_target *ti, gcry_cipher_hd_t *hd, int algo, int mode)
 {
-  gcry_error_t e = gcry_cipher_open(hd, algo, mode, 0);
+  gcry_error_t e = gcry_cipher_open(hd, algo, mode, GCRY_CIPHER_SECURE);
   if (e) {
     udm_target_error(ti, "cannot allocate cipher %s: %s", gcry_cipher_algo_name(algo),
                      gcry_strerror(e));
@@ -939,8 +930,7 @@ static int crypt_ctr(struct udm_target *ti, unsigned argc, char **argv)
                          "<dev> <offset> [<#opt_params> <opt_params>...]'");
     return -EINVAL;
   }
-  pthread_once(&gcrypt_once, gcrypt_init);
-  if (!gcrypt_ok) {
+  if (!crypt_gcrypt_init()) {
     udm_target_error(ti, "libgcrypt failed to initialise");
     return -ENOSYS;
   }

@@ -10,6 +10,15 @@ udm_bin=$(find "$dest" -path '*/bin/udm' -type f | head -1)
 [ -x "$(dirname "$udm_bin")/udmd" ] || fail "udmd not installed beside udm"
 find "$dest" -name udm.8 | grep -q . || fail "udm.8 not installed"
 find "$dest" -name udmd.8 | grep -q . || fail "udmd.8 not installed"
+find "$dest" -name udm-targets.7 | grep -q . || fail "udm-targets.7 not installed"
+find "$dest" -name udm-image.1 | grep -q . || fail "udm-image.1 not installed"
+if [ "$(uname -s)" = Linux ]; then
+  for unit in udmd.service udmd.socket; do
+    find "$dest" -path "*/systemd/system/$unit" | grep -q . || fail "$unit not installed"
+  done
+  grep -q "^ExecStart=$(dirname "${udm_bin#"$dest"}")/udmd " "$(find "$dest" -name udmd.service)" ||
+    fail "udmd.service does not start the installed udmd"
+fi
 libdir=$(dirname "$(find "$dest" -name 'libudm.so*' | head -1)")
 # With DESTDIR the library is not where the loader looks; a real prefix is.
 export LD_LIBRARY_PATH="$libdir"

@@ -158,6 +158,17 @@ start_udmd() {
   fail "udmd did not create its sockets within 10 s"
 }
 
+# wait_until CMD...: poll until CMD succeeds, at most $T seconds; 1 if it never
+# does.  Tests wait on the state they need rather than sleeping a fixed time.
+wait_until() {
+  local i
+  for i in $(seq $((T * 20))); do
+    "$@" && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
 # stop_udmd: SIGTERM, bounded wait, exit status in $DAEMON_STATUS.
 stop_udmd() {
   kill -TERM "$DAEMON_PID"

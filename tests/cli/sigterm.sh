@@ -8,9 +8,13 @@ start_udmd
 udm create d --table "0 1024 linear $WORK/a.img 0" || fail "create"
 udm create e --table "0 512 linear udm:d 0" || fail "create stacked"
 udm suspend d || fail "suspend"
+base=$(udm info -c -o open --noheadings d)
 timeout 30 nbdcopy "$(udm uri d)" "$WORK/copy" 2>/dev/null &
 reader=$!
-sleep 0.5
+# Shut down once the reader has the export open (its read is then held);
+# e, stacked on d, already counts as one opener.
+opened() { [ "$(udm info -c -o open --noheadings d)" -gt "$1" ] 2>/dev/null; }
+wait_until opened "$base" || fail "the reader never opened d"
 stop_udmd
 [ "$DAEMON_STATUS" = 0 ] || fail "udmd exited $DAEMON_STATUS on SIGTERM"
 [ -e "$UDM_RUNTIME_DIR/control.sock" ] && fail "control.sock left behind"

@@ -18,10 +18,18 @@ expect_eq "event number in info" "Event number:      0" \
 out=$(udm wait d 3 2>&1) || fail "wait d 3 failed: $out"
 expect_eq "wait prints nothing" "" "$out"
 
-# The current number (0, also the default): it sleeps...
+# The current number (0, also the default): it sleeps...  Once udmd has a
+# thread for the waiter's connection, the request is in.
+threads() { ls "/proc/$DAEMON_PID/task" 2>/dev/null | wc -l; }
+more_threads() { [ "$(threads)" -gt "$1" ]; }
+before=$(threads)
 "$UDM" wait d 2>"$WORK/wait.err" &
 waiter=$!
-sleep 1
+if [ -d "/proc/$DAEMON_PID/task" ]; then
+  wait_until more_threads "$before" || fail "no connection thread for wait d"
+else
+  sleep 1 # no /proc (macOS): nothing to wait on
+fi
 kill -0 $waiter 2>/dev/null || fail "wait d returned without an event"
 # ... without holding up anything else, a second waiter included.
 "$UDM" wait d 0 2>"$WORK/wait2.err" &
@@ -48,13 +56,11 @@ expect_eq "bad event number message" "udm: wait: invalid event number 'x' (0 to 
 "$UDM" wait 2>/dev/null; [ $? = 2 ] || fail "wait without a name is a usage error"
 
 # A client that goes away while waiting leaves no thread behind in udmd.
-threads() { ls "/proc/$DAEMON_PID/task" | wc -l; }
 if [ -d "/proc/$DAEMON_PID/task" ]; then
   before=$(threads)
   "$UDM" wait e 2>/dev/null &
   waiter=$!
-  sleep 0.5
-  [ "$(threads)" -gt "$before" ] || fail "no connection thread for the waiting client"
+  wait_until more_threads "$before" || fail "no connection thread for the waiting client"
   kill -9 $waiter
   wait $waiter 2>/dev/null
   for i in $(seq 30); do [ "$(threads)" -le "$before" ] && break; sleep 0.1; done
@@ -74,7 +80,7 @@ if [ -d "/proc/$DAEMON_PID/task" ]; then
   # A background job of a non-interactive shell ignores SIGINT: start it in its own.
   setsid "$UDM" wait u 2>"$WORK/int.err" &
   waiter=$!
-  sleep 0.5
+  wait_until more_threads "$before" || fail "no connection thread for wait u"
   kill -0 $waiter 2>/dev/null || fail "wait u returned without an event"
   kill -INT $waiter
   for i in $(seq 30); do kill -0 $waiter 2>/dev/null || break; sleep 0.1; done

@@ -35,7 +35,7 @@ start_udmd() {
   export UDM_RUNTIME_DIR=$WORK/rt$1
   mkdir -p "$UDM_RUNTIME_DIR"
   if [ -n "$1" ]; then
-    ip netns exec "$1" "$UDMD" -f 2>>"$WORK/udmd.log" &
+    nsenter --net="/run/netns/$1" "$UDMD" -f 2>>"$WORK/udmd.log" &
   else
     "$UDMD" -f 2>>"$WORK/udmd.log" &
   fi
@@ -67,7 +67,7 @@ server() {
       rm -f "$pidf" "$WORK/s$n.sock"
       if [ -n "${netns:-}" ]; then
         local addr_var=addr_$n
-        ip netns exec "$NS-s$n" nbdkit -P "$pidf" -i "${!addr_var}" -p 10809 file "$WORK/disk.img"
+        nsenter --net="/run/netns/$NS-s$n" nbdkit -P "$pidf" -i "${!addr_var}" -p 10809 file "$WORK/disk.img"
       else
         nbdkit -P "$pidf" -U "$WORK/s$n.sock" file "$WORK/disk.img"
       fi
@@ -164,15 +164,15 @@ addr_1=10.251.1.2
 addr_2=10.251.2.2
 for n in c s1 s2; do
   ip netns add "$NS-$n" || fail "ip netns add $NS-$n"
-  ip netns exec "$NS-$n" ip link set lo up
+  ip -n "$NS-$n" link set lo up
 done
 for n in 1 2; do
-  ip netns exec "$NS-c" ip link add "mpc$n" type veth peer name "mps$n" netns "$NS-s$n" ||
+  ip -n "$NS-c" link add "mpc$n" type veth peer name "mps$n" netns "$NS-s$n" ||
     fail "veth pair $n"
-  ip netns exec "$NS-c" ip addr add "10.251.$n.1/24" dev "mpc$n"
-  ip netns exec "$NS-c" ip link set "mpc$n" up
-  ip netns exec "$NS-s$n" ip addr add "10.251.$n.2/24" dev "mps$n"
-  ip netns exec "$NS-s$n" ip link set "mps$n" up
+  ip -n "$NS-c" addr add "10.251.$n.1/24" dev "mpc$n"
+  ip -n "$NS-c" link set "mpc$n" up
+  ip -n "$NS-s$n" addr add "10.251.$n.2/24" dev "mps$n"
+  ip -n "$NS-s$n" link set "mps$n" up
 done
 server 1 start
 server 2 start

@@ -7,7 +7,10 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <udm/udm.h>
@@ -274,18 +277,31 @@ static void messages_to_targets_without_a_handler_fail_clearly(void)
   udm_device_unref(d);
 }
 
-static int count_target(void *opaque, const char *name, const unsigned v[3])
+struct target_list {
+  char names[4096]; /* "a,b,c": registration order, '-' spelt '_' as in C */
+  bool bad_version;
+};
+
+static int list_target(void *opaque, const char *name, const unsigned v[3])
 {
-  (void)name, (void)v;
-  (*(int *)opaque)++;
+  struct target_list *l = opaque;
+  size_t n = strlen(l->names);
+  snprintf(l->names + n, sizeof l->names - n, "%s%s", n ? "," : "", name);
+  for (char *p = l->names + n; *p; p++)
+    if (*p == '-')
+      *p = '_';
+  if (v[0] == 0 && v[1] == 0 && v[2] == 0)
+    l->bad_version = true;
   return 0;
 }
 
+/* Every target folder built in (targets/meson.build) is registered, once, in order. */
 static void builtin_targets_are_registered(void)
 {
-  int n = 0;
-  udm_ctx_foreach_target(ctx, count_target, &n);
-  CHECK(n >= 4);
+  struct target_list l = {{0}, false};
+  CHECK(udm_ctx_foreach_target(ctx, list_target, &l) == 0);
+  CHECK_STR(l.names, UDM_BUILTIN_TARGETS);
+  CHECK(!l.bad_version);
 }
 
 int main(void)

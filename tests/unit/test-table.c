@@ -5,7 +5,9 @@
  * table and its data.  Also: comments, blank lines, escapes, round trips.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <udm/udm.h>
 
@@ -294,6 +296,34 @@ static void names_are_checked(void)
   CHECK(udm_device_lookup(ctx, "dup") == NULL && errno == ENXIO);
 }
 
+/*
+ * Linux's DM_MAX_TARGETS: one segment more than 1,048,576 is refused before
+ * any ctr runs; at exactly 1,048,576 the count passes and the table's own
+ * error (an unknown target on line 1, so that no ctr runs) is the one given.
+ */
+static void tables_are_limited_to_the_kernels_target_count(void)
+{
+  const size_t n = UDM_TABLE_MAX_TARGETS;
+  char *text = malloc((n + 1) * 24 + 64);
+  CHECK(text != NULL);
+  size_t len = (size_t)sprintf(text, "0 1 nosuch\n");
+  for (size_t i = 1; i < n; i++)
+    len += (size_t)sprintf(text + len, "%zu 1 zero\n", i);
+  struct udm_device *d = udm_device_create(ctx, "many", NULL, 0);
+  CHECK(d != NULL);
+  CHECK(udm_table_load(d, text) < 0);
+  CHECK_CONTAINS(udm_errmsg(), "line 1: ");
+  CHECK(strstr(udm_errmsg(), "targets in one table") == NULL);
+  /* a comment and a blank line do not count */
+  len += (size_t)sprintf(text + len, "# the next line is one too many\n\n%zu 1 zero\n", n);
+  CHECK(udm_table_load(d, text) < 0);
+  CHECK(errno == E2BIG);
+  CHECK_CONTAINS(udm_errmsg(), "line 1048579: more than 1048576 targets in one table");
+  CHECK(udm_device_remove(d, 0) == 0);
+  udm_device_unref(d);
+  free(text);
+}
+
 int main(void)
 {
   scratch_init();
@@ -307,6 +337,7 @@ int main(void)
   table_output_loads_again_to_the_same_device();
   inactive_table_is_separate_until_resume();
   names_are_checked();
+  tables_are_limited_to_the_kernels_target_count();
   udm_ctx_free(ctx);
   scratch_cleanup();
   return check_summary("test-table");
