@@ -1052,6 +1052,23 @@ static void cache_status(struct udm_target *ti, enum udm_status_type type, unsig
 {
   struct cache *c = ti->private;
   (void)flags;
+  if (type == UDM_STATUS_IMA) {
+    /* dm-cache's measurement; udm's metadata is read-write until it fails. */
+    pthread_mutex_lock(&c->lock);
+    bool failed = c->failed;
+    pthread_mutex_unlock(&c->lock);
+    udm_target_ima_header(ti, out);
+    udm_buf_printf(out, ",metadata_mode=%s,cache_metadata_device=%s,cache_device=%s"
+                        ",cache_origin_device=%s",
+                   failed ? "fail" : "rw", udm_dev_name(c->metadata_dev),
+                   udm_dev_name(c->cache_dev), udm_dev_name(c->origin_dev));
+    udm_buf_printf(out, ",writethrough=%c,writeback=%c,passthrough=%c,metadata2=%c"
+                        ",no_discard_passdown=%c;",
+                   c->mode == MODE_WRITETHROUGH ? 'y' : 'n', c->mode == MODE_WRITEBACK ? 'y' : 'n',
+                   c->mode == MODE_PASSTHROUGH ? 'y' : 'n', c->metadata_version == 2 ? 'y' : 'n',
+                   c->discard_passdown ? 'n' : 'y');
+    return;
+  }
   if (type == UDM_STATUS_TABLE) {
     udm_buf_printf(out, "%s %s %s", udm_dev_name(c->metadata_dev), udm_dev_name(c->cache_dev),
                    udm_dev_name(c->origin_dev));

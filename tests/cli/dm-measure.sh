@@ -34,6 +34,13 @@ udm create mp --table "0 1024 multipath 0 0 2 1 round-robin 0 1 1 $WORK/a.img 1 
 expect_eq "multipath" "0 1024 multipath target_name=multipath,target_version=1.15.0,nr_priority_groups=2,pg_state_0=E,nr_pgpaths_0=1,path_selector_name_0=round-robin,path_name_0_0=$WORK/a.img,is_active_0_0=A,fail_count_0_0=0,path_selector_status_0_0=,pg_state_1=E,nr_pgpaths_1=1,path_selector_name_1=queue-length,path_name_1_0=$WORK/b.img,is_active_1_0=A,fail_count_1_0=0,path_selector_status_1_0=;" \
   "$(udm measure mp)"
 
+truncate -s 1M "$WORK/meta.img" "$WORK/cdev.img"
+udm create ca --table "0 2048 cache $WORK/meta.img $WORK/cdev.img $WORK/d.img 64 2 writethrough no_discard_passdown smq 0" ||
+  fail "create ca"
+expect_eq "cache" "0 2048 cache target_name=cache,target_version=2.2.0,metadata_mode=rw,cache_metadata_device=$WORK/meta.img,cache_device=$WORK/cdev.img,cache_origin_device=$WORK/d.img,writethrough=y,writeback=n,passthrough=n,metadata2=n,no_discard_passdown=y;" \
+  "$(udm measure ca)"
+udm remove ca || fail "remove ca"
+
 # Targets the kernel does not measure: "START LEN TYPE " and nothing more.
 udm create none --table "0 8 zero
 8 8 error
@@ -45,8 +52,8 @@ expect_eq "targets without IMA" "0 8 zero
 16 8 delay 
 24 8 flakey 
 32 8 dust " "$(udm measure none)"
-truncate -s 4M "$WORK/meta.img" "$WORK/origin.img"
-udm create er --table "0 2048 era $WORK/meta.img $WORK/origin.img 128" || fail "create er"
+truncate -s 4M "$WORK/emeta.img" "$WORK/origin.img"
+udm create er --table "0 2048 era $WORK/emeta.img $WORK/origin.img 128" || fail "create er"
 expect_eq "era measures nothing" "0 2048 era " "$(udm measure er)"
 expect_eq "era's status is there" "0 2048 era 8 9/1024 1 -" "$(udm status er)"
 udm remove er || fail "remove er"
