@@ -6,6 +6,13 @@
 # drop_writes table, resume, write more, unmount, load the plain table
 # back, mount: everything fsynced before the switch is there, what came
 # after is not, and fsck finds the filesystem clean.
+# Our ext4 mount lives in a mount namespace of its own: a namespace another
+# program makes meanwhile (ip netns exec, unshare -m: tests/remote does)
+# copies every mount of the first one, and a copy keeps the filesystem alive
+# after our umount (see wait_fs_gone).
+if [ "$(id -u)" = 0 ] && [ -z "${UDM_DMFLAKEY_NS:-}" ] && command -v unshare >/dev/null; then
+  UDM_DMFLAKEY_NS=1 exec unshare -m --propagation private bash "$0" "$@"
+fi
 . "$(dirname "$0")/lib.sh"
 set -o pipefail
 need dmsetup
@@ -21,15 +28,16 @@ FLAKEY_TABLE="0 $size flakey $WORK/scratch 0 180 0"
 FLAKEY_TABLE_DROP="0 $size flakey $WORK/scratch 0 0 180 1 drop_writes"
 dev=$DM_DEV_DIR/mapper/flakey-test
 
-# umount(8) can return with the filesystem still alive: the superblock
-# outlives the unmount while something else holds it (another mount of it,
-# in some mount namespace; which one was not found), with its unwritten
-# changes.  Beside libdm-tcplay (1 run in 3) the remount then took that same
-# live superblock (no "mounted filesystem" line in the kernel log for it, no
-# journal recovery; the file was correct on disk until then), so the files
-# written under drop_writes were there, and its final writes went through
-# the plain table.  The filesystem is gone when the device can be opened
-# exclusively (the kernel claims it for a mounted filesystem).
+# umount(8) can return with the filesystem still alive: a copy of its mount
+# in another mount namespace, made while it was mounted, keeps the
+# superblock with its unwritten changes.  The remount then takes that same
+# live superblock (no "mounted filesystem" line in the kernel log, no
+# journal recovery) with the files written under drop_writes in its memory,
+# and its final writes go through the plain table: seen while another
+# test ran "ip netns exec", and made at will with "unshare -m sleep 2" in a
+# loop beside this test.  Our own namespace (above) keeps others from
+# copying the mount; this checks it.  The filesystem is gone when the device
+# can be opened exclusively (the kernel claims it for a mounted filesystem).
 wait_fs_gone() {
   local i
   for i in $(seq 300); do
