@@ -6,13 +6,7 @@
 # drop_writes table, resume, write more, unmount, load the plain table
 # back, mount: everything fsynced before the switch is there, what came
 # after is not, and fsck finds the filesystem clean.
-# Our ext4 mount lives in a mount namespace of its own: a namespace another
-# program makes meanwhile (ip netns exec, unshare -m: tests/remote does)
-# copies every mount of the first one, and a copy keeps the filesystem alive
-# after our umount (see wait_fs_gone).
-if [ "$(id -u)" = 0 ] && [ -z "${UDM_DMFLAKEY_NS:-}" ] && command -v unshare >/dev/null; then
-  UDM_DMFLAKEY_NS=1 exec unshare -m --propagation private bash "$0" "$@"
-fi
+PRIVATE_MOUNTS=1 # see tests/cli/lib.sh and wait_fs_gone
 . "$(dirname "$0")/lib.sh"
 set -o pipefail
 need dmsetup
@@ -35,8 +29,8 @@ dev=$DM_DEV_DIR/mapper/flakey-test
 # journal recovery) with the files written under drop_writes in its memory,
 # and its final writes go through the plain table: seen while another
 # test ran "ip netns exec", and made at will with "unshare -m sleep 2" in a
-# loop beside this test.  Our own namespace (above) keeps others from
-# copying the mount; this checks it.  The filesystem is gone when the device
+# loop beside this test.  Our own namespace (PRIVATE_MOUNTS) keeps
+# others from copying the mount; this checks it.  The filesystem is gone when the device
 # can be opened exclusively (the kernel claims it for a mounted filesystem).
 wait_fs_gone() {
   local i
