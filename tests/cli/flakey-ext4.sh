@@ -5,6 +5,7 @@
 # more files written, some fsynced; unmount (its writes dropped too): a
 # power cut.  Back on a passing table the filesystem is consistent and
 # every file fsynced before the switch is intact.
+PRIVATE_MOUNTS=1 # no other mount namespace may keep the filesystem alive after umount
 . "$(dirname "$0")/lib.sh"
 need_blockdev
 need mkfs.ext4

@@ -5,6 +5,16 @@
 set -u
 
 : "${UDM:?UDM must name the udm executable}" "${UDMD:?UDMD must name udmd}"
+# A test that mounts a filesystem sets PRIVATE_MOUNTS=1 before sourcing
+# this file and runs in a mount namespace of its own: a namespace another
+# program makes meanwhile (ip netns exec, unshare -m) copies every mount of
+# the first one, and with private propagation such a copy keeps the
+# filesystem alive after the test's umount; a remount then takes that same
+# live superblock, with what it held in memory (tests/libdm/dmflakey.sh).
+if [ "${PRIVATE_MOUNTS:-}" = 1 ] && [ -z "${UDM_OWN_MOUNT_NS:-}" ] && [ "$(id -u)" = 0 ] &&
+  command -v unshare >/dev/null; then
+  UDM_OWN_MOUNT_NS=1 exec unshare -m --propagation private bash "$0" "$@"
+fi
 TEST=$(basename "$0" .sh)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/udm-cli-$TEST.XXXXXX")
 export UDM_RUNTIME_DIR="$WORK/rt"
