@@ -453,8 +453,12 @@ static bool path_error(int err)
   case 0:
   case -EOPNOTSUPP:
   case -ENOSPC:
+#ifdef EREMOTEIO /* Linux's; macOS has neither */
   case -EREMOTEIO:
+#endif
+#ifdef EBADE
   case -EBADE:
+#endif
   case -ENODATA:
     return false;
   default:

@@ -80,9 +80,9 @@ static void era_records_writes_by_era(void)
   snprintf(want, sizeof want, "%s\n", table);
   CHECK_TABLE(d, want);
   char *st = status_of(d);
-  unsigned mbs, era;
-  unsigned long long used, total;
-  char snap[32];
+  unsigned mbs = 0, era = 0;
+  unsigned long long used = 0, total = 0;
+  char snap[32] = "";
   CHECK(st && sscanf(st, "%*u %*u era %u %llu/%llu %u %31s", &mbs, &used, &total, &era, snap) == 5);
   CHECK(mbs == 8 && total == 1024 && era == 1 && strcmp(snap, "-") == 0);
   printf("status: %s", st);
@@ -228,9 +228,9 @@ static void metadata_era_restore_writes_opens_in_udm(void)
            BLOCK_SECTORS);
   struct udm_device *d = make("era", t);
   char *st = status_of(d);
-  unsigned mbs, era;
-  unsigned long long used, total;
-  char snap[32];
+  unsigned mbs = 0, era = 0;
+  unsigned long long used = 0, total = 0;
+  char snap[32] = "";
   CHECK(st && sscanf(st, "%*u %*u era %u %llu/%llu %u %31s", &mbs, &used, &total, &era,
                      snap) == 5);
   CHECK(era == 6 && strcmp(snap, "-") == 0); /* the dump's era 5, then the resume's */
