@@ -41,7 +41,17 @@ for d in x c; do
   timeout "$T" nbdcopy "$uri" "$WORK/back" || fail "read through $d"
   cmp -n 1048576 "$WORK/data" "$WORK/back" || fail "$d reads back other bytes"
 done
+# The thread that answers a control request wipes and frees the answer
+# after sending it: a dump taken before that thread is gone would catch the
+# key in flight, not left behind.  So wait until udmd has no more threads
+# than before the request (its connection threads end with their client).
+threads() { ls "/proc/$DAEMON_PID/task" | wc -l; }
+settled() { local a; a=$(threads); sleep 0.2; [ "$(threads)" = "$a" ]; }
+wait_until settled || fail "udmd's threads never settled"
+before=$(threads)
 udm table --showkeys x >/dev/null || fail "table --showkeys"
+no_more_threads() { [ "$(threads)" -le "$before" ]; }
+wait_until no_more_threads || fail "the thread that answered table --showkeys did not end"
 kill -ABRT "$DAEMON_PID"
 timeout "$T" tail --pid="$DAEMON_PID" -f /dev/null || fail "udmd did not die of SIGABRT"
 wait "$DAEMON_PID"
