@@ -70,6 +70,31 @@ int pd_check_header(pd_block_t where, uint64_t blocknr, const void *data, size_t
   return 0;
 }
 
+static uint64_t get_le64(const unsigned char *p)
+{
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--)
+    v = v << 8 | p[i];
+  return v;
+}
+
+int pd_check_superblock(pd_block_t where, const void *data, size_t size, uint64_t magic,
+                        uint32_t xor, const char *what, char *why, size_t n)
+{
+  const unsigned char *p = data;
+  uint64_t blocknr = get_le64(p + 8), found = get_le64(p + 32);
+  if (blocknr != where) {
+    snprintf(why, n, "it says it is block %llu", (unsigned long long)blocknr);
+    return -EILSEQ;
+  }
+  if (found != magic) {
+    snprintf(why, n, "bad magic %llu (%s has %llu)", (unsigned long long)found, what,
+             (unsigned long long)magic);
+    return -EILSEQ;
+  }
+  return pd_check_header(where, where, data, size, xor, why, n);
+}
+
 int pd_bm_create(struct udm_dev *dev, unsigned cache_blocks, struct pd_bm **out)
 {
   struct pd_bm *bm = calloc(1, sizeof *bm);

@@ -42,6 +42,16 @@ uint32_t pd_checksum(const void *data, size_t len, uint32_t xor);
 int pd_check_header(pd_block_t where, uint64_t blocknr, const void *data, size_t size,
                     uint32_t xor, char *why, size_t n);
 
+/*
+ * The checks every persistent-data superblock shares: its layout begins
+ * csum, flags, blocknr (le64 at 8), uuid[16], magic (le64 at 32), as the
+ * kernel's era, cache and thin superblocks do.  The block's number, then
+ * MAGIC (WHAT names the superblock in the reason: "an era superblock"),
+ * then the checksum; 0 or -EILSEQ with the reason in why.
+ */
+int pd_check_superblock(pd_block_t where, const void *data, size_t size, uint64_t magic,
+                        uint32_t xor, const char *what, char *why, size_t n);
+
 /* A manager over DEV (opened read-write) caching at most CACHE_BLOCKS blocks. */
 int pd_bm_create(struct udm_dev *dev, unsigned cache_blocks, struct pd_bm **out);
 /* Writes nothing back: commit first.  Every lock must be released. */

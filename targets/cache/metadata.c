@@ -16,6 +16,7 @@
  * every mapped block dirty (the dirty bits may be stale).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,22 +63,17 @@ struct superblock_disk {
   udm_le64 dirty_root; /* format 2 */
 } __attribute__((packed));
 _Static_assert(sizeof(struct superblock_disk) == 292, "cache superblock");
+_Static_assert(offsetof(struct superblock_disk, blocknr) == 8 &&
+                   offsetof(struct superblock_disk, magic) == 32,
+               "the header pd_check_superblock reads");
 
 static int sb_check(const struct udm_bufio_validator *v, uint64_t block, const void *data,
                     size_t size, char *why, size_t n)
 {
   (void)v;
   const struct superblock_disk *sb = data;
-  if (le64_get(sb->blocknr) != block) {
-    snprintf(why, n, "it says it is block %llu", (unsigned long long)le64_get(sb->blocknr));
-    return -EILSEQ;
-  }
-  if (le64_get(sb->magic) != SUPERBLOCK_MAGIC) {
-    snprintf(why, n, "bad magic %llu (a cache superblock has %llu)",
-             (unsigned long long)le64_get(sb->magic), SUPERBLOCK_MAGIC);
-    return -EILSEQ;
-  }
-  int r = pd_check_header(block, block, data, size, SUPERBLOCK_CSUM_XOR, why, n);
+  int r = pd_check_superblock(block, data, size, SUPERBLOCK_MAGIC, SUPERBLOCK_CSUM_XOR,
+                              "a cache superblock", why, n);
   if (r < 0)
     return r;
   uint32_t version = le32_get(sb->version);
