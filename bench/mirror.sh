@@ -9,6 +9,15 @@
 # of the same size (dd, 512 KiB blocks), MiB/s of each and their ratio.
 #
 #   bench/mirror.sh [--serve PATH] [--rounds N] [--runtime SECONDS] [--size-mb N]
+#                   [--leg-delay MS]
+#
+# --leg-delay MS puts each file behind a delay target of MS milliseconds (a
+# udm device stacked with udm:NAME), for linear and mirror alike: legs that
+# are latency-bound and independent, as two disks or two remote servers
+# are.  On tmpfs alone both legs share the same two CPUs and the same
+# memory bus, so a mirror write costs two page-cache copies where linear
+# makes one; with independent legs the fan-out's parallelism is what shows.
+# The resync comparison is skipped in this mode.
 #
 # The files live in /dev/shm (UDM_BENCH_DIR overrides), so the numbers are
 # udm's own costs rather than a disk's.  A run (3 rounds, 5 s per job, 1 GiB)
@@ -20,7 +29,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 rounds=3
 runtime=5
 size_mb=1024
-bench_options "$@"
+leg_delay=
+args=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --leg-delay) leg_delay=$2; shift 2 ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+bench_options "${args[@]}"
 bench_find serve tests/nbd/udm-nbd-serve
 udm_cli= udmd=
 bench_find udm_cli cli/udm
@@ -42,13 +59,21 @@ jobs=(
 )
 fio_common="--ioengine=nbd --numjobs=1 --time_based --runtime=$runtime --ramp_time=1"
 fio_common="$fio_common --size=${size_mb}M --output-format=json --group_reporting"
-table_linear="0 $sectors linear $work/a.img 0"
-table_mirror="0 $sectors mirror core 2 1024 nosync 2 $work/a.img 0 $work/b.img 0"
+legs=()
+if [ -n "$leg_delay" ]; then
+  legs=(--table "lega=0 $sectors delay $work/a.img 0 $leg_delay"
+        --table "legb=0 $sectors delay $work/b.img 0 $leg_delay")
+  dev_a=udm:lega dev_b=udm:legb
+else
+  dev_a=$work/a.img dev_b=$work/b.img
+fi
+table_linear="0 $sectors linear $dev_a 0"
+table_mirror="0 $sectors mirror core 2 1024 nosync 2 $dev_a 0 $dev_b 0"
 
 run() { # table name fio-args... -> json on stdout
   local table=$1 name=$2; shift 2
-  "$serve" --socket "$work/nbd.sock" --table disk="$table" \
-    --run "fio --name=$name $fio_common $* --uri=\"\$uri\""
+  "$serve" --socket "$work/nbd.sock" "${legs[@]}" --table disk="$table" \
+    --run "fio --name=$name $fio_common $* --uri=\"nbd+unix:///disk?socket=\$sock\""
 }
 
 results=$work/results
@@ -62,6 +87,7 @@ for round in $(seq 1 "$rounds"); do
   done
 done
 bench_report linear mirror -- mirror/linear
+[ -n "$leg_delay" ] && exit 0
 
 # ---- resync against a plain copy ----
 export UDM_RUNTIME_DIR=$work/rt
