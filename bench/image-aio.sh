@@ -75,8 +75,9 @@ run_qsd() { # name fio-args...
     --export type=nbd,id=e,node-name=q,name=img \
     --pidfile "$pidf" --daemonize
   fio --name="$name" --ioengine=nbd $fio_common "$@" --uri="nbd+unix:///img?socket=$sock"
-  kill "$(cat "$pidf")" 2>/dev/null || true
-  while [ -e "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; do sleep 0.1; done
+  local pid; pid=$(cat "$pidf")
+  kill "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
 }
 
 for round in $(seq "$rounds"); do

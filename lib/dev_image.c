@@ -296,6 +296,15 @@ void udm_image_req_defer(struct udm_image_req *req,
 static void image_submit_async(struct udm_dev *d, struct udm_io *io)
 {
   struct image_dev *im = d->priv;
+  /* What the driver cannot do is answered here, without a pool job. */
+  if (io->op == UDM_OP_FLUSH && !im->drv->flush) {
+    udm_io_complete(io, 0);
+    return;
+  }
+  if (io->op == UDM_OP_DISCARD && !im->drv->discard) {
+    udm_io_complete(io, -EOPNOTSUPP);
+    return;
+  }
   struct image_aio *a = calloc(1, sizeof *a);
   if (!a) {
     udm_io_complete(io, -ENOMEM);

@@ -9,7 +9,8 @@
  *       (submitted from one thread, completing in whatever order the engine
  *       finds) run no pool job at all, on the image itself and through a
  *       stack of 3 udm devices over it, and the process has as many threads
- *       at queue depth 256 as at queue depth 1
+ *       at queue depth 256 as at queue depth 1; a flush (the driver has
+ *       none) runs no job either
  *   test-image-aio pool SPEC RAW    every request runs on the pool (run with
  *       UDM_IMAGE_AIO=off, or a path the driver declines): the same bytes,
  *       one job per request
@@ -261,6 +262,10 @@ static void run_hot(const char *spec)
   measure(e, img, spec, &j1, &j256);
   CHECK(j1 == 0);
   CHECK(j256 == 0);
+  /* A read-only driver has no flush: answered without a pool job. */
+  uint64_t before = jobs_of(e);
+  CHECK(udm_device_flush(img) == 0);
+  CHECK(jobs_of(e) == before);
 
   /* A stack of three udm devices over the image: still no thread per request. */
   struct udm_device *s[3];
