@@ -210,10 +210,11 @@ static int register_driver_locked(struct udm_ctx *ctx, const struct udm_image_dr
     return udm__fail(EINVAL, "%s: image driver struct is too small (%zu bytes; not "
                              "made with UDM_IMAGE_DRIVER_INIT?)",
                      what, drv ? drv->struct_size : (size_t)0);
-  if (drv->api_version != UDM_IMAGE_DRIVER_API_VERSION)
+  /* Older versions keep loading: the size stamp says which fields they have. */
+  if (drv->api_version < 1 || drv->api_version > UDM_IMAGE_DRIVER_API_VERSION)
     return udm__fail(EINVAL,
                      "%s: image driver '%s' is built for driver API version %u, this "
-                     "libudm speaks %u",
+                     "libudm speaks 1 to %u",
                      what, drv->name ? drv->name : "?", drv->api_version,
                      UDM_IMAGE_DRIVER_API_VERSION);
   if (!valid_format_name(drv->name))
@@ -240,6 +241,8 @@ static int register_driver_locked(struct udm_ctx *ctx, const struct udm_image_dr
   }
   memcpy(copy, drv, drv->struct_size < sizeof *copy ? drv->struct_size : sizeof *copy);
   copy->struct_size = sizeof *copy;
+  if (drv->api_version < 2)
+    copy->aio = NULL; /* not a field of version 1, whatever the struct held */
   ctx->drivers[ctx->num_drivers++] = copy;
   return 0;
 }

@@ -14,8 +14,12 @@
  * ask the driver's extents() where the bad ranges are, so good reads pay
  * nothing for the policy.
  *
- * Drivers are synchronous: an asynchronous request runs the driver's call
- * on the I/O engine's pool and completes from there.
+ * Asynchronous requests: a driver with aio() (API version 2) starts them
+ * itself, its data I/O on the engine (udm_image_req_file_io), and completes
+ * them from the engine's completion; whatever it declines, and every request
+ * of a driver without aio(), runs the blocking callback on the engine's pool
+ * and completes from there.  UDM_IMAGE_AIO=off (read when an image is opened)
+ * sends everything to the pool, for comparisons.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -36,6 +40,7 @@ struct image_dev {
   void *handle;
   enum bad_policy policy;
   unsigned char fill;
+  bool use_aio; /* the driver's aio(), unless UDM_IMAGE_AIO=off */
   atomic_uint_fast64_t bad_hits;
 };
 
@@ -167,9 +172,26 @@ static int image_submit(struct udm_dev *d, struct udm_io *io)
   return -EINVAL;
 }
 
+/* ---- asynchronous requests ---- */
+
+struct image_aio;
+
+/* One file operation of a driver's asynchronous request. */
+struct image_fio {
+  struct udm_engine_op eop;
+  struct image_aio *a;
+  udm_image_io_done_fn done;
+  void *opaque;
+  bool embedded;
+};
+
 struct image_aio {
+  struct udm_image_req req; /* the driver's view */
   struct udm_dev *dev;
   struct udm_io *io;
+  /* The first file operation needs no allocation; more are malloc'd. */
+  struct image_fio fio;
+  atomic_flag fio_busy;
 };
 
 static void image_aio_run(void *arg)
@@ -181,15 +203,131 @@ static void image_aio_run(void *arg)
   udm_io_complete(io, r);
 }
 
+void udm_image_req_complete(struct udm_image_req *req, int err)
+{
+  struct image_aio *a = (struct image_aio *)req;
+  struct image_dev *im = a->dev->priv;
+  /* A bad block, maybe: the policy's path reads around it, on the pool. */
+  if (err == -EIO && req->op == UDM_OP_READ && im->drv->extents) {
+    udm__engine_run(a->dev->engine, image_aio_run, a);
+    return;
+  }
+  struct udm_io *io = a->io;
+  free(a);
+  udm_io_complete(io, err);
+}
+
+static void image_fio_done(struct udm_engine_op *eop, int res)
+{
+  struct image_fio *f = eop->opaque;
+  struct image_aio *a = f->a;
+  udm_image_io_done_fn done = f->done;
+  void *opaque = f->opaque;
+  if (f->embedded)
+    atomic_flag_clear(&a->fio_busy);
+  else
+    free(f);
+  done(&a->req, opaque, res);
+}
+
+void udm_image_req_file_io(struct udm_image_req *req, enum udm_op op, int fd, void *buf,
+                           size_t len, uint64_t off, udm_image_io_done_fn done,
+                           void *opaque)
+{
+  struct image_aio *a = (struct image_aio *)req;
+  struct image_fio *f = &a->fio;
+  if (atomic_flag_test_and_set(&a->fio_busy)) {
+    if (!(f = calloc(1, sizeof *f))) {
+      done(req, opaque, -ENOMEM);
+      return;
+    }
+  } else {
+    memset(f, 0, sizeof *f);
+    f->embedded = true;
+  }
+  f->a = a;
+  f->done = done;
+  f->opaque = opaque;
+  f->eop.fd = fd;
+  f->eop.op = op;
+  f->eop.buf = buf;
+  f->eop.len = op == UDM_OP_FLUSH ? 0 : len;
+  f->eop.off = op == UDM_OP_FLUSH ? 0 : off;
+  f->eop.done = image_fio_done;
+  f->eop.opaque = f;
+  udm__engine_submit(a->dev->engine, &f->eop);
+}
+
+struct image_defer {
+  struct image_aio *a;
+  void (*fn)(struct udm_image_req *req, void *opaque);
+  void *opaque;
+};
+
+static void image_defer_run(void *arg)
+{
+  struct image_defer j = *(struct image_defer *)arg;
+  free(arg);
+  j.fn(&j.a->req, j.opaque);
+}
+
+void udm_image_req_defer(struct udm_image_req *req,
+                         void (*fn)(struct udm_image_req *req, void *opaque),
+                         void *opaque)
+{
+  struct image_aio *a = (struct image_aio *)req;
+  struct image_defer *j = malloc(sizeof *j);
+  if (!j) { /* nowhere to note it: run it here rather than lose the request */
+    fn(req, opaque);
+    return;
+  }
+  j->a = a;
+  j->fn = fn;
+  j->opaque = opaque;
+  udm__engine_run(a->dev->engine, image_defer_run, j);
+}
+
+/*
+ * A driver with aio() starts the request itself and holds no thread while
+ * its file I/O is in flight; what it declines (-EWOULDBLOCK), write-zeroes,
+ * and every request of a driver without aio() run the blocking callbacks on
+ * the engine's pool.
+ */
 static void image_submit_async(struct udm_dev *d, struct udm_io *io)
 {
-  struct image_aio *a = malloc(sizeof *a);
+  struct image_dev *im = d->priv;
+  /* What the driver cannot do is answered here, without a pool job. */
+  if (io->op == UDM_OP_FLUSH && !im->drv->flush) {
+    udm_io_complete(io, 0);
+    return;
+  }
+  if (io->op == UDM_OP_DISCARD && !im->drv->discard) {
+    udm_io_complete(io, -EOPNOTSUPP);
+    return;
+  }
+  struct image_aio *a = calloc(1, sizeof *a);
   if (!a) {
     udm_io_complete(io, -ENOMEM);
     return;
   }
   a->dev = d;
   a->io = io;
+  atomic_flag_clear(&a->fio_busy);
+  if (im->drv->aio && im->use_aio && io->op != UDM_OP_WRITE_ZEROES) {
+    a->req.op = io->op;
+    a->req.flags = io->flags & UDM_IO_FUA;
+    a->req.buf = io->buf;
+    a->req.len = (size_t)(io->nr_sectors * UDM_SECTOR_SIZE);
+    a->req.off = io->sector * UDM_SECTOR_SIZE;
+    int r = im->drv->aio(im->handle, &a->req);
+    if (r == 0)
+      return; /* the driver's now; a may already be gone */
+    if (r != -EWOULDBLOCK && r != -EAGAIN) {
+      free(a);
+      udm_io_complete(io, r);
+      return;
+    }
+  }
   udm__engine_run(d->engine, image_aio_run, a);
 }
 
@@ -356,6 +494,14 @@ int udm__dev_open_image(struct udm_ctx *ctx, const struct udm_image_driver *drv,
   }
   im->drv = drv;
   atomic_init(&im->bad_hits, 0);
+  const char *aio_env = getenv("UDM_IMAGE_AIO");
+  if (!aio_env || !*aio_env || strcmp(aio_env, "on") == 0) {
+    im->use_aio = true;
+  } else if (strcmp(aio_env, "off") != 0) {
+    *errmsg = udm__strf("UDM_IMAGE_AIO='%s' is neither 'on' nor 'off'", aio_env);
+    r = -EINVAL;
+    goto fail;
+  }
   struct udm_image_options o = {.ctx = ctx};
   if (opts) {
     r = split_options(im, opts, keys, values, &o.count, errmsg);

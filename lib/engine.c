@@ -46,6 +46,9 @@ struct udm_engine {
   struct udm_uring *uring; /* NULL: the pool does the file operations */
   struct pool pool;
   atomic_uint busy;        /* file operations submitted and not yet done */
+  /* udm__engine_stats */
+  atomic_uint_fast64_t jobs, ops;
+  atomic_uint jobs_running, jobs_running_max;
 };
 
 /* udm_io_inline(): this thread waits for its operations when the engine is idle. */
@@ -135,9 +138,18 @@ int udm__engine_thread_create(pthread_t *t, void *(*fn)(void *), void *arg)
   return -r;
 }
 
+static void job_start(struct udm_engine *e)
+{
+  unsigned now = atomic_fetch_add(&e->jobs_running, 1) + 1;
+  unsigned max = atomic_load(&e->jobs_running_max);
+  while (now > max && !atomic_compare_exchange_weak(&e->jobs_running_max, &max, now))
+    ;
+}
+
 static void *pool_thread(void *arg)
 {
-  struct pool *p = arg;
+  struct udm_engine *e = arg;
+  struct pool *p = &e->pool;
   bool jobs_first = false;
   pthread_mutex_lock(&p->lock);
   for (;;) {
@@ -154,7 +166,9 @@ static void *pool_thread(void *arg)
       if (!(p->jobs = j->next))
         p->jobs_tail = &p->jobs;
       pthread_mutex_unlock(&p->lock);
+      job_start(e);
       j->fn(j->arg);
+      atomic_fetch_sub(&e->jobs_running, 1);
       free(j);
     } else {
       struct udm_engine_op *op = p->ops;
@@ -182,8 +196,9 @@ static void pool_stop(struct pool *p)
   pthread_mutex_destroy(&p->lock);
 }
 
-static int pool_start(struct pool *p, unsigned n)
+static int pool_start(struct udm_engine *e, unsigned n)
 {
+  struct pool *p = &e->pool;
   pthread_mutex_init(&p->lock, NULL);
   pthread_cond_init(&p->cond, NULL);
   p->ops_tail = &p->ops;
@@ -194,7 +209,7 @@ static int pool_start(struct pool *p, unsigned n)
     return -ENOMEM;
   }
   for (; p->nthreads < n; p->nthreads++) {
-    int r = udm__engine_thread_create(&p->threads[p->nthreads], pool_thread, p);
+    int r = udm__engine_thread_create(&p->threads[p->nthreads], pool_thread, e);
     if (r < 0) {
       pool_stop(p);
       return r;
@@ -246,12 +261,14 @@ void udm__engine_submit(struct udm_engine *e, struct udm_engine_op *op)
    */
   unsigned idle = 0;
   if (inline_when_idle && atomic_compare_exchange_strong(&e->busy, &idle, 1)) {
+    atomic_fetch_add_explicit(&e->ops, 1, memory_order_relaxed);
     op->engine = e;
     op->caller_done = op->done;
     op_done(op, perform(op));
     return;
   }
   atomic_fetch_add(&e->busy, 1);
+  atomic_fetch_add_explicit(&e->ops, 1, memory_order_relaxed);
   op->engine = e;
   op->caller_done = op->done;
   op->done = op_done;
@@ -271,6 +288,7 @@ void udm__engine_submit(struct udm_engine *e, struct udm_engine_op *op)
 
 void udm__engine_run(struct udm_engine *e, void (*fn)(void *arg), void *arg)
 {
+  atomic_fetch_add_explicit(&e->jobs, 1, memory_order_relaxed);
   struct job *j = malloc(sizeof *j);
   if (!j) { /* nowhere to queue it: do the work here rather than lose it */
     fn(arg);
@@ -285,6 +303,14 @@ void udm__engine_run(struct udm_engine *e, void (*fn)(void *arg), void *arg)
   p->jobs_tail = &j->next;
   pthread_cond_signal(&p->cond);
   pthread_mutex_unlock(&p->lock);
+}
+
+void udm__engine_stats(struct udm_engine *e, struct udm_engine_stats *st)
+{
+  st->jobs = atomic_load(&e->jobs);
+  st->ops = atomic_load(&e->ops);
+  st->jobs_running_max = atomic_load(&e->jobs_running_max);
+  st->threads = e->pool.nthreads;
 }
 
 const char *udm__engine_name(const struct udm_engine *e)
@@ -348,7 +374,7 @@ int udm__engine_new(enum udm_engine_kind kind, struct udm_engine **out, char **e
   }
   if (!e->uring)
     e->name = "threads"; /* asked for, or io_uring refused: silently */
-  int r = pool_start(&e->pool, nthreads);
+  int r = pool_start(e, nthreads);
   if (r < 0) {
     *errmsg = udm__strf("cannot start the I/O engine's threads: %s", strerror(-r));
 #ifdef HAVE_LIBURING

@@ -69,6 +69,19 @@ void udm__engine_submit(struct udm_engine *e, struct udm_engine_op *op);
  */
 void udm__engine_run(struct udm_engine *e, void (*fn)(void *arg), void *arg);
 
+/*
+ * Counters (never timings) for tests and benchmarks: what went to the pool.
+ * A request that completes from the engine without a run job costs no
+ * thread; one that runs a job holds a pool thread until the job returns.
+ */
+struct udm_engine_stats {
+  uint64_t jobs;             /* run jobs queued since the engine was made */
+  uint64_t ops;              /* file operations submitted */
+  unsigned jobs_running_max; /* the most run jobs on pool threads at once */
+  unsigned threads;          /* the pool's threads (fixed when the engine is made) */
+};
+void udm__engine_stats(struct udm_engine *e, struct udm_engine_stats *st);
+
 /* ---- shared with the blocking paths of dev_file.c and with platform/ ---- */
 /* All len bytes (zeros past the end of the file, as a hole); 0 or -errno. */
 int udm__full_pread(int fd, void *buf, size_t len, uint64_t off);

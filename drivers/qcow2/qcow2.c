@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,13 +165,18 @@ struct mapping {
   uint64_t len;   /* bytes of the guest range this mapping covers */
 };
 
-/* Read L2 entry INDEX (and its bitmap) of the table at L2_OFF. */
-static int l2_entry(struct qcow2 *q, uint64_t l2_off, uint64_t index, uint64_t *entry,
-                    uint64_t *bitmap)
+/*
+ * Read L2 entry INDEX (and its bitmap) of the table at L2_OFF.  CACHED_ONLY:
+ * -EWOULDBLOCK instead of reading a table that is not in the cache.
+ */
+static int l2_entry(struct qcow2 *q, uint64_t l2_off, uint64_t index, bool cached_only,
+                    uint64_t *entry, uint64_t *bitmap)
 {
   size_t esz = q->extended_l2 ? 16 : 8;
   uint8_t e[16];
   if (!udm_blockcache_get(&q->l2_cache, l2_off, (size_t)(index * esz), e, esz)) {
+    if (cached_only)
+      return -EWOULDBLOCK;
     uint8_t *t = malloc(q->cluster_size);
     if (!t)
       return -ENOMEM;
@@ -188,8 +194,12 @@ static int l2_entry(struct qcow2 *q, uint64_t l2_off, uint64_t index, uint64_t *
   return 0;
 }
 
-/* How the guest range at OFF (at most MAXLEN bytes, inside the image) maps. */
-static int map_range(struct qcow2 *q, uint64_t off, uint64_t maxlen, struct mapping *m)
+/*
+ * How the guest range at OFF (at most MAXLEN bytes, inside the image) maps.
+ * CACHED_ONLY: -EWOULDBLOCK when that needs an L2 table not in the cache.
+ */
+static int map_range_from(struct qcow2 *q, uint64_t off, uint64_t maxlen,
+                          bool cached_only, struct mapping *m)
 {
   uint64_t in_cluster = off & (q->cluster_size - 1);
   uint64_t cluster_left = q->cluster_size - in_cluster;
@@ -204,7 +214,7 @@ static int map_range(struct qcow2 *q, uint64_t off, uint64_t maxlen, struct mapp
   if (l2_off == 0)
     return 0; /* the whole L2 range is unallocated */
   uint64_t entry, bitmap;
-  int r = l2_entry(q, l2_off, l2_index, &entry, &bitmap);
+  int r = l2_entry(q, l2_off, l2_index, cached_only, &entry, &bitmap);
   if (r < 0)
     return r;
   if (entry & L2_COMPRESSED) {
@@ -249,6 +259,11 @@ static int map_range(struct qcow2 *q, uint64_t off, uint64_t maxlen, struct mapp
   if (run < m->len)
     m->len = run;
   return 0;
+}
+
+static int map_range(struct qcow2 *q, uint64_t off, uint64_t maxlen, struct mapping *m)
+{
+  return map_range_from(q, off, maxlen, false, m);
 }
 
 /* ---- compressed clusters ---- */
@@ -895,6 +910,114 @@ static int qcow2_drv_pread(void *handle, void *buf, size_t len, uint64_t off)
   return qcow2_read(q, buf, len, off);
 }
 
+/*
+ * Asynchronous reads (driver API 2): when every cluster of the request is
+ * data or zeros and its L2 table is cached, the data runs are read through
+ * the core's engine and the request completes from there.  Anything else
+ * (an L2 miss, a compressed cluster, the backing file) is declined and runs
+ * qcow2_drv_pread on the core's pool, which also fills the L2 cache.
+ */
+struct qcow2_aio {
+  atomic_uint pending; /* runs in flight, +1 while submitting */
+  atomic_int err;
+};
+
+static void qcow2_aio_put(struct udm_image_req *req, struct qcow2_aio *a)
+{
+  if (atomic_fetch_sub(&a->pending, 1) == 1) {
+    int err = atomic_load(&a->err);
+    free(a);
+    udm_image_req_complete(req, err);
+  }
+}
+
+static void qcow2_aio_run_done(struct udm_image_req *req, void *opaque, int res)
+{
+  struct qcow2_aio *a = opaque;
+  int none = 0;
+  if (res < 0)
+    atomic_compare_exchange_strong(&a->err, &none, res);
+  qcow2_aio_put(req, a);
+}
+
+struct run {
+  uint8_t *buf;
+  uint64_t host;
+  size_t len;
+};
+
+static int qcow2_drv_aio(void *handle, struct udm_image_req *req)
+{
+  struct qcow2 *q = handle;
+  if (req->op != UDM_OP_READ)
+    return -EWOULDBLOCK;
+  if (req->off > q->size || req->len > q->size - req->off)
+    return -EIO;
+  /* Plan with cached lookups only, so that a decline has started nothing. */
+  size_t max_runs = (size_t)(req->len >> q->sc_bits) + 2;
+  struct run small[8], *runs = max_runs <= 8 ? small : malloc(max_runs * sizeof *runs);
+  if (!runs)
+    return -EWOULDBLOCK;
+  size_t n = 0;
+  uint8_t *p = req->buf;
+  uint64_t off = req->off;
+  size_t len = req->len;
+  int r = 0;
+  while (len > 0 && r == 0) {
+    struct mapping m;
+    r = map_range_from(q, off, len, true, &m);
+    if (r < 0)
+      break;
+    bool from_backing = m.kind == MAP_BACKING && q->backing_kind != BACKING_NONE &&
+                        off < q->backing_size;
+    if (m.kind == MAP_COMPRESSED || from_backing) {
+      r = -EWOULDBLOCK; /* CPU work or another image: the pool's */
+      break;
+    }
+    switch (m.kind) {
+    case MAP_DATA:
+      if (m.host > q->file_size || m.len > q->file_size - m.host) {
+        r = -EWOULDBLOCK; /* damage: the blocking path reports it */
+        break;
+      }
+      if (n && runs[n - 1].host + runs[n - 1].len == m.host)
+        runs[n - 1].len += (size_t)m.len;
+      else
+        runs[n++] = (struct run){p, m.host, (size_t)m.len};
+      break;
+    case MAP_ZERO:
+    case MAP_BACKING: /* no backing data here: zeros */
+      memset(p, 0, (size_t)m.len);
+      break;
+    case MAP_COMPRESSED: /* declined above */
+      break;
+    }
+    p += m.len;
+    off += m.len;
+    len -= (size_t)m.len;
+  }
+  struct qcow2_aio *a = r == 0 && n ? malloc(sizeof *a) : NULL;
+  if (r == 0 && n && !a)
+    r = -EWOULDBLOCK;
+  if (r < 0 || n == 0) {
+    if (runs != small)
+      free(runs);
+    if (r < 0)
+      return r == -EWOULDBLOCK || r == -EAGAIN ? -EWOULDBLOCK : r;
+    udm_image_req_complete(req, 0); /* all zeros */
+    return 0;
+  }
+  atomic_init(&a->pending, (unsigned)n + 1);
+  atomic_init(&a->err, 0);
+  for (size_t i = 0; i < n; i++)
+    udm_image_req_file_io(req, UDM_OP_READ, q->fd, runs[i].buf, runs[i].len,
+                          runs[i].host, qcow2_aio_run_done, a);
+  if (runs != small)
+    free(runs);
+  qcow2_aio_put(req, a);
+  return 0;
+}
+
 static int qcow2_extents(struct qcow2 *q, uint64_t len, uint64_t off,
                          udm_image_extent_fn fn, void *opaque)
 {
@@ -1001,7 +1124,8 @@ static int qcow2_drv_check(void *handle, char **report)
       continue;
     }
     uint64_t entry, bitmap;
-    int r = l2_entry(q, l2_off, ci & ((1ull << q->l2_bits) - 1), &entry, &bitmap);
+    int r = l2_entry(q, l2_off, ci & ((1ull << q->l2_bits) - 1), false, &entry,
+                     &bitmap);
     if (r < 0) {
       fprintf(f, "cluster %llu: cannot read its L2 table at %llu: %s\n",
               (unsigned long long)ci, (unsigned long long)l2_off, strerror(-r));
@@ -1058,4 +1182,5 @@ const struct udm_image_driver udm_image_driver_qcow2 = {
     .extents = qcow2_drv_extents,
     .info = qcow2_drv_info,
     .check = qcow2_drv_check,
+    .aio = qcow2_drv_aio,
 };

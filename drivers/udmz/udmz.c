@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -466,6 +467,164 @@ static int udmz_read(struct udmz *z, uint8_t *buf, size_t len, uint64_t off)
   return r;
 }
 
+/*
+ * Asynchronous reads (driver API 2).  The chunk index is in memory, so every
+ * request is planned without blocking: zero chunks and cached chunks are
+ * copied at once, and each chunk to load is read through the core's engine
+ * into the caller's buffer (a whole chunk) or a chunk buffer that then goes
+ * into the cache (part of one).  Stored chunks are checked on the engine's
+ * completion (one CRC pass); zstd chunks are decompressed on the core's pool
+ * (udm_image_req_defer), CPU work that must not hold up completions.  A
+ * request touching a bad range is declined: the core's bad-block policy
+ * reads around it with udmz_drv_pread on the pool.
+ */
+struct zaio {
+  atomic_uint pending; /* chunks in flight, +1 while submitting */
+  atomic_int err;
+  struct udmz *z;
+};
+
+struct zpiece {
+  struct zaio *a;
+  uint64_t ci;
+  uint8_t *dst;   /* where the request wants the bytes */
+  uint32_t pos;   /* of the bytes wanted in the chunk */
+  size_t take;
+  uint8_t *in;    /* the stored bytes */
+  uint8_t *out;   /* the chunk's data: dst for a whole chunk, else a chunk buffer */
+};
+
+static void zaio_put(struct udm_image_req *req, struct zaio *a, int err)
+{
+  int none = 0;
+  if (err < 0)
+    atomic_compare_exchange_strong(&a->err, &none, err);
+  if (atomic_fetch_sub(&a->pending, 1) == 1) {
+    int r = atomic_load(&a->err);
+    free(a);
+    udm_image_req_complete(req, r);
+  }
+}
+
+static void zpiece_finish(struct udm_image_req *req, struct zpiece *pc, int r)
+{
+  struct udmz *z = pc->a->z;
+  if (pc->in != pc->out)
+    free(pc->in);
+  if (pc->out != pc->dst) {
+    if (r == 0) {
+      memcpy(pc->dst, pc->out + pc->pos, pc->take);
+      pc->out = udm_blockcache_put_owned(&z->cache, pc->ci + 1, pc->out);
+    }
+    free(pc->out);
+  }
+  struct zaio *a = pc->a;
+  free(pc);
+  zaio_put(req, a, r);
+}
+
+static void zpiece_decompress(struct udm_image_req *req, void *opaque)
+{
+  struct zpiece *pc = opaque;
+  struct udmz *z = pc->a->z;
+  const struct chunk *c = &z->chunks[pc->ci];
+  uint32_t n = chunk_bytes(z, pc->ci);
+  int r = 0;
+  ZSTD_DCtx *d = get_dctx(z);
+  if (!d) {
+    r = -ENOMEM;
+  } else {
+    size_t got = ZSTD_decompressDCtx(d, pc->out, n, pc->in, c->stored_len);
+    put_dctx(z, d);
+    if (ZSTD_isError(got) || got != n || udm_crc32c(0, pc->out, n) != c->data_crc)
+      r = -EIO;
+  }
+  zpiece_finish(req, pc, r);
+}
+
+static void zpiece_read_done(struct udm_image_req *req, void *opaque, int res)
+{
+  struct zpiece *pc = opaque;
+  const struct chunk *c = &pc->a->z->chunks[pc->ci];
+  if (res == 0 && udm_crc32c(0, pc->in, c->stored_len) != c->stored_crc)
+    res = -EIO;
+  if (res == 0 && c->kind == UDMZ_CHUNK_ZSTD) {
+    udm_image_req_defer(req, zpiece_decompress, pc);
+    return;
+  }
+  zpiece_finish(req, pc, res);
+}
+
+/* A piece for chunk CI, its buffers allocated; NULL when out of memory. */
+static struct zpiece *zpiece_new(struct udmz *z, struct zaio *a, uint64_t ci,
+                                 uint8_t *dst, uint32_t pos, size_t take)
+{
+  const struct chunk *c = &z->chunks[ci];
+  bool whole = pos == 0 && take == chunk_bytes(z, ci);
+  struct zpiece *pc = calloc(1, sizeof *pc);
+  if (!pc)
+    return NULL;
+  *pc = (struct zpiece){a, ci, dst, pos, take, NULL, NULL};
+  pc->out = whole ? dst : malloc(z->chunk_size);
+  pc->in = c->kind == UDMZ_CHUNK_RAW ? pc->out : malloc(c->stored_len);
+  if (!pc->out || !pc->in) {
+    if (pc->in != pc->out)
+      free(pc->in);
+    if (pc->out != dst)
+      free(pc->out);
+    free(pc);
+    return NULL;
+  }
+  return pc;
+}
+
+static int udmz_drv_aio(void *handle, struct udm_image_req *req)
+{
+  struct udmz *z = handle;
+  if (req->op != UDM_OP_READ)
+    return -EWOULDBLOCK;
+  if (req->off > z->size || req->len > z->size - req->off)
+    return -EIO;
+  if (touches_bad(z, req->off, req->len))
+    return -EWOULDBLOCK; /* the core's bad-block policy, on the pool */
+  struct zaio *a = malloc(sizeof *a);
+  if (!a)
+    return -ENOMEM;
+  atomic_init(&a->pending, 1);
+  atomic_init(&a->err, 0);
+  a->z = z;
+  uint8_t *buf = req->buf;
+  uint64_t off = req->off;
+  size_t len = req->len;
+  while (len > 0) {
+    uint64_t ci = off >> z->chunk_bits;
+    uint32_t pos = (uint32_t)(off & (z->chunk_size - 1));
+    uint32_t n = chunk_bytes(z, ci);
+    size_t take = n - pos < len ? n - pos : len;
+    const struct chunk *c = &z->chunks[ci];
+    if (c->kind == UDMZ_CHUNK_ZERO) {
+      memset(buf, 0, take);
+    } else if ((pos != 0 || take != n) &&
+               udm_blockcache_get(&z->cache, ci + 1, pos, buf, take)) {
+      /* cached: copied */
+    } else {
+      struct zpiece *pc = zpiece_new(z, a, ci, buf, pos, take);
+      if (!pc) {
+        atomic_compare_exchange_strong(&a->err, &(int){0}, -ENOMEM);
+        break; /* what is in flight finishes; the request fails */
+      }
+      atomic_fetch_add(&a->pending, 1);
+      udm_image_req_file_io(req, UDM_OP_READ, z->fd, pc->in, c->stored_len, c->offset,
+                            zpiece_read_done, pc);
+    }
+    buf += take;
+    off += take;
+    len -= take;
+  }
+  zaio_put(req, a, 0);
+  return 0;
+}
+
 /* ---- the driver ---- */
 
 static int udmz_probe(const void *header, size_t len)
@@ -641,6 +800,7 @@ const struct udm_image_driver udm_image_driver_udmz = {
     .size = udmz_drv_size,
     .block_size = udmz_drv_block_size,
     .pread = udmz_drv_pread,
+    .aio = udmz_drv_aio,
     .extents = udmz_drv_extents,
     .info = udmz_drv_info,
     .check = udmz_drv_check,

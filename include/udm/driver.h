@@ -17,6 +17,18 @@
  * Table options: `bad=eio|zero|fill:0xNN` is the core's (the bad-block
  * policy) and never reaches the driver; every other key goes to open().
  *
+ * Asynchronous drivers (API version 2): a driver may also give aio(), which
+ * starts a request and finishes it later with udm_image_req_complete().  Its
+ * data I/O on the image file goes through the core's I/O engine
+ * (udm_image_req_file_io: io_uring, or the portable engine), so a request
+ * waiting for the disk holds no thread.  What must block (a metadata read
+ * that misses the driver's cache) or burn CPU (decompression) the driver
+ * hands back (-EWOULDBLOCK: the core runs the blocking callback on its pool)
+ * or defers (udm_image_req_defer).  Without aio() every request runs the
+ * blocking callbacks on the core's pool, as drivers of API version 1 do.
+ * UDM_IMAGE_AIO=off in the environment of the process that opens the image
+ * forces the pool for every driver (for comparisons).
+ *
  * A driver built as a shared object exports one symbol,
  *   const struct udm_image_driver *udm_image_driver_entry(void);
  * and is loaded with udm_image_driver_load() (by path) or from the plugin
@@ -29,6 +41,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <udm/target.h> /* enum udm_op, UDM_IO_FUA */
 #include <udm/udm.h>
 
 #ifdef __cplusplus
@@ -41,7 +54,11 @@ extern "C" {
 #pragma GCC visibility push(default)
 #endif
 
-#define UDM_IMAGE_DRIVER_API_VERSION 1
+/*
+ * 1: the blocking callbacks only.  2: adds aio().  A driver built for 1 (its
+ * struct_size ends before aio) keeps loading and runs on the pool.
+ */
+#define UDM_IMAGE_DRIVER_API_VERSION 2
 
 /* The `?key=value&...` options of a table argument, in order. */
 struct udm_image_options {
@@ -65,6 +82,50 @@ int udm_image_check_file(const struct udm_image_options *opts, const char *file,
 /* Report one extent: off/len in bytes, flags UDM_EXTENT_HOLE|ZERO|BAD. */
 typedef int (*udm_image_extent_fn)(void *opaque, uint64_t off, uint64_t len,
                                    unsigned flags);
+
+/*
+ * One asynchronous request (API version 2), made by the core and valid until
+ * the driver completes it.  Fields may be added at the end; drivers never
+ * allocate one.
+ */
+struct udm_image_req {
+  enum udm_op op;     /* UDM_OP_READ, UDM_OP_WRITE, UDM_OP_FLUSH, UDM_OP_DISCARD */
+  unsigned flags;     /* UDM_IO_FUA on writes */
+  void *buf;          /* READ: fill LEN bytes; WRITE: the LEN bytes to write */
+  size_t len;         /* bytes; multiples of 512 and of block_size() */
+  uint64_t off;       /* bytes into the image */
+  void *driver_data;  /* the driver's own, NULL when aio() is called */
+};
+
+/*
+ * Finish REQ with ERR (0 or -errno), exactly once, from any thread, possibly
+ * before aio() returns.  REQ is gone afterwards.  A read that fails with
+ * -EIO on a range the driver's extents() marks bad gets the core's bad-block
+ * policy, as a blocking pread() does.
+ */
+void udm_image_req_complete(struct udm_image_req *req, int err);
+
+typedef void (*udm_image_io_done_fn)(struct udm_image_req *req, void *opaque, int res);
+/*
+ * Asynchronous file I/O for REQ through the core's I/O engine: OP is
+ * UDM_OP_READ (LEN bytes of FD at OFF into BUF; past the end of the file
+ * reads zeros), UDM_OP_WRITE (BUF to FD) or UDM_OP_FLUSH (fdatasync of FD;
+ * BUF, LEN and OFF ignored).  done(req, opaque, res) runs once, res 0 when
+ * every byte moved or -errno, on an engine thread or before this returns;
+ * it must not block (defer blocking work).  A driver may have several in
+ * flight for one request; BUF must stay valid until done.
+ */
+void udm_image_req_file_io(struct udm_image_req *req, enum udm_op op, int fd, void *buf,
+                           size_t len, uint64_t off, udm_image_io_done_fn done,
+                           void *opaque);
+/*
+ * Run fn(req, opaque) on the core's pool: work that blocks (a metadata read
+ * that missed a cache) or burns CPU (decompression), which must not hold up
+ * the thread that completes I/O.  Counted as a pool job (one thread busy).
+ */
+void udm_image_req_defer(struct udm_image_req *req,
+                         void (*fn)(struct udm_image_req *req, void *opaque),
+                         void *opaque);
 
 struct udm_image_driver {
   size_t struct_size;    /* set by UDM_IMAGE_DRIVER_INIT */
@@ -125,6 +186,21 @@ struct udm_image_driver {
    * success (a summary).
    */
   int (*check)(void *handle, char **report);
+
+  /* ---- API version 2 ---- */
+  /*
+   * aio (optional): start REQ and return 0; the driver then completes it
+   * once with udm_image_req_complete().  Called on a thread that must not
+   * block (a frontend's or an I/O completion's): do cached lookups only, the
+   * data I/O with udm_image_req_file_io, and defer anything that waits.
+   * Return -EWOULDBLOCK, having started nothing, for a request the driver
+   * cannot do that way (a cache miss, a kind of op it has no asynchronous
+   * path for): the core then runs the blocking callback (pread, pwrite,
+   * flush, discard) on its pool.  Any other -errno fails REQ at once, with
+   * nothing started.  Never called for write-zeroes (the core writes zero
+   * buffers through pwrite).
+   */
+  int (*aio)(void *handle, struct udm_image_req *req);
 };
 
 #define UDM_IMAGE_DRIVER_INIT \
