@@ -18,8 +18,13 @@
  * itself, its data I/O on the engine (udm_image_req_file_io), and completes
  * them from the engine's completion; whatever it declines, and every request
  * of a driver without aio(), runs the blocking callback on the engine's pool
- * and completes from there.  UDM_IMAGE_AIO=off (read when an image is opened)
- * sends everything to the pool, for comparisons.
+ * and completes from there.  A driver's file I/O through the page cache (a
+ * read, or a write under 256 KiB, on a descriptor without O_DIRECT) is a
+ * memory copy and is done on the submitting thread, as lib/dev_file.c does
+ * for files; direct I/O, flushes and large writes go to the engine.
+ * UDM_IMAGE_AIO (read when an image is opened): off sends everything to the
+ * pool; engine sends every file operation to the engine, page-cache copies
+ * too; both for comparisons and tests.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -32,6 +37,10 @@
 
 #include "engine.h"
 #include "internal.h"
+#include "platform.h"
+
+/* Page-cache writes below this many bytes are copied on the submitting thread. */
+#define IMAGE_INLINE_WRITE_MAX (256u * 1024)
 
 enum bad_policy { BAD_EIO, BAD_FILL };
 
@@ -41,6 +50,7 @@ struct image_dev {
   enum bad_policy policy;
   unsigned char fill;
   bool use_aio; /* the driver's aio(), unless UDM_IMAGE_AIO=off */
+  bool engine_only; /* UDM_IMAGE_AIO=engine: page-cache copies through the engine too */
   atomic_uint_fast64_t bad_hits;
 };
 
@@ -255,6 +265,20 @@ void udm_image_req_file_io(struct udm_image_req *req, enum udm_op op, int fd, vo
   f->eop.off = op == UDM_OP_FLUSH ? 0 : off;
   f->eop.done = image_fio_done;
   f->eop.opaque = f;
+  /*
+   * Reads and small writes through the page cache are a memory copy: done
+   * here, as lib/dev_file.c does for files, cheaper than a hand-off to the
+   * engine and back (io_uring hands buffered I/O to its own workers).
+   * Direct I/O, flushes and large writes go to the engine.
+   */
+  struct image_dev *im = a->dev->priv;
+  if (!im->engine_only &&
+      (op == UDM_OP_READ || (op == UDM_OP_WRITE && len < IMAGE_INLINE_WRITE_MAX)) &&
+      !udm_platform_fd_is_direct(fd)) {
+    image_fio_done(&f->eop, op == UDM_OP_READ ? udm__full_pread(fd, buf, len, off)
+                                              : udm__full_pwrite(fd, buf, len, off));
+    return;
+  }
   udm__engine_submit(a->dev->engine, &f->eop);
 }
 
@@ -497,8 +521,10 @@ int udm__dev_open_image(struct udm_ctx *ctx, const struct udm_image_driver *drv,
   const char *aio_env = getenv("UDM_IMAGE_AIO");
   if (!aio_env || !*aio_env || strcmp(aio_env, "on") == 0) {
     im->use_aio = true;
+  } else if (strcmp(aio_env, "engine") == 0) {
+    im->use_aio = im->engine_only = true;
   } else if (strcmp(aio_env, "off") != 0) {
-    *errmsg = udm__strf("UDM_IMAGE_AIO='%s' is neither 'on' nor 'off'", aio_env);
+    *errmsg = udm__strf("UDM_IMAGE_AIO='%s' is not 'on', 'off' or 'engine'", aio_env);
     r = -EINVAL;
     goto fail;
   }

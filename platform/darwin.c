@@ -73,6 +73,12 @@ int udm_platform_open_direct(const char *path, int flags)
   return fd;
 }
 
+bool udm_platform_fd_is_direct(int fd)
+{
+  (void)fd; /* F_NOCACHE cannot be read back */
+  return false;
+}
+
 int udm_platform_self_exe(char *buf, size_t size)
 {
   uint32_t n = (uint32_t)size;

@@ -71,6 +71,12 @@ int udm_platform_open_direct(const char *path, int flags)
   return fd < 0 ? -errno : fd;
 }
 
+bool udm_platform_fd_is_direct(int fd)
+{
+  int fl = fcntl(fd, F_GETFL);
+  return fl >= 0 && (fl & O_DIRECT);
+}
+
 int udm_platform_self_exe(char *buf, size_t size)
 {
   ssize_t n = readlink("/proc/self/exe", buf, size - 1);

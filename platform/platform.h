@@ -25,6 +25,11 @@ int udm_platform_zero_range(int fd, bool blockdev, uint64_t off, uint64_t len);
 /* Open a file with the cache bypassed (O_DIRECT or F_NOCACHE). */
 int udm_platform_open_direct(const char *path, int flags);
 /*
+ * Whether fd bypasses the cache, as far as the system can tell: O_DIRECT on
+ * Linux; macOS cannot read F_NOCACHE back, so false there.
+ */
+bool udm_platform_fd_is_direct(int fd);
+/*
  * Next data and next hole at or after off (lseek SEEK_DATA/SEEK_HOLE).
  * -ENXIO when off is in a hole that runs to the end; -EOPNOTSUPP when the
  * system cannot tell.

@@ -385,7 +385,7 @@ static int qcow2_read(struct qcow2 *q, void *buf, size_t len, uint64_t off)
   size_t pend_len = 0;
   int r = 0;
   while (len > 0) {
-    struct mapping m;
+    struct mapping m = {0};
     r = map_range(q, off, len, &m);
     if (r < 0)
       break;
