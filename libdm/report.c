@@ -197,17 +197,39 @@ static const struct dm_report_object_type *type_of(const struct dm_report *rh, u
   return NULL;
 }
 
+/*
+ * Whether NAME (LEN bytes) is PREFIX followed by ID, as libdevmapper
+ * compares field names: without case, and without their '_' (dmsetup's
+ * "statsname" is the field stats_name).
+ */
+static bool same_field(const char *prefix, const char *id, const char *name, size_t len)
+{
+  const char *parts[2] = {prefix, id};
+  size_t n = 0;
+  for (int k = 0; k < 2; k++)
+    for (const char *w = parts[k]; *w; w++) {
+      if (*w == '_')
+        continue;
+      while (n < len && name[n] == '_')
+        n++;
+      if (n == len || tolower((unsigned char)name[n]) != tolower((unsigned char)*w))
+        return false;
+      n++;
+    }
+  while (n < len && name[n] == '_')
+    n++;
+  return n == len;
+}
+
 /* The field named NAME (LEN bytes), with or without its type's prefix. */
 static int find_field(const struct dm_report *rh, const char *name, size_t len)
 {
   for (unsigned i = 0; i < rh->nfields; i++) {
     const char *id = rh->fields[i].id;
-    if (strlen(id) == len && strncasecmp(id, name, len) == 0)
+    if (same_field("", id, name, len))
       return (int)i;
     const struct dm_report_object_type *t = type_of(rh, rh->fields[i].type);
-    size_t pl = t && t->prefix ? strlen(t->prefix) : 0;
-    if (pl && len == pl + strlen(id) && strncasecmp(t->prefix, name, pl) == 0 &&
-        strncasecmp(id, name + pl, len - pl) == 0)
+    if (t && t->prefix && *t->prefix && same_field(t->prefix, id, name, len))
       return (int)i;
   }
   return -1;
