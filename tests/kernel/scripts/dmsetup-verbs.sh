@@ -22,23 +22,25 @@ disk=$1
 dir=${DM_DEV_DIR:-/dev}/mapper
 key=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
 
-# "NAME MAJOR MINOR KNAME" of the disk and of every node in DM_DIR.
+# "NAME MAJOR MINOR KNAME" of the disk and of every node in DM_DIR, into
+# $map: made again whenever nodes come or go (one process, as the VM runs
+# under emulation).
+map=/tmp/dmsetup-verbs.map.$$
 devmap() {
-  for p in "$disk" "$dir"/*; do
+  stat -L -c '%t %T %n' "$disk" "$dir"/* 2>/dev/null | while read -r t T p; do
     [ -b "$p" ] || continue
-    n=$(stat -L -c '%t %T' "$p") || continue
-    maj=$((0x${n% *}))
-    min=$((0x${n#* }))
-    kname=$(basename "$(readlink "/sys/dev/block/$maj:$min")")
+    maj=$((0x$t))
+    min=$((0x$T))
+    kname=
+    while IFS== read -r k v; do [ "$k" = DEVNAME ] && kname=$v; done <"/sys/dev/block/$maj:$min/uevent"
     if [ "$p" = "$disk" ]; then echo "DISK $maj $min $kname"; else echo "{${p##*/}} $maj $min $kname"; fi
-  done
+  done >"$map"
 }
 
 # Numbers as "M:m", "M, m" and "M m" columns (info -c), kernel names, and
 # the disk's path, shown as the device they belong to.
 show() {
-  devmap >/tmp/dmsetup-verbs.map.$$
-  awk -v disk="$disk" -v mapfile=/tmp/dmsetup-verbs.map.$$ '
+  awk -v disk="$disk" -v mapfile="$map" '
     # FROM in S replaced by TO where not within a longer number or word;
     # two or more blanks after it (a column'"'"'s padding) keep its width.
     function rep(s, from, to, word,   out, i, before, after, rest, sp, pad, k2) {
@@ -83,7 +85,6 @@ show() {
       }
       print line
     }'
-  rm -f /tmp/dmsetup-verbs.map.$$
 }
 
 echo "== version"
@@ -100,6 +101,7 @@ dmsetup create top --table "0 512 linear $dir/over 0
 # A reader, as a user's first look would be (the multipath device then
 # has chosen its path group on both sides).
 for n in base cr mp over top; do dd if="$dir/$n" of=/dev/null bs=512 count=1 2>/dev/null; done
+devmap
 echo "== ls"
 dmsetup ls | show
 dmsetup ls --tree | show
@@ -136,6 +138,7 @@ dmsetup message base 0 nonsense 2>/dev/null || echo "message to linear refused"
 echo "== rename"
 dmsetup rename over overt || echo "rename failed"
 [ -b "$dir/overt" ] && [ ! -e "$dir/over" ] && echo "node renamed"
+devmap
 dmsetup rename overt --setuuid UUID-overt || echo "rename --setuuid failed"
 dmsetup info overt | show
 dmsetup ls --tree | show
@@ -163,4 +166,5 @@ dmsetup remove top overt || echo "remove top overt failed"
 dmsetup remove_all
 dmsetup ls
 ls "$dir" | grep -v '^control$'
+rm -f "$map"
 echo "done"
