@@ -735,6 +735,20 @@ static int rename_references(struct udm_device *dev, const char *name)
   return r;
 }
 
+/*
+ * As the kernel's rename and set-uuid (dm_hash_rename): a device with a
+ * live table signals an event, so its event number moves and waiters wake.
+ */
+static void rename_event(struct udm_device *dev)
+{
+  if (!atomic_load(&dev->live))
+    return;
+  pthread_mutex_lock(&dev->gate_lock);
+  atomic_fetch_add(&dev->event_nr, 1);
+  pthread_cond_broadcast(&dev->event_cond);
+  pthread_mutex_unlock(&dev->gate_lock);
+}
+
 int udm_device_rename(struct udm_device *dev, const char *new_name)
 {
   struct udm_ctx *ctx = dev->ctx;
@@ -746,6 +760,7 @@ int udm_device_rename(struct udm_device *dev, const char *new_name)
   pthread_mutex_lock(&dev->ctl_lock);
   pthread_mutex_lock(&ctx->lock);
   int r = 0;
+  bool renamed = false;
   if (atomic_load(&dev->dead) || !in_ctx(dev)) {
     r = udm__fail(ENXIO, "rename %s: the device was removed", dev->name);
   } else if (strcmp(dev->name, new_name) == 0) {
@@ -758,8 +773,11 @@ int udm_device_rename(struct udm_device *dev, const char *new_name)
   } else {
     /* Readers copy the name under ctx->lock (udm_device_info) or hold the device. */
     snprintf(dev->name, sizeof dev->name, "%s", new_name);
+    renamed = true;
   }
   pthread_mutex_unlock(&ctx->lock);
+  if (renamed)
+    rename_event(dev);
   pthread_mutex_unlock(&dev->ctl_lock);
   return r;
 }
@@ -773,6 +791,7 @@ int udm_device_set_uuid(struct udm_device *dev, const char *uuid)
   pthread_mutex_lock(&dev->ctl_lock);
   pthread_mutex_lock(&ctx->lock);
   int r = 0;
+  bool set = false;
   if (atomic_load(&dev->dead) || !in_ctx(dev)) {
     r = udm__fail(ENXIO, "set uuid of %s: the device was removed", dev->name);
   } else if (dev->uuid[0] && strcmp(dev->uuid, uuid) != 0) {
@@ -786,10 +805,14 @@ int udm_device_set_uuid(struct udm_device *dev, const char *uuid)
                       dev->name, uuid, o->name);
         break;
       }
-    if (r == 0)
+    if (r == 0) {
       snprintf(dev->uuid, sizeof dev->uuid, "%s", uuid);
+      set = true;
+    }
   }
   pthread_mutex_unlock(&ctx->lock);
+  if (set)
+    rename_event(dev);
   pthread_mutex_unlock(&dev->ctl_lock);
   return r;
 }

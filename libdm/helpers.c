@@ -238,6 +238,101 @@ EXPORT int dm_snprintf(char *buf, size_t bufsize, const char *format, ...)
   return n < 0 || (size_t)n >= bufsize ? -1 : n;
 }
 
+/*
+ * LVM's device names: VG-LV-LAYER, a '-' inside a component written "--".
+ * Ends the component that starts at S (undoubling its "--" in place) and
+ * returns where the next one starts (the terminating '\0' when none).  A
+ * '-' that ends the name is kept, as it cannot separate anything.
+ */
+static char *lvm_component(char *s)
+{
+  char *r = s, *w = s;
+  for (; *r; r++, w++) {
+    if (r[0] == '-' && r[1] == '-')
+      r++;
+    else if (r[0] == '-' && r[1])
+      break;
+    *w = *r;
+  }
+  char *next = *r ? r + 1 : r;
+  *w = '\0';
+  return next;
+}
+
+/*
+ * dmname split into *vgname, *lvname and *layer, all in one copy made from
+ * mem; without mem, *vgname already holds the name and is split in place.
+ */
+EXPORT int dm_split_lvm_name(struct dm_pool *mem, const char *dmname, char **vgname,
+                             char **lvname, char **layer)
+{
+  if (!vgname || !lvname || !layer) {
+    libdm_log(3, EINVAL, "dm_split_lvm_name: vgname, lvname and layer must not be NULL");
+    return 0;
+  }
+  if (mem) {
+    if (!dmname || !(*vgname = dm_pool_strdup(mem, dmname))) {
+      libdm_log(3, ENOMEM, "dm_split_lvm_name: cannot copy the name %s", dmname ? dmname : "(null)");
+      return 0;
+    }
+  } else if (!*vgname) {
+    libdm_log(3, EINVAL, "dm_split_lvm_name: no name to split");
+    return 0;
+  }
+  *lvname = lvm_component(*vgname);
+  *layer = lvm_component(*lvname);
+  lvm_component(*layer);
+  return 1;
+}
+
+/*
+ * The factor of a units argument (dmsetup --units): an optional count
+ * then one letter: h/H and r/R (human-readable: factor 1), b/B bytes,
+ * s/S sectors, k m g t p e powers of 1024, K M G T P E powers of 1000.
+ * *unit_type is the letter, or 'U' when a count other than 1 came with
+ * it.  strict: nothing may follow the letter.  0 for anything else.
+ */
+EXPORT uint64_t dm_units_to_factor(const char *units, char *unit_type, int strict,
+                                   const char **endptr)
+{
+  if (endptr)
+    *endptr = units;
+  double count = 1;
+  const char *p = units;
+  if (*p >= '0' && *p <= '9') {
+    char *e;
+    count = strtod(p, &e);
+    if (e == p || count <= 0)
+      return 0;
+    p = e;
+  }
+  if (!*p || (strict && p[1]))
+    return 0;
+  static const char letters[] = "bskmgtpe";
+  uint64_t factor;
+  char c = *p;
+  if (c == 'h' || c == 'H' || c == 'r' || c == 'R') {
+    factor = 1;
+    count = 1;
+  } else if (c == 'b' || c == 'B') {
+    factor = 1;
+  } else if (c == 's' || c == 'S') {
+    factor = 512;
+  } else {
+    const char *l = strchr(letters, c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    if (!l || l < letters + 2)
+      return 0;
+    uint64_t base = c >= 'A' && c <= 'Z' ? 1000 : 1024;
+    factor = 1;
+    for (const char *k = letters + 2; k <= l; k++)
+      factor *= base;
+  }
+  *unit_type = count == 1 ? c : 'U';
+  if (endptr)
+    *endptr = p + 1;
+  return (uint64_t)(count * (double)factor);
+}
+
 EXPORT void *dm_malloc_wrapper(size_t s, const char *file, int line)
 {
   (void)file;

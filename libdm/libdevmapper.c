@@ -1065,9 +1065,21 @@ static int fill_info(struct dm_task *t, bool quiet_missing)
   /* Open count as the kernel counts it: its users, tables stacked on it included. */
   long open = (long)NUM("open_count") + (long)NUM("holders");
   const char *bd = rec_get(&devs, f, e, "block_device");
-  /* The attachment's own open of the FUSE file is the kernel's node, not a user. */
-  if (bd && *bd && open > 0)
-    open--;
+  /*
+   * The attachment's own open of the FUSE file is the kernel's node, not a
+   * user; the users of that node (a mounted filesystem) are the system's.
+   */
+  if (bd && *bd) {
+    if (open > 0)
+      open--;
+    struct stat st;
+    int users = stat(bd, &st) == 0 && S_ISBLK(st.st_mode)
+                    ? udm_platform_blockdev_users(udm_platform_dev_major(st.st_rdev),
+                                                  udm_platform_dev_minor(st.st_rdev))
+                    : -ENODEV;
+    if (users > 0)
+      open += users;
+  }
   t->info.open_count = (int32_t)open;
 #undef NUM
   device_number(&devs, f, e, &t->info.major, &t->info.minor);

@@ -30,6 +30,9 @@ int libdm_unsupported(const char *call);
 int libdm_call(struct udm_msg *req, struct udm_msg *resp, bool quiet);
 /* The kernel's 64-bit encoding of a device number (dm_names, dm_deps). */
 uint64_t libdm_encode_dev(uint32_t major, uint32_t minor);
+/* libdevmapper's memory pool (report.c); a copy of str from it, or NULL. */
+struct dm_pool;
+char *dm_pool_strdup(struct dm_pool *p, const char *str);
 /* Remake the nodes of attached devices (of name only, when not NULL). */
 int libdm_mknodes(const char *name);
 

@@ -197,17 +197,39 @@ static const struct dm_report_object_type *type_of(const struct dm_report *rh, u
   return NULL;
 }
 
+/*
+ * Whether NAME (LEN bytes) is PREFIX followed by ID, as libdevmapper
+ * compares field names: without case, and without their '_' (dmsetup's
+ * "statsname" is the field stats_name).
+ */
+static bool same_field(const char *prefix, const char *id, const char *name, size_t len)
+{
+  const char *parts[2] = {prefix, id};
+  size_t n = 0;
+  for (int k = 0; k < 2; k++)
+    for (const char *w = parts[k]; *w; w++) {
+      if (*w == '_')
+        continue;
+      while (n < len && name[n] == '_')
+        n++;
+      if (n == len || tolower((unsigned char)name[n]) != tolower((unsigned char)*w))
+        return false;
+      n++;
+    }
+  while (n < len && name[n] == '_')
+    n++;
+  return n == len;
+}
+
 /* The field named NAME (LEN bytes), with or without its type's prefix. */
 static int find_field(const struct dm_report *rh, const char *name, size_t len)
 {
   for (unsigned i = 0; i < rh->nfields; i++) {
     const char *id = rh->fields[i].id;
-    if (strlen(id) == len && strncasecmp(id, name, len) == 0)
+    if (same_field("", id, name, len))
       return (int)i;
     const struct dm_report_object_type *t = type_of(rh, rh->fields[i].type);
-    size_t pl = t && t->prefix ? strlen(t->prefix) : 0;
-    if (pl && len == pl + strlen(id) && strncasecmp(t->prefix, name, pl) == 0 &&
-        strncasecmp(id, name + pl, len - pl) == 0)
+    if (t && t->prefix && *t->prefix && same_field(t->prefix, id, name, len))
       return (int)i;
   }
   return -1;
@@ -238,9 +260,9 @@ EXPORT struct dm_report *dm_report_init_with_selection(
                           "udm's libdevmapper");
     return NULL;
   }
-  if (output_flags & OUT_COLUMNS_AS_ROWS) {
-    libdm_log(3, ENOTSUP, "dm_report_init_with_selection: columns as rows (--rows) is not "
-                          "supported by udm's libdevmapper");
+  if ((output_flags & OUT_COLUMNS_AS_ROWS) && (output_flags & OUT_NAME_PREFIX)) {
+    libdm_log(3, ENOTSUP, "dm_report_init_with_selection: columns as rows (--rows) with name "
+                          "prefixes (--nameprefixes) is not supported by udm's libdevmapper");
     return NULL;
   }
   struct dm_report *rh = calloc(1, sizeof *rh);
@@ -508,7 +530,8 @@ static void print_cell(const struct dm_report *rh, unsigned i, const char *text,
 
 EXPORT int dm_report_column_headings(struct dm_report *rh)
 {
-  if (!(rh->flags & OUT_HEADINGS) || (rh->flags & OUT_NAME_PREFIX))
+  /* As rows (--rows), each row starts with its heading. */
+  if (!(rh->flags & OUT_HEADINGS) || (rh->flags & (OUT_NAME_PREFIX | OUT_COLUMNS_AS_ROWS)))
     return 1;
   for (unsigned i = 0; i < rh->ncols; i++)
     print_cell(rh, i, rh->fields[rh->cols[i].field].heading, true);
@@ -522,6 +545,21 @@ EXPORT int dm_report_output(struct dm_report *rh)
   if (rh->nkeys) {
     sort_rh = rh;
     qsort(rh->rows, rh->nrows, sizeof *rh->rows, compare_rows);
+  }
+  if (rh->flags & OUT_COLUMNS_AS_ROWS) {
+    /* --rows: a line per field, its heading then every object's value, unaligned. */
+    for (unsigned i = 0; rh->nrows && i < rh->ncols; i++) {
+      if (rh->flags & OUT_HEADINGS)
+        printf("%s%s", rh->fields[rh->cols[i].field].heading, rh->separator);
+      for (size_t r = 0; r < rh->nrows; r++)
+        printf("%s%s", r ? rh->separator : "", rh->rows[r][i].text);
+      putchar('\n');
+    }
+    for (size_t r = 0; r < rh->nrows; r++)
+      free(rh->rows[r]);
+    rh->nrows = 0;
+    fflush(stdout);
+    return 1;
   }
   if (rh->nrows && !rh->headings_done)
     dm_report_column_headings(rh);

@@ -393,3 +393,9 @@ int udm_platform_dev_mounted(uint32_t maj, uint32_t min)
   }
   return 0;
 }
+
+int udm_platform_blockdev_users(uint32_t maj, uint32_t min)
+{
+  /* Only a mounted filesystem is seen: macOS tells no holders or swap of a disk. */
+  return udm_platform_dev_mounted(maj, min);
+}

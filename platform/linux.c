@@ -512,3 +512,99 @@ int udm_platform_dev_mounted(uint32_t maj, uint32_t min)
   fclose(f);
   return found;
 }
+
+/* Whether the mountinfo at PATH has a mount of the device WANT ("MAJ:MIN"). */
+static int mountinfo_has(const char *path, const char *want)
+{
+  FILE *f = fopen(path, "re");
+  if (!f)
+    return 0; /* the process is gone, or its table is not ours to read */
+  char line[4096];
+  int found = 0;
+  bool line_start = true;
+  /* "ID PARENT MAJ:MIN ROOT MOUNTPOINT ..."; a long line's tail is not a line. */
+  while (!found && fgets(line, sizeof line, f)) {
+    char dev[32];
+    if (line_start && sscanf(line, "%*s %*s %31s", dev) == 1 && strcmp(dev, want) == 0)
+      found = 1;
+    line_start = strchr(line, '\n') != NULL;
+  }
+  fclose(f);
+  return found;
+}
+
+/* 1 when MAJ:MIN is mounted in any mount namespace of a process in /proc. */
+static int mounted_anywhere(uint32_t maj, uint32_t min)
+{
+  char want[32];
+  snprintf(want, sizeof want, "%u:%u", maj, min);
+  int found = mountinfo_has("/proc/self/mountinfo", want);
+  DIR *d = found ? NULL : opendir("/proc");
+  if (!d)
+    return found;
+  struct stat self;
+  ino_t *seen = NULL;
+  size_t nseen = 0, cap = 0;
+  if (stat("/proc/self/ns/mnt", &self) == 0 && (seen = malloc(16 * sizeof *seen))) {
+    cap = 16;
+    seen[nseen++] = self.st_ino;
+  }
+  struct dirent *e;
+  while (!found && (e = readdir(d))) {
+    if (e->d_name[0] < '1' || e->d_name[0] > '9')
+      continue;
+    char p[300];
+    struct stat ns;
+    snprintf(p, sizeof p, "/proc/%s/ns/mnt", e->d_name);
+    if (stat(p, &ns) < 0)
+      continue;
+    size_t i = 0;
+    while (i < nseen && seen[i] != ns.st_ino)
+      i++;
+    if (i < nseen)
+      continue; /* a namespace already read */
+    if (nseen == cap) {
+      ino_t *n = realloc(seen, (cap ? cap * 2 : 16) * sizeof *n);
+      if (n) {
+        seen = n;
+        cap = cap ? cap * 2 : 16;
+      }
+    }
+    if (nseen < cap)
+      seen[nseen++] = ns.st_ino;
+    snprintf(p, sizeof p, "/proc/%s/mountinfo", e->d_name);
+    found = mountinfo_has(p, want);
+  }
+  closedir(d);
+  free(seen);
+  return found;
+}
+
+int udm_platform_blockdev_users(uint32_t maj, uint32_t min)
+{
+  char p[PATH_MAX];
+  int users = 0;
+  snprintf(p, sizeof p, "/sys/dev/block/%u:%u/holders", maj, min);
+  DIR *d = opendir(p);
+  if (!d)
+    return -errno;
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (e->d_name[0] != '.')
+      users++;
+  closedir(d);
+  users += mounted_anywhere(maj, min);
+  /* /proc/swaps: "Filename Type Size Used Priority", the device by path. */
+  FILE *f = fopen("/proc/swaps", "re");
+  char line[PATH_MAX + 128];
+  while (f && fgets(line, sizeof line, f)) {
+    char path[PATH_MAX];
+    struct stat st;
+    if (sscanf(line, "%4095s", path) == 1 && path[0] == '/' && stat(path, &st) == 0 &&
+        S_ISBLK(st.st_mode) && st.st_rdev == makedev(maj, min))
+      users++;
+  }
+  if (f)
+    fclose(f);
+  return users;
+}

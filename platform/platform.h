@@ -180,5 +180,16 @@ int udm_platform_devno_path(uint32_t major, uint32_t minor, char *buf, size_t n)
 
 /* 1 when a filesystem is mounted from the block device MAJOR:MINOR, 0 if not, or -errno. */
 int udm_platform_dev_mounted(uint32_t major, uint32_t minor);
+/*
+ * How many users the system holds the block device MAJOR:MINOR open for,
+ * as far as it tells, or -errno: on Linux the block devices stacked on it
+ * (sysfs holders), plus one when a filesystem is mounted from it in any
+ * mount namespace of a process this one can see (however many mounts:
+ * one superblock holds one open), plus one when it is a swap device.
+ * Programs that merely have it open are not counted: nothing tells them
+ * apart from a passing reader (udev's blkid) without racing it.  macOS:
+ * one when a filesystem is mounted from it, else 0.
+ */
+int udm_platform_blockdev_users(uint32_t major, uint32_t minor);
 
 #endif

@@ -53,6 +53,9 @@ dm create flakey-test --table "$FLAKEY_TABLE" || fail "create"
 timeout 60 mkfs.ext4 -q -F "$dev" || fail "mkfs.ext4"
 mkdir "$WORK/mnt"
 timeout 30 mount "$dev" "$WORK/mnt" || fail "mount"
+# The mounted filesystem holds the device open, as the kernel counts it.
+grep -qx "Open count:        1" <<<"$(dm info flakey-test)" ||
+  fail "open count of the mounted device: $(dm info flakey-test)"
 for i in 1 2 3; do
   head -c $((i * 100000)) /dev/urandom >"$WORK/src$i"
   dd if="$WORK/src$i" of="$WORK/mnt/kept$i" bs=64k conv=fsync status=none || fail "write kept$i"
@@ -79,6 +82,8 @@ done
   fail "writes after the switch to drop_writes reached the disk"
 timeout 30 umount "$WORK/mnt" || fail "umount"
 wait_fs_gone "$dev"
+grep -qx "Open count:        0" <<<"$(dm info flakey-test)" ||
+  fail "open count after umount: $(dm info flakey-test)"
 timeout 60 e2fsck -fn "$dev" >"$WORK/fsck" 2>&1 || fail "e2fsck: $(cat "$WORK/fsck")"
 dm remove flakey-test || fail "remove"
 [ -z "$(loops_under_work)" ] || fail "loop devices left: $(loops_under_work)"

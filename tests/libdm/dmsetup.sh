@@ -123,9 +123,16 @@ Command failed." "$out"
 out=$(dm remove nosuch 2>&1) && fail "remove nosuch succeeded"
 grep -q "device nosuch does not exist" <<<"$out" || fail "remove nosuch: $out"
 
-# a call the library does not offer fails, naming it
-out=$(dm splitname vg-lv 2>&1)
-grep -q "^dm_[a-z_]*: not supported by udm.s libdevmapper" <<<"$out" || fail "splitname: $out"
+# field names as libdevmapper matches them: no case, no '_'
+expect_eq "info -c with field names spelt otherwise" "a:$na:256" \
+  "$(dm info -c --noheadings --separator : -o NAME,devno,readahead a 2>&1)"
+
+# what the library does not offer fails, naming the call (dmsetup stats:
+# its --units first, then the stats handle)
+out=$(dm stats list 2>&1) && fail "stats list succeeded: $out"
+grep -q "^dm_stats_create: not supported by udm.s libdevmapper" <<<"$out" || fail "stats list: $out"
+out=$(dm info -c -S name=a 2>&1) && fail "info -S succeeded: $out"
+grep -q "^dm_report_init_with_selection: selection (-S) is not supported" <<<"$out" || fail "info -S: $out"
 
 dm remove d e a || fail "remove"
 expect_eq "ls at the end" "No devices found" "$(dm ls)"

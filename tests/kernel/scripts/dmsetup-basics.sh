@@ -4,7 +4,8 @@
 # tests/kernel/scenarios/dmsetup-script.scn runs it with the VM's dmsetup
 # and with udm in dmsetup's place (a "dmsetup" on PATH that is udm), and
 # compares what it prints; tests/cli/dm-script.sh runs it against udmd and
-# compares with the VM's output recorded in tests/cli/dm-script.expected.
+# compares with the VM's output recorded in
+# tests/kernel/scenarios/dmsetup-script.kernel (tests/kernel/record-kernel).
 #
 #   dmsetup-basics.sh DISK     (a disk of at least 1 MiB, which it reads only)
 #
