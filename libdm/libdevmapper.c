@@ -780,15 +780,23 @@ static int new_req(struct udm_msg *req, const char *op, const char *name)
   return r;
 }
 
+/*
+ * Sends a request that new_req and its adds left with status r (sent only if
+ * r is 0); resp is made ready either way, req is freed.
+ */
+static int send_req(struct udm_msg *req, int r, struct udm_msg *resp, bool quiet)
+{
+  udm_msg_init(resp);
+  if (r == 0)
+    r = libdm_call(req, resp, quiet);
+  udm_msg_free(req);
+  return r;
+}
+
 static int get_devices(struct udm_msg *resp, const char *name, bool quiet)
 {
   struct udm_msg req;
-  int r = new_req(&req, "info", name);
-  udm_msg_init(resp);
-  if (r == 0)
-    r = libdm_call(&req, resp, quiet);
-  udm_msg_free(&req);
-  return r;
+  return send_req(&req, new_req(&req, "info", name), resp, quiet);
 }
 
 /* Device number of a udm device: its block device's when attached. */
@@ -1122,12 +1130,7 @@ static int ensure_attached(const char *name)
 static int simple(const char *op, struct dm_task *t, struct udm_msg *resp)
 {
   struct udm_msg req;
-  int r = new_req(&req, op, t->name);
-  udm_msg_init(resp);
-  if (r == 0)
-    r = libdm_call(&req, resp, false);
-  udm_msg_free(&req);
-  return r;
+  return send_req(&req, new_req(&req, op, t->name), resp, false);
 }
 
 static int run_load(struct dm_task *t, const char *op, bool create)
@@ -1203,10 +1206,7 @@ static int run_rename(struct dm_task *t)
   if (r == 0)
     r = t->newname ? udm_msg_add(&req, "new_name", t->newname)
                    : udm_msg_add(&req, "uuid", t->newuuid);
-  udm_msg_init(&resp);
-  if (r == 0)
-    r = libdm_call(&req, &resp, false);
-  udm_msg_free(&req);
+  r = send_req(&req, r, &resp, false);
   udm_msg_free(&resp);
   if (r == 0 && t->newname) {
     char old[PATH_MAX], target[PATH_MAX];
@@ -1233,10 +1233,7 @@ static int run_table(struct dm_task *t, bool status)
   /* The kernel's table holds the keys (dmsetup hides them itself unless --showkeys). */
   if (r == 0 && !status)
     r = udm_msg_add(&req, "showkeys", "1");
-  udm_msg_init(&resp);
-  if (r == 0)
-    r = libdm_call(&req, &resp, false);
-  udm_msg_free(&req);
+  r = send_req(&req, r, &resp, false);
   if (r < 0) {
     udm_msg_free(&resp);
     return r;
@@ -1315,11 +1312,8 @@ static int run_deps(struct dm_task *t)
   int r = new_req(&req, "deps", t->name);
   if (r == 0 && t->inactive)
     r = udm_msg_add(&req, "inactive", "1");
-  udm_msg_init(&resp);
+  r = send_req(&req, r, &resp, false);
   udm_msg_init(&devs);
-  if (r == 0)
-    r = libdm_call(&req, &resp, false);
-  udm_msg_free(&req);
   if (r == 0)
     r = get_devices(&devs, NULL, false);
   uint32_t n = 0;
@@ -1402,10 +1396,7 @@ static int run_versions(struct dm_task *t)
 {
   struct udm_msg req, resp;
   int r = new_req(&req, "targets", NULL);
-  udm_msg_init(&resp);
-  if (r == 0)
-    r = libdm_call(&req, &resp, false);
-  udm_msg_free(&req);
+  r = send_req(&req, r, &resp, false);
   size_t size = sizeof(struct dm_versions);
   for (unsigned i = 0; r == 0 && i < resp.count; i++)
     if (strcmp(resp.fields[i].key, "target") == 0)
@@ -1464,10 +1455,7 @@ static int run_message(struct dm_task *t)
     r = udm_msg_addf(&req, "sector", "%llu", (unsigned long long)t->sector);
   if (r == 0)
     r = udm_msg_add(&req, "message", t->message);
-  udm_msg_init(&resp);
-  if (r == 0)
-    r = libdm_call(&req, &resp, false);
-  udm_msg_free(&req);
+  r = send_req(&req, r, &resp, false);
   if (r == 0) {
     const char *rep = udm_msg_get(&resp, "reply");
     free(t->response);
@@ -1483,10 +1471,7 @@ static int run_wait(struct dm_task *t)
   int r = new_req(&req, "wait", t->name);
   if (r == 0)
     r = udm_msg_addf(&req, "event_nr", "%u", t->event_nr);
-  udm_msg_init(&resp);
-  if (r == 0)
-    r = libdm_call(&req, &resp, false);
-  udm_msg_free(&req);
+  r = send_req(&req, r, &resp, false);
   udm_msg_free(&resp);
   return r;
 }
@@ -1495,10 +1480,7 @@ int libdm_mknodes(const char *name)
 {
   struct udm_msg req, resp, devs;
   int r = new_req(&req, "mknodes", name);
-  udm_msg_init(&resp);
-  if (r == 0)
-    r = libdm_call(&req, &resp, false);
-  udm_msg_free(&req);
+  r = send_req(&req, r, &resp, false);
   udm_msg_free(&resp);
   if (r < 0)
     return r;
