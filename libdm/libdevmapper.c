@@ -853,12 +853,13 @@ static bool parse_devno(const char *s, size_t len, uint32_t *maj, uint32_t *min)
 }
 
 /*
- * A table from a program, for udm: a word naming an attached udm device
- * (by major:minor, or by a path to its block device) becomes udm:NAME, so
- * the tables stack directly; major:minor of another block device becomes
- * its path.
+ * Copies params word by word, white space as it is: a word for which repl
+ * writes a replacement into its buffer (of n bytes) becomes that.
  */
-static char *table_in(const char *params, const struct udm_msg *devs)
+typedef void word_repl(const char *w, size_t wl, const struct udm_msg *devs, char *repl,
+                       size_t n);
+
+static char *map_words(const char *params, const struct udm_msg *devs, word_repl *fn)
 {
   size_t cap = strlen(params) * 2 + 64, len = 0;
   char *out = malloc(cap);
@@ -870,24 +871,7 @@ static char *table_in(const char *params, const struct udm_msg *devs)
     size_t wl = strcspn(p + ws, " \t");
     const char *w = p + ws;
     char repl[PATH_MAX + 8] = "";
-    uint32_t maj, min;
-    char name[256];
-    if (parse_devno(w, wl, &maj, &min)) {
-      if (udm_by_number(devs, maj, min, name, sizeof name))
-        snprintf(repl, sizeof repl, "udm:%s", name);
-      else if (udm_platform_devno_path(maj, min, repl, sizeof repl) < 0)
-        repl[0] = '\0';
-    } else if (wl > 1 && *w == '/' && wl < PATH_MAX) {
-      char path[PATH_MAX];
-      struct stat st;
-      memcpy(path, w, wl);
-      path[wl] = '\0';
-      if (stat(path, &st) == 0 && S_ISBLK(st.st_mode)) {
-        split_dev(st.st_rdev, &maj, &min);
-        if (udm_by_number(devs, maj, min, name, sizeof name))
-          snprintf(repl, sizeof repl, "udm:%s", name);
-      }
-    }
+    fn(w, wl, devs, repl, sizeof repl);
     size_t rl = *repl ? strlen(repl) : wl;
     if (len + ws + rl + 1 > cap) {
       cap = (len + ws + rl + 1) * 2;
@@ -908,64 +892,74 @@ static char *table_in(const char *params, const struct udm_msg *devs)
   return out;
 }
 
+/*
+ * A table from a program, for udm: a word naming an attached udm device
+ * (by major:minor, or by a path to its block device) becomes udm:NAME, so
+ * the tables stack directly; major:minor of another block device becomes
+ * its path.
+ */
+static void word_in(const char *w, size_t wl, const struct udm_msg *devs, char *repl, size_t n)
+{
+  uint32_t maj, min;
+  char name[256];
+  if (parse_devno(w, wl, &maj, &min)) {
+    if (udm_by_number(devs, maj, min, name, sizeof name))
+      snprintf(repl, n, "udm:%s", name);
+    else if (udm_platform_devno_path(maj, min, repl, n) < 0)
+      repl[0] = '\0';
+  } else if (wl > 1 && *w == '/' && wl < PATH_MAX) {
+    char path[PATH_MAX];
+    struct stat st;
+    memcpy(path, w, wl);
+    path[wl] = '\0';
+    if (stat(path, &st) == 0 && S_ISBLK(st.st_mode)) {
+      split_dev(st.st_rdev, &maj, &min);
+      if (udm_by_number(devs, maj, min, name, sizeof name))
+        snprintf(repl, n, "udm:%s", name);
+    }
+  }
+}
+
+static char *table_in(const char *params, const struct udm_msg *devs)
+{
+  return map_words(params, devs, word_in);
+}
+
 /* A table line from udm, as the kernel shows it: devices as major:minor. */
+static void word_out(const char *w, size_t wl, const struct udm_msg *devs, char *repl, size_t n)
+{
+  /* udm names a udm device udm:NAME or /dev/mapper/NAME (docs/targets.md). */
+  size_t skip = wl > 4 && strncmp(w, "udm:", 4) == 0                 ? 4
+                : wl > 12 && strncmp(w, "/dev/mapper/", 12) == 0 ? 12
+                                                                   : 0;
+  if (skip) {
+    for (unsigned f = rec_first(devs); f < devs->count;) {
+      unsigned e = rec_end(devs, f);
+      const char *name = devs->fields[f].value;
+      if (strlen(name) == wl - skip && memcmp(name, w + skip, wl - skip) == 0) {
+        uint32_t a, b;
+        device_number(devs, f, e, &a, &b);
+        snprintf(repl, n, "%u:%u", a, b);
+      }
+      f = e;
+    }
+  }
+  if (!*repl && wl > 1 && *w == '/' && wl < PATH_MAX) {
+    char path[PATH_MAX];
+    struct stat st;
+    memcpy(path, w, wl);
+    path[wl] = '\0';
+    if (stat(path, &st) == 0 && S_ISBLK(st.st_mode)) {
+      uint32_t a, b;
+      split_dev(st.st_rdev, &a, &b);
+      snprintf(repl, n, "%u:%u", a, b);
+    }
+  }
+}
+
 static char *table_out(const char *params, const struct udm_msg *devs)
 {
-  size_t cap = strlen(params) + 64, len = 0;
-  char *out = malloc(cap);
-  if (!out)
-    return NULL;
-  const char *p = params;
-  while (*p) {
-    size_t ws = strspn(p, " \t");
-    size_t wl = strcspn(p + ws, " \t");
-    const char *w = p + ws;
-    char repl[64] = "";
-    /* udm names a udm device udm:NAME or /dev/mapper/NAME (docs/targets.md). */
-    size_t skip = wl > 4 && strncmp(w, "udm:", 4) == 0                 ? 4
-                  : wl > 12 && strncmp(w, "/dev/mapper/", 12) == 0 ? 12
-                                                                     : 0;
-    if (skip) {
-      for (unsigned f = rec_first(devs); f < devs->count;) {
-        unsigned e = rec_end(devs, f);
-        const char *n = devs->fields[f].value;
-        if (strlen(n) == wl - skip && memcmp(n, w + skip, wl - skip) == 0) {
-          uint32_t a, b;
-          device_number(devs, f, e, &a, &b);
-          snprintf(repl, sizeof repl, "%u:%u", a, b);
-        }
-        f = e;
-      }
-    }
-    if (!*repl && wl > 1 && *w == '/' && wl < PATH_MAX) {
-      char path[PATH_MAX];
-      struct stat st;
-      memcpy(path, w, wl);
-      path[wl] = '\0';
-      if (stat(path, &st) == 0 && S_ISBLK(st.st_mode)) {
-        uint32_t a, b;
-        split_dev(st.st_rdev, &a, &b);
-        snprintf(repl, sizeof repl, "%u:%u", a, b);
-      }
-    }
-    size_t rl = *repl ? strlen(repl) : wl;
-    if (len + ws + rl + 1 > cap) {
-      cap = (len + ws + rl + 1) * 2;
-      char *n = realloc(out, cap);
-      if (!n) {
-        free(out);
-        return NULL;
-      }
-      out = n;
-    }
-    memcpy(out + len, p, ws);
-    len += ws;
-    memcpy(out + len, *repl ? repl : w, rl);
-    len += rl;
-    p = w + wl;
-  }
-  out[len] = '\0';
-  return out;
+  return map_words(params, devs, word_out);
 }
 
 static char *task_table(struct dm_task *t, const struct udm_msg *devs)
