@@ -40,27 +40,18 @@ jobs=(
   "randread-4k-qd32 --rw=randread --bs=4k --iodepth=32"
   "seqread-1m-qd4 --rw=read --bs=1M --iodepth=4"
 )
-fio_common="--ioengine=nbd --numjobs=1 --time_based --runtime=$runtime --ramp_time=1"
-fio_common="$fio_common --size=${size_mb}M --output-format=json --group_reporting"
-table_linear="0 $sectors linear $work/a.img 0"
-table_mirror="0 $sectors mirror core 2 1024 nosync 2 $work/a.img 0 $work/b.img 0"
+fio_common="--ioengine=nbd $(bench_fio_opts)"
+declare -A tables=(
+  [linear]="0 $sectors linear $work/a.img 0"
+  [mirror]="0 $sectors mirror core 2 1024 nosync 2 $work/a.img 0 $work/b.img 0"
+)
 
-run() { # table name fio-args... -> json on stdout
-  local table=$1 name=$2; shift 2
-  "$serve" --socket "$work/nbd.sock" --table disk="$table" \
-    --run "fio --name=$name $fio_common $* --uri=\"\$uri\""
+run() { # table-name name fio-args... -> json on stdout
+  bench_serve_fio "$2" --table disk="${tables[$1]}" -- "${@:3}"
 }
 
 results=$work/results
-: > "$results"
-for round in $(seq 1 "$rounds"); do
-  for job in "${jobs[@]}"; do
-    set -- $job
-    name=$1; shift
-    run "$table_linear" "$name" "$@" | bench_record "$name" linear
-    run "$table_mirror" "$name" "$@" | bench_record "$name" mirror
-  done
-done
+bench_rounds --run run linear mirror
 bench_report linear mirror -- mirror/linear
 
 # ---- resync against a plain copy ----
