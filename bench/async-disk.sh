@@ -72,28 +72,23 @@ if [ -n "${BENCH_JOBS:-}" ]; then
   [ ${#kept[@]} -gt 0 ] || { echo "BENCH_JOBS='$BENCH_JOBS' matches no job" >&2; exit 1; }
   jobs=("${kept[@]}")
 fi
-fio_common="--numjobs=1 --time_based --runtime=$runtime --ramp_time=1"
-fio_common="$fio_common --size=${size_mb}M --output-format=json --group_reporting"
+fio_common=$(bench_fio_opts)
 
-run_nbd() { # serve-binary name fio-args...
-  local bin=$1 name=$2; shift 2
-  "$bin" --socket "$work/udm.sock" --table disk="0 $sectors linear $backing 0" \
-    --run "fio --name=$name --ioengine=nbd $fio_common $* --uri=\"\$uri\""
+run_nbd() { # name fio-args...
+  bench_serve_fio "$1" --table disk="0 $sectors linear $backing 0" -- --ioengine=nbd "${@:2}"
 }
-run_udm() { run_nbd "$serve" "$@"; }
-run_base() { run_nbd "$baseline" "$@"; }
+run_udm() { run_nbd "$@"; }
+run_base() { serve=$baseline run_nbd "$@"; }
 run_qsd() {
   local name=$1; shift
-  local sock=$work/qsd-$name-$round.sock pidf=$work/qsd.pid
-  qemu-storage-daemon \
+  local sock=$work/qsd-$name-$round.sock
+  bench_qsd "$work/qsd.pid" \
     --blockdev "driver=file,node-name=f,filename=$img,aio=io_uring,cache.direct=$qsd_cache" \
     --nbd-server "addr.type=unix,addr.path=$sock" \
-    --export type=nbd,id=e,node-name=f,name=disk,writable=on \
-    --pidfile "$pidf" --daemonize
+    --export type=nbd,id=e,node-name=f,name=disk,writable=on
   fio --name="$name" --ioengine=nbd $fio_common "$@" \
     --uri="nbd+unix:///disk?socket=$sock" || true
-  kill "$(cat "$pidf")" 2>/dev/null || true
-  while [ -e "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; do sleep 0.1; done
+  bench_qsd_stop "$work/qsd.pid"
 }
 run_fio() {
   local name=$1; shift
@@ -104,16 +99,7 @@ run_fio() {
 servers=(udm qsd fio)
 [ -n "$baseline" ] && servers+=(base)
 results=$work/results
-: > "$results"
-for round in $(seq 1 "$rounds"); do
-  for job in "${jobs[@]}"; do
-    set -- $job
-    name=$1; shift
-    for server in "${servers[@]}"; do
-      "run_$server" "$name" "$@" | bench_record "$name" "$server"
-    done
-  done
-done
+bench_rounds "${servers[@]}"
 pairs=(udm/qsd udm/fio)
 [ -n "$baseline" ] && pairs+=(udm/base)
 bench_report "${servers[@]}" -- "${pairs[@]}"

@@ -25,6 +25,8 @@
 # plugin does by default).
 set -euo pipefail
 
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
 build=${1:-build}
 serve=$build/tests/fuse/udm-fuse-serve
 [ -x "$serve" ] || { echo "no $serve: build first (ninja -C $build)" >&2; exit 1; }
@@ -41,7 +43,6 @@ backing_opt=${UDM_DIRECT:+?direct=$UDM_DIRECT}
 work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/udm-bench.XXXXXX")
 img=$work/disk.img
 results=$work/results
-nbdkit_pid=""
 qsd_direct=off
 [ "${UDM_DIRECT:-off}" = on ] && qsd_direct=on
 cleanup() {
@@ -51,9 +52,8 @@ cleanup() {
     losetup -d "$d" 2>/dev/null || true
   done
   mountpoint -q "$work/nbd" 2>/dev/null && fusermount3 -u "$work/nbd" 2>/dev/null || true
-  [ -n "$nbdkit_pid" ] && kill "$nbdkit_pid" 2>/dev/null || true
-  [ -s "$work/qsd.pid" ] && kill "$(cat "$work/qsd.pid")" 2>/dev/null || true
-  rm -rf "$work"
+  bench_qsd_stop "$work/qsd.pid"
+  bench_cleanup
 }
 trap cleanup EXIT
 
@@ -63,18 +63,16 @@ fio --name=fill --filename="$img" --size="$size" --rw=write --bs=1M --direct=1 \
   --ioengine=libaio --iodepth=8 --output=/dev/null
 
 # The peer: nbdkit (foreground, killed at the end) and nbdfuse (exits on unmount).
-nbdkit -f -U "$work/nbd.sock" file "$img" &
-nbdkit_pid=$!
-for _ in $(seq 100); do [ -S "$work/nbd.sock" ] && break; sleep 0.1; done
+bench_daemon "$work/nbd.sock" nbdkit -f -U "$work/nbd.sock" file "$img"
+nbdkit_pid=$bench_pid
 mkdir -p "$work/nbd"
 nbdfuse -P "$work/nbdfuse.pid" "$work/nbd" --unix "$work/nbd.sock" &
 for _ in $(seq 100); do [ -s "$work/nbdfuse.pid" ] && break; sleep 0.1; done
 # The other peer: qemu-storage-daemon's FUSE export over a file of its own.
 : > "$work/qsd.img"
-qemu-storage-daemon \
+bench_qsd "$work/qsd.pid" \
   --blockdev "driver=file,node-name=f,filename=$img,aio=io_uring,cache.direct=$qsd_direct" \
-  --export "type=fuse,id=e,node-name=f,mountpoint=$work/qsd.img,writable=on" \
-  --pidfile "$work/qsd.pid" --daemonize
+  --export "type=fuse,id=e,node-name=f,mountpoint=$work/qsd.img,writable=on"
 
 # Runs inside the udm host, which sets $dev; the other two are made here.
 cat >"$work/runs.sh" <<EOF
@@ -113,10 +111,8 @@ timeout -k 10 $((rounds * 12 * (runtime + 30) + 300)) "$serve" --dir "$work/dev"
   --table "disk=0 $(($(stat -c %s "$img") / 512)) linear raw:$img$backing_opt 0" \
   --attach disk --run "bash $work/runs.sh"
 fusermount3 -u "$work/nbd" 2>/dev/null || true # nbdfuse may have gone already
-kill "$nbdkit_pid" 2>/dev/null || true
-wait "$nbdkit_pid" 2>/dev/null || true
-nbdkit_pid=""
-kill "$(cat "$work/qsd.pid")" 2>/dev/null || true
+bench_daemon_stop "$nbdkit_pid"
+bench_qsd_stop "$work/qsd.pid"
 
 echo
 echo "median of $rounds rounds of ${runtime}s; MiB/s (4K random read: IOPS)"

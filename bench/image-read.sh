@@ -21,8 +21,7 @@ bench_find udm_image drivers/udm-image/udm-image
 bench_need fio qemu-img qemu-nbd python3
 
 work=$(mktemp -d /dev/shm/udm-image-bench.XXXXXX)
-qpid=
-trap '[ -n "$qpid" ] && kill $qpid 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
+trap '[ -z "${KEEP:-}" ] || work=; bench_cleanup' EXIT
 # Disk-like data: a quarter zeros, a quarter random, half repetitive text.
 python3 - "$work/src.raw" "$size_mb" <<'PY'
 import os, random, sys
@@ -49,26 +48,21 @@ jobs=(
   "seqread-1m-qd4 --rw=read --bs=1M --iodepth=4"
   "randread-4k-qd32 --rw=randread --bs=4k --iodepth=32"
 )
-fio_common="--ioengine=nbd --numjobs=1 --time_based --runtime=$runtime --ramp_time=1"
-fio_common="$fio_common --size=${size_mb}M --output-format=json --group_reporting"
+fio_common="--ioengine=nbd $(bench_fio_opts)"
 
 run_udm() { # spec name fio-args... -> json
-  local spec=$1 name=$2; shift 2
-  "$serve" --socket "$work/udm.sock" --readonly --table img="0 $sectors linear $spec 0" \
-    --run "fio --name=$name $fio_common --uri=\"\$uri\" $*"
+  bench_serve_fio "$2" --readonly --table img="0 $sectors linear $1 0" -- "${@:3}"
 }
 run_qemu() { # name fio-args... -> json
   local name=$1; shift
   rm -f "$work/q.sock"
-  qemu-nbd --read-only --persistent -f qcow2 --cache=writeback -k "$work/q.sock" -x img "$work/img.qcow2" &
-  qpid=$!
-  for _ in $(seq 100); do [ -S "$work/q.sock" ] && break; sleep 0.05; done
+  bench_daemon "$work/q.sock" qemu-nbd --read-only --persistent -f qcow2 --cache=writeback \
+    -k "$work/q.sock" -x img "$work/img.qcow2"
   fio --name="$name" $fio_common --uri="nbd+unix:///img?socket=$work/q.sock" "$@"
-  kill $qpid; wait $qpid 2>/dev/null || true; qpid=
+  bench_daemon_stop "$bench_pid"
 }
-metric() { # json-file -> "MB/s IOPS"
-  python3 -c 'import json,sys; s=open(sys.argv[1]).read(); j=json.loads(s[s.index("{"):])["jobs"][0]["read"]
-print("%.1f %.0f" % (j["bw_bytes"] / 1e6, j["iops"]))' "$1"
+metric() { # json-file -> "MB/s IOPS" (of reads: these jobs only read)
+  bench_fio_io "$1" | awk '{ printf "%.1f %.0f\n", $3 / 1e6, $1 }'
 }
 mean() { python3 -c 'import sys; v=[float(x) for x in sys.argv[1:]]; print("%.1f" % (sum(v)/len(v)))' "$@"; }
 

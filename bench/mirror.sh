@@ -57,8 +57,7 @@ jobs=(
   "randread-4k-qd32 --rw=randread --bs=4k --iodepth=32"
   "seqread-1m-qd4 --rw=read --bs=1M --iodepth=4"
 )
-fio_common="--ioengine=nbd --numjobs=1 --time_based --runtime=$runtime --ramp_time=1"
-fio_common="$fio_common --size=${size_mb}M --output-format=json --group_reporting"
+fio_common="--ioengine=nbd $(bench_fio_opts)"
 legs=()
 if [ -n "$leg_delay" ]; then
   legs=(--table "lega=0 $sectors delay $work/a.img 0 $leg_delay"
@@ -67,25 +66,23 @@ if [ -n "$leg_delay" ]; then
 else
   dev_a=$work/a.img dev_b=$work/b.img
 fi
-table_linear="0 $sectors linear $dev_a 0"
-table_mirror="0 $sectors mirror core 2 1024 nosync 2 $dev_a 0 $dev_b 0"
+declare -A tables=(
+  [linear]="0 $sectors linear $dev_a 0"
+  [mirror]="0 $sectors mirror core 2 1024 nosync 2 $dev_a 0 $dev_b 0"
+)
 
-run() { # table name fio-args... -> json on stdout
-  local table=$1 name=$2; shift 2
-  "$serve" --socket "$work/nbd.sock" "${legs[@]}" --table disk="$table" \
-    --run "fio --name=$name $fio_common $* --uri=\"nbd+unix:///disk?socket=\$sock\""
+run() { # table-name name fio-args... -> json on stdout
+  if [ -z "$leg_delay" ]; then
+    bench_serve_fio "$2" --table disk="${tables[$1]}" -- "${@:3}"
+    return
+  fi
+  # The legs are made first, so the export fio uses is named, not the first.
+  "$serve" --socket "$work/udm.sock" "${legs[@]}" --table disk="${tables[$1]}" \
+    --run "$(bench_fio_cmd "$2" '"nbd+unix:///disk?socket=$sock"' "${@:3}")"
 }
 
 results=$work/results
-: > "$results"
-for round in $(seq 1 "$rounds"); do
-  for job in "${jobs[@]}"; do
-    set -- $job
-    name=$1; shift
-    run "$table_linear" "$name" "$@" | bench_record "$name" linear
-    run "$table_mirror" "$name" "$@" | bench_record "$name" mirror
-  done
-done
+bench_rounds --run run linear mirror
 bench_report linear mirror -- mirror/linear
 [ -n "$leg_delay" ] && exit 0
 

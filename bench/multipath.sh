@@ -23,22 +23,12 @@ bench_find serve tests/nbd/udm-nbd-serve
 bench_need fio nbdkit python3
 
 work=$(mktemp -d /dev/shm/udm-bench.XXXXXX)
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 img=$work/disk.img
 dd if=/dev/zero of="$img" bs=1M count="$size_mb" status=none
 sectors=$(( size_mb * 2048 ))
 for n in 1 2; do
-  nbdkit -f -U "$work/s$n.sock" file "$img" &
-  pids+=($!)
-done
-for n in 1 2; do
-  for i in $(seq 100); do [ -S "$work/s$n.sock" ] && break; sleep 0.05; done
+  bench_daemon "$work/s$n.sock" nbdkit -f -U "$work/s$n.sock" file "$img"
 done
 path() { echo "nbd:nbd+unix:///?socket=$work/s$1.sock&connections=1"; }
 declare -A tables=(
@@ -52,19 +42,12 @@ jobs=(
   "randwrite-4k-qd32 --rw=randwrite --bs=4k --iodepth=32"
   "seqread-1m-qd8 --rw=read --bs=1M --iodepth=8"
 )
-fio_common="--ioengine=nbd --numjobs=1 --time_based --runtime=$runtime --ramp_time=1"
-fio_common="$fio_common --size=${size_mb}M --output-format=json --group_reporting"
+fio_common="--ioengine=nbd $(bench_fio_opts)"
+
+run() { # table-name name fio-args... -> json on stdout
+  bench_serve_fio "$2" --table disk="${tables[$1]}" -- "${@:3}"
+}
 
 results=$work/results
-: > "$results"
-for round in $(seq 1 "$rounds"); do
-  for job in "${jobs[@]}"; do
-    set -- $job
-    name=$1; shift
-    for t in linear mp-1 mp-2; do
-      "$serve" --socket "$work/udm.sock" --table disk="${tables[$t]}" \
-        --run "fio --name=$name $fio_common $* --uri=\"\$uri\"" | bench_record "$name" "$t"
-    done
-  done
-done
+bench_rounds --run run linear mp-1 mp-2
 bench_report linear mp-1 mp-2 -- mp-2/mp-1 mp-1/linear

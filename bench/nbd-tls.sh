@@ -34,40 +34,30 @@ jobs=(
   "seqread-1m-qd4 --rw=read --bs=1M --iodepth=4"
   "seqwrite-1m-qd4 --rw=write --bs=1M --iodepth=4"
 )
-fio_common="--ioengine=nbd --numjobs=1 --time_based --runtime=$runtime --ramp_time=1"
-fio_common="$fio_common --size=${size_mb}M --output-format=json --group_reporting"
+fio_common="--ioengine=nbd $(bench_fio_opts)"
 
 run_udm_tls() { # name fio-args...  -> json on stdout
   local name=$1 port; shift
   port=$(free_port)
   "$serve" --socket "$work/udm.sock" --tcp "127.0.0.1:$port" --tls require \
     --tls-certificates "$work/certs" --table disk="0 $sectors linear $img 0" \
-    --run "HOME=$work fio --name=$name $fio_common $* --uri=nbds://localhost:$port/disk"
+    --run "HOME=$work $(bench_fio_cmd "$name" "nbds://localhost:$port/disk" "$@")"
 }
 run_udm_plain() {
   local name=$1 port; shift
   port=$(free_port)
   "$serve" --socket "$work/udm.sock" --tcp "127.0.0.1:$port" \
     --table disk="0 $sectors linear $img 0" \
-    --run "fio --name=$name $fio_common $* --uri=nbd://localhost:$port/disk"
+    --run "$(bench_fio_cmd "$name" "nbd://localhost:$port/disk" "$@")"
 }
 run_nbdkit_tls() {
   local name=$1 port; shift
   port=$(free_port)
   nbdkit --exit-with-parent -i 127.0.0.1 -p "$port" --tls=require \
     --tls-certificates="$work/certs" file "$img" \
-    --run "HOME=$work fio --name=$name $fio_common $* --uri=nbds://localhost:$port/"
+    --run "HOME=$work $(bench_fio_cmd "$name" "nbds://localhost:$port/" "$@")"
 }
 
 results=$work/results
-: > "$results"
-for round in $(seq 1 "$rounds"); do
-  for job in "${jobs[@]}"; do
-    set -- $job
-    name=$1; shift
-    for server in udm_tls nbdkit_tls udm_plain; do
-      "run_$server" "$name" "$@" | bench_record "$name" "$server"
-    done
-  done
-done
+bench_rounds udm_tls nbdkit_tls udm_plain
 bench_report udm_tls nbdkit_tls udm_plain -- udm_tls/nbdkit_tls udm_tls/udm_plain

@@ -34,30 +34,13 @@ jobs=(
   "seqread-1m-qd4 --rw=read --bs=1M --iodepth=4"
   "seqwrite-1m-qd4 --rw=write --bs=1M --iodepth=4"
 )
-fio_common="--ioengine=nbd --numjobs=1 --time_based --runtime=$runtime --ramp_time=1"
-fio_common="$fio_common --size=${size_mb}M --output-format=json --group_reporting"
+fio_common="--ioengine=nbd $(bench_fio_opts)"
 
 run_udm() { # name fio-args...  -> json on stdout
-  local name=$1; shift
-  "$serve" --socket "$work/udm.sock" --table disk="0 $sectors linear $img 0" \
-    --run "fio --name=$name $fio_common $* --uri=\"\$uri\""
+  bench_serve_fio "$1" --table disk="0 $sectors linear $img 0" -- "${@:2}"
 }
-run_nbdkit() {
-  local name=$1; shift
-  # A fresh socket each time: nbdkit leaves its socket file behind.
-  nbdkit --exit-with-parent -U "$work/nbdkit-$name-$round.sock" file "$img" \
-    --run "fio --name=$name $fio_common $* --uri=\"\$uri\""
-}
+run_nbdkit() { bench_nbdkit_fio "$1" file "$img" -- "${@:2}"; }
 
 results=$work/results
-: > "$results"
-for round in $(seq 1 "$rounds"); do
-  for job in "${jobs[@]}"; do
-    set -- $job
-    name=$1; shift
-    for server in udm nbdkit; do
-      "run_$server" "$name" "$@" | bench_record "$name" "$server"
-    done
-  done
-done
+bench_rounds udm nbdkit
 bench_report udm nbdkit -- udm/nbdkit

@@ -21,12 +21,11 @@ bench_find serve tests/nbd/udm-nbd-serve
 bench_need fio nbdkit python3
 
 work=$(mktemp -d /dev/shm/udm-bench.XXXXXX)
-trap 'kill $(cat "$work/k.pid" 2>/dev/null) 2>/dev/null; rm -rf "$work"' EXIT
+trap bench_cleanup EXIT
 img=$work/disk.img
 dd if=/dev/zero of="$img" bs=1M count="$size_mb" status=none
 sectors=$(( size_mb * 2048 ))
-nbdkit -P "$work/k.pid" -U "$work/k.sock" file "$img"
-for i in $(seq 100); do [ -s "$work/k.pid" ] && break; sleep 0.05; done
+bench_daemon "$work/k.sock" nbdkit -f -U "$work/k.sock" file "$img"
 direct="nbd+unix:///?socket=$work/k.sock"
 
 jobs=(
@@ -35,19 +34,13 @@ jobs=(
   "seqread-1m-qd4 --rw=read --bs=1M --iodepth=4"
   "seqwrite-1m-qd4 --rw=write --bs=1M --iodepth=4"
 )
-fio_common="--ioengine=nbd --numjobs=1 --time_based --runtime=$runtime --ramp_time=1"
-fio_common="$fio_common --size=${size_mb}M --output-format=json --group_reporting"
+fio_common="--ioengine=nbd $(bench_fio_opts)"
 
 run_udm() { # name fio-args... -> json on stdout
-  local name=$1; shift
-  "$serve" --socket "$work/udm.sock" --table disk="0 $sectors linear nbd:$direct 0" \
-    --run "fio --name=$name $fio_common $* --uri=\"\$uri\""
+  bench_serve_fio "$1" --table disk="0 $sectors linear nbd:$direct 0" -- "${@:2}"
 }
 run_udm1() {
-  local name=$1; shift
-  "$serve" --socket "$work/udm.sock" \
-    --table disk="0 $sectors linear nbd:$direct&connections=1 0" \
-    --run "fio --name=$name $fio_common $* --uri=\"\$uri\""
+  bench_serve_fio "$1" --table disk="0 $sectors linear nbd:$direct&connections=1 0" -- "${@:2}"
 }
 run_direct() {
   local name=$1; shift
@@ -55,14 +48,5 @@ run_direct() {
 }
 
 results=$work/results
-: > "$results"
-for round in $(seq 1 "$rounds"); do
-  for job in "${jobs[@]}"; do
-    set -- $job
-    name=$1; shift
-    for server in udm udm1 direct; do
-      "run_$server" "$name" "$@" | bench_record "$name" "$server"
-    done
-  done
-done
+bench_rounds udm udm1 direct
 bench_report udm udm1 direct -- udm/direct udm1/direct

@@ -37,27 +37,21 @@ jobs=(
   "seqread-1m-qd4 --rw=read --bs=1M --iodepth=4"
   "seqwrite-1m-qd4 --rw=write --bs=1M --iodepth=4"
 )
-fio_common="--ioengine=nbd --numjobs=1 --time_based --runtime=$runtime --ramp_time=1"
-fio_common="$fio_common --size=${size_mb}M --output-format=json --group_reporting"
+fio_common="--ioengine=nbd $(bench_fio_opts)"
 
 run_udm() { # name fio-args... -> json on stdout
-  local name=$1; shift
-  "$serve" --socket "$work/udm.sock" \
-    --table disk="0 $sectors linear rbd:bench/disk?conf=$CEPH_CONF&id=admin 0" \
-    --run "fio --name=$name $fio_common $* --uri=\"\$uri\""
+  bench_serve_fio "$1" --table disk="0 $sectors linear rbd:bench/disk?conf=$CEPH_CONF&id=admin 0" \
+    -- "${@:2}"
 }
 run_qsd() {
   local name=$1; shift
-  rm -f "$work/q.pid" "$work/q.sock"
-  qemu-storage-daemon --daemonize --pidfile "$work/q.pid" \
+  rm -f "$work/q.sock"
+  bench_qsd "$work/q.pid" \
     --blockdev "driver=rbd,node-name=r,pool=bench,image=disk,conf=$CEPH_CONF,user=admin" \
     --nbd-server addr.type=unix,addr.path="$work/q.sock" \
     --export type=nbd,id=e,node-name=r,name=r,writable=on
   fio --name="$name" $fio_common "$@" --uri="nbd+unix:///r?socket=$work/q.sock"
-  local pid
-  pid=$(cat "$work/q.pid")
-  kill "$pid"
-  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  bench_qsd_stop "$work/q.pid"
 }
 
 # Written once whole, so that reads find objects on both sides.
@@ -65,14 +59,5 @@ round=0
 run_qsd fill --rw=write --bs=4M --iodepth=4 --time_based=0 --runtime=0 >/dev/null
 
 results=$work/results
-: > "$results"
-for round in $(seq 1 "$rounds"); do
-  for job in "${jobs[@]}"; do
-    set -- $job
-    name=$1; shift
-    for server in udm qsd; do
-      "run_$server" "$name" "$@" | bench_record "$name" "$server"
-    done
-  done
-done
+bench_rounds udm qsd
 bench_report udm qsd -- udm/qsd

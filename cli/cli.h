@@ -136,6 +136,10 @@ int cli_request(struct cli *c, struct udm_msg *req, struct udm_msg *resp);
 int cli_new_req(struct udm_msg *req, const char *op, const char *name);
 /* Field key of the record [first, end) of m, or "" */
 const char *cli_field(const struct udm_msg *m, unsigned first, unsigned end, const char *key);
+/* udmd's target types and versions into resp; -1 (printed, resp freed) on failure. */
+int cli_targets(struct cli *c, struct udm_msg *resp);
+/* One target type of `targets`/`target-version`: a line, or a JSON object after "[". */
+void cli_print_target(const char *name, const char *version, bool json, bool first);
 /* Whether dmsetup would end this table line with a blank (no parameters). */
 bool cli_line_needs_blank(const char *line, size_t len);
 /* Call fn for each record (starting at name=) of an answer. */

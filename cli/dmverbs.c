@@ -528,15 +528,9 @@ int verb_udevcookies(struct cli *c, struct cli_args *a)
 
 int verb_target_version(struct cli *c, struct cli_args *a)
 {
-  struct udm_msg req, resp;
-  if (cli_new_req(&req, "targets", NULL) < 0)
+  struct udm_msg resp;
+  if (cli_targets(c, &resp) < 0)
     return EXIT_FAIL;
-  int r = cli_request(c, &req, &resp);
-  udm_msg_free(&req);
-  if (r < 0) {
-    udm_msg_free(&resp);
-    return EXIT_FAIL;
-  }
   bool json = cli_opt_set(a, "json");
   int status = EXIT_OK, shown = 0;
   if (json)
@@ -552,15 +546,7 @@ int verb_target_version(struct cli *c, struct cli_args *a)
       status = EXIT_FAIL;
       continue;
     }
-    if (json) {
-      unsigned v[3] = {0, 0, 0};
-      sscanf(version, "%u.%u.%u", &v[0], &v[1], &v[2]);
-      fputs(shown ? ",\n  {\"name\": " : "\n  {\"name\": ", stdout);
-      json_str(stdout, a->pos[i]);
-      printf(", \"version\": [%u, %u, %u]}", v[0], v[1], v[2]);
-    } else {
-      printf("%-16s v%s\n", a->pos[i], version);
-    }
+    cli_print_target(a->pos[i], version, json, shown == 0);
     shown++;
   }
   if (json)

@@ -87,6 +87,19 @@ static void unlist(size_t *list, size_t *n, size_t item)
     }
 }
 
+/* A new, empty node at the end of t->v: its index. */
+static size_t tree_new_node(struct tree *t)
+{
+  struct tnode *v = realloc(t->v, (t->n + 1) * sizeof *v);
+  if (!v) {
+    cli_error("out of memory");
+    exit(EXIT_FAIL);
+  }
+  t->v = v;
+  memset(&t->v[t->n], 0, sizeof t->v[t->n]);
+  return t->n++;
+}
+
 static size_t tree_node_for_dep(struct tree *t, const struct dep *dep)
 {
   for (size_t i = 0; i < t->n; i++) {
@@ -95,15 +108,9 @@ static size_t tree_node_for_dep(struct tree *t, const struct dep *dep)
     if (!dep->device && t->v[i].leaf && !strcmp(t->v[i].leaf->path, dep->path))
       return i;
   }
-  struct tnode *v = realloc(t->v, (t->n + 1) * sizeof *v);
-  if (!v) {
-    cli_error("out of memory");
-    exit(EXIT_FAIL);
-  }
-  t->v = v;
-  memset(&t->v[t->n], 0, sizeof t->v[t->n]);
-  t->v[t->n].leaf = dep;
-  return t->n++;
+  size_t me = tree_new_node(t);
+  t->v[me].leaf = dep;
+  return me;
 }
 
 static size_t tree_add(struct tree *t, const struct dev *dev, bool at_top);
@@ -117,14 +124,7 @@ static size_t tree_add(struct tree *t, const struct dev *dev, bool at_top)
         push(&t->top, &t->ntop, i);
       return i;
     }
-  struct tnode *v = realloc(t->v, (t->n + 1) * sizeof *v);
-  if (!v) {
-    cli_error("out of memory");
-    exit(EXIT_FAIL);
-  }
-  t->v = v;
-  size_t me = t->n++;
-  memset(&t->v[me], 0, sizeof t->v[me]);
+  size_t me = tree_new_node(t);
   t->v[me].dev = dev;
   if (at_top)
     push(&t->top, &t->ntop, me);

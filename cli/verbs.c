@@ -856,17 +856,38 @@ int verb_wait(struct cli *c, struct cli_args *a)
   return r < 0 ? EXIT_FAIL : EXIT_OK;
 }
 
-int verb_targets(struct cli *c, struct cli_args *a)
+int cli_targets(struct cli *c, struct udm_msg *resp)
 {
-  struct udm_msg req, resp;
+  struct udm_msg req;
   if (cli_new_req(&req, "targets", NULL) < 0)
-    return EXIT_FAIL;
-  int r = cli_request(c, &req, &resp);
+    return -1;
+  int r = cli_request(c, &req, resp);
   udm_msg_free(&req);
   if (r < 0) {
-    udm_msg_free(&resp);
-    return EXIT_FAIL;
+    udm_msg_free(resp);
+    return -1;
   }
+  return 0;
+}
+
+void cli_print_target(const char *name, const char *version, bool json, bool first)
+{
+  if (json) {
+    unsigned v[3] = {0, 0, 0};
+    sscanf(version, "%u.%u.%u", &v[0], &v[1], &v[2]);
+    fputs(first ? "\n  {\"name\": " : ",\n  {\"name\": ", stdout);
+    json_str(stdout, name);
+    printf(", \"version\": [%u, %u, %u]}", v[0], v[1], v[2]);
+  } else {
+    printf("%-16s v%s\n", name, version);
+  }
+}
+
+int verb_targets(struct cli *c, struct cli_args *a)
+{
+  struct udm_msg resp;
+  if (cli_targets(c, &resp) < 0)
+    return EXIT_FAIL;
   bool json = cli_opt_set(a, "json"), first = true;
   if (json)
     fputs("[", stdout);
@@ -874,16 +895,7 @@ int verb_targets(struct cli *c, struct cli_args *a)
     if (strcmp(resp.fields[i].key, "target") != 0 ||
         strcmp(resp.fields[i + 1].key, "version") != 0)
       continue;
-    const char *name = resp.fields[i].value, *version = resp.fields[i + 1].value;
-    if (json) {
-      unsigned v[3] = {0, 0, 0};
-      sscanf(version, "%u.%u.%u", &v[0], &v[1], &v[2]);
-      fputs(first ? "\n  {\"name\": " : ",\n  {\"name\": ", stdout);
-      json_str(stdout, name);
-      printf(", \"version\": [%u, %u, %u]}", v[0], v[1], v[2]);
-    } else {
-      printf("%-16s v%s\n", name, version);
-    }
+    cli_print_target(resp.fields[i].value, resp.fields[i + 1].value, json, first);
     first = false;
   }
   if (json)

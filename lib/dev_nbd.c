@@ -37,18 +37,17 @@
  * fail with EIO at once when that fails too.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <libnbd.h>
 
 #include "engine.h"
 #include "internal.h"
+#include "reqq.h"
 
 #define NBD_CONNS_MAX 16
 #define NBD_CONNS_MULTI_DEFAULT 4
@@ -90,11 +89,7 @@ struct nbd_cmd {
   unsigned parts_left;
   int err;
   bool flush_after;         /* FUA emulated: a flush once every part is written */
-  /* A blocking submit waits here instead of completing io. */
-  pthread_mutex_t *wait_lock;
-  pthread_cond_t *wait_cond;
-  bool *wait_done;
-  int *wait_err;
+  struct udm__sync *wait;   /* a blocking submit's, instead of completing io */
 };
 
 struct nbd_part {
@@ -109,6 +104,7 @@ struct nbd_part {
   uint64_t sent_at;         /* udm_now_ns() when it went on its connection */
   int err;
   struct nbd_part *next;
+  struct udm__reqq_node qn; /* on its way to the poll thread */
 };
 
 struct nbd_remote {
@@ -126,11 +122,7 @@ struct nbd_remote {
   unsigned next_conn;       /* round robin */
   pthread_t thread;
   bool thread_started;
-  int wake[2];              /* pipe: submitters and close wake the poll loop */
-  pthread_mutex_t lock;     /* incoming, stop, wake_pending */
-  struct nbd_part *incoming, **incoming_tail;
-  bool stop;
-  bool wake_pending;
+  struct udm__reqq incoming; /* submitters to the poll loop; close stops it */
   /* Poll thread only. */
   struct nbd_part *queued, **queued_tail;
   bool fresh;               /* requests came since the queue last failed */
@@ -353,12 +345,8 @@ static void queue_part(struct nbd_remote *rm, struct nbd_part *p)
 
 static void cmd_finish(struct nbd_cmd *cmd)
 {
-  if (cmd->wait_lock) {
-    pthread_mutex_lock(cmd->wait_lock);
-    *cmd->wait_err = cmd->err;
-    *cmd->wait_done = true;
-    pthread_cond_signal(cmd->wait_cond);
-    pthread_mutex_unlock(cmd->wait_lock);
+  if (cmd->wait) {
+    udm__sync_done(cmd->wait, cmd->err);
     return; /* the waiter frees cmd */
   }
   struct udm_io *io = cmd->io;
@@ -743,22 +731,13 @@ static void send_queued(struct nbd_remote *rm)
 
 static void take_incoming(struct nbd_remote *rm, bool *stop)
 {
-  char drain[64];
-  while (read(rm->wake[0], drain, sizeof drain) > 0)
-    ;
-  pthread_mutex_lock(&rm->lock);
-  struct nbd_part *p = rm->incoming;
-  rm->incoming = NULL;
-  rm->incoming_tail = &rm->incoming;
-  rm->wake_pending = false;
-  *stop = rm->stop;
-  pthread_mutex_unlock(&rm->lock);
-  if (p)
+  struct udm__reqq_node *n = udm__reqq_take(&rm->incoming, false, stop);
+  if (n)
     rm->fresh = true;
-  while (p) {
-    struct nbd_part *next = p->next;
-    cmd_start(rm, p);
-    p = next;
+  while (n) {
+    struct udm__reqq_node *next = n->next;
+    cmd_start(rm, UDM__REQQ_ENTRY(n, struct nbd_part, qn));
+    n = next;
   }
 }
 
@@ -793,7 +772,7 @@ static void *poll_loop(void *arg)
     if (rm->timeout_ns)
       expire_requests(rm, now, &wake_at);
     nfds_t n = 0;
-    fds[n] = (struct pollfd){.fd = rm->wake[0], .events = POLLIN};
+    fds[n] = (struct pollfd){.fd = udm__reqq_fd(&rm->incoming), .events = POLLIN};
     fdconn[n++] = NULL;
     for (unsigned i = 0; i < rm->nconns; i++) {
       struct nbd_conn *c = &rm->conns[i];
@@ -886,17 +865,7 @@ static void nbd_enqueue(struct udm_dev *d, struct nbd_cmd *cmd)
   }
   p->cmd = cmd;
   p->rm = rm;
-  pthread_mutex_lock(&rm->lock);
-  *rm->incoming_tail = p;
-  rm->incoming_tail = &p->next;
-  bool wake = !rm->wake_pending;
-  rm->wake_pending = true;
-  pthread_mutex_unlock(&rm->lock);
-  if (wake) {
-    char b = 1;
-    while (write(rm->wake[1], &b, 1) < 0 && errno == EINTR)
-      ;
-  }
+  udm__reqq_push(&rm->incoming, &p->qn);
 }
 
 static void nbd_submit_async(struct udm_dev *d, struct udm_io *io)
@@ -913,22 +882,11 @@ static void nbd_submit_async(struct udm_dev *d, struct udm_io *io)
 /* Run cmd on the poll thread and wait for it; the caller frees cmd. */
 static int nbd_run_and_wait(struct udm_dev *d, struct nbd_cmd *cmd)
 {
-  pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-  pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
-  bool done = false;
-  int err = 0;
-  cmd->wait_lock = &lock;
-  cmd->wait_cond = &cond;
-  cmd->wait_done = &done;
-  cmd->wait_err = &err;
+  struct udm__sync s;
+  udm__sync_begin(&s);
+  cmd->wait = &s;
   nbd_enqueue(d, cmd);
-  pthread_mutex_lock(&lock);
-  while (!done)
-    pthread_cond_wait(&cond, &lock);
-  pthread_mutex_unlock(&lock);
-  pthread_cond_destroy(&cond);
-  pthread_mutex_destroy(&lock);
-  return err;
+  return udm__sync_wait(&s);
 }
 
 static int nbd_submit(struct udm_dev *d, struct udm_io *io)
@@ -1009,21 +967,12 @@ static void remote_free(struct nbd_remote *rm)
   if (!rm)
     return;
   if (rm->thread_started) {
-    pthread_mutex_lock(&rm->lock);
-    rm->stop = true;
-    pthread_mutex_unlock(&rm->lock);
-    char b = 1;
-    while (write(rm->wake[1], &b, 1) < 0 && errno == EINTR)
-      ;
+    udm__reqq_stop(&rm->incoming);
     pthread_join(rm->thread, NULL);
   }
   for (unsigned i = 0; i < NBD_CONNS_MAX; i++)
     conn_close(&rm->conns[i]);
-  if (rm->wake[0] >= 0)
-    close(rm->wake[0]);
-  if (rm->wake[1] >= 0)
-    close(rm->wake[1]);
-  pthread_mutex_destroy(&rm->lock);
+  udm__reqq_destroy(&rm->incoming);
   free(rm->zeros);
   free(rm->uri);
   free(rm);
@@ -1055,9 +1004,7 @@ int udm__dev_open_nbd(const char *name, const char *uri, unsigned mode,
     free(d);
     return -ENOMEM;
   }
-  rm->wake[0] = rm->wake[1] = -1;
-  pthread_mutex_init(&rm->lock, NULL);
-  rm->incoming_tail = &rm->incoming;
+  int pipe_err = udm__reqq_init(&rm->incoming, true); /* told below, where it was made */
   rm->queued_tail = &rm->queued;
   rm->retries = 5;
   rm->retry_delay_ms = 1000;
@@ -1106,11 +1053,9 @@ int udm__dev_open_nbd(const char *name, const char *uri, unsigned mode,
       goto fail;
     }
   }
-  if (pipe(rm->wake) < 0 || fcntl(rm->wake[0], F_SETFL, O_NONBLOCK) < 0 ||
-      fcntl(rm->wake[0], F_SETFD, FD_CLOEXEC) < 0 ||
-      fcntl(rm->wake[1], F_SETFD, FD_CLOEXEC) < 0) {
-    r = -errno;
-    *errmsg = udm__strf("%s: pipe: %s", uri, strerror(errno));
+  if (pipe_err < 0) {
+    r = pipe_err;
+    *errmsg = udm__strf("%s: pipe: %s", uri, strerror(-r));
     goto fail;
   }
   r = udm__engine_thread_create(&rm->thread, poll_loop, rm);

@@ -33,6 +33,7 @@
 
 #include "engine.h"
 #include "internal.h"
+#include "reqq.h"
 
 struct rbd_remote;
 
@@ -41,12 +42,8 @@ struct rbd_req {
   struct udm_io *io;
   int err;
   bool flush_after;        /* FUA: the write is done, the flush comes next */
-  /* A blocking submit waits here instead of completing io. */
-  pthread_mutex_t *wait_lock;
-  pthread_cond_t *wait_cond;
-  bool *wait_done;
-  int *wait_err;
-  struct rbd_req *next;
+  struct udm__sync *wait;  /* a blocking submit's, instead of completing io */
+  struct udm__reqq_node qn;
 };
 
 struct rbd_remote {
@@ -55,10 +52,7 @@ struct rbd_remote {
   rbd_image_t image;
   pthread_t thread;
   bool thread_started;
-  pthread_mutex_t lock;    /* done, stop */
-  pthread_cond_t wake;
-  struct rbd_req *done, **done_tail;
-  bool stop;
+  struct udm__reqq done;   /* librbd's callbacks to the completion thread */
 };
 
 /* ---- parsing ---- */
@@ -150,12 +144,8 @@ static int parse_spec(const char *spec, struct rbd_spec *s, char **errmsg)
 
 static void req_finish(struct rbd_req *rq)
 {
-  if (rq->wait_lock) {
-    pthread_mutex_lock(rq->wait_lock);
-    *rq->wait_err = rq->err;
-    *rq->wait_done = true;
-    pthread_cond_signal(rq->wait_cond);
-    pthread_mutex_unlock(rq->wait_lock);
+  if (rq->wait) {
+    udm__sync_done(rq->wait, rq->err);
     free(rq);
     return;
   }
@@ -169,16 +159,10 @@ static void req_finish(struct rbd_req *rq)
 static void rbd_done_cb(rbd_completion_t c, void *arg)
 {
   struct rbd_req *rq = arg;
-  struct rbd_remote *rm = rq->rm;
   ssize_t r = rbd_aio_get_return_value(c);
   rbd_aio_release(c);
   rq->err = r < 0 ? (int)r : 0;
-  pthread_mutex_lock(&rm->lock);
-  rq->next = NULL;
-  *rm->done_tail = rq;
-  rm->done_tail = &rq->next;
-  pthread_cond_signal(&rm->wake);
-  pthread_mutex_unlock(&rm->lock);
+  udm__reqq_push(&rq->rm->done, &rq->qn);
 }
 
 static int req_start(struct rbd_req *rq, bool flush)
@@ -227,18 +211,14 @@ static int req_start(struct rbd_req *rq, bool flush)
 static void *completion_loop(void *arg)
 {
   struct rbd_remote *rm = arg;
-  pthread_mutex_lock(&rm->lock);
+  bool stop;
   for (;;) {
-    while (!rm->done && !rm->stop)
-      pthread_cond_wait(&rm->wake, &rm->lock);
-    struct rbd_req *rq = rm->done;
-    if (!rq)
+    struct udm__reqq_node *n = udm__reqq_take(&rm->done, true, &stop);
+    if (!n)
       break; /* stop, and nothing left: the core drained the device first */
-    rm->done = NULL;
-    rm->done_tail = &rm->done;
-    pthread_mutex_unlock(&rm->lock);
-    while (rq) {
-      struct rbd_req *next = rq->next;
+    while (n) {
+      struct udm__reqq_node *next = n->next;
+      struct rbd_req *rq = UDM__REQQ_ENTRY(n, struct rbd_req, qn);
       if (rq->err == 0 && rq->flush_after) {
         rq->flush_after = false;
         int r = req_start(rq, true);
@@ -249,11 +229,9 @@ static void *completion_loop(void *arg)
       } else {
         req_finish(rq);
       }
-      rq = next;
+      n = next;
     }
-    pthread_mutex_lock(&rm->lock);
   }
-  pthread_mutex_unlock(&rm->lock);
   return NULL;
 }
 
@@ -265,18 +243,30 @@ static int rbd_check_op(const struct udm_io *io)
   return 0;
 }
 
-static void rbd_submit_async(struct udm_dev *d, struct udm_io *io)
+/* A request for io, or NULL with *err: an op librbd cannot do, or no memory. */
+static struct rbd_req *req_new(struct udm_dev *d, struct udm_io *io, int *err)
 {
-  int r = rbd_check_op(io);
-  struct rbd_req *rq = r < 0 ? NULL : calloc(1, sizeof *rq);
+  *err = rbd_check_op(io);
+  struct rbd_req *rq = *err < 0 ? NULL : calloc(1, sizeof *rq);
   if (!rq) {
-    udm_io_complete(io, r < 0 ? r : -ENOMEM);
-    return;
+    *err = *err < 0 ? *err : -ENOMEM;
+    return NULL;
   }
   rq->rm = d->priv;
   rq->io = io;
   rq->flush_after = (io->flags & UDM_IO_FUA) && io->op != UDM_OP_READ &&
                     io->op != UDM_OP_FLUSH;
+  return rq;
+}
+
+static void rbd_submit_async(struct udm_dev *d, struct udm_io *io)
+{
+  int r;
+  struct rbd_req *rq = req_new(d, io, &r);
+  if (!rq) {
+    udm_io_complete(io, r);
+    return;
+  }
   r = req_start(rq, false);
   if (r < 0) {
     rq->err = r;
@@ -286,36 +276,19 @@ static void rbd_submit_async(struct udm_dev *d, struct udm_io *io)
 
 static int rbd_submit(struct udm_dev *d, struct udm_io *io)
 {
-  int r = rbd_check_op(io);
-  if (r < 0)
-    return r;
-  struct rbd_req *rq = calloc(1, sizeof *rq);
+  int r;
+  struct rbd_req *rq = req_new(d, io, &r);
   if (!rq)
-    return -ENOMEM;
-  pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-  pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
-  bool done = false;
-  int err = 0;
-  rq->rm = d->priv;
-  rq->io = io;
-  rq->flush_after = (io->flags & UDM_IO_FUA) && io->op != UDM_OP_READ &&
-                    io->op != UDM_OP_FLUSH;
-  rq->wait_lock = &lock;
-  rq->wait_cond = &cond;
-  rq->wait_done = &done;
-  rq->wait_err = &err;
+    return r;
+  struct udm__sync s;
+  udm__sync_begin(&s);
+  rq->wait = &s;
   r = req_start(rq, false);
   if (r < 0) {
     free(rq);
-    return r;
+    udm__sync_done(&s, r); /* never started: its error is the answer */
   }
-  pthread_mutex_lock(&lock);
-  while (!done)
-    pthread_cond_wait(&cond, &lock);
-  pthread_mutex_unlock(&lock);
-  pthread_cond_destroy(&cond);
-  pthread_mutex_destroy(&lock);
-  return err;
+  return udm__sync_wait(&s);
 }
 
 static void remote_free(struct rbd_remote *rm)
@@ -323,10 +296,7 @@ static void remote_free(struct rbd_remote *rm)
   if (!rm)
     return;
   if (rm->thread_started) {
-    pthread_mutex_lock(&rm->lock);
-    rm->stop = true;
-    pthread_cond_signal(&rm->wake);
-    pthread_mutex_unlock(&rm->lock);
+    udm__reqq_stop(&rm->done);
     pthread_join(rm->thread, NULL);
   }
   if (rm->image)
@@ -335,8 +305,7 @@ static void remote_free(struct rbd_remote *rm)
     rados_ioctx_destroy(rm->ioctx);
   if (rm->cluster)
     rados_shutdown(rm->cluster);
-  pthread_cond_destroy(&rm->wake);
-  pthread_mutex_destroy(&rm->lock);
+  udm__reqq_destroy(&rm->done);
   free(rm);
 }
 
@@ -412,9 +381,7 @@ int udm__dev_open_rbd(const char *name, const char *spec, unsigned mode,
     free(d);
     return -ENOMEM;
   }
-  pthread_mutex_init(&rm->lock, NULL);
-  pthread_cond_init(&rm->wake, NULL);
-  rm->done_tail = &rm->done;
+  udm__reqq_init(&rm->done, false); /* without a pipe it cannot fail */
   r = parse_spec(spec, &s, errmsg);
   if (r == 0)
     r = connect_cluster(rm, &s, spec, errmsg);

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "reqq.h"
 
 #define SS UDM_SECTOR_SIZE
 
@@ -611,48 +612,16 @@ void udm__device_submit_async(struct udm_device *d, struct udm_io *io)
                    io_req_done));
 }
 
-/* A blocking call waits on one of these until its completion signals it. */
-struct sync_call {
-  pthread_mutex_t lock;
-  pthread_cond_t cond;
-  bool done;
-  int err;
-};
-
+/* A blocking call waits on a udm__sync (reqq.c); its completion callback: */
 static void sync_done(void *opaque, int err)
 {
-  struct sync_call *s = opaque;
-  pthread_mutex_lock(&s->lock);
-  s->err = err;
-  s->done = true;
-  pthread_cond_signal(&s->cond);
-  pthread_mutex_unlock(&s->lock);
-}
-
-static void sync_begin(struct sync_call *s)
-{
-  s->done = false;
-  s->err = 0;
-  pthread_mutex_init(&s->lock, NULL);
-  pthread_cond_init(&s->cond, NULL);
-}
-
-/* Sleep until s is done; its error. */
-static int sync_wait(struct sync_call *s)
-{
-  pthread_mutex_lock(&s->lock);
-  while (!s->done)
-    pthread_cond_wait(&s->cond, &s->lock);
-  pthread_mutex_unlock(&s->lock);
-  pthread_cond_destroy(&s->cond);
-  pthread_mutex_destroy(&s->lock);
-  return s->err;
+  udm__sync_done(opaque, err);
 }
 
 /* A blocking request for a target: its pieces stay on this thread (sync_depth). */
 struct waiter {
   struct udm_req rq;
-  struct sync_call *s;
+  struct udm__sync *s;
 };
 
 static void waiter_done(struct udm_req *rq, int err)
@@ -663,14 +632,14 @@ static void waiter_done(struct udm_req *rq, int err)
 static int submit_wait(struct udm_device *d, enum udm_op op, unsigned flags,
                        udm_sector_t sector, uint64_t nr, void *buf)
 {
-  struct sync_call s;
+  struct udm__sync s;
   struct waiter w = {.s = &s};
-  sync_begin(&s);
+  udm__sync_begin(&s);
   rq_init(&w.rq, d, op, flags, sector, nr, buf, waiter_done);
   sync_depth++;
   dispatch(&w.rq);
   sync_depth--;
-  return sync_wait(&s);
+  return udm__sync_wait(&s);
 }
 
 int udm__device_submit(struct udm_device *d, struct udm_io *io)
@@ -965,10 +934,10 @@ int udm_device_aio_write_zeroes(struct udm_device *dev, uint64_t len, uint64_t o
   return start_call(dev, done, opaque, p, n, r, "write-zeroes", off, len);
 }
 
-/* ---- blocking calls: an asynchronous one and a wait (sync_call above) ---- */
+/* ---- blocking calls: an asynchronous one and a wait (udm__sync) ---- */
 
 /* Wait for a call that started (started == 0); 0 or -1 with udm_errmsg. */
-static int sync_end(struct sync_call *s, int started, struct udm_device *dev,
+static int sync_end(struct udm__sync *s, int started, struct udm_device *dev,
                     const char *what, uint64_t off, uint64_t len)
 {
   if (started < 0) {
@@ -976,7 +945,7 @@ static int sync_end(struct sync_call *s, int started, struct udm_device *dev,
     pthread_mutex_destroy(&s->lock);
     return -1;
   }
-  sync_wait(s);
+  udm__sync_wait(s);
   if (s->err == 0)
     return 0;
   if (!len && strcmp(what, "flush") == 0)
@@ -987,8 +956,8 @@ static int sync_end(struct sync_call *s, int started, struct udm_device *dev,
 
 int udm_device_pread(struct udm_device *dev, void *buf, size_t len, uint64_t off)
 {
-  struct sync_call s;
-  sync_begin(&s);
+  struct udm__sync s;
+  udm__sync_begin(&s);
   int r = udm_device_aio_pread(dev, buf, len, off, sync_done, &s);
   return sync_end(&s, r, dev, "read", off, len);
 }
@@ -996,16 +965,16 @@ int udm_device_pread(struct udm_device *dev, void *buf, size_t len, uint64_t off
 int udm_device_pwrite(struct udm_device *dev, const void *buf, size_t len, uint64_t off,
                       unsigned flags)
 {
-  struct sync_call s;
-  sync_begin(&s);
+  struct udm__sync s;
+  udm__sync_begin(&s);
   int r = udm_device_aio_pwrite(dev, buf, len, off, flags, sync_done, &s);
   return sync_end(&s, r, dev, "write", off, len);
 }
 
 int udm_device_flush(struct udm_device *dev)
 {
-  struct sync_call s;
-  sync_begin(&s);
+  struct udm__sync s;
+  udm__sync_begin(&s);
   int r = udm_device_aio_flush(dev, sync_done, &s);
   return sync_end(&s, r, dev, "flush", 0, 0);
 }
@@ -1013,8 +982,8 @@ int udm_device_flush(struct udm_device *dev)
 int udm_device_discard(struct udm_device *dev, uint64_t len, uint64_t off,
                        unsigned flags)
 {
-  struct sync_call s;
-  sync_begin(&s);
+  struct udm__sync s;
+  udm__sync_begin(&s);
   int r = udm_device_aio_discard(dev, len, off, flags, sync_done, &s);
   return sync_end(&s, r, dev, "discard", off, len);
 }
@@ -1022,8 +991,8 @@ int udm_device_discard(struct udm_device *dev, uint64_t len, uint64_t off,
 int udm_device_write_zeroes(struct udm_device *dev, uint64_t len, uint64_t off,
                             unsigned flags)
 {
-  struct sync_call s;
-  sync_begin(&s);
+  struct udm__sync s;
+  udm__sync_begin(&s);
   int r = udm_device_aio_write_zeroes(dev, len, off, flags, sync_done, &s);
   return sync_end(&s, r, dev, "write-zeroes", off, len);
 }

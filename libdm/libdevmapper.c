@@ -780,15 +780,23 @@ static int new_req(struct udm_msg *req, const char *op, const char *name)
   return r;
 }
 
+/*
+ * Sends a request that new_req and its adds left with status r (sent only if
+ * r is 0); resp is made ready either way, req is freed.
+ */
+static int send_req(struct udm_msg *req, int r, struct udm_msg *resp, bool quiet)
+{
+  udm_msg_init(resp);
+  if (r == 0)
+    r = libdm_call(req, resp, quiet);
+  udm_msg_free(req);
+  return r;
+}
+
 static int get_devices(struct udm_msg *resp, const char *name, bool quiet)
 {
   struct udm_msg req;
-  int r = new_req(&req, "info", name);
-  udm_msg_init(resp);
-  if (r == 0)
-    r = libdm_call(&req, resp, quiet);
-  udm_msg_free(&req);
-  return r;
+  return send_req(&req, new_req(&req, "info", name), resp, quiet);
 }
 
 /* Device number of a udm device: its block device's when attached. */
@@ -845,12 +853,13 @@ static bool parse_devno(const char *s, size_t len, uint32_t *maj, uint32_t *min)
 }
 
 /*
- * A table from a program, for udm: a word naming an attached udm device
- * (by major:minor, or by a path to its block device) becomes udm:NAME, so
- * the tables stack directly; major:minor of another block device becomes
- * its path.
+ * Copies params word by word, white space as it is: a word for which repl
+ * writes a replacement into its buffer (of n bytes) becomes that.
  */
-static char *table_in(const char *params, const struct udm_msg *devs)
+typedef void word_repl(const char *w, size_t wl, const struct udm_msg *devs, char *repl,
+                       size_t n);
+
+static char *map_words(const char *params, const struct udm_msg *devs, word_repl *fn)
 {
   size_t cap = strlen(params) * 2 + 64, len = 0;
   char *out = malloc(cap);
@@ -862,24 +871,7 @@ static char *table_in(const char *params, const struct udm_msg *devs)
     size_t wl = strcspn(p + ws, " \t");
     const char *w = p + ws;
     char repl[PATH_MAX + 8] = "";
-    uint32_t maj, min;
-    char name[256];
-    if (parse_devno(w, wl, &maj, &min)) {
-      if (udm_by_number(devs, maj, min, name, sizeof name))
-        snprintf(repl, sizeof repl, "udm:%s", name);
-      else if (udm_platform_devno_path(maj, min, repl, sizeof repl) < 0)
-        repl[0] = '\0';
-    } else if (wl > 1 && *w == '/' && wl < PATH_MAX) {
-      char path[PATH_MAX];
-      struct stat st;
-      memcpy(path, w, wl);
-      path[wl] = '\0';
-      if (stat(path, &st) == 0 && S_ISBLK(st.st_mode)) {
-        split_dev(st.st_rdev, &maj, &min);
-        if (udm_by_number(devs, maj, min, name, sizeof name))
-          snprintf(repl, sizeof repl, "udm:%s", name);
-      }
-    }
+    fn(w, wl, devs, repl, sizeof repl);
     size_t rl = *repl ? strlen(repl) : wl;
     if (len + ws + rl + 1 > cap) {
       cap = (len + ws + rl + 1) * 2;
@@ -900,64 +892,74 @@ static char *table_in(const char *params, const struct udm_msg *devs)
   return out;
 }
 
+/*
+ * A table from a program, for udm: a word naming an attached udm device
+ * (by major:minor, or by a path to its block device) becomes udm:NAME, so
+ * the tables stack directly; major:minor of another block device becomes
+ * its path.
+ */
+static void word_in(const char *w, size_t wl, const struct udm_msg *devs, char *repl, size_t n)
+{
+  uint32_t maj, min;
+  char name[256];
+  if (parse_devno(w, wl, &maj, &min)) {
+    if (udm_by_number(devs, maj, min, name, sizeof name))
+      snprintf(repl, n, "udm:%s", name);
+    else if (udm_platform_devno_path(maj, min, repl, n) < 0)
+      repl[0] = '\0';
+  } else if (wl > 1 && *w == '/' && wl < PATH_MAX) {
+    char path[PATH_MAX];
+    struct stat st;
+    memcpy(path, w, wl);
+    path[wl] = '\0';
+    if (stat(path, &st) == 0 && S_ISBLK(st.st_mode)) {
+      split_dev(st.st_rdev, &maj, &min);
+      if (udm_by_number(devs, maj, min, name, sizeof name))
+        snprintf(repl, n, "udm:%s", name);
+    }
+  }
+}
+
+static char *table_in(const char *params, const struct udm_msg *devs)
+{
+  return map_words(params, devs, word_in);
+}
+
 /* A table line from udm, as the kernel shows it: devices as major:minor. */
+static void word_out(const char *w, size_t wl, const struct udm_msg *devs, char *repl, size_t n)
+{
+  /* udm names a udm device udm:NAME or /dev/mapper/NAME (docs/targets.md). */
+  size_t skip = wl > 4 && strncmp(w, "udm:", 4) == 0                 ? 4
+                : wl > 12 && strncmp(w, "/dev/mapper/", 12) == 0 ? 12
+                                                                   : 0;
+  if (skip) {
+    for (unsigned f = rec_first(devs); f < devs->count;) {
+      unsigned e = rec_end(devs, f);
+      const char *name = devs->fields[f].value;
+      if (strlen(name) == wl - skip && memcmp(name, w + skip, wl - skip) == 0) {
+        uint32_t a, b;
+        device_number(devs, f, e, &a, &b);
+        snprintf(repl, n, "%u:%u", a, b);
+      }
+      f = e;
+    }
+  }
+  if (!*repl && wl > 1 && *w == '/' && wl < PATH_MAX) {
+    char path[PATH_MAX];
+    struct stat st;
+    memcpy(path, w, wl);
+    path[wl] = '\0';
+    if (stat(path, &st) == 0 && S_ISBLK(st.st_mode)) {
+      uint32_t a, b;
+      split_dev(st.st_rdev, &a, &b);
+      snprintf(repl, n, "%u:%u", a, b);
+    }
+  }
+}
+
 static char *table_out(const char *params, const struct udm_msg *devs)
 {
-  size_t cap = strlen(params) + 64, len = 0;
-  char *out = malloc(cap);
-  if (!out)
-    return NULL;
-  const char *p = params;
-  while (*p) {
-    size_t ws = strspn(p, " \t");
-    size_t wl = strcspn(p + ws, " \t");
-    const char *w = p + ws;
-    char repl[64] = "";
-    /* udm names a udm device udm:NAME or /dev/mapper/NAME (docs/targets.md). */
-    size_t skip = wl > 4 && strncmp(w, "udm:", 4) == 0                 ? 4
-                  : wl > 12 && strncmp(w, "/dev/mapper/", 12) == 0 ? 12
-                                                                     : 0;
-    if (skip) {
-      for (unsigned f = rec_first(devs); f < devs->count;) {
-        unsigned e = rec_end(devs, f);
-        const char *n = devs->fields[f].value;
-        if (strlen(n) == wl - skip && memcmp(n, w + skip, wl - skip) == 0) {
-          uint32_t a, b;
-          device_number(devs, f, e, &a, &b);
-          snprintf(repl, sizeof repl, "%u:%u", a, b);
-        }
-        f = e;
-      }
-    }
-    if (!*repl && wl > 1 && *w == '/' && wl < PATH_MAX) {
-      char path[PATH_MAX];
-      struct stat st;
-      memcpy(path, w, wl);
-      path[wl] = '\0';
-      if (stat(path, &st) == 0 && S_ISBLK(st.st_mode)) {
-        uint32_t a, b;
-        split_dev(st.st_rdev, &a, &b);
-        snprintf(repl, sizeof repl, "%u:%u", a, b);
-      }
-    }
-    size_t rl = *repl ? strlen(repl) : wl;
-    if (len + ws + rl + 1 > cap) {
-      cap = (len + ws + rl + 1) * 2;
-      char *n = realloc(out, cap);
-      if (!n) {
-        free(out);
-        return NULL;
-      }
-      out = n;
-    }
-    memcpy(out + len, p, ws);
-    len += ws;
-    memcpy(out + len, *repl ? repl : w, rl);
-    len += rl;
-    p = w + wl;
-  }
-  out[len] = '\0';
-  return out;
+  return map_words(params, devs, word_out);
 }
 
 static char *task_table(struct dm_task *t, const struct udm_msg *devs)
@@ -1134,12 +1136,7 @@ static int ensure_attached(const char *name)
 static int simple(const char *op, struct dm_task *t, struct udm_msg *resp)
 {
   struct udm_msg req;
-  int r = new_req(&req, op, t->name);
-  udm_msg_init(resp);
-  if (r == 0)
-    r = libdm_call(&req, resp, false);
-  udm_msg_free(&req);
-  return r;
+  return send_req(&req, new_req(&req, op, t->name), resp, false);
 }
 
 static int run_load(struct dm_task *t, const char *op, bool create)
@@ -1215,10 +1212,7 @@ static int run_rename(struct dm_task *t)
   if (r == 0)
     r = t->newname ? udm_msg_add(&req, "new_name", t->newname)
                    : udm_msg_add(&req, "uuid", t->newuuid);
-  udm_msg_init(&resp);
-  if (r == 0)
-    r = libdm_call(&req, &resp, false);
-  udm_msg_free(&req);
+  r = send_req(&req, r, &resp, false);
   udm_msg_free(&resp);
   if (r == 0 && t->newname) {
     char old[PATH_MAX], target[PATH_MAX];
@@ -1245,10 +1239,7 @@ static int run_table(struct dm_task *t, bool status)
   /* The kernel's table holds the keys (dmsetup hides them itself unless --showkeys). */
   if (r == 0 && !status)
     r = udm_msg_add(&req, "showkeys", "1");
-  udm_msg_init(&resp);
-  if (r == 0)
-    r = libdm_call(&req, &resp, false);
-  udm_msg_free(&req);
+  r = send_req(&req, r, &resp, false);
   if (r < 0) {
     udm_msg_free(&resp);
     return r;
@@ -1327,11 +1318,8 @@ static int run_deps(struct dm_task *t)
   int r = new_req(&req, "deps", t->name);
   if (r == 0 && t->inactive)
     r = udm_msg_add(&req, "inactive", "1");
-  udm_msg_init(&resp);
+  r = send_req(&req, r, &resp, false);
   udm_msg_init(&devs);
-  if (r == 0)
-    r = libdm_call(&req, &resp, false);
-  udm_msg_free(&req);
   if (r == 0)
     r = get_devices(&devs, NULL, false);
   uint32_t n = 0;
@@ -1414,10 +1402,7 @@ static int run_versions(struct dm_task *t)
 {
   struct udm_msg req, resp;
   int r = new_req(&req, "targets", NULL);
-  udm_msg_init(&resp);
-  if (r == 0)
-    r = libdm_call(&req, &resp, false);
-  udm_msg_free(&req);
+  r = send_req(&req, r, &resp, false);
   size_t size = sizeof(struct dm_versions);
   for (unsigned i = 0; r == 0 && i < resp.count; i++)
     if (strcmp(resp.fields[i].key, "target") == 0)
@@ -1476,10 +1461,7 @@ static int run_message(struct dm_task *t)
     r = udm_msg_addf(&req, "sector", "%llu", (unsigned long long)t->sector);
   if (r == 0)
     r = udm_msg_add(&req, "message", t->message);
-  udm_msg_init(&resp);
-  if (r == 0)
-    r = libdm_call(&req, &resp, false);
-  udm_msg_free(&req);
+  r = send_req(&req, r, &resp, false);
   if (r == 0) {
     const char *rep = udm_msg_get(&resp, "reply");
     free(t->response);
@@ -1495,10 +1477,7 @@ static int run_wait(struct dm_task *t)
   int r = new_req(&req, "wait", t->name);
   if (r == 0)
     r = udm_msg_addf(&req, "event_nr", "%u", t->event_nr);
-  udm_msg_init(&resp);
-  if (r == 0)
-    r = libdm_call(&req, &resp, false);
-  udm_msg_free(&req);
+  r = send_req(&req, r, &resp, false);
   udm_msg_free(&resp);
   return r;
 }
@@ -1507,10 +1486,7 @@ int libdm_mknodes(const char *name)
 {
   struct udm_msg req, resp, devs;
   int r = new_req(&req, "mknodes", name);
-  udm_msg_init(&resp);
-  if (r == 0)
-    r = libdm_call(&req, &resp, false);
-  udm_msg_free(&req);
+  r = send_req(&req, r, &resp, false);
   udm_msg_free(&resp);
   if (r < 0)
     return r;

@@ -95,6 +95,16 @@ int pd_check_superblock(pd_block_t where, const void *data, size_t size, uint64_
   return pd_check_header(where, where, data, size, xor, why, n);
 }
 
+void pd_prepare_superblock(pd_block_t where, void *data, size_t size, uint32_t xor)
+{
+  unsigned char *p = data;
+  for (int i = 0; i < 8; i++)
+    p[8 + i] = (unsigned char)(where >> (8 * i));
+  uint32_t csum = pd_checksum(p + 4, size - 4, xor);
+  for (int i = 0; i < 4; i++)
+    p[i] = (unsigned char)(csum >> (8 * i));
+}
+
 int pd_bm_create(struct udm_dev *dev, unsigned cache_blocks, struct pd_bm **out)
 {
   struct pd_bm *bm = calloc(1, sizeof *bm);
@@ -205,6 +215,20 @@ int pd_bm_read_lock(struct pd_bm *bm, pd_block_t b, const struct udm_bufio_valid
                     struct pd_block **out)
 {
   return lock_block(bm, b, v, LOCK_READ, out);
+}
+
+int pd_bm_block_is_zero(struct pd_bm *bm, pd_block_t b, bool *zero)
+{
+  struct pd_block *h;
+  int r = pd_bm_read_lock(bm, b, NULL, &h);
+  if (r < 0)
+    return r;
+  const uint8_t *p = pd_block_data(h);
+  *zero = true;
+  for (size_t i = 0; i < PD_BLOCK_SIZE && *zero; i++)
+    *zero = p[i] == 0;
+  pd_bm_unlock(h);
+  return 0;
 }
 
 int pd_bm_write_lock(struct pd_bm *bm, pd_block_t b, const struct udm_bufio_validator *v,

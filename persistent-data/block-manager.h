@@ -51,6 +51,8 @@ int pd_check_header(pd_block_t where, uint64_t blocknr, const void *data, size_t
  */
 int pd_check_superblock(pd_block_t where, const void *data, size_t size, uint64_t magic,
                         uint32_t xor, const char *what, char *why, size_t n);
+/* Before such a superblock is written at WHERE: its blocknr, then its checksum. */
+void pd_prepare_superblock(pd_block_t where, void *data, size_t size, uint32_t xor);
 
 /* A manager over DEV (opened read-write) caching at most CACHE_BLOCKS blocks. */
 int pd_bm_create(struct udm_dev *dev, unsigned cache_blocks, struct pd_bm **out);
@@ -62,6 +64,8 @@ const char *pd_bm_name(const struct pd_bm *bm);
 /* V may be NULL (no check: a superblock that may be all zeros). */
 int pd_bm_read_lock(struct pd_bm *bm, pd_block_t b, const struct udm_bufio_validator *v,
                     struct pd_block **out);
+/* Is block B all zeros (metadata never formatted)?  Read without a validator. */
+int pd_bm_block_is_zero(struct pd_bm *bm, pd_block_t b, bool *zero);
 /* Read and lock for writing; the block is written back at the next flush. */
 int pd_bm_write_lock(struct pd_bm *bm, pd_block_t b, const struct udm_bufio_validator *v,
                      struct pd_block **out);

@@ -377,6 +377,23 @@ fail:
   return r;
 }
 
+/*
+ * A level of a multi-level tree was shadowed to LEVEL_ROOT: the level above
+ * (PARENT, value PARENT_I, then released) points to it, or for the top
+ * level it is the new root.
+ */
+static void link_level(struct pd_btree_info *info, struct pd_block **parent, uint32_t parent_i,
+                       pd_block_t level_root, pd_block_t *new_root)
+{
+  if (*parent) {
+    set_value64(pd_block_data(*parent), parent_i, level_root);
+    pd_tm_unlock(info->tm, *parent);
+    *parent = NULL;
+  } else {
+    *new_root = level_root;
+  }
+}
+
 enum put_mode { PUT_INSERT, PUT_UPDATE };
 
 static int put(struct pd_btree_info *info, pd_block_t root, const uint64_t *keys,
@@ -395,13 +412,7 @@ static int put(struct pd_btree_info *info, pd_block_t root, const uint64_t *keys
     r = shadow_path(&lv, root, keys[l], &level_root, &leaf, &i, &found);
     if (r < 0)
       break;
-    if (parent) {
-      set_value64(pd_block_data(parent), parent_i, level_root);
-      pd_tm_unlock(info->tm, parent);
-      parent = NULL;
-    } else {
-      *new_root = level_root;
-    }
+    link_level(info, &parent, parent_i, level_root, new_root);
     void *d = pd_block_data(leaf);
     if (!bottom(&lv)) {
       if (!found) {
@@ -627,13 +638,7 @@ int pd_btree_remove(struct pd_btree_info *info, pd_block_t root, const uint64_t 
     if (r < 0 && r != -ENODATA)
       break;
     /* Even when KEYS is absent the path was shadowed: link the new roots. */
-    if (parent) {
-      set_value64(pd_block_data(parent), parent_i, level_root);
-      pd_tm_unlock(info->tm, parent);
-      parent = NULL;
-    } else {
-      *new_root = level_root;
-    }
+    link_level(info, &parent, parent_i, level_root, new_root);
     if (r < 0)
       break;
     parent = leaf;

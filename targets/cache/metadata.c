@@ -88,9 +88,7 @@ static void sb_prepare(const struct udm_bufio_validator *v, uint64_t block, void
                        size_t size)
 {
   (void)v;
-  struct superblock_disk *sb = data;
-  sb->blocknr = le64_put(block);
-  sb->csum = le32_put(pd_checksum((char *)data + 4, size - 4, SUPERBLOCK_CSUM_XOR));
+  pd_prepare_superblock(block, data, size, SUPERBLOCK_CSUM_XOR);
 }
 
 static const struct udm_bufio_validator sb_validator = {
@@ -251,15 +249,10 @@ int cache_md_open(struct cache_md *md, struct udm_dev *dev, uint32_t data_block_
   int r = pd_bm_create(dev, CACHE_BLOCKS, &md->bm);
   if (r < 0)
     return r;
-  struct pd_block *b;
-  r = pd_bm_read_lock(md->bm, SUPERBLOCK_LOCATION, NULL, &b);
+  bool zero;
+  r = pd_bm_block_is_zero(md->bm, SUPERBLOCK_LOCATION, &zero);
   if (r < 0)
     return r;
-  const uint8_t *p = pd_block_data(b);
-  bool zero = true;
-  for (size_t i = 0; i < PD_BLOCK_SIZE && zero; i++)
-    zero = p[i] == 0;
-  pd_bm_unlock(b);
   r = zero ? format_metadata(md) : open_metadata(md);
   if (r == 0)
     r = cache_md_commit(md, false); /* as the kernel: clear the clean-shutdown flag */
@@ -272,23 +265,17 @@ int cache_md_probe(struct udm_dev *dev, uint32_t data_block_size)
   int r = pd_bm_create(dev, 8, &md.bm);
   if (r < 0)
     return r;
-  struct pd_block *b;
-  r = pd_bm_read_lock(md.bm, SUPERBLOCK_LOCATION, NULL, &b);
-  if (r == 0) {
-    const uint8_t *p = pd_block_data(b);
-    bool zero = true;
-    for (size_t i = 0; i < PD_BLOCK_SIZE && zero; i++)
-      zero = p[i] == 0;
-    pd_bm_unlock(b);
-    if (!zero) {
-      r = pd_bm_read_lock(md.bm, SUPERBLOCK_LOCATION, &sb_validator, &b);
-      if (r == 0) {
-        const struct superblock_disk *sb = pd_block_data(b);
-        if (le32_get(sb->data_block_size) != data_block_size)
-          r = pd_fail(EINVAL, "changing the data block size (from %u to %u) is not supported",
-                      le32_get(sb->data_block_size), data_block_size);
-        pd_bm_unlock(b);
-      }
+  bool zero;
+  r = pd_bm_block_is_zero(md.bm, SUPERBLOCK_LOCATION, &zero);
+  if (r == 0 && !zero) {
+    struct pd_block *b;
+    r = pd_bm_read_lock(md.bm, SUPERBLOCK_LOCATION, &sb_validator, &b);
+    if (r == 0) {
+      const struct superblock_disk *sb = pd_block_data(b);
+      if (le32_get(sb->data_block_size) != data_block_size)
+        r = pd_fail(EINVAL, "changing the data block size (from %u to %u) is not supported",
+                    le32_get(sb->data_block_size), data_block_size);
+      pd_bm_unlock(b);
     }
   }
   pd_bm_destroy(md.bm);

@@ -99,9 +99,7 @@ static void sb_prepare(const struct udm_bufio_validator *v, uint64_t block, void
                        size_t size)
 {
   (void)v;
-  struct superblock_disk *sb = data;
-  sb->blocknr = le64_put(block);
-  sb->csum = le32_put(pd_checksum((char *)data + 4, size - 4, SUPERBLOCK_CSUM_XOR));
+  pd_prepare_superblock(block, data, size, SUPERBLOCK_CSUM_XOR);
 }
 
 static const struct udm_bufio_validator sb_validator = {
@@ -302,20 +300,6 @@ static int open_metadata(struct era_md *md)
 out:
   pd_bm_unlock(b);
   return r;
-}
-
-static int superblock_all_zeroes(struct era_md *md, bool *zero)
-{
-  struct pd_block *b;
-  int r = pd_bm_read_lock(md->bm, SUPERBLOCK_LOCATION, NULL, &b);
-  if (r < 0)
-    return r;
-  const uint8_t *p = pd_block_data(b);
-  *zero = true;
-  for (size_t i = 0; i < PD_BLOCK_SIZE && *zero; i++)
-    *zero = p[i] == 0;
-  pd_bm_unlock(b);
-  return 0;
 }
 
 static void metadata_close(struct era_md *md)
@@ -755,7 +739,7 @@ static int era_ctr(struct udm_target *ti, unsigned argc, char **argv)
   r = pd_bm_create(era->metadata_dev, CACHE_BLOCKS, &md->bm);
   bool zero = false;
   if (r == 0)
-    r = superblock_all_zeroes(md, &zero);
+    r = pd_bm_block_is_zero(md->bm, SUPERBLOCK_LOCATION, &zero);
   if (r == 0)
     r = zero ? format_metadata(md) : open_metadata(md);
   if (r < 0) {

@@ -15,14 +15,13 @@ import time
 
 # -I leaves the script's folder off sys.path: the shared module is beside it
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rawsock import recv_exact  # noqa: E402
+from rawsock import IHAVEOPT, REPLY_MAGIC, recv_exact  # noqa: E402
 
 SOCK, URI, EXPORT, SIZE = sys.argv[1], sys.argv[2], sys.argv[3].encode(), int(sys.argv[4])
 DEADLINE = float(sys.argv[5])
 FLOOD = 1100           # more than the server's 1024 connection slots
 HANDSHAKE_SLOTS = 256  # a quarter of them
-IHAVEOPT, OPT_GO, REP_ACK = 0x49484156454F5054, 7, 1
-REPLY_MAGIC = 0x3e889045565a9
+OPT_GO, REP_ACK = 7, 1
 failures = 0
 
 

@@ -11,11 +11,10 @@ import time
 
 # -I leaves the script's folder off sys.path: the shared module is beside it
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rawsock import recv_exact  # noqa: E402
+from rawsock import (IHAVEOPT, closed, greet, option, read_reply,  # noqa: E402
+                     recv_exact)
 
 SOCK, EXPORT, SIZE = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3])
-IHAVEOPT = 0x49484156454F5054
-REPLY_MAGIC = 0x3e889045565a9
 OPT_EXPORT_NAME, OPT_ABORT, OPT_LIST, OPT_GO, OPT_STRUCTURED = 1, 2, 3, 7, 8
 OPT_SET_META = 10
 REP_ACK, REP_INFO = 1, 3
@@ -39,34 +38,8 @@ def connect():
     return s
 
 
-def closed(s):
-    """True when the server hangs up (EOF or reset) within the timeout."""
-    try:
-        while True:
-            if not s.recv(65536):
-                return True
-    except (ConnectionResetError, BrokenPipeError):
-        return True
-    except socket.timeout:
-        return False
-
-
-def greet(s, cflags=3):
-    hello = recv_exact(s, 18)
-    magic, opt, hflags = struct.unpack(">QQH", hello)
-    assert magic == 0x4e42444d41474943 and opt == IHAVEOPT, "bad greeting"
-    s.sendall(struct.pack(">I", cflags))
-
-
 def send_opt(s, opt, data=b"", length=None):
-    s.sendall(struct.pack(">QII", IHAVEOPT, opt, len(data) if length is None
-                          else length) + data)
-
-
-def read_reply(s):
-    magic, opt, rtype, length = struct.unpack(">QIII", recv_exact(s, 20))
-    assert magic == REPLY_MAGIC, "bad reply magic"
-    return opt, rtype, recv_exact(s, length)
+    s.sendall(option(opt, data, length))
 
 
 def go(s, name=EXPORT, structured=False):

@@ -16,11 +16,9 @@ import sys
 
 # -I leaves the script's folder off sys.path: the shared module is beside it
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rawsock import recv_exact  # noqa: E402
+from rawsock import closed, greet, option, read_reply as reply  # noqa: E402
 
 MODE, WHERE = sys.argv[1], sys.argv[2]
-IHAVEOPT = 0x49484156454F5054
-REPLY_MAGIC = 0x3e889045565a9
 OPT_EXPORT_NAME, OPT_ABORT, OPT_LIST, OPT_STARTTLS, OPT_GO = 1, 2, 3, 5, 7
 OPT_STRUCTURED = 8
 REP_ACK = 1
@@ -46,33 +44,6 @@ def connect_unix():
     s.connect(WHERE)
     greet(s)
     return s
-
-
-def greet(s):
-    magic, opt, _ = struct.unpack(">QQH", recv_exact(s, 18))
-    assert magic == 0x4e42444d41474943 and opt == IHAVEOPT, "bad greeting"
-    s.sendall(struct.pack(">I", 3))
-
-
-def option(opt, data=b""):
-    return struct.pack(">QII", IHAVEOPT, opt, len(data)) + data
-
-
-def reply(s):
-    magic, opt, rtype, length = struct.unpack(">QIII", recv_exact(s, 20))
-    assert magic == REPLY_MAGIC, "bad reply magic"
-    return opt, rtype, recv_exact(s, length)
-
-
-def closed(s):
-    try:
-        while True:
-            if not s.recv(65536):
-                return True
-    except (ConnectionResetError, BrokenPipeError):
-        return True
-    except socket.timeout:
-        return False
 
 
 

@@ -10,11 +10,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <udm/udm.h>
@@ -224,6 +226,34 @@ static inline int wr(struct udm_device *d, const void *buf, size_t len, uint64_t
               unsigned flags)
 {
   return udm_device_pwrite(d, buf, len, off, flags) < 0 ? errno : 0;
+}
+
+
+/* Is TOOL on PATH (thin-provisioning-tools, xz ...)? */
+static inline bool tool_on_path(const char *tool)
+{
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", tool);
+  return system(cmd) == 0;
+}
+
+/* Run the shell command FMT makes; its exit status (128: it did not exit). */
+static inline int run_vsh(const char *fmt, va_list ap)
+{
+  char cmd[2048];
+  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  int st = system(cmd);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static inline int run_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline int run_sh(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  int r = run_vsh(fmt, ap);
+  va_end(ap);
+  return r;
 }
 
 #endif

@@ -37,21 +37,17 @@ static uint64_t next_rand(void)
 
 static bool have(const char *tool)
 {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", tool);
-  return system(cmd) == 0;
+  return tool_on_path(tool);
 }
 
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int sh(const char *fmt, ...)
 {
-  char cmd[2048];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  int r = run_vsh(fmt, ap);
   va_end(ap);
-  int st = system(cmd);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+  return r;
 }
 
 static void table_for(char *t, size_t n, const char *features, const char *policy)

@@ -37,18 +37,6 @@ static uint64_t rnd(void)
   return rng;
 }
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-  char cmd[2048];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  int st = system(cmd);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
 /* ---- the cutoff target ---- */
 
 struct cutoff {
@@ -127,7 +115,7 @@ static void check_metadata(const char *meta, const char *origin, const bool *ack
   uint32_t nr_blocks = (uint32_t)sb[180] | (uint32_t)sb[181] << 8 | (uint32_t)sb[182] << 16 |
                        (uint32_t)sb[183] << 24;
   free(sb);
-  if (!zero && nr_blocks != 0 && sh("era_check %s", meta) != 0) {
+  if (!zero && nr_blocks != 0 && run_sh("era_check %s", meta) != 0) {
     fprintf(stderr, "%s: era_check fails on the metadata as the crash left it\n", what);
     check_failures++;
   }
@@ -145,10 +133,10 @@ static void check_metadata(const char *meta, const char *origin, const bool *ack
     return;
   }
   test_drop(d); /* archives the writeset the crash left current */
-  CHECK(sh("era_check -q %s", meta) == 0);
+  CHECK(run_sh("era_check -q %s", meta) == 0);
   char out[400];
   snprintf(out, sizeof out, "%s/dump.xml", scratch);
-  CHECK(sh("era_dump --logical %s > %s", meta, out) == 0);
+  CHECK(run_sh("era_dump --logical %s > %s", meta, out) == 0);
   FILE *f = fopen(out, "r");
   char line[512];
   unsigned missing = 0, listed = 0;

@@ -21,32 +21,12 @@
 static const char *meta, *origin;
 static char table[1024];
 
-static bool have(const char *tool)
-{
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", tool);
-  return system(cmd) == 0;
-}
-
-/* Run a shell command; its exit status. */
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-  char cmd[2048];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  int st = system(cmd);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
 /* era of each block as era_dump --logical reports it (-1: not listed). */
 static void logical_eras(const char *path, long *eras, unsigned n)
 {
   char out[400];
   snprintf(out, sizeof out, "%s/dump.xml", scratch);
-  CHECK(sh("era_dump --logical %s > %s", path, out) == 0);
+  CHECK(run_sh("era_dump --logical %s > %s", path, out) == 0);
   for (unsigned i = 0; i < n; i++)
     eras[i] = -1;
   FILE *f = fopen(out, "r");
@@ -115,11 +95,11 @@ static void era_records_writes_by_era(void)
   fill_pattern(expect, sizeof expect, 12, 100);
   CHECK(memcmp(buf, expect, sizeof buf) == 0);
   test_drop(d);
-  if (!have("era_check")) {
+  if (!tool_on_path("era_check")) {
     printf("era_check not installed: era_dump/era_check checks skipped\n");
     return;
   }
-  CHECK(sh("era_check %s", meta) == 0);
+  CHECK(run_sh("era_check %s", meta) == 0);
   long got[ORIGIN_BLOCKS];
   logical_eras(meta, got, ORIGIN_BLOCKS);
   unsigned bad = 0;
@@ -138,7 +118,7 @@ static void era_records_writes_by_era(void)
   free(st);
   write_block(d, 127, 14), want_era[127] = 4;
   test_drop(d);
-  CHECK(sh("era_check %s", meta) == 0);
+  CHECK(run_sh("era_check %s", meta) == 0);
   logical_eras(meta, got, ORIGIN_BLOCKS);
   bad = 0;
   for (unsigned i = 0; i < ORIGIN_BLOCKS; i++)
@@ -181,19 +161,19 @@ static void corrupt_metadata_is_refused_naming_the_block(void)
   char *copy = strdup(meta);
   char saved[600];
   snprintf(saved, sizeof saved, "%s/good.img", scratch);
-  CHECK(sh("cp %s %s", copy, saved) == 0);
+  CHECK(run_sh("cp %s %s", copy, saved) == 0);
   /* Superblock: a flipped byte (checksum), another block's number, a wrong magic. */
   poke(copy, 0, 200, NULL, 1);
   check_refused("checksum", "block 0 is not a valid era superblock: bad checksum");
-  CHECK(sh("cp %s %s", saved, copy) == 0);
+  CHECK(run_sh("cp %s %s", saved, copy) == 0);
   uint64_t seven = 7;
   poke(copy, 0, 8, &seven, 8);
   check_refused("blocknr", "block 0 is not a valid era superblock: it says it is block 7");
-  CHECK(sh("cp %s %s", saved, copy) == 0);
+  CHECK(run_sh("cp %s %s", saved, copy) == 0);
   poke(copy, 0, 32, NULL, 2);
   check_refused("magic", "block 0 is not a valid era superblock: bad magic");
   /* The space map's index block: its location is in the superblock. */
-  CHECK(sh("cp %s %s", saved, copy) == 0);
+  CHECK(run_sh("cp %s %s", saved, copy) == 0);
   unsigned char *sb = file_bytes(copy, 0, 4096);
   uint64_t index = 0;
   for (int i = 7; i >= 0; i--)
@@ -204,7 +184,7 @@ static void corrupt_metadata_is_refused_naming_the_block(void)
   snprintf(frag, sizeof frag, "block %llu is not a valid space map index: bad checksum",
            (unsigned long long)index);
   check_refused("index", frag);
-  CHECK(sh("cp %s %s", saved, copy) == 0);
+  CHECK(run_sh("cp %s %s", saved, copy) == 0);
   /* The good copy still loads. */
   struct udm_device *d = make("era", table);
   test_drop(d);
@@ -221,8 +201,8 @@ static void metadata_era_restore_writes_opens_in_udm(void)
   snprintf(restored, sizeof restored, "%s/restored.img", scratch);
   long before[ORIGIN_BLOCKS], after[ORIGIN_BLOCKS];
   logical_eras(meta, before, ORIGIN_BLOCKS);
-  CHECK(sh("era_dump %s > %s", meta, xml) == 0);
-  CHECK(sh("truncate -s 4M %s && era_restore -i %s -o %s", restored, xml, restored) == 0);
+  CHECK(run_sh("era_dump %s > %s", meta, xml) == 0);
+  CHECK(run_sh("truncate -s 4M %s && era_restore -i %s -o %s", restored, xml, restored) == 0);
   char t[1100];
   snprintf(t, sizeof t, "0 %u era %s %s %u", ORIGIN_BLOCKS * BLOCK_SECTORS, restored, origin,
            BLOCK_SECTORS);
@@ -237,7 +217,7 @@ static void metadata_era_restore_writes_opens_in_udm(void)
   free(st);
   write_block(d, 1, 15);
   test_drop(d);
-  CHECK(sh("era_check %s", restored) == 0);
+  CHECK(run_sh("era_check %s", restored) == 0);
   logical_eras(restored, after, ORIGIN_BLOCKS);
   before[1] = 6;
   unsigned bad = 0;
@@ -258,7 +238,7 @@ static void metadata_the_kernel_wrote_opens_in_udm(void)
 {
   char img[600], t[1100], want[200];
   snprintf(img, sizeof img, "%s/kernel-meta.img", scratch);
-  if (sh("xz -dc %s/era-linux-6.12.meta.xz > %s", UDM_TEST_DATA, img) != 0) {
+  if (run_sh("xz -dc %s/era-linux-6.12.meta.xz > %s", UDM_TEST_DATA, img) != 0) {
     fprintf(stderr, "cannot unpack %s/era-linux-6.12.meta.xz\n", UDM_TEST_DATA);
     check_failures++;
     return;
@@ -267,7 +247,7 @@ static void metadata_the_kernel_wrote_opens_in_udm(void)
   CHECK(f && fgets(want, sizeof want, f));
   if (f)
     fclose(f);
-  CHECK(sh("era_check %s", img) == 0);
+  CHECK(run_sh("era_check %s", img) == 0);
   long before[ORIGIN_BLOCKS], after[ORIGIN_BLOCKS];
   logical_eras(img, before, ORIGIN_BLOCKS);
   snprintf(t, sizeof t, "0 %u era %s %s %u", ORIGIN_BLOCKS * BLOCK_SECTORS, img, origin,
@@ -281,7 +261,7 @@ static void metadata_the_kernel_wrote_opens_in_udm(void)
   free(st);
   write_block(d, 20, 16);
   test_drop(d);
-  CHECK(sh("era_check %s", img) == 0);
+  CHECK(run_sh("era_check %s", img) == 0);
   logical_eras(img, after, ORIGIN_BLOCKS);
   unsigned bad = 0;
   long newest = 0;
@@ -316,9 +296,9 @@ int main(void)
   setup();
   era_records_writes_by_era();
   corrupt_metadata_is_refused_naming_the_block();
-  if (have("era_restore"))
+  if (tool_on_path("era_restore"))
     metadata_era_restore_writes_opens_in_udm();
-  if (have("xz"))
+  if (tool_on_path("xz"))
     metadata_the_kernel_wrote_opens_in_udm();
   era_rejects_bad_tables();
   return finish("test-era");
