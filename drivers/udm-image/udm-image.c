@@ -29,6 +29,7 @@
 #include <udm/driver.h>
 #include <udm/udm.h>
 
+#include "../common/crc32c.h"
 #include "../udmz/udmz_write.h"
 #include "mapfile.h"
 
@@ -169,7 +170,7 @@ static int open_image_parts(struct udm_ctx *ctx, const char *spec, struct image 
   /* The same option split as tables; bad= is the core's and means nothing here. */
   size_t max = opts ? strlen(opts) + 1 : 1;
   const char **keys = calloc(max, sizeof *keys), **values = calloc(max, sizeof *values);
-  struct udm_image_options o = {.keys = keys, .values = values};
+  struct udm_image_options o = {.keys = keys, .values = values, .ctx = ctx};
   char *save = NULL;
   for (char *w = opts ? strtok_r(opts, "&", &save) : NULL; w;
        w = strtok_r(NULL, "&", &save)) {
@@ -477,6 +478,11 @@ int main(int argc, char **argv)
     }
     i += 2;
   }
+  /* The writer (convert) has no context: it runs under this one's crc32c-accel. */
+  char *accel = NULL;
+  if (udm_ctx_get_option(ctx, "crc32c-accel", &accel) == 0)
+    udm_crc32c_use_accel(!accel || strcmp(accel, "0") != 0);
+  free(accel);
   int status = 2;
   const char *cmd = i < argc ? argv[i] : NULL;
   if (!cmd || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
