@@ -143,8 +143,7 @@ static char *absolute_spec(const char *spec)
   return out;
 }
 
-/* "0 N linear SPEC 0" over the whole image (udm create --image). */
-static char *image_table(const char *spec)
+char *cli_image_table(const char *spec)
 {
   char *abs = absolute_spec(spec);
   struct udm_ctx *ctx = abs ? udm_ctx_new() : NULL;
@@ -182,7 +181,7 @@ int verb_create(struct cli *c, struct cli_args *a)
     cli_error("create: give the table with --table or as a file, not both");
     return EXIT_USAGE;
   }
-  char *table = notable ? NULL : image ? image_table(image) : table_text(text, file);
+  char *table = notable ? NULL : image ? cli_image_table(image) : table_text(text, file);
   if (!notable && !table)
     return EXIT_FAIL;
   struct udm_msg req;
