@@ -501,8 +501,8 @@ int verb_apply(struct cli *c, struct cli_args *a)
     fprintf(stderr, "udm: apply: stopped at %s:%u; the devices above it are applied, "
                     "the rest not\n", t.file, stop_line);
   } else if (changes == 0) {
-    printf("nothing to do: the %u device%s of %s are as it says\n", t.n, t.n == 1 ? "" : "s",
-           t.file);
+    printf("nothing to do: the %u device%s of %s %s as it says\n", t.n, t.n == 1 ? "" : "s",
+           t.file, t.n == 1 ? "is" : "are");
   }
   tab_free(&t);
   return failed ? EXIT_FAIL : EXIT_OK;

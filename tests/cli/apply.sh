@@ -5,8 +5,10 @@
 # is a reference into udmd's key directory); a second apply changes nothing
 # and says so; a changed table is reloaded (the data stays), a table written
 # differently but the same is left; devices the file does not name are left
-# alone; a device that differs in readonly is refused without change.
+# alone; a device that differs in readonly is refused without change;
+# "attach" attaches once, and again after a detach.
 . "$(dirname "$0")/lib.sh"
+need_blockdev
 mkdir "$WORK/keys" "$WORK/tables"
 head -c 64 /dev/urandom >"$WORK/keys/vol1"
 make_file "$WORK/disk.img" 1024 disk
@@ -115,4 +117,20 @@ udm apply "$tab" >"$WORK/out" 2>"$WORK/err" && fail "apply took a readonly confl
 grep -qF "$tab:2: device data exists read-write, the file says readonly: remove it first" \
   "$WORK/err" || fail "conflict: $(cat "$WORK/err")"
 expect_eq "z untouched by a refused apply" "0 16 zero" "$(tbl z)"
+
+# attach: attached with the creation, left on the second run, attached again
+# after a detach (the device itself unchanged).
+printf 'blk "0 2048 zero" attach\n' >"$WORK/blk.tab"
+out=$(udm apply "$WORK/blk.tab") || fail "apply with attach: $out"
+dev=$(sed -n 's/^attach blk: //p' <<<"$out")
+expect_eq "apply with attach" "create blk
+attach blk: $dev" "$out"
+[ -b "$dev" ] || fail "attach blk printed $dev, not a block device"
+expect_eq "attached blk, second run" "unchanged blk
+nothing to do: the 1 device of $WORK/blk.tab is as it says" "$(udm apply "$WORK/blk.tab")"
+udm detach blk || fail "detach blk"
+out=$(udm apply "$WORK/blk.tab") || fail "apply after a detach: $out"
+grep -qx "attach blk: /dev/.*" <<<"$out" || fail "apply after a detach: $out"
+expect_eq "one line after a detach" 1 "$(wc -l <<<"$out")"
+udm detach blk || fail "detach blk again"
 echo ok
