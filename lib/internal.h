@@ -168,6 +168,9 @@ struct udm_ctx {
   char *driver_path;       /* NULL: the installed UDM_DRIVER_DIR */
   atomic_bool crypt_accel;
   atomic_bool crc32c_accel;
+  /* udm_ctx_set_progress (progress.c), under settings_lock. */
+  udm_progress_fn *progress_fn;
+  void *progress_opaque;
 };
 
 /* Settings read from the environment (udm_ctx_new), and freed. */

@@ -5,9 +5,9 @@
  *
  *   udm-image [--load DRIVER.so]... formats
  *   udm-image [--load DRIVER.so]... info IMAGE
- *   udm-image [--load DRIVER.so]... verify IMAGE
+ *   udm-image [--load DRIVER.so]... verify [--progress] IMAGE
  *   udm-image [--load DRIVER.so]... table IMAGE
- *   udm-image convert [--mapfile MAPFILE] [--chunk-size N] [--level N]
+ *   udm-image convert [--progress] [--mapfile MAPFILE] [--chunk-size N] [--level N]
  *                     [--logical-block-size N] [--physical-block-size N]
  *                     [--meta KEY=VALUE]... SOURCE DEST.udmz
  *
@@ -30,6 +30,7 @@
 #include <udm/udm.h>
 
 #include "../common/crc32c.h"
+#include "progress.h"
 #include "../udmz/udmz_write.h"
 #include "mapfile.h"
 
@@ -40,14 +41,17 @@ static void usage(FILE *f)
   fputs("usage: udm-image [--load DRIVER.so]... COMMAND ...\n"
         "  formats                  list the image formats (FORMAT in FORMAT:PATH)\n"
         "  info IMAGE               the format (probed if not given) and its facts\n"
-        "  verify IMAGE             check every checksum / table entry; exit 1 on damage\n"
+        "  verify [--progress] IMAGE\n"
+        "                           check every checksum / table entry; exit 1 on damage\n"
         "  table IMAGE              a table line mapping the whole image\n"
-        "  convert [--mapfile MAPFILE] [--chunk-size N] [--level N]\n"
+        "  convert [--progress] [--mapfile MAPFILE] [--chunk-size N] [--level N]\n"
         "          [--logical-block-size N] [--physical-block-size N]\n"
         "          [--meta KEY=VALUE]... SOURCE DEST.udmz\n"
         "                           raw image or block device to udmz; bad ranges from\n"
         "                           a GNU ddrescue mapfile and from unreadable sectors\n"
-        "IMAGE is FORMAT:PATH[?key=value&...] or a PATH (probed).\n",
+        "IMAGE is FORMAT:PATH[?key=value&...] or a PATH (probed).\n"
+        "verify and convert show a progress bar on a terminal (standard error);\n"
+        "--progress also prints a line per percent where it is not one.\n",
         f);
 }
 
@@ -243,11 +247,23 @@ static int cmd_info(struct udm_ctx *ctx, const char *spec)
   return 0;
 }
 
-static int cmd_verify(struct udm_ctx *ctx, const char *spec)
+/* The driver's check reports through the context (udm_ctx_set_progress). */
+static void show_progress(void *opaque, const char *what, uint64_t done, uint64_t total)
+{
+  (void)what;
+  progress_update(opaque, done, total);
+}
+
+static int cmd_verify(struct udm_ctx *ctx, const char *spec, enum progress_mode mode)
 {
   struct image im;
   if (open_image(ctx, spec, &im) < 0)
     return 1;
+  char label[512];
+  snprintf(label, sizeof label, "verify %s", im.path);
+  struct progress bar;
+  progress_begin(&bar, label, mode);
+  udm_ctx_set_progress(ctx, show_progress, &bar);
   int status = 0;
   if (!im.drv || !im.drv->check) {
     printf("%s: format %s has no checksums to verify; it opens cleanly\n", im.path,
@@ -255,6 +271,7 @@ static int cmd_verify(struct udm_ctx *ctx, const char *spec)
   } else {
     char *report = NULL;
     int r = im.drv->check(im.handle, &report);
+    progress_end(&bar);
     if (report)
       fputs(report, r < 0 ? stderr : stdout);
     if (r < 0) {
@@ -266,6 +283,7 @@ static int cmd_verify(struct udm_ctx *ctx, const char *spec)
     }
     free(report);
   }
+  udm_ctx_set_progress(ctx, NULL, NULL);
   close_image(&im);
   return status;
 }
@@ -307,6 +325,11 @@ static bool parse_u32(const char *s, uint32_t *out)
   return true;
 }
 
+static void convert_progress(void *opaque, uint64_t done, uint64_t total)
+{
+  progress_update(opaque, done, total);
+}
+
 static int cmd_convert(int argc, char **argv)
 {
   static const struct option longopts[] = {
@@ -316,10 +339,12 @@ static int cmd_convert(int argc, char **argv)
       {"logical-block-size", required_argument, NULL, 'L'},
       {"physical-block-size", required_argument, NULL, 'P'},
       {"meta", required_argument, NULL, 'M'},
+      {"progress", no_argument, NULL, 'p'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
   const char *mapfile = NULL;
+  enum progress_mode mode = PROGRESS_AUTO;
   struct udmz_write_opts o = {.chunk_size = 64 * 1024,
                               .level = 3,
                               .logical_block_size = 512,
@@ -366,6 +391,9 @@ static int cmd_convert(int argc, char **argv)
       meta[nmeta++].value = eq + 1;
       break;
     }
+    case 'p':
+      mode = PROGRESS_ALWAYS;
+      break;
     case 'h':
       usage(stdout);
       return 0;
@@ -436,7 +464,14 @@ static int cmd_convert(int argc, char **argv)
     return 1;
   }
   struct udmz_write_stats stats;
+  char label[512];
+  snprintf(label, sizeof label, "convert %s", src);
+  struct progress bar;
+  progress_begin(&bar, label, mode);
+  o.progress = convert_progress;
+  o.progress_opaque = &bar;
   int r = udmz_write(sfd, size, dfd, &o, &stats, &msg);
+  progress_end(&bar);
   if (r == 0 && fsync(dfd) < 0)
     r = -errno;
   if (close(dfd) < 0 && r == 0)
@@ -494,7 +529,10 @@ int main(int argc, char **argv)
   } else if (strcmp(cmd, "info") == 0 && argc == i + 2) {
     status = cmd_info(ctx, argv[i + 1]);
   } else if (strcmp(cmd, "verify") == 0 && argc == i + 2) {
-    status = cmd_verify(ctx, argv[i + 1]);
+    status = cmd_verify(ctx, argv[i + 1], PROGRESS_AUTO);
+  } else if (strcmp(cmd, "verify") == 0 && argc == i + 3 &&
+             strcmp(argv[i + 1], "--progress") == 0) {
+    status = cmd_verify(ctx, argv[i + 2], PROGRESS_ALWAYS);
   } else if (strcmp(cmd, "table") == 0 && argc == i + 2) {
     status = cmd_table(ctx, argv[i + 1]);
   } else if (strcmp(cmd, "convert") == 0) {

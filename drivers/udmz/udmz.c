@@ -62,6 +62,7 @@ struct udmz {
   ZSTD_DCtx *dctx[DCTX_POOL];
   unsigned ndctx;
   bool accel;  /* the context's crc32c-accel setting */
+  struct udm_ctx *ctx; /* the opener's (may be NULL): check's progress */
 };
 
 static uint32_t crc_with_zeroed_field(const struct udmz *z, const void *s, size_t len,
@@ -494,8 +495,10 @@ static int udmz_drv_open(const char *path, const struct udm_image_options *opts,
   free(accel);
   struct udmz *z;
   int r = udmz_open_file(path, on, &z, errmsg);
-  if (r == 0)
+  if (r == 0) {
+    z->ctx = opts->ctx;
     *handle = z;
+  }
   return r;
 }
 
@@ -623,8 +626,10 @@ static int udmz_drv_check(void *handle, char **report)
     return -ENOMEM;
   }
   uint64_t problems = 0;
+  udm_ctx_progress(z->ctx, "verify", 0, z->size);
   for (uint64_t i = 0; i < z->nchunks; i++) {
     int r = load_chunk(z, i, buf);
+    udm_ctx_progress(z->ctx, "verify", (i << z->chunk_bits) + chunk_bytes(z, i), z->size);
     if (r < 0) {
       problems++;
       if (problems <= 100)

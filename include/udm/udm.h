@@ -111,6 +111,18 @@ int udm_ctx_set_option(struct udm_ctx *ctx, const char *name, const char *value)
 /* The current value of NAME as a malloc'd string in *value (NULL: unset). */
 int udm_ctx_get_option(struct udm_ctx *ctx, const char *name, char **value);
 
+/*
+ * Progress of long work the library does for ctx (an image driver's check
+ * for "udm image verify"; later a target's resync): FN(OPAQUE, WHAT, DONE,
+ * TOTAL) is called on the thread doing the work, as often as the work likes
+ * (a display throttles), with WHAT naming the job ("verify").  FN NULL: none
+ * (the default).  FN must not call back into ctx.
+ */
+typedef void udm_progress_fn(void *opaque, const char *what, uint64_t done, uint64_t total);
+int udm_ctx_set_progress(struct udm_ctx *ctx, udm_progress_fn *fn, void *opaque);
+/* For drivers and targets: report DONE of TOTAL of job WHAT to ctx's FN (ctx may be NULL). */
+void udm_ctx_progress(struct udm_ctx *ctx, const char *what, uint64_t done, uint64_t total);
+
 /* ---- device lifecycle ------------------------------------------------- */
 #define UDM_DEVICE_READONLY 0x1u
 
