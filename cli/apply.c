@@ -58,25 +58,6 @@ static void bad_line(const struct tab *t, unsigned line, const char *fmt, ...)
   fprintf(stderr, "udm: %s:%u: %s\n", t->file, line, msg);
 }
 
-static char *read_all(FILE *f)
-{
-  size_t cap = 4096, n = 0;
-  char *s = malloc(cap);
-  size_t got;
-  while (s && (got = fread(s + n, 1, cap - n - 1, f)) > 0) {
-    n += got;
-    if (n + 1 == cap) {
-      char *g = realloc(s, cap *= 2);
-      if (!g)
-        free(s);
-      s = g;
-    }
-  }
-  if (s)
-    s[n] = '\0';
-  return s;
-}
-
 /*
  * The table's lines as the daemon prints them (comparison and checks):
  * blank and comment lines dropped, blanks between words made one space.
@@ -213,8 +194,10 @@ static char *source_table(const struct tab *t, unsigned line, const char *source
     bad_line(t, line, "cannot open table file %s: %s", source, strerror(errno));
     return NULL;
   }
-  char *table = read_all(f);
+  char *table = cli_read_text(f, source);
   fclose(f);
+  if (!table)
+    bad_line(t, line, "cannot use table file %s (above)", source);
   return table;
 }
 
@@ -285,12 +268,10 @@ static int parse_file(struct tab *t)
     cli_error("apply: cannot open %s: %s", t->file, strerror(errno));
     return -1;
   }
-  char *all = read_all(f);
+  char *all = cli_read_text(f, t->file);
   fclose(f);
-  if (!all) {
-    cli_error("apply: out of memory");
+  if (!all)
     return -1;
-  }
   int r = 0;
   unsigned line = 0;
   for (char *l = all; *l && r == 0;) {

@@ -24,7 +24,7 @@
 /* Tables are read whole; the control protocol caps a message at 16 MiB. */
 #define TABLE_MAX (UDM_CTL_MAX_FRAME - 4096)
 
-static char *read_stream(FILE *f, const char *what)
+char *cli_read_text(FILE *f, const char *what)
 {
   size_t len = 0, cap = 4096;
   char *buf = malloc(cap);
@@ -77,13 +77,13 @@ static char *table_text(const char *text, const char *file)
     return t;
   }
   if (!file || strcmp(file, "-") == 0)
-    return read_stream(stdin, "standard input");
+    return cli_read_text(stdin, "standard input");
   FILE *f = fopen(file, "r");
   if (!f) {
     cli_error("cannot open table file %s: %s", file, strerror(errno));
     return NULL;
   }
-  char *t = read_stream(f, file);
+  char *t = cli_read_text(f, file);
   fclose(f);
   return t;
 }

@@ -30,6 +30,7 @@
 #include <udm/udm.h>
 
 #include "../common/crc32c.h"
+#include "../common/util.h"
 #include "progress.h"
 #include "../udmz/udmz_write.h"
 #include "mapfile.h"
@@ -175,18 +176,21 @@ static int open_image_parts(struct udm_ctx *ctx, const char *spec, struct image 
   size_t max = opts ? strlen(opts) + 1 : 1;
   const char **keys = calloc(max, sizeof *keys), **values = calloc(max, sizeof *values);
   struct udm_image_options o = {.keys = keys, .values = values, .ctx = ctx};
-  char *save = NULL;
-  for (char *w = opts ? strtok_r(opts, "&", &save) : NULL; w;
-       w = strtok_r(NULL, "&", &save)) {
-    char *eq = strchr(w, '=');
-    if (eq)
-      *eq = '\0';
-    if (strcmp(w, "bad") == 0)
-      continue;
-    keys[o.count] = w;
-    values[o.count++] = eq ? eq + 1 : "";
-  }
   char *msg = NULL;
+  unsigned n = 0;
+  if (!keys || !values || (opts && udm_drv_split_options(opts, keys, values, &n, &msg) < 0)) {
+    fprintf(stderr, "udm-image: %s\n", msg ? msg : "out of memory");
+    free(msg);
+    free(keys);
+    free(values);
+    free(opts);
+    return -1;
+  }
+  for (unsigned k = 0; k < n; k++)
+    if (strcmp(keys[k], "bad") != 0) {
+      keys[o.count] = keys[k];
+      values[o.count++] = values[k];
+    }
   int r = f.drv->open(im->path, &o, false, &im->handle, &msg);
   free(keys);
   free(values);
