@@ -217,6 +217,10 @@ static int parse_line(struct tab *t, unsigned line, char *text)
   }
   char *opts = source ? next_word(&p, &unterminated) : NULL;
   char *extra = opts ? next_word(&p, &unterminated) : NULL;
+  if (unterminated) {
+    bad_line(t, line, "an unclosed quote after the table");
+    return -1;
+  }
   if (!valid_name(name) || name[0] == '"') {
     bad_line(t, line, "invalid device name '%s'", name);
     return -1;
