@@ -154,6 +154,12 @@ int verb_detach(struct cli *c, struct cli_args *a);
 int cli_attach(struct cli *c, const char *name, char *devpath, size_t n);
 /* Ask udmd to detach NAME.  Prints errors. */
 int cli_detach(struct cli *c, const char *name);
+/* All of F (a table, a udmtab), NUL-terminated; WHAT names it in errors (printed). */
+char *cli_read_text(FILE *f, const char *what);
+/* "0 N linear SPEC 0" over the whole image (create --image, apply); prints errors. */
+char *cli_image_table(const char *spec);
+/* apply.c: udm apply [--dry-run] [FILE] (udmtab(5)) */
+int verb_apply(struct cli *c, struct cli_args *a);
 /* open.c: encrypted volumes */
 int verb_open(struct cli *c, struct cli_args *a);
 int verb_close(struct cli *c, struct cli_args *a);

@@ -4,8 +4,9 @@
  * reports is done, with a progress bar.  A target reports progress as a
  * "<done>/<total>" word in its status line (a mirror's in-sync regions, as
  * dm-raid1 prints them); the device's progress is the sum over its
- * segments.  On a terminal the bar is redrawn in place on stderr; otherwise
- * a line is printed each time the percentage changes.
+ * segments.  The display is the tools' one (tools/common/progress.h): on a
+ * terminal a bar redrawn in place on stderr, otherwise a line each time the
+ * percentage changes (--progress asks for it).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -16,10 +17,10 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "progress.h"
 #include "protocol.h"
 
 #define PROGRESS_POLL_MS 200
-#define BAR_WIDTH 40
 
 /* Sum the first "<done>/<total>" word after the target name of each line. */
 static bool parse_progress(const char *text, uint64_t *done, uint64_t *total)
@@ -56,29 +57,10 @@ static bool parse_progress(const char *text, uint64_t *done, uint64_t *total)
   return found;
 }
 
-static void draw(const char *name, uint64_t done, uint64_t total, bool tty, int *last)
-{
-  int pct = total ? (int)(done * 1000 / total) : 1000; /* tenths of a percent */
-  if (!tty) {
-    if (pct / 10 != *last)
-      fprintf(stderr, "%s: %d%% (%" PRIu64 "/%" PRIu64 ")\n", name, pct / 10, done, total);
-    *last = pct / 10;
-    return;
-  }
-  char bar[BAR_WIDTH + 1];
-  int fill = pct * BAR_WIDTH / 1000;
-  for (int i = 0; i < BAR_WIDTH; i++)
-    bar[i] = i < fill ? '#' : '.';
-  bar[BAR_WIDTH] = '\0';
-  fprintf(stderr, "\r%s [%s] %5.1f%% %" PRIu64 "/%" PRIu64, name, bar, pct / 10.0, done,
-          total);
-  *last = pct / 10;
-}
-
 int cli_wait_progress(struct cli *c, const char *name)
 {
-  bool tty = isatty(STDERR_FILENO);
-  int last = -1;
+  struct progress bar;
+  progress_begin(&bar, name, PROGRESS_ALWAYS);
   for (;;) {
     struct udm_msg req, resp;
     udm_msg_init(&req);
@@ -92,8 +74,7 @@ int cli_wait_progress(struct cli *c, const char *name)
     udm_msg_free(&req);
     if (r < 0) {
       udm_msg_free(&resp);
-      if (tty && last >= 0)
-        fputc('\n', stderr);
+      progress_end(&bar);
       return EXIT_FAIL;
     }
     /* The device's record starts at its name= (the reply's own fields come first). */
@@ -107,17 +88,15 @@ int cli_wait_progress(struct cli *c, const char *name)
     bool found = text && parse_progress(text, &done, &total);
     udm_msg_free(&resp);
     if (!found) {
-      if (tty && last >= 0)
-        fputc('\n', stderr);
+      progress_end(&bar);
       cli_error("wait --progress: the status of %s reports no progress (a <done>/<total> "
                 "word, as a mirror's in-sync regions)",
                 name);
       return EXIT_FAIL;
     }
-    draw(name, done, total, tty, &last);
+    progress_update(&bar, done, total);
     if (done == total) {
-      if (tty)
-        fputc('\n', stderr);
+      progress_end(&bar);
       return EXIT_OK;
     }
     struct timespec ts = {0, PROGRESS_POLL_MS * 1000000L};

@@ -76,6 +76,7 @@ static const struct cli_opt opts_splitname[] = {{"columns", 'c', false},
                                                 {NULL, 0, false}};
 static const struct cli_opt opts_json[] = {{"json", 0, false}, {NULL, 0, false}};
 static const struct cli_opt opts_none[] = {{NULL, 0, false}};
+static const struct cli_opt opts_apply[] = {{"dry-run", 'n', false}, {NULL, 0, false}};
 static const struct cli_opt opts_open[] = {{"type", 0, true},
                                            {"key-file", 'd', true},
                                            {"veracrypt-pim", 0, true},
@@ -229,6 +230,13 @@ static const struct verb verbs[] = {
     {"version", verb_version, opts_json, 0, 0, "version [--json]",
      "Print the versions of udm (library) and of the running udmd (driver).\n"
      "Example: udm version"},
+    {"apply", verb_apply, opts_apply, 0, 1, "apply [-n|--dry-run] [FILE]",
+     "Bring the devices named in FILE (default /etc/udm/udmtab; udmtab(5)) to what\n"
+     "it says: create what is missing, reload a device whose table differs, attach\n"
+     "what should be attached, leave the rest (and devices it does not name) alone.\n"
+     "A second apply changes nothing and says so.  A bad line is refused as\n"
+     "FILE:LINE and nothing changes.  --dry-run prints the plan only.\n"
+     "Example: udm apply --dry-run /etc/udm/udmtab"},
     {"attach", verb_attach, opts_none, 1, 1, "attach NAME",
      "Attach device NAME as a kernel block device (a loop device over the file\n"
      "RUNTIME/dev/NAME on Linux) and print its path; RUNTIME/block/NAME links to it.\n"

@@ -24,7 +24,7 @@
 /* Tables are read whole; the control protocol caps a message at 16 MiB. */
 #define TABLE_MAX (UDM_CTL_MAX_FRAME - 4096)
 
-static char *read_stream(FILE *f, const char *what)
+char *cli_read_text(FILE *f, const char *what)
 {
   size_t len = 0, cap = 4096;
   char *buf = malloc(cap);
@@ -77,13 +77,13 @@ static char *table_text(const char *text, const char *file)
     return t;
   }
   if (!file || strcmp(file, "-") == 0)
-    return read_stream(stdin, "standard input");
+    return cli_read_text(stdin, "standard input");
   FILE *f = fopen(file, "r");
   if (!f) {
     cli_error("cannot open table file %s: %s", file, strerror(errno));
     return NULL;
   }
-  char *t = read_stream(f, file);
+  char *t = cli_read_text(f, file);
   fclose(f);
   return t;
 }
@@ -143,8 +143,7 @@ static char *absolute_spec(const char *spec)
   return out;
 }
 
-/* "0 N linear SPEC 0" over the whole image (udm create --image). */
-static char *image_table(const char *spec)
+char *cli_image_table(const char *spec)
 {
   char *abs = absolute_spec(spec);
   struct udm_ctx *ctx = abs ? udm_ctx_new() : NULL;
@@ -182,7 +181,7 @@ int verb_create(struct cli *c, struct cli_args *a)
     cli_error("create: give the table with --table or as a file, not both");
     return EXIT_USAGE;
   }
-  char *table = notable ? NULL : image ? image_table(image) : table_text(text, file);
+  char *table = notable ? NULL : image ? cli_image_table(image) : table_text(text, file);
   if (!notable && !table)
     return EXIT_FAIL;
   struct udm_msg req;

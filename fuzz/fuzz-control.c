@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * The control protocol decoder (daemon/protocol.c) on hostile bytes: the
+ * The control protocol decoder (control/protocol.c) on hostile bytes: the
  * input is what a client writes on control.sock.  It is read as a stream
  * of frames with udm_msg_recv, as udmd reads it, and decoded as one frame
  * body with udm_msg_decode.  A body that decodes must encode back to a

@@ -4,7 +4,7 @@
  * built-in target's ctr (and dtr, on the way out).  The input is the table;
  * @A, @B and @C stand for three scratch backing files (1 MiB each), and
  * key references find 16-, 32- and 64-byte keys named k16, k32, k64 in
- * $UDM_KEYS_DIR.  Inputs naming any other path (a '/') or a network
+ * the context's keys-dir.  Inputs naming any other path (a '/') or a network
  * backing (nbd:, rbd:) are skipped, so the fuzzer never opens the
  * machine's own files and never connects anywhere.
  *
@@ -40,9 +40,8 @@ static void setup(void)
     snprintf(key, sizeof key, "%s/k%u", keys, n);
     fuzz_file(key, bytes, n, 0);
   }
-  setenv("UDM_KEYS_DIR", keys, 1);
   ctx = udm_ctx_new();
-  if (!ctx)
+  if (!ctx || udm_ctx_set_option(ctx, "keys-dir", keys) < 0)
     fuzz_die("udm_ctx_new");
 }
 

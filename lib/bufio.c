@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "../drivers/common/crc32c.h"
 
 #define SS UDM_SECTOR_SIZE
 #define BUFIO_MAX_BLOCK_SIZE (1u << 20)
@@ -174,11 +175,32 @@ static int block_io(struct udm_bufio *c, enum udm_op op, uint64_t block, void *d
   return udm_dev_submit(c->dev, &io);
 }
 
+/*
+ * Validators compute checksums (crc32c) with no context at hand: they run
+ * under the choice of the context that opened the device (crc32c-accel).
+ */
+static bool crc32c_choice_begin(const struct udm_bufio *c)
+{
+  const struct udm_ctx *ctx = c->dev->ctx;
+  return udm_crc32c_use_accel(!ctx || atomic_load(&ctx->crc32c_accel));
+}
+
+static void prepare_for_write(struct udm_bufio *c, struct udm_buffer *b)
+{
+  if (b->validated && b->validated->prepare_for_write) {
+    bool was = crc32c_choice_begin(c);
+    b->validated->prepare_for_write(b->validated, b->block, b->data, c->block_size);
+    udm_crc32c_use_accel(was);
+  }
+}
+
 static int check_block(struct udm_bufio *c, const struct udm_bufio_validator *v,
                        uint64_t block, const void *data)
 {
   char why[256] = "";
+  bool was = crc32c_choice_begin(c);
   int r = v->check(v, block, data, c->block_size, why, sizeof why);
+  udm_crc32c_use_accel(was);
   if (r < 0)
     udm__fail(-r, "%s: block %llu is not a valid %s: %s", udm_dev_name(c->dev),
               (unsigned long long)block, v->name ? v->name : "block",
@@ -197,8 +219,7 @@ static int write_back_locked(struct udm_bufio *c, struct udm_buffer *b)
   c->busy++;
   c->writing++;
   pthread_mutex_unlock(&c->lock);
-  if (b->validated && b->validated->prepare_for_write)
-    b->validated->prepare_for_write(b->validated, b->block, b->data, c->block_size);
+  prepare_for_write(c, b);
   int r = block_io(c, UDM_OP_WRITE, b->block, b->data);
   pthread_mutex_lock(&c->lock);
   b->state &= ~WRITING;
@@ -526,8 +547,7 @@ int udm_bufio_write_dirty(struct udm_bufio *c)
   pthread_cond_init(&batch.done, NULL);
   for (unsigned i = 0; i < n; i++) {
     struct udm_buffer *b = list[i];
-    if (b->validated && b->validated->prepare_for_write)
-      b->validated->prepare_for_write(b->validated, b->block, b->data, c->block_size);
+    prepare_for_write(c, b);
     b->batch = &batch;
     b->io = (struct udm_io){
         .op = UDM_OP_WRITE,

@@ -86,6 +86,15 @@ struct udm_ctx *udm_ctx_new(void)
   pthread_cond_init(&ctx->registry_cond, NULL);
   pthread_mutex_init(&ctx->engine_lock, NULL);
   atomic_init(&ctx->engine, NULL);
+  if (udm__ctx_settings_init(ctx) < 0) {
+    udm__ctx_settings_free(ctx);
+    pthread_mutex_destroy(&ctx->engine_lock);
+    pthread_cond_destroy(&ctx->registry_cond);
+    pthread_mutex_destroy(&ctx->registry_lock);
+    pthread_mutex_destroy(&ctx->lock);
+    free(ctx);
+    return NULL;
+  }
   for (unsigned i = 0; i < udm__num_builtin_targets; i++) {
     if (udm_target_register(ctx, udm__builtin_targets[i]) < 0) {
       udm_ctx_free(ctx);
@@ -140,6 +149,7 @@ void udm_ctx_free(struct udm_ctx *ctx)
   /* No device is left to have I/O in flight. */
   udm__engine_free(atomic_load(&ctx->engine));
   pthread_mutex_destroy(&ctx->engine_lock);
+  udm__ctx_settings_free(ctx);
   pthread_mutex_destroy(&ctx->lock);
   free(ctx);
 }
@@ -301,16 +311,15 @@ int udm_image_driver_load(struct udm_ctx *ctx, const char *so_path)
 }
 
 /*
- * The plugin directories: $UDM_DRIVER_PATH (colon-separated) if set, else
- * the installed <libdir>/udm/drivers.  A plugin for FORMAT is FORMAT.so
+ * The plugin directories: the context's driver-path setting (colon-separated;
+ * $UDM_DRIVER_PATH by default) if set, else the installed <libdir>/udm/drivers.  A plugin for FORMAT is FORMAT.so
  * (or FORMAT.dylib).  Calls fn(dir) for each; ctx->lock held.
  */
 static void foreach_plugin_dir(void (*fn)(struct udm_ctx *, const char *, const char *),
                                struct udm_ctx *ctx, const char *format)
 {
-  const char *env = getenv("UDM_DRIVER_PATH");
-  char *dirs = strdup(env ? env : UDM_DRIVER_DIR), *save = NULL;
-  if (!dirs)
+  char *dirs = NULL, *save = NULL;
+  if (udm__ctx_driver_path(ctx, &dirs) < 0 || (!dirs && !(dirs = strdup(UDM_DRIVER_DIR))))
     return;
   for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
     /* Never list a directory of our own export: it would wait on ctx->lock. */

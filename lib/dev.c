@@ -101,9 +101,9 @@ static int check_image_path(struct udm_ctx *ctx, const char *name, const char *s
   return r;
 }
 
-int udm__dev_open(struct udm_ctx *ctx, struct udm_device *owner, const char *name,
-                  unsigned mode, bool readonly_device, struct udm_dev **out,
-                  char **errmsg)
+static int open_by_kind(struct udm_ctx *ctx, struct udm_device *owner, const char *name,
+                        unsigned mode, bool readonly_device, struct udm_dev **out,
+                        char **errmsg)
 {
   if (readonly_device)
     mode &= ~UDM_DEV_WRITE;
@@ -182,6 +182,16 @@ int udm__dev_open(struct udm_ctx *ctx, struct udm_device *owner, const char *nam
              fmt, name, known ? known : "raw");
   free(known);
   return -EINVAL;
+}
+
+int udm__dev_open(struct udm_ctx *ctx, struct udm_device *owner, const char *name,
+                  unsigned mode, bool readonly_device, struct udm_dev **out,
+                  char **errmsg)
+{
+  int r = open_by_kind(ctx, owner, name, mode, readonly_device, out, errmsg);
+  if (r == 0)
+    (*out)->ctx = ctx;
+  return r;
 }
 
 int udm_image_size(struct udm_ctx *ctx, const char *device, uint64_t *bytes)

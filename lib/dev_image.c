@@ -35,6 +35,7 @@
 
 #include <udm/driver.h>
 
+#include "../drivers/common/util.h"
 #include "engine.h"
 #include "internal.h"
 #include "platform.h"
@@ -452,29 +453,18 @@ static int parse_bad_policy(struct image_dev *im, const char *v, char **errmsg)
 static int split_options(struct image_dev *im, char *opts, const char **keys,
                          const char **values, unsigned *count, char **errmsg)
 {
-  char *save = NULL;
+  unsigned n;
+  int r = udm_drv_split_options(opts, keys, values, &n, errmsg);
   *count = 0;
-  for (char *o = strtok_r(opts, "&", &save); o; o = strtok_r(NULL, "&", &save)) {
-    char *eq = strchr(o, '=');
-    const char *v = "";
-    if (eq) {
-      *eq = '\0';
-      v = eq + 1;
-    }
-    if (!*o) {
-      *errmsg = udm__strf("empty option name in '?%s'", v);
-      return -EINVAL;
-    }
-    if (strcmp(o, "bad") == 0) {
-      int r = parse_bad_policy(im, v, errmsg);
-      if (r < 0)
-        return r;
+  for (unsigned i = 0; i < n && r == 0; i++) {
+    if (strcmp(keys[i], "bad") == 0) {
+      r = parse_bad_policy(im, values[i], errmsg);
       continue;
     }
-    keys[*count] = o;
-    values[(*count)++] = v;
+    keys[*count] = keys[i];
+    values[(*count)++] = values[i];
   }
-  return 0;
+  return r;
 }
 
 int udm_image_check_file(const struct udm_image_options *opts, const char *file,

@@ -74,6 +74,8 @@ struct udm_dev {
   void *priv;              /* per kind */
   /* Files and images: the context's I/O engine (engine.h); udm devices: NULL. */
   struct udm_engine *engine;
+  /* The context whose table opened it (its settings: crc32c-accel for bufio). */
+  struct udm_ctx *ctx;
 };
 
 /* Open by table name; the kind is chosen from the name's form. */
@@ -157,7 +159,26 @@ struct udm_ctx {
   /* The I/O engine (engine.c), made on first use under engine_lock. */
   pthread_mutex_t engine_lock;
   _Atomic(struct udm_engine *) engine;
+  /*
+   * Settings (settings.c; udm_ctx_set_option), each read from the
+   * environment by udm_ctx_new.  The strings under settings_lock (a leaf).
+   */
+  pthread_mutex_t settings_lock;
+  char *keys_dir;          /* NULL: none (crypt key references fail) */
+  char *driver_path;       /* NULL: the installed UDM_DRIVER_DIR */
+  atomic_bool crypt_accel;
+  atomic_bool crc32c_accel;
+  /* udm_ctx_set_progress (progress.c), under settings_lock. */
+  udm_progress_fn *progress_fn;
+  void *progress_opaque;
 };
+
+/* Settings read from the environment (udm_ctx_new), and freed. */
+int udm__ctx_settings_init(struct udm_ctx *ctx);
+void udm__ctx_settings_free(struct udm_ctx *ctx);
+/* Copy of the driver path (NULL: UDM_DRIVER_DIR); -ENOMEM. */
+int udm__ctx_driver_path(struct udm_ctx *ctx, char **out);
+
 
 /*
  * Where PATH leads, decided without touching an export directory (export.c):

@@ -72,20 +72,6 @@ static uint64_t be64(const uint8_t *p)
   return (uint64_t)be32(p) << 32 | be32(p + 4);
 }
 
-static int read_at(int fd, uint64_t off, void *buf, size_t len)
-{
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
-    if (n < 0)
-      return -errno;
-    if (n == 0)
-      return -ENODATA; /* truncated */
-    done += (size_t)n;
-  }
-  return 0;
-}
-
 /* A NUL-terminated copy of a fixed-size header text field. */
 static void field(char *dst, const uint8_t *src, size_t n)
 {
@@ -864,7 +850,7 @@ static int luks2_read_hdr(int fd, uint64_t off, bool primary, struct luks2_hdr *
 {
   uint8_t bin[LUKS2_BIN_SIZE];
   *rule_broken = false;
-  int r = read_at(fd, off, bin, sizeof bin);
+  int r = vol_read_at(fd, off, bin, sizeof bin);
   if (r < 0) {
     *why = strdup(r == -ENODATA ? "truncated" : "unreadable");
     return r;
@@ -895,7 +881,7 @@ static int luks2_read_hdr(int fd, uint64_t off, bool primary, struct luks2_hdr *
   char *json = malloc(jlen);
   if (!json)
     return -ENOMEM;
-  r = read_at(fd, off + LUKS2_BIN_SIZE, json, jlen);
+  r = vol_read_at(fd, off + LUKS2_BIN_SIZE, json, jlen);
   if (r < 0) {
     free(json);
     *why = strdup("JSON area truncated");
@@ -1016,7 +1002,7 @@ static bool luks2_backup_present(int fd)
 {
   for (size_t i = 0; i < sizeof luks2_backups / sizeof luks2_backups[0]; i++) {
     uint8_t bin[8];
-    if (read_at(fd, luks2_backups[i], bin, sizeof bin) == 0 &&
+    if (vol_read_at(fd, luks2_backups[i], bin, sizeof bin) == 0 &&
         !memcmp(bin, LUKS_MAGIC_BACKUP, LUKS_MAGIC_LEN) && be16(bin + 6) == 2)
       return true;
   }
@@ -1383,7 +1369,7 @@ int udm_luks_open(const char *path, const char *passphrase, size_t len,
     r = -ENOMEM;
   bool primary = false;
   if (r == 0) {
-    r = read_at(fd, 0, hdr, 8);
+    r = vol_read_at(fd, 0, hdr, 8);
     primary = r == 0 && !memcmp(hdr, LUKS_MAGIC_PRIMARY, LUKS_MAGIC_LEN);
     /* A wiped primary: cryptsetup still finds a LUKS2 backup header. */
     if ((r == 0 || r == -ENODATA) && !primary)
@@ -1392,7 +1378,7 @@ int udm_luks_open(const char *path, const char *passphrase, size_t len,
                                               path);
   }
   if (r == 0 && primary && be16(hdr + 6) == 1) {
-    r = read_at(fd, 0, hdr, sizeof hdr);
+    r = vol_read_at(fd, 0, hdr, sizeof hdr);
     if (r < 0)
       r = vol_fail(errmsg, r, "%s: the LUKS1 header is truncated", path);
     else

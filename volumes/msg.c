@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "msg.h"
+#include "../drivers/common/util.h"
 
 char *vol_vformat(const char *fmt, va_list ap)
 {
@@ -34,4 +36,11 @@ int vol_fail(char **errmsg, int err, const char *fmt, ...)
     va_end(ap);
   }
   return err;
+}
+
+int vol_read_at(int fd, uint64_t off, void *buf, size_t len)
+{
+  size_t got;
+  int r = udm_drv_pread_upto(fd, buf, len, off, &got);
+  return r < 0 ? r : got < len ? -ENODATA : 0;
 }

@@ -173,20 +173,6 @@ static uint32_t crc32(const uint8_t *p, size_t n)
   return ~crc32_update(~0u, p, n);
 }
 
-static int read_at(int fd, uint64_t off, void *buf, size_t len)
-{
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
-    if (n < 0)
-      return -errno;
-    if (n == 0)
-      return -ENODATA;
-    done += (size_t)n;
-  }
-  return 0;
-}
-
 static int cipher_algo(const char *name)
 {
   if (!strcmp(name, "aes"))
@@ -782,7 +768,7 @@ int udm_tcrypt_open(const char *path, const char *passphrase, size_t len,
   unsigned used = 0;
   r = -EPERM;
   for (unsigned w = 0; w < nwhere && r == -EPERM; w++) {
-    r = read_at(fd, where[w], hdr, sizeof hdr);
+    r = vol_read_at(fd, where[w], hdr, sizeof hdr);
     if (r < 0) {
       if (w == 0) {
         r = vol_fail(errmsg, r, "%s: cannot read the volume header: %s", path,

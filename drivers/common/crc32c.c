@@ -15,7 +15,8 @@
  *
  * Everything below works on the bare register (no inversions); the public
  * functions add the standard initial and final inversions.  The tables are
- * constant once built; pthread_once builds them and picks the path.
+ * constant once built (pthread_once).  Which path runs is the caller's
+ * choice (a context's "crc32c-accel" setting), never the environment's.
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -211,8 +212,9 @@ static TARGET_HW uint32_t hw_update(uint32_t c, const uint8_t *p, size_t len)
 }
 #endif
 
-static uint32_t (*best_update)(uint32_t c, const uint8_t *p, size_t len) = sw_update;
 static bool hw_usable;
+/* The calling thread's choice (udm_crc32c_use_accel): hardware unless false. */
+static _Thread_local bool thread_no_accel;
 
 static void init_once(void)
 {
@@ -222,17 +224,32 @@ static void init_once(void)
     build_zeros_op(&long_zeros, LONG_BLOCK);
     build_zeros_op(&short_zeros, SHORT_BLOCK);
     hw_usable = true;
-    const char *e = getenv("UDM_CRC32C_ACCEL");
-    if (!e || strcmp(e, "0") != 0)
-      best_update = hw_update;
   }
 #endif
 }
 
-uint32_t udm_crc32c(uint32_t crc, const void *data, size_t len)
+uint32_t udm_crc32c_with(bool accel, uint32_t crc, const void *data, size_t len)
 {
   pthread_once(&table_once, init_once);
-  return ~best_update(~crc, data, len);
+#if defined(HAVE_HW_CRC)
+  if (accel && hw_usable)
+    return ~hw_update(~crc, data, len);
+#else
+  (void)accel;
+#endif
+  return ~sw_update(~crc, data, len);
+}
+
+uint32_t udm_crc32c(uint32_t crc, const void *data, size_t len)
+{
+  return udm_crc32c_with(!thread_no_accel, crc, data, len);
+}
+
+bool udm_crc32c_use_accel(bool accel)
+{
+  bool was = !thread_no_accel;
+  thread_no_accel = !accel;
+  return was;
 }
 
 uint32_t udm_crc32c_sw(uint32_t crc, const void *data, size_t len)
@@ -259,16 +276,18 @@ uint32_t udm_crc32c_hw(uint32_t crc, const void *data, size_t len)
   abort(); /* a caller that did not ask udm_crc32c_hw_usable() */
 }
 
-const char *udm_crc32c_impl(void)
+const char *udm_crc32c_impl(bool accel)
 {
   pthread_once(&table_once, init_once);
 #if defined(HAVE_HW_CRC)
-  if (best_update == hw_update)
+  if (accel && hw_usable)
 #if defined(__x86_64__)
     return "sse4.2";
 #else
     return "armv8-crc";
 #endif
+#else
+  (void)accel;
 #endif
   return "software";
 }

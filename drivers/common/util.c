@@ -22,7 +22,7 @@ char *udm_drv_strf(const char *fmt, ...)
   return s;
 }
 
-static int pread_loop(int fd, void *buf, size_t len, uint64_t off, size_t *got)
+int udm_drv_pread_upto(int fd, void *buf, size_t len, uint64_t off, size_t *got)
 {
   char *p = buf;
   *got = 0;
@@ -46,7 +46,7 @@ static int pread_loop(int fd, void *buf, size_t len, uint64_t off, size_t *got)
 int udm_drv_pread_full(int fd, void *buf, size_t len, uint64_t off)
 {
   size_t got;
-  int r = pread_loop(fd, buf, len, off, &got);
+  int r = udm_drv_pread_upto(fd, buf, len, off, &got);
   if (r == 0 && got < len)
     memset((char *)buf + got, 0, len - got);
   return r;
@@ -55,6 +55,28 @@ int udm_drv_pread_full(int fd, void *buf, size_t len, uint64_t off)
 int udm_drv_pread_exact(int fd, void *buf, size_t len, uint64_t off)
 {
   size_t got;
-  int r = pread_loop(fd, buf, len, off, &got);
+  int r = udm_drv_pread_upto(fd, buf, len, off, &got);
   return r < 0 ? r : got < len ? -EIO : 0;
+}
+
+int udm_drv_split_options(char *opts, const char **keys, const char **values, unsigned *count,
+                          char **errmsg)
+{
+  char *save = NULL;
+  *count = 0;
+  for (char *o = strtok_r(opts, "&", &save); o; o = strtok_r(NULL, "&", &save)) {
+    char *eq = strchr(o, '=');
+    const char *v = "";
+    if (eq) {
+      *eq = '\0';
+      v = eq + 1;
+    }
+    if (!*o) {
+      *errmsg = udm_drv_strf("empty option name in '?%s'", v);
+      return -EINVAL;
+    }
+    keys[*count] = o;
+    values[(*count)++] = v;
+  }
+  return 0;
 }

@@ -5,9 +5,9 @@
  *
  *   udm-image [--load DRIVER.so]... formats
  *   udm-image [--load DRIVER.so]... info IMAGE
- *   udm-image [--load DRIVER.so]... verify IMAGE
+ *   udm-image [--load DRIVER.so]... verify [--progress] IMAGE
  *   udm-image [--load DRIVER.so]... table IMAGE
- *   udm-image convert [--mapfile MAPFILE] [--chunk-size N] [--level N]
+ *   udm-image convert [--progress] [--mapfile MAPFILE] [--chunk-size N] [--level N]
  *                     [--logical-block-size N] [--physical-block-size N]
  *                     [--meta KEY=VALUE]... SOURCE DEST.udmz
  *
@@ -29,6 +29,9 @@
 #include <udm/driver.h>
 #include <udm/udm.h>
 
+#include "../common/crc32c.h"
+#include "../common/util.h"
+#include "progress.h"
 #include "../udmz/udmz_write.h"
 #include "mapfile.h"
 
@@ -39,14 +42,17 @@ static void usage(FILE *f)
   fputs("usage: udm-image [--load DRIVER.so]... COMMAND ...\n"
         "  formats                  list the image formats (FORMAT in FORMAT:PATH)\n"
         "  info IMAGE               the format (probed if not given) and its facts\n"
-        "  verify IMAGE             check every checksum / table entry; exit 1 on damage\n"
+        "  verify [--progress] IMAGE\n"
+        "                           check every checksum / table entry; exit 1 on damage\n"
         "  table IMAGE              a table line mapping the whole image\n"
-        "  convert [--mapfile MAPFILE] [--chunk-size N] [--level N]\n"
+        "  convert [--progress] [--mapfile MAPFILE] [--chunk-size N] [--level N]\n"
         "          [--logical-block-size N] [--physical-block-size N]\n"
         "          [--meta KEY=VALUE]... SOURCE DEST.udmz\n"
         "                           raw image or block device to udmz; bad ranges from\n"
         "                           a GNU ddrescue mapfile and from unreadable sectors\n"
-        "IMAGE is FORMAT:PATH[?key=value&...] or a PATH (probed).\n",
+        "IMAGE is FORMAT:PATH[?key=value&...] or a PATH (probed).\n"
+        "verify and convert show a progress bar on a terminal (standard error);\n"
+        "--progress also prints a line per percent where it is not one.\n",
         f);
 }
 
@@ -169,19 +175,22 @@ static int open_image_parts(struct udm_ctx *ctx, const char *spec, struct image 
   /* The same option split as tables; bad= is the core's and means nothing here. */
   size_t max = opts ? strlen(opts) + 1 : 1;
   const char **keys = calloc(max, sizeof *keys), **values = calloc(max, sizeof *values);
-  struct udm_image_options o = {.keys = keys, .values = values};
-  char *save = NULL;
-  for (char *w = opts ? strtok_r(opts, "&", &save) : NULL; w;
-       w = strtok_r(NULL, "&", &save)) {
-    char *eq = strchr(w, '=');
-    if (eq)
-      *eq = '\0';
-    if (strcmp(w, "bad") == 0)
-      continue;
-    keys[o.count] = w;
-    values[o.count++] = eq ? eq + 1 : "";
-  }
+  struct udm_image_options o = {.keys = keys, .values = values, .ctx = ctx};
   char *msg = NULL;
+  unsigned n = 0;
+  if (!keys || !values || (opts && udm_drv_split_options(opts, keys, values, &n, &msg) < 0)) {
+    fprintf(stderr, "udm-image: %s\n", msg ? msg : "out of memory");
+    free(msg);
+    free(keys);
+    free(values);
+    free(opts);
+    return -1;
+  }
+  for (unsigned k = 0; k < n; k++)
+    if (strcmp(keys[k], "bad") != 0) {
+      keys[o.count] = keys[k];
+      values[o.count++] = values[k];
+    }
   int r = f.drv->open(im->path, &o, false, &im->handle, &msg);
   free(keys);
   free(values);
@@ -242,11 +251,23 @@ static int cmd_info(struct udm_ctx *ctx, const char *spec)
   return 0;
 }
 
-static int cmd_verify(struct udm_ctx *ctx, const char *spec)
+/* The driver's check reports through the context (udm_ctx_set_progress). */
+static void show_progress(void *opaque, const char *what, uint64_t done, uint64_t total)
+{
+  (void)what;
+  progress_update(opaque, done, total);
+}
+
+static int cmd_verify(struct udm_ctx *ctx, const char *spec, enum progress_mode mode)
 {
   struct image im;
   if (open_image(ctx, spec, &im) < 0)
     return 1;
+  char label[512];
+  snprintf(label, sizeof label, "verify %s", im.path);
+  struct progress bar;
+  progress_begin(&bar, label, mode);
+  udm_ctx_set_progress(ctx, show_progress, &bar);
   int status = 0;
   if (!im.drv || !im.drv->check) {
     printf("%s: format %s has no checksums to verify; it opens cleanly\n", im.path,
@@ -254,6 +275,7 @@ static int cmd_verify(struct udm_ctx *ctx, const char *spec)
   } else {
     char *report = NULL;
     int r = im.drv->check(im.handle, &report);
+    progress_end(&bar);
     if (report)
       fputs(report, r < 0 ? stderr : stdout);
     if (r < 0) {
@@ -265,6 +287,7 @@ static int cmd_verify(struct udm_ctx *ctx, const char *spec)
     }
     free(report);
   }
+  udm_ctx_set_progress(ctx, NULL, NULL);
   close_image(&im);
   return status;
 }
@@ -306,6 +329,11 @@ static bool parse_u32(const char *s, uint32_t *out)
   return true;
 }
 
+static void convert_progress(void *opaque, uint64_t done, uint64_t total)
+{
+  progress_update(opaque, done, total);
+}
+
 static int cmd_convert(int argc, char **argv)
 {
   static const struct option longopts[] = {
@@ -315,10 +343,12 @@ static int cmd_convert(int argc, char **argv)
       {"logical-block-size", required_argument, NULL, 'L'},
       {"physical-block-size", required_argument, NULL, 'P'},
       {"meta", required_argument, NULL, 'M'},
+      {"progress", no_argument, NULL, 'p'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
   const char *mapfile = NULL;
+  enum progress_mode mode = PROGRESS_AUTO;
   struct udmz_write_opts o = {.chunk_size = 64 * 1024,
                               .level = 3,
                               .logical_block_size = 512,
@@ -365,6 +395,9 @@ static int cmd_convert(int argc, char **argv)
       meta[nmeta++].value = eq + 1;
       break;
     }
+    case 'p':
+      mode = PROGRESS_ALWAYS;
+      break;
     case 'h':
       usage(stdout);
       return 0;
@@ -435,7 +468,14 @@ static int cmd_convert(int argc, char **argv)
     return 1;
   }
   struct udmz_write_stats stats;
+  char label[512];
+  snprintf(label, sizeof label, "convert %s", src);
+  struct progress bar;
+  progress_begin(&bar, label, mode);
+  o.progress = convert_progress;
+  o.progress_opaque = &bar;
   int r = udmz_write(sfd, size, dfd, &o, &stats, &msg);
+  progress_end(&bar);
   if (r == 0 && fsync(dfd) < 0)
     r = -errno;
   if (close(dfd) < 0 && r == 0)
@@ -477,6 +517,11 @@ int main(int argc, char **argv)
     }
     i += 2;
   }
+  /* The writer (convert) has no context: it runs under this one's crc32c-accel. */
+  char *accel = NULL;
+  if (udm_ctx_get_option(ctx, "crc32c-accel", &accel) == 0)
+    udm_crc32c_use_accel(!accel || strcmp(accel, "0") != 0);
+  free(accel);
   int status = 2;
   const char *cmd = i < argc ? argv[i] : NULL;
   if (!cmd || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
@@ -488,7 +533,10 @@ int main(int argc, char **argv)
   } else if (strcmp(cmd, "info") == 0 && argc == i + 2) {
     status = cmd_info(ctx, argv[i + 1]);
   } else if (strcmp(cmd, "verify") == 0 && argc == i + 2) {
-    status = cmd_verify(ctx, argv[i + 1]);
+    status = cmd_verify(ctx, argv[i + 1], PROGRESS_AUTO);
+  } else if (strcmp(cmd, "verify") == 0 && argc == i + 3 &&
+             strcmp(argv[i + 1], "--progress") == 0) {
+    status = cmd_verify(ctx, argv[i + 2], PROGRESS_ALWAYS);
   } else if (strcmp(cmd, "table") == 0 && argc == i + 2) {
     status = cmd_table(ctx, argv[i + 1]);
   } else if (strcmp(cmd, "convert") == 0) {

@@ -62,14 +62,17 @@ struct udmz {
   pthread_mutex_t dctx_lock;
   ZSTD_DCtx *dctx[DCTX_POOL];
   unsigned ndctx;
+  bool accel;  /* the context's crc32c-accel setting */
+  struct udm_ctx *ctx; /* the opener's (may be NULL): check's progress */
 };
 
-static uint32_t crc_with_zeroed_field(const void *s, size_t len, size_t crc_off)
+static uint32_t crc_with_zeroed_field(const struct udmz *z, const void *s, size_t len,
+                                      size_t crc_off)
 {
   uint8_t copy[128];
   memcpy(copy, s, len);
   memset(copy + crc_off, 0, 4);
-  return udm_crc32c(0, copy, len);
+  return udm_crc32c_with(z->accel, 0, copy, len);
 }
 
 /* ---- opening ---- */
@@ -100,7 +103,7 @@ static int load_table(struct udmz *z, uint64_t off, uint64_t len, uint32_t want,
     free(t);
     return r;
   }
-  if ((udm_crc32c(0, t, len) ^ kind) != want) {
+  if ((udm_crc32c_with(z->accel, 0, t, len) ^ kind) != want) {
     *errmsg = udm_drv_strf("%s: checksum mismatch in the %s", z->path, what);
     free(t);
     return -EIO;
@@ -227,13 +230,14 @@ static void udmz_free(struct udmz *z)
   free(z);
 }
 
-static int udmz_open_file(const char *path, struct udmz **out, char **errmsg)
+static int udmz_open_file(const char *path, bool accel, struct udmz **out, char **errmsg)
 {
   struct udmz *z = calloc(1, sizeof *z);
   if (!z || !(z->path = strdup(path))) {
     free(z);
     return -ENOMEM;
   }
+  z->accel = accel;
   pthread_mutex_init(&z->dctx_lock, NULL);
   uint8_t *index = NULL, *badmap = NULL, *meta = NULL;
   int r;
@@ -269,7 +273,7 @@ static int udmz_open_file(const char *path, struct udmz **out, char **errmsg)
     r = -ENOTSUP;
     goto fail;
   }
-  if ((crc_with_zeroed_field(&h, sizeof h, offsetof(struct udmz_header, crc)) ^
+  if ((crc_with_zeroed_field(z, &h, sizeof h, offsetof(struct udmz_header, crc)) ^
        UDMZ_CRC_HEADER) != le32_get(h.crc)) {
     *errmsg = udm_drv_strf("%s: header checksum mismatch", path);
     r = -EIO;
@@ -288,7 +292,7 @@ static int udmz_open_file(const char *path, struct udmz **out, char **errmsg)
                            path);
     goto fail;
   }
-  if ((crc_with_zeroed_field(&t, sizeof t, offsetof(struct udmz_trailer, crc)) ^
+  if ((crc_with_zeroed_field(z, &t, sizeof t, offsetof(struct udmz_trailer, crc)) ^
        UDMZ_CRC_TRAILER) != le32_get(t.crc)) {
     *errmsg = udm_drv_strf("%s: trailer checksum mismatch", path);
     r = -EIO;
@@ -413,7 +417,7 @@ static int load_chunk(struct udmz *z, uint64_t ci, uint8_t *out)
   if (!in)
     return -ENOMEM;
   int r = udm_drv_pread_exact(z->fd, in, c->stored_len, c->offset);
-  if (r == 0 && udm_crc32c(0, in, c->stored_len) != c->stored_crc)
+  if (r == 0 && udm_crc32c_with(z->accel, 0, in, c->stored_len) != c->stored_crc)
     r = -EIO;
   if (r == 0 && c->kind == UDMZ_CHUNK_ZSTD) {
     ZSTD_DCtx *d = get_dctx(z);
@@ -429,7 +433,7 @@ static int load_chunk(struct udmz *z, uint64_t ci, uint8_t *out)
   if (in != out)
     free(in);
   /* A raw chunk's stored bytes are its data: one CRC pass is enough. */
-  if (r == 0 && c->kind == UDMZ_CHUNK_ZSTD && udm_crc32c(0, out, n) != c->data_crc)
+  if (r == 0 && c->kind == UDMZ_CHUNK_ZSTD && udm_crc32c_with(z->accel, 0, out, n) != c->data_crc)
     r = -EIO;
   return r;
 }
@@ -642,10 +646,18 @@ static int udmz_drv_open(const char *path, const struct udm_image_options *opts,
                            opts->keys[0]);
     return -EINVAL;
   }
+  /* Checksums follow the context's crc32c-accel setting (on without a context). */
+  char *accel = NULL;
+  if (opts->ctx && udm_ctx_get_option(opts->ctx, "crc32c-accel", &accel) < 0)
+    return -ENOMEM;
+  bool on = !accel || strcmp(accel, "0") != 0;
+  free(accel);
   struct udmz *z;
-  int r = udmz_open_file(path, &z, errmsg);
-  if (r == 0)
+  int r = udmz_open_file(path, on, &z, errmsg);
+  if (r == 0) {
+    z->ctx = opts->ctx;
     *handle = z;
+  }
   return r;
 }
 
@@ -738,12 +750,13 @@ static int udmz_drv_info(void *handle, char **text)
           "Chunk size: %u\n"
           "Chunks: %llu (%llu zero)\n"
           "Compression: zstd\n"
+          "Checksums: crc32c, %s\n"
           "Stored bytes: %llu\n"
           "Bad ranges: %llu\n"
           "Bad bytes: %llu\n",
           UDMZ_VERSION, (unsigned long long)z->size, z->lbs, z->pbs, z->chunk_size,
           (unsigned long long)z->nchunks, (unsigned long long)zero,
-          (unsigned long long)stored, (unsigned long long)z->nbad,
+          udm_crc32c_impl(z->accel), (unsigned long long)stored, (unsigned long long)z->nbad,
           (unsigned long long)bad_bytes);
   for (uint64_t i = 0; i < z->nbad && i < 20; i++)
     fprintf(f, "Bad range: %llu+%llu\n", (unsigned long long)z->bad_off[i],
@@ -772,8 +785,10 @@ static int udmz_drv_check(void *handle, char **report)
     return -ENOMEM;
   }
   uint64_t problems = 0;
+  udm_ctx_progress(z->ctx, "verify", 0, z->size);
   for (uint64_t i = 0; i < z->nchunks; i++) {
     int r = load_chunk(z, i, buf);
+    udm_ctx_progress(z->ctx, "verify", (i << z->chunk_bits) + chunk_bytes(z, i), z->size);
     if (r < 0) {
       problems++;
       if (problems <= 100)

@@ -196,6 +196,8 @@ int udmz_write(int src_fd, uint64_t size, int dst_fd, const struct udmz_write_op
                              (unsigned long long)off, strerror(-r));
       goto out;
     }
+    if (o->progress)
+      o->progress(o->progress_opaque, off + n, size);
     struct udmz_index_entry *e = &index[ci];
     e->data_crc = le32_put(udm_crc32c(0, in, n));
     if (all_zero(in, n)) {

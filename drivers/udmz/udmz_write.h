@@ -25,6 +25,9 @@ struct udmz_write_opts {
   size_t nbad;
   const struct udmz_kv *meta;
   size_t nmeta;
+  /* Optional: called after each chunk with the source bytes read so far. */
+  void (*progress)(void *opaque, uint64_t done, uint64_t total);
+  void *progress_opaque;
 };
 
 struct udmz_write_stats {

@@ -283,6 +283,12 @@ void udm_put_device(struct udm_target *ti, struct udm_dev *dev);
  * without opening PATH; call it before touching PATH.
  */
 int udm_target_check_file(struct udm_target *ti, const char *path);
+/*
+ * The table's context setting NAME (udm_ctx_get_option in <udm/udm.h>:
+ * keys-dir, crypt-accel, ...) as a malloc'd string in *value (NULL: unset);
+ * -1 with udm_errmsg() for an unknown NAME or no memory.
+ */
+int udm_target_get_option(struct udm_target *ti, const char *name, char **value);
 /* The name as given in the table (for TABLE status lines). */
 const char *udm_dev_name(const struct udm_dev *dev);
 /* Size in sectors. */

@@ -88,6 +88,41 @@ int udm_ctx_foreach_target(struct udm_ctx *ctx,
 int udm_ctx_add_export_dir(struct udm_ctx *ctx, const char *dir);
 int udm_ctx_remove_export_dir(struct udm_ctx *ctx, const char *dir);
 
+/*
+ * Settings of one context.  udm_ctx_new takes each from the environment
+ * variable named; set one to make a context differ from the environment
+ * (two contexts of one program may differ).  NAME is one of:
+ *   "keys-dir"      UDM_KEYS_DIR: the directory of raw key files that crypt
+ *                   key references (:<size>:logon:<description>) name; NULL:
+ *                   none, references are refused (an empty variable: none).
+ *   "driver-path"   UDM_DRIVER_PATH: colon-separated directories of image
+ *                   driver plugins; NULL: the installed directory.
+ *   "crypt-accel"   UDM_CRYPT_ACCEL: "1" (default) lets crypt use the CPU's
+ *                   VAES AES-XTS where it has one, "0" leaves all to
+ *                   libgcrypt (the variable: "0" is off, anything else on).
+ *   "crc32c-accel"  UDM_CRC32C_ACCEL: the same for CRC-32C (SSE4.2, ARMv8
+ *                   crc) in metadata and udmz checksums.
+ * A setting applies to tables loaded and images opened after it is set;
+ * live tables keep what they were built with.  Results never differ, only
+ * the speed (accelerators) or what is found (directories).  An unknown NAME
+ * or a bad VALUE: -1 with EINVAL, nothing changed.
+ */
+int udm_ctx_set_option(struct udm_ctx *ctx, const char *name, const char *value);
+/* The current value of NAME as a malloc'd string in *value (NULL: unset). */
+int udm_ctx_get_option(struct udm_ctx *ctx, const char *name, char **value);
+
+/*
+ * Progress of long work the library does for ctx (an image driver's check
+ * for "udm image verify"; later a target's resync): FN(OPAQUE, WHAT, DONE,
+ * TOTAL) is called on the thread doing the work, as often as the work likes
+ * (a display throttles), with WHAT naming the job ("verify").  FN NULL: none
+ * (the default).  FN must not call back into ctx.
+ */
+typedef void udm_progress_fn(void *opaque, const char *what, uint64_t done, uint64_t total);
+int udm_ctx_set_progress(struct udm_ctx *ctx, udm_progress_fn *fn, void *opaque);
+/* For drivers and targets: report DONE of TOTAL of job WHAT to ctx's FN (ctx may be NULL). */
+void udm_ctx_progress(struct udm_ctx *ctx, const char *what, uint64_t done, uint64_t total);
+
 /* ---- device lifecycle ------------------------------------------------- */
 #define UDM_DEVICE_READONLY 0x1u
 

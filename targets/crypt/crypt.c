@@ -366,7 +366,8 @@ static int parse_key_size(struct udm_target *ti, const char *key, unsigned *size
 
 /*
  * Resolve a key reference "<type>:<description>" through udm's key source:
- * the file $UDM_KEYS_DIR/<description>, holding exactly key_size raw bytes.
+ * the file <keys-dir>/<description> (the context's keys-dir setting), holding
+ * exactly key_size raw bytes.
  * (udm has no kernel keyring to ask; see docs/crypt.md.)
  */
 static int load_key_ref(struct udm_target *ti, struct crypt *cc, const char *ref,
@@ -389,24 +390,30 @@ static int load_key_ref(struct udm_target *ti, struct crypt *cc, const char *ref
     udm_target_error(ti, "invalid key description '%s' (no '/' and no leading '.')", desc);
     return -EINVAL;
   }
-  const char *dir = getenv("UDM_KEYS_DIR");
-  if (!dir || !*dir) {
-    udm_target_error(ti, "key reference '%s' needs UDM_KEYS_DIR (udm's key source: "
-                         "a directory of raw key files)", desc);
+  char *dir = NULL;
+  if (udm_target_get_option(ti, "keys-dir", &dir) < 0)
+    return -ENOMEM;
+  if (!dir) {
+    udm_target_error(ti, "key reference '%s' needs a key directory (the context's "
+                         "keys-dir setting, UDM_KEYS_DIR by default: a directory of raw "
+                         "key files)", desc);
     return -ERR_NO_KEY;
   }
   size_t plen = strlen(dir) + strlen(desc) + 2;
   char *path = malloc(plen);
-  if (!path)
+  if (!path) {
+    free(dir);
     return -ENOMEM;
+  }
   snprintf(path, plen, "%s/%s", dir, desc);
+  free(dir);
   int checked = udm_target_check_file(ti, path);
   FILE *f = checked < 0 ? NULL : fopen(path, "rbe");
   free(path);
   if (checked < 0)
     return checked;
   if (!f) {
-    udm_target_error(ti, "key '%s' not found in UDM_KEYS_DIR", desc);
+    udm_target_error(ti, "key '%s' not found in the key directory", desc);
     return -ERR_NO_KEY;
   }
   setvbuf(f, NULL, _IONBF, 0); /* no stdio copy of the key */
@@ -904,12 +911,17 @@ static bool xts_counting_ok(const struct crypt *cc)
 
 /*
  * True when xts_accel can do the runs: XTS counting runs (above) with AES
- * and a 256- or 512-bit key, on a CPU that has the instructions.  The
+ * and a 256- or 512-bit key, on a CPU that has the instructions, and the
+ * context's crypt-accel setting allows it.  The
  * libgcrypt handles are still made and keyed, so nothing else changes.
  */
-static bool accel_ok(const struct crypt *cc)
+static bool accel_ok(struct udm_target *ti, const struct crypt *cc)
 {
-  return cc->xts_counting && (cc->algo == GCRY_CIPHER_AES128 || cc->algo == GCRY_CIPHER_AES256) &&
+  char *on = NULL;
+  bool allowed = udm_target_get_option(ti, "crypt-accel", &on) == 0 && on &&
+                 strcmp(on, "1") == 0;
+  free(on);
+  return allowed && cc->xts_counting && (cc->algo == GCRY_CIPHER_AES128 || cc->algo == GCRY_CIPHER_AES256) &&
          udm_xts_accel_usable(cc->key_size);
 }
 
@@ -974,7 +986,7 @@ static int crypt_ctr(struct udm_target *ti, unsigned argc, char **argv)
     goto fail;
   }
   cc->xts_counting = xts_counting_ok(cc);
-  cc->accel = accel_ok(cc);
+  cc->accel = accel_ok(ti, cc);
   cc->secret = secret_alloc(cc->key_size, cc->tfms_count, cc->chain == CHAIN_LRW, cc->accel);
   if (!cc->secret) {
     r = -ENOMEM;

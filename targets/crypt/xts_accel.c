@@ -276,9 +276,6 @@ bool udm_xts_accel_usable(unsigned key_bytes)
 {
   if (key_bytes != 32 && key_bytes != 64)
     return false;
-  const char *e = getenv("UDM_CRYPT_ACCEL");
-  if (e && strcmp(e, "0") == 0)
-    return false;
   return cpu_has_vaes();
 }
 

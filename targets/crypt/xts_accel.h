@@ -30,8 +30,8 @@ size_t udm_xts_accel_size(void);
 
 /*
  * True when this build and this CPU can do AES-XTS with a key of key_bytes
- * (32: AES-128, 64: AES-256) and the environment does not turn it off
- * (UDM_CRYPT_ACCEL=0, for tests and for comparing with libgcrypt).
+ * (32: AES-128, 64: AES-256).  Whether crypt uses it is the context's
+ * crypt-accel setting (UDM_CRYPT_ACCEL=0 by default turns it off).
  */
 bool udm_xts_accel_usable(unsigned key_bytes);
 

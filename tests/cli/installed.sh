@@ -12,8 +12,9 @@ find "$dest" -name udm.8 | grep -q . || fail "udm.8 not installed"
 find "$dest" -name udmd.8 | grep -q . || fail "udmd.8 not installed"
 find "$dest" -name udm-targets.7 | grep -q . || fail "udm-targets.7 not installed"
 find "$dest" -name udm-image.1 | grep -q . || fail "udm-image.1 not installed"
+find "$dest" -name udmtab.5 | grep -q . || fail "udmtab.5 not installed"
 if [ "$(uname -s)" = Linux ]; then
-  for unit in udmd.service udmd.socket; do
+  for unit in udmd.service udmd.socket udm-apply.service; do
     find "$dest" -path "*/systemd/system/$unit" | grep -q . || fail "$unit not installed"
   done
   grep -q "^ExecStart=$(dirname "${udm_bin#"$dest"}")/udmd " "$(find "$dest" -name udmd.service)" ||

@@ -12,14 +12,20 @@ need systemd-socket-activate
 need systemd-analyze
 service="$BUILD_ROOT/daemon/udmd.service"
 socket="$BUILD_ROOT/daemon/udmd.socket"
+apply_unit="$BUILD_ROOT/daemon/udm-apply.service"
 [ -f "$service" ] && [ -f "$socket" ] || fail "no udmd.service/udmd.socket in $BUILD_ROOT/daemon"
+[ -f "$apply_unit" ] || fail "no udm-apply.service in $BUILD_ROOT/daemon"
 
 # The units as installed, with ExecStart pointing at the built udmd.
 mkdir "$WORK/units"
 sed "s#^ExecStart=[^ ]*/udmd#ExecStart=$UDMD#" "$service" >"$WORK/units/udmd.service"
 cp "$socket" "$WORK/units/udmd.socket"
+sed "s#^ExecStart=[^ ]*/udm #ExecStart=$UDM #" "$apply_unit" >"$WORK/units/udm-apply.service"
 grep -q "^ExecStart=$UDMD " "$WORK/units/udmd.service" || fail "no ExecStart=.../udmd in $service"
-(cd "$WORK/units" && timeout 60 systemd-analyze verify --man=no ./udmd.socket ./udmd.service) \
+grep -q "^ExecStart=$UDM apply " "$WORK/units/udm-apply.service" ||
+  fail "no ExecStart=.../udm apply in $apply_unit"
+(cd "$WORK/units" && timeout 60 systemd-analyze verify --man=no ./udmd.socket ./udmd.service \
+  ./udm-apply.service) \
   >"$WORK/verify.log" 2>&1 || fail "systemd-analyze verify: $(cat "$WORK/verify.log")"
 [ -s "$WORK/verify.log" ] && fail "systemd-analyze verify complains: $(cat "$WORK/verify.log")"
 
@@ -43,6 +49,13 @@ for i in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
 # UDMD=/nonexistent: had udm not found the socket, it could not start a daemon.
 UDMD=/nonexistent udm create d --table "0 8 zero" || fail "udm create on the activated socket"
 expect_eq "ls" "d	(253:0)" "$(UDMD=/nonexistent udm ls)"
+# udm-apply.service's command on the same socket: the udmtab's devices come
+# up, and a second run (a restart of the unit) changes nothing.
+apply_args=$(sed -n 's#^ExecStart=[^ ]*/udm apply *##p' "$apply_unit")
+expect_eq "udm-apply.service reads" "/etc/udm/udmtab" "$apply_args"
+printf 'e "0 8 zero"\n' >"$WORK/udmtab"
+expect_eq "udm-apply.service's command" "create e" "$(UDMD=/nonexistent udm apply "$WORK/udmtab")"
+UDMD=/nonexistent udm apply "$WORK/udmtab" | grep -q "^nothing to do" || fail "second apply changed something"
 pid=$(cat "$UDM_RUNTIME_DIR/udmd.lock")
 grep -q "serving $UDM_RUNTIME_DIR (control socket from socket activation)" "$WORK/udmd.log" ||
   fail "udmd did not serve the inherited socket"

@@ -85,7 +85,7 @@ int main(void)
   expect_refused(ctx, TABLE("0 8 crypt aes-xts-plain64 %s 0 %s", K64, path),
                  "not enough arguments");
 
-  /* Key references resolve through UDM_KEYS_DIR. */
+  /* Key references resolve through the context's keys-dir. */
   char dir[] = "/tmp/udm-keys-XXXXXX";
   if (mkdtemp(dir)) {
     char kp[512];
@@ -94,7 +94,7 @@ int main(void)
     for (int i = 0; i < 64; i++)
       fputc(i, f);
     fclose(f);
-    setenv("UDM_KEYS_DIR", dir, 1);
+    CHECK(udm_ctx_set_option(ctx, "keys-dir", dir) == 0, "keys-dir: %s", udm_errmsg());
     struct udm_device *d = udm_device_create(ctx, "ref", NULL, 0);
     CHECK(udm_table_load(d, TABLE("0 8 crypt aes-xts-plain64 :64:logon:vol1 0 %s 0", path)) == 0 &&
               udm_device_resume(d) == 0, "key reference: %s", udm_errmsg());

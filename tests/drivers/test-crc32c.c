@@ -5,8 +5,9 @@
  * 0..1024 at assorted alignments, long buffers around the three-way block
  * boundaries, chained calls split anywhere (mixing the two paths).
  *
- *   test-crc32c              both paths; the default one must be hardware
- *   test-crc32c --software   run with UDM_CRC32C_ACCEL=0: the default is software
+ * udm_crc32c follows the calling thread's choice (udm_crc32c_use_accel):
+ * hardware by default, software once turned off (a context's
+ * "crc32c-accel" setting, see tests/unit/test-ctx-settings.c).
  *
  * Exit 77 when this CPU or build has no instruction path (never in CI).
  */
@@ -81,25 +82,34 @@ static void check_values(const char *name, crc_fn *crc)
 
 int main(int argc, char **argv)
 {
-  bool software = argc > 1 && strcmp(argv[1], "--software") == 0;
+  (void)argc, (void)argv;
   const char *ci = getenv("CI");
   bool in_ci = ci && strcmp(ci, "true") == 0;
   bool hw = udm_crc32c_hw_usable();
-  const char *impl = udm_crc32c_impl();
-  printf("udm_crc32c uses: %s; instruction path usable: %s\n", impl, hw ? "yes" : "no");
+  printf("udm_crc32c_with(true) uses: %s; instruction path usable: %s\n",
+         udm_crc32c_impl(true), hw ? "yes" : "no");
 
   check_values("default", udm_crc32c);
   check_values("software", udm_crc32c_sw);
   if (hw)
     check_values("hardware", udm_crc32c_hw);
-  if (software && strcmp(impl, "software") != 0) {
-    fprintf(stderr, "UDM_CRC32C_ACCEL=0 did not force the software path (%s)\n", impl);
+  if (strcmp(udm_crc32c_impl(false), "software") != 0) {
+    fprintf(stderr, "udm_crc32c_with(false) does not use software (%s)\n",
+            udm_crc32c_impl(false));
     fails++;
   }
-  if (!software && hw && strcmp(impl, "software") == 0) {
-    fprintf(stderr, "the instruction is usable but udm_crc32c does not use it\n");
+  if (hw && strcmp(udm_crc32c_impl(true), "software") == 0) {
+    fprintf(stderr, "the instruction is usable but udm_crc32c_with(true) does not use it\n");
     fails++;
   }
+  /* The thread's choice: on by default, off and back, reported by the setter. */
+  if (!udm_crc32c_use_accel(false) || udm_crc32c_use_accel(true)) {
+    fprintf(stderr, "udm_crc32c_use_accel did not return the previous choice\n");
+    fails++;
+  }
+  udm_crc32c_use_accel(false);
+  check_values("thread choice off", udm_crc32c);
+  udm_crc32c_use_accel(true);
 
   /* Room for the longest buffer at any of the alignments, plus guard bytes. */
   const size_t max_len = (3u << 20) + 4099;
