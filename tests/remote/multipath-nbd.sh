@@ -24,10 +24,18 @@ FIO_PID=
 # server already gone), or the rest, $WORK's removal included, is skipped.
 cleanup() {
   [ -n "$FIO_PID" ] && kill -9 "$FIO_PID" 2>/dev/null || true
-  [ -n "$UDMD_PID" ] && kill -9 "$UDMD_PID" 2>/dev/null || true
-  local f
+  local f i
+  if [ -n "$UDMD_PID" ]; then # SIGTERM: udmd unmounts its export itself
+    kill "$UDMD_PID" 2>/dev/null || true
+    for i in $(seq 50); do kill -0 "$UDMD_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$UDMD_PID" 2>/dev/null || true
+  fi
   for f in "$WORK"/*.pid; do [ -s "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true; done
   for f in c s1 s2; do ip netns del "$NS-$f" 2>/dev/null || true; done
+  # The export of a udmd that had to be killed stays mounted, dead.
+  for f in $(awk -v w="$WORK/" 'index($2, w) == 1 && $3 == "fuse.udm" {print $2}' /proc/mounts); do
+    umount -l "$f" 2>/dev/null || true
+  done
   remote_cleanup
 }
 trap cleanup EXIT
