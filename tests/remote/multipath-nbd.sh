@@ -24,12 +24,17 @@ FIO_PID=
 # server already gone), or the rest, $WORK's removal included, is skipped.
 cleanup() {
   [ -n "$FIO_PID" ] && kill -9 "$FIO_PID" 2>/dev/null || true
-  local f i
-  if [ -n "$UDMD_PID" ]; then # SIGTERM: udmd unmounts its export itself
-    kill "$UDMD_PID" 2>/dev/null || true
-    for i in $(seq 50); do kill -0 "$UDMD_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$UDMD_PID" 2>/dev/null || true
-  fi
+  local f i pids=$UDMD_PID
+  # Ours, and one a udm command started on demand after ours died (its lock).
+  for f in "$WORK"/rt*/udmd.lock; do
+    i=$(cat "$f" 2>/dev/null) || continue
+    [ "$(readlink "/proc/$i/exe" 2>/dev/null)" = "$(readlink -f "$UDMD")" ] && pids="$pids $i" || true
+  done
+  for f in $pids; do # SIGTERM: udmd unmounts its export itself
+    kill "$f" 2>/dev/null || true
+    for i in $(seq 50); do kill -0 "$f" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$f" 2>/dev/null || true
+  done
   for f in "$WORK"/*.pid; do [ -s "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true; done
   for f in c s1 s2; do ip netns del "$NS-$f" 2>/dev/null || true; done
   # The export of a udmd that had to be killed stays mounted, dead.
