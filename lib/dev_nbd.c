@@ -377,12 +377,22 @@ static void part_finish(struct nbd_part *p, int err)
   cmd_finish(cmd);
 }
 
+/*
+ * A command's completion.  It returns 0: libnbd keeps the command until
+ * conn_retire takes it.  Returning 1 (retire at once) let libnbd 1.14 free
+ * a command that a send found dead inside the nbd_aio_* call issuing it,
+ * and that call then returned the freed command's cookie: any number, -1
+ * too when the allocator had filled the memory (MALLOC_PERTURB_).  The part
+ * then looked refused while its callback had already ended it; taken back
+ * twice, it sat on two lists and completed its request twice or after its
+ * memory was freed (tests/remote/test-nbd-lost.c).
+ */
 static int part_done_cb(void *opaque, int *error)
 {
   struct nbd_part *p = opaque;
   struct nbd_conn *c = p->conn;
   if (!c)
-    return 1; /* taken back from a closed connection: already queued again */
+    return 0; /* taken back from a closed connection: already queued again */
   for (struct nbd_part **pp = &c->sent; *pp; pp = &(*pp)->next)
     if (*pp == p) {
       *pp = p->next;
@@ -392,7 +402,15 @@ static int part_done_cb(void *opaque, int *error)
   p->err = *error ? -*error : 0;
   p->next = c->done;
   c->done = p;
-  return 1;
+  return 0;
+}
+
+/* Let libnbd free the commands whose completion part_done_cb has seen. */
+static void conn_retire(struct nbd_conn *c)
+{
+  int64_t cookie;
+  while ((cookie = nbd_aio_peek_command_completed(c->h)) > 0)
+    nbd_aio_command_completed(c->h, cookie);
 }
 
 static int part_extents_cb(void *opaque, const char *context, uint64_t offset,
@@ -641,6 +659,7 @@ static void conn_reap(struct nbd_remote *rm, struct nbd_conn *c)
     conn_lost(rm, c);
     return;
   }
+  conn_retire(c);
   struct nbd_part *p = c->done;
   c->done = NULL;
   while (p) {

@@ -25,6 +25,11 @@ up() {
 
 common="--name=verify --filename=$dev --size=64M --ioengine=libaio --direct=1 --iodepth=16
   --bsrange=4k-128k --rw=randwrite --verify=crc32c --verify_fatal=1 --randseed=77"
+# paths_are WANT: INFO status shows the two paths' states as WANT ("A F").
+paths_are() { [ "$(udm status mp | awk '{print $15, $18}')" = "$1" ]; }
+# failed_or_fio_done WANT: paths are WANT, or fio has ended.
+failed_or_fio_done() { paths_are "$1" || ! kill -0 $fio_pid 2>/dev/null; }
+
 timeout 240 fio $common --do_verify=1 --loops=6 --output="$WORK/fio1" &
 fio_pid=$!
 downs=0
@@ -33,7 +38,10 @@ for p in p1 p2 p1 p2; do
   kill -0 $fio_pid 2>/dev/null || break
   down $p
   downs=$((downs + 1))
-  sleep 0.5
+  # Up again once fio's own I/O has failed the path, not after a time.
+  want="F A"
+  [ $p = p2 ] && want="A F"
+  T=60 wait_until failed_or_fio_done "$want" || fail "$p down: paths $(udm status mp)"
   up $p
 done
 wait $fio_pid || fail "fio while paths failed: $(cat "$WORK/fio1")"
@@ -51,7 +59,8 @@ down p1
 down p2
 timeout 60 dd if="$dev" of="$WORK/held" bs=1M count=4 iflag=direct status=none &
 dd_pid=$!
-sleep 1
+# The read fails both paths, then waits.
+wait_until paths_are "F F" || fail "paths $(udm status mp) with both down and a read"
 kill -0 $dd_pid 2>/dev/null || fail "the read did not wait with every path down"
 # ... across a suspend and a noflush resume (the I/O stays held) ...
 udm suspend mp || fail "suspend with I/O held"
@@ -68,7 +77,7 @@ echo "held read completed after reinstate_path"
 down p2
 timeout 60 dd if="$dev" of=/dev/null bs=4096 count=1 skip=9 iflag=direct 2>"$WORK/dd" &
 dd_pid=$!
-sleep 1
+wait_until paths_are "F F" || fail "paths $(udm status mp) with both down and a second read"
 kill -0 $dd_pid 2>/dev/null || fail "the second read did not wait"
 udm message mp 0 fail_if_no_path || fail "fail_if_no_path"
 wait $dd_pid && fail "the held read succeeded after fail_if_no_path"

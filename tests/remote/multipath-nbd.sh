@@ -18,12 +18,29 @@ truncate -s 64M "$WORK/disk.img"
 S=$((64 * 2048))
 NS=udm-mp-$$
 UDMD_PID=
+FIO_PID=
 
+# Runs under set -e too: nothing in it may fail (a netns never made, a
+# server already gone), or the rest, $WORK's removal included, is skipped.
 cleanup() {
-  [ -n "$UDMD_PID" ] && kill -9 "$UDMD_PID" 2>/dev/null
-  local f
-  for f in "$WORK"/*.pid; do [ -s "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null; done
-  for f in c s1 s2; do ip netns del "$NS-$f" 2>/dev/null; done
+  [ -n "$FIO_PID" ] && kill -9 "$FIO_PID" 2>/dev/null || true
+  local f i pids=$UDMD_PID
+  # Ours, and one a udm command started on demand after ours died (its lock).
+  for f in "$WORK"/rt*/udmd.lock; do
+    i=$(cat "$f" 2>/dev/null) || continue
+    [ "$(readlink "/proc/$i/exe" 2>/dev/null)" = "$(readlink -f "$UDMD")" ] && pids="$pids $i" || true
+  done
+  for f in $pids; do # SIGTERM: udmd unmounts its export itself
+    kill "$f" 2>/dev/null || true
+    for i in $(seq 50); do kill -0 "$f" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$f" 2>/dev/null || true
+  done
+  for f in "$WORK"/*.pid; do [ -s "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true; done
+  for f in c s1 s2; do ip netns del "$NS-$f" 2>/dev/null || true; done
+  # The export of a udmd that had to be killed stays mounted, dead.
+  for f in $(awk -v w="$WORK/" 'index($2, w) == 1 && $3 == "fuse.udm" {print $2}' /proc/mounts); do
+    umount -l "$f" 2>/dev/null || true
+  done
   remote_cleanup
 }
 trap cleanup EXIT
@@ -35,9 +52,9 @@ start_udmd() {
   export UDM_RUNTIME_DIR=$WORK/rt$1
   mkdir -p "$UDM_RUNTIME_DIR"
   if [ -n "$1" ]; then
-    nsenter --net="/run/netns/$1" "$UDMD" -f 2>>"$WORK/udmd.log" &
+    nsenter --net="/run/netns/$1" "$UDMD" -f -v 2>>"$WORK/udmd.log" &
   else
-    "$UDMD" -f 2>>"$WORK/udmd.log" &
+    "$UDMD" -f -v 2>>"$WORK/udmd.log" &
   fi
   UDMD_PID=$!
   for i in $(seq 100); do
@@ -92,6 +109,26 @@ wait_paths() {
   fail "paths are '$(paths)', expected '$1'"
 }
 
+# fail_fio WHY: fail with what fio, udm and udmd say.
+fail_fio() {
+  fail "$1: $(cat "$WORK/fio.err" "$WORK/fio" 2>/dev/null); paths: $(paths)
+udmd -v: $(tail -30 "$WORK/udmd.log")
+$(stacks)"
+}
+
+# wait_paths_fio WANT WHAT: until paths prints WANT while fio runs.  The
+# paths change only through fio's I/O and the checker; fio ending first
+# would leave the step unproven, so that fails too.
+wait_paths_fio() {
+  for i in $(seq 600); do
+    [ "$(paths | sed 's/:[0-9]*//g')" = "$1" ] && return
+    kill -0 "$FIO_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$FIO_PID" 2>/dev/null || { wait "$FIO_PID" || true; fail_fio "$2: fio ended with paths $(paths), not '$1'"; }
+  fail_fio "$2: paths are '$(paths)' after 60 s, expected '$1'"
+}
+
 # run_case WHAT PATH1 PATH2 [fio-only]
 run_case() {
   local what=$1 p1=$2 p2=$3 only=${4:-}
@@ -100,16 +137,22 @@ run_case() {
   local uri
   uri=$(udm uri mp)
 
-  # fio across a kill and restart of each server in turn.
-  (sleep 0.7; server 1 kill; sleep 0.7; server 1 start; sleep 0.7; server 2 kill; sleep 0.7
-   server 2 start) &
-  local killer=$!
-  timeout ${FIO_TIMEOUT:-100} fio --name=mp --ioengine=nbd --uri="$uri" --size=16M --rw=randwrite --bs=4k \
-    --iodepth=16 --rate=4m --verify=crc32c --do_verify=1 --verify_fatal=1 \
-    --verify_state_save=0 --output="$WORK/fio" ||
-    fail "$what: fio: $(cat "$WORK/fio"); status: $(udm status mp); udmd: $(tail -20 "$WORK/udmd.log")
-$(stacks)"
-  wait $killer
+  # fio across a kill and restart of each server in turn.  Each step waits
+  # for the state it needs, not for a time: the killed server's path failed
+  # by fio's own I/O, the restarted one reinstated by the checker.
+  timeout -k 10 ${FIO_TIMEOUT:-100} fio --name=mp --ioengine=nbd --uri="$uri" --size=16M \
+    --rw=randwrite --bs=4k --iodepth=16 --rate=4m --verify=crc32c --do_verify=1 \
+    --verify_fatal=1 --verify_state_save=0 --output="$WORK/fio" 2>"$WORK/fio.err" &
+  FIO_PID=$!
+  server 1 kill
+  wait_paths_fio "F A" "$what: server 1 killed"
+  server 1 start
+  wait_paths_fio "A A" "$what: server 1 back"
+  server 2 kill
+  wait_paths_fio "A F" "$what: server 2 killed"
+  server 2 start
+  wait "$FIO_PID" || fail_fio "$what: fio failed"
+  FIO_PID=
   wait_paths "A A"
   local counts
   counts=$(paths)

@@ -10,7 +10,13 @@
  *     first nbd_aio_* call; they must come back too (they once stayed on
  *     the dead connection's done list and never completed), and the
  *     requests queued again with no connection left must fail then, not
- *     wait in poll() for a wake-up nobody sends.
+ *     wait in poll() for a wake-up nobody sends.  libnbd 1.14 frees such a
+ *     command inside that call when its callback asks to retire it, and
+ *     returns the cookie read from the freed command; meson.build has the
+ *     allocator fill freed memory, so that it reads -1 here every time.  A
+ *     part whose callback retired it then looked refused, was taken back
+ *     twice and ended twice (a crash here; through multipath and udmd, a
+ *     second reply that made fio's libnbd drop its connection: ENOTCONN).
  *  2. The one more attempt a request makes when all connections are gone
  *     ends without an answer (TCP: the port takes the connection, no NBD
  *     greeting comes within connect-timeout): the request fails with EIO,
