@@ -13,7 +13,7 @@ mkdir "$WORK/mnt"
 cat >"$WORK/inner.sh" <<EOS
 set -eu
 $(declare -f fail make_tree check_tree make_file)
-WORK=$WORK
+WORK=$WORK TEST=$TEST
 [ -b "\$dev" ] || fail "\\\$dev='\$dev' is not a block device"
 echo "\$dev" >"$WORK/dev"
 [ "\$(readlink "\$UDM_RUNTIME_DIR/block/s")" = "\$dev" ] || fail "no symlink block/s -> \$dev"
