@@ -193,6 +193,8 @@ enum cache_work policy_next_work(struct cache_policy *p, const struct policy_que
 {
   if (p->cleaner)
     return writeback_any(p, q, cblock, UINT32_MAX);
+  if (q->writeback_only)
+    return q->idle ? writeback_any(p, q, cblock, UINT32_MAX) : WORK_NONE;
   while (p->nr_cand) {
     uint64_t ob = p->cand[0];
     if (q->is_cached(q->ctx, ob)) {

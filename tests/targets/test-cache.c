@@ -534,6 +534,117 @@ static void metadata_the_kernel_wrote_opens_in_udm(void)
           "line; udm's clean shutdown keeps its mappings, cache_check clean");
 }
 
+/* The cache's metadata device: META behind a stacked udm device whose table a test swaps. */
+static struct udm_device *stacked_metadata(char *table, size_t n, const char *policy)
+{
+  char lin[400];
+  snprintf(lin, sizeof lin, "0 %u linear %s 0", 8 * MiB / 512, meta);
+  struct udm_device *m = make("cmeta", lin);
+  snprintf(table, n, "0 %u cache udm:cmeta %s %s %u 1 writeback %s", ORIGIN_SIZE / 512, cdev,
+           origin, BLOCK, policy);
+  return m;
+}
+
+static void swap_table(struct udm_device *d, const char *t)
+{
+  CHECK(udm_table_load(d, t) == 0);
+  CHECK(udm_device_resume(d) == 0);
+}
+
+static bool status_ends_with(struct udm_device *d, const char *tail)
+{
+  char *s = status_of(d);
+  size_t n = s ? strlen(s) : 0, m = strlen(tail);
+  while (n && s[n - 1] == '\n')
+    s[--n] = '\0';
+  bool ok = s && n >= m && !strcmp(s + n - m, tail);
+  if (!ok)
+    fprintf(stderr, "status '%s' does not end with '%s'\n", s ? s : "(none)", tail);
+  free(s);
+  return ok;
+}
+
+/*
+ * A metadata write that fails (the metadata device turns into flakey with
+ * error_writes) turns the cache read-only as the kernel's does: the commit
+ * (here a flush's) fails, the transaction is rolled back, needs_check is
+ * set, status says "ro needs_check" and an event is raised; reads and
+ * writes go on, flushes pass again, messages are refused (moves were
+ * stopped first, so that the flush's commit is the one that fails); the teardown writes nothing but the needs_check flag, and a
+ * new table on that metadata is refused until it is repaired.
+ */
+static void metadata_write_error_turns_read_only(void)
+{
+  fresh(21);
+  char t[1024], fl[400], lin[400];
+  struct udm_device *m = stacked_metadata(t, sizeof t, "smq 0");
+  struct udm_device *d = make("cache", t);
+  CHECK(churn(d, 1500, 40) == 0);
+  quiesce(d); /* no move's commit may fail before the flush's does */
+  CHECK(udm_device_flush(d) == 0);
+  struct st a, b;
+  CHECK(stat_of(d, &a));
+  CHECK(a.pro > 0);
+  struct udm_info info;
+  CHECK(udm_device_info(d, &info) == 0);
+  snprintf(fl, sizeof fl, "0 %u flakey %s 0 0 1 1 error_writes", 8 * MiB / 512, meta);
+  swap_table(m, fl);
+  static unsigned char buf[64 * KiB];
+  memset(buf, 0x5a, sizeof buf);
+  CHECK(wr(d, buf, sizeof buf, 0, 0) == 0);
+  memcpy(model, buf, sizeof buf);
+  CHECK(udm_device_flush(d) < 0 && errno == EIO); /* the commit it needs fails */
+  CHECK(status_ends_with(d, " ro needs_check"));
+  CHECK(udm_device_wait_event(d, info.event_nr, 0) == 0); /* the mode switch's event */
+  CHECK(stat_of(d, &a));
+  CHECK(churn(d, 1500, 30) == 0);
+  CHECK(udm_device_flush(d) == 0); /* nothing to commit after the rollback */
+  CHECK(verify_all(d) == 0);
+  CHECK(stat_of(d, &b));
+  CHECK(b.pro == a.pro && b.dem == a.dem && b.wh > a.wh);
+  char *reply = NULL;
+  CHECK(udm_device_message(d, 0, "migration_threshold 0", &reply) < 0 && errno == EOPNOTSUPP);
+  CHECK_CONTAINS(udm_errmsg(), "READ_ONLY");
+  free(reply);
+  checked("cache: a failed metadata write fails its flush and turns the cache read-only "
+          "(status ro needs_check, an event): I/O goes on with every byte, later flushes pass, "
+          "messages refused");
+  snprintf(lin, sizeof lin, "0 %u linear %s 0", 8 * MiB / 512, meta);
+  swap_table(m, lin);
+  test_drop(d);
+  if (have("cache_dump"))
+    CHECK(sh("cache_dump %s >/dev/null 2>&1", meta) == 0); /* the last commit is whole */
+  CHECK_BAD_TABLE(t, "needs_check");
+  test_drop(m);
+  checked("cache: after a metadata failure the superblock keeps needs_check, and a new table "
+          "on it is refused until repaired");
+}
+
+/*
+ * When even the rollback cannot read the metadata (its device now fails
+ * every request), the cache fails: status "Fail", flushes fail, reads
+ * still come back right.
+ */
+static void metadata_device_gone_fails_the_cache(void)
+{
+  fresh(23);
+  char t[1024], err[100];
+  struct udm_device *m = stacked_metadata(t, sizeof t, "smq 0");
+  struct udm_device *d = make("cache", t);
+  CHECK(churn(d, 800, 40) == 0);
+  snprintf(err, sizeof err, "0 %u error", 8 * MiB / 512);
+  swap_table(m, err);
+  CHECK(churn(d, 200, 40) == 0);
+  CHECK(udm_device_flush(d) < 0 && errno == EIO);
+  CHECK(status_ends_with(d, " cache Fail"));
+  CHECK(udm_device_flush(d) < 0 && errno == EIO);
+  CHECK(verify_all(d) == 0);
+  test_drop(d);
+  test_drop(m);
+  checked("cache: metadata that cannot even be read back fails the cache (status Fail, "
+          "flushes fail, reads right)");
+}
+
 int main(void)
 {
   setup();
@@ -544,6 +655,8 @@ int main(void)
   writethrough_and_passthrough();
   reload_takes_over_a_live_cache();
   kill_9_in_writeback(4);
+  metadata_write_error_turns_read_only();
+  metadata_device_gone_fails_the_cache();
   free(model);
   return finish("test-cache");
 }
