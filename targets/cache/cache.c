@@ -195,9 +195,22 @@ static void copy_done(void *opaque, int err, const int *errs)
   wake(c);
 }
 
+static bool discarded(const struct cache *c, uint64_t dblock);
+static void set_discarded(struct cache *c, uint64_t dblock, bool on);
+
 static void launch(struct cache *c, struct migration *m)
 {
   uint64_t spb = c->sectors_per_block;
+  /* A discarded origin block holds nothing worth moving (the kernel's
+   * mg_full_copy): the move updates the metadata without a copy. */
+  pthread_mutex_lock(&c->lock);
+  bool nothing = m->kind != WORK_DEMOTE &&
+                 discarded(c, m->oblock * spb / c->discard_block_size);
+  pthread_mutex_unlock(&c->lock);
+  if (nothing) {
+    copy_done(m, 0, NULL);
+    return;
+  }
   struct udm_region origin = {c->origin_dev, m->oblock * spb};
   struct udm_region cache = {c->cache_dev, (uint64_t)m->cblock * spb};
   struct udm_copy job = {.n = 1, .nr_sectors = spb, .done = copy_done, .opaque = m};
@@ -363,6 +376,8 @@ static void finish_migrations(struct cache *c)
     bool ok = m->err == 0 && r == 0;
     if (m->kind == WORK_PROMOTE) {
       if (ok) {
+        /* As the kernel: the block is in the cache now, no longer discarded. */
+        set_discarded(c, m->oblock * c->sectors_per_block / c->discard_block_size, false);
         policy_inserted(c->policy, m->cblock);
         atomic_fetch_add(&c->promotions, 1);
       } else {
@@ -547,9 +562,12 @@ static int cache_map(struct udm_target *ti, struct udm_io *io)
   bool write = io->op != UDM_OP_READ;
   pthread_mutex_lock(&c->lock);
   if (io->op == UDM_OP_DISCARD) {
-    uint64_t db = off / c->discard_block_size;
-    if (off % c->discard_block_size == 0 && io->nr_sectors >= c->discard_block_size)
-      set_discarded(c, db, true);
+    /* Every discard block the discard covers whole (it comes unsplit:
+     * whole_discards), as the kernel's calc_discard_block_range. */
+    uint64_t dbs = c->discard_block_size;
+    uint64_t b = (off + dbs - 1) / dbs, e = io->nr_sectors < dbs ? b : (off + io->nr_sectors) / dbs;
+    for (; b < e && b < c->nr_dblocks; b++)
+      set_discarded(c, b, true);
     if (!c->discard_passdown) {
       pthread_mutex_unlock(&c->lock);
       return UDM_MAPIO_DONE;
@@ -877,11 +895,36 @@ static int load_mapping(void *ctx, uint32_t b, const struct cache_mapping *m)
   return 0;
 }
 
+/*
+ * The discard bitset on disk may use another discard block size (an origin
+ * resized since): runs of discarded blocks are merged, and only the current
+ * blocks they cover whole are marked (the kernel's set_discard_range).
+ */
+struct discard_load {
+  struct cache *c;
+  uint64_t old_size, begin, end; /* a run [begin, end) of on-disk blocks */
+};
+
+static void mark_discard_run(struct discard_load *l)
+{
+  struct cache *c = l->c;
+  if (l->begin == l->end)
+    return;
+  uint64_t dbs = c->discard_block_size;
+  uint64_t b = (l->begin * l->old_size + dbs - 1) / dbs, e = l->end * l->old_size / dbs;
+  for (; b < e && b < c->nr_dblocks; b++)
+    set_discarded(c, b, true);
+  l->begin = l->end = 0;
+}
+
 static int load_discard(void *ctx, uint64_t db)
 {
-  struct cache *c = ctx;
-  if (db < c->nr_dblocks)
-    set_discarded(c, db, true);
+  struct discard_load *l = ctx;
+  if (db != l->end || l->begin == l->end) {
+    mark_discard_run(l);
+    l->begin = db;
+  }
+  l->end = db + 1;
   return 0;
 }
 
@@ -901,11 +944,12 @@ static int open_metadata(struct cache *c)
     udm_target_error(ti, "Error loading the cache mappings: %s", l.why[0] ? l.why : udm_errmsg());
     return r;
   }
-  if (c->md.discard_block_size == c->discard_block_size &&
-      (r = cache_md_load_discards(&c->md, load_discard, c)) < 0) {
+  struct discard_load dl = {.c = c, .old_size = c->md.discard_block_size};
+  if (dl.old_size && (r = cache_md_load_discards(&c->md, load_discard, &dl)) < 0) {
     udm_target_error(ti, "Error loading the discard bitset: %s", udm_errmsg());
     return r;
   }
+  mark_discard_run(&dl);
   if (c->md.cache_blocks != c->nr_cblocks) {
     r = cache_md_resize(&c->md, c->nr_cblocks);
     if (r == 0)
@@ -1078,6 +1122,7 @@ static int cache_ctr(struct udm_target *ti, unsigned argc, char **argv)
   ti->max_io_len = c->sectors_per_block;
   ti->num_flush_ios = 1;
   ti->num_discard_ios = 1;
+  ti->whole_discards = 1;
   ti->per_io_size = sizeof(struct cache_io);
   return 0;
 }
