@@ -347,6 +347,12 @@ static int commit(struct cache *c, bool clean)
   return r;
 }
 
+static int flush_dev(struct udm_dev *dev)
+{
+  struct udm_io io = {.op = UDM_OP_FLUSH};
+  return udm_dev_submit(dev, &io);
+}
+
 static void finish_migrations(struct cache *c)
 {
   pthread_mutex_lock(&c->lock);
@@ -358,6 +364,20 @@ static void finish_migrations(struct cache *c)
   pthread_mutex_lock(&c->lock);
   int r = c->md_mode == MD_WRITE ? 0 : -EINVAL; /* moves under way when it failed */
   pthread_mutex_unlock(&c->lock);
+  /* What a new mapping points to (the promoted copy), and the origin's copy
+   * a removed mapping leaves the block to, must be durable before the commit
+   * that publishes them: a cache that loses its write cache with the power
+   * would otherwise map garbage, or lose a written-back block. */
+  bool to_cache = false, to_origin = false;
+  for (struct migration *m = list; m; m = m->next)
+    if (m->err == 0) {
+      to_cache |= m->kind == WORK_PROMOTE;
+      to_origin |= m->kind == WORK_DEMOTE;
+    }
+  if (r == 0 && to_cache)
+    r = flush_dev(c->cache_dev);
+  if (r == 0 && to_origin)
+    r = flush_dev(c->origin_dev);
   for (struct migration *m = list; m && r == 0; m = m->next) {
     if (m->kind == WORK_PROMOTE && m->err == 0)
       r = cache_md_insert(&c->md, m->cblock, m->oblock, false);
@@ -690,6 +710,11 @@ static int rpc_clean_shutdown(struct cache *c, void *arg)
     pthread_mutex_unlock(&c->lock);
     return 0;
   }
+  pthread_mutex_unlock(&c->lock);
+  /* The clean bits written below rely on the written-back copies. */
+  if ((r = flush_dev(c->origin_dev)) < 0)
+    return r;
+  pthread_mutex_lock(&c->lock);
   for (uint32_t b = 0; r == 0 && b < c->nr_cblocks; b++)
     if (c->cb[b].valid)
       r = cache_md_set_dirty(&c->md, b, c->cb[b].oblock, c->cb[b].dirty);
