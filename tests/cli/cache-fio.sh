@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # fio with verify=crc32c through a udmd-served writeback cache on its
 # attached block device, while promotions and demotions churn (a 4 MiB
-# cache in front of a 32 MiB origin): random writes then their verify, a
-# second verify-only pass (now partly hits), the same bytes through NBD;
+# cache in front of a 32 MiB origin): random writes then their verify, hot
+# reads of an 8 MiB region, a second verify-only pass (now partly hits), the same bytes through NBD;
 # after the removal, cache_check is clean and a cleaner table writes every
 # dirty block back so that the origin alone holds them.
 . "$(dirname "$0")/lib.sh"
@@ -20,6 +20,11 @@ common="--name=verify --filename=$dev --size=32M --ioengine=libaio --direct=1 --
   --bsrange=4k-64k --rw=randwrite --verify=crc32c --verify_fatal=1 --randseed=4243"
 timeout 240 fio $common --do_verify=1 --output="$WORK/fio1" ||
   fail "fio randwrite+verify: $(cat "$WORK/fio1")"
+# A hot 8 MiB region read at random: smq promotes it, and since it is twice
+# the cache, demotes as it goes.
+timeout 120 fio --name=hot --filename="$dev" --size=8M --ioengine=libaio --direct=1 \
+  --iodepth=16 --bs=4k --rw=randread --time_based --runtime=3 --output="$WORK/fio-hot" ||
+  fail "fio hot reads: $(cat "$WORK/fio-hot")"
 timeout 240 fio $common --verify_only --output="$WORK/fio2" ||
   fail "fio verify_only: $(cat "$WORK/fio2")"
 # <used>/<total> <rh> <rm> <wh> <wm> <demotions> <promotions> <dirty>
