@@ -704,6 +704,8 @@ static int rpc_clean_shutdown(struct cache *c, void *arg)
 {
   (void)arg;
   finish_migrations(c);
+  if (!c->md_open) /* never resumed, or its first resume failed: nothing to write */
+    return 0;
   int r = 0;
   pthread_mutex_lock(&c->lock);
   if (c->md_mode != MD_WRITE) { /* read-only: nothing written, as the kernel */

@@ -779,6 +779,66 @@ static void discard_bitset_marks_whole_blocks(void)
           "reopen (read back from the metadata)");
 }
 
+/*
+ * The cache device grown under a live cache: a reloaded table (as the
+ * kernel asks: a resume alone does not extend) takes the new size, keeps
+ * every mapping, dirty bit and byte, and promotes into the new blocks; the
+ * device shrunk again below a dirty block is refused at the resume, naming
+ * the block, as the kernel's can_resize.
+ */
+static void cache_device_grown_by_reload(void)
+{
+  fresh(27);
+  char t[1024], lin[400];
+  snprintf(lin, sizeof lin, "0 %u linear %s 0", CACHE_SIZE / 512, cdev);
+  struct udm_device *cd = make("cdev", lin);
+  snprintf(t, sizeof t, "0 %u cache %s udm:cdev %s %u 1 writeback smq 0", ORIGIN_SIZE / 512, meta,
+           origin, BLOCK);
+  struct udm_device *d = make("cache", t);
+  CHECK(churn(d, 1500, 40) == 0);
+  quiesce(d);
+  struct st a, b;
+  CHECK(stat_of(d, &a));
+  CHECK(truncate(cdev, 2 * CACHE_SIZE) == 0);
+  snprintf(lin, sizeof lin, "0 %u linear %s 0", 2 * CACHE_SIZE / 512, cdev);
+  swap_table(cd, lin);
+  CHECK(udm_table_load(d, t) == 0);
+  CHECK(udm_device_resume(d) == 0);
+  CHECK(stat_of(d, &b));
+  CHECK(b.ctotal == 2 * a.ctotal && b.cused == a.cused && b.dirty == a.dirty);
+  CHECK(verify_all(d) == 0);
+  CHECK(churn(d, 3000, 40) == 0); /* room for more: promotions go past the old end */
+  quiesce(d);
+  CHECK(stat_of(d, &b));
+  CHECK(b.cused > a.cused && b.dirty > 0);
+  CHECK(verify_all(d) == 0);
+  test_drop(d);
+  check_metadata("metadata of a grown cache");
+  checked("cache: a cache device grown under a live cache is taken by a reloaded table "
+          "(%u -> %u blocks, %u -> %u cached, every byte)", a.ctotal, b.ctotal, a.cused, b.cused);
+  /* The cache device shrunk back below blocks in use, some of them dirty
+   * (the cache fills from block 0 up): refused at the resume, and the
+   * cache opens whole once the device has its size again. */
+  snprintf(lin, sizeof lin, "0 %u linear %s 0", CACHE_SIZE / 512, cdev);
+  swap_table(cd, lin);
+  struct udm_device *e = udm_device_create(ctx, "shrunk", NULL, 0);
+  CHECK(e != NULL);
+  int r = e ? udm_table_load(e, t) : -1;
+  if (r == 0)
+    r = udm_device_resume(e);
+  CHECK(r < 0);
+  CHECK_CONTAINS(udm_errmsg(), "is dirty");
+  if (e)
+    test_drop(e);
+  snprintf(lin, sizeof lin, "0 %u linear %s 0", 2 * CACHE_SIZE / 512, cdev);
+  swap_table(cd, lin);
+  d = make("cache", t);
+  CHECK(d && verify_all(d) == 0);
+  test_drop(d);
+  test_drop(cd);
+  checked("cache: shrinking the cache device below a dirty block is refused, the cache intact");
+}
+
 int main(void)
 {
   setup();
@@ -792,6 +852,7 @@ int main(void)
   metadata_write_error_turns_read_only();
   metadata_device_gone_fails_the_cache();
   discard_bitset_marks_whole_blocks();
+  cache_device_grown_by_reload();
   free(model);
   return finish("test-cache");
 }
