@@ -839,6 +839,40 @@ static void cache_device_grown_by_reload(void)
   checked("cache: shrinking the cache device below a dirty block is refused, the cache intact");
 }
 
+/*
+ * The origin grown: a reloaded, longer table keeps every mapping, dirty bit
+ * and byte, reads the new part from the origin, and its metadata (a larger
+ * discard bitset) stays cache_check clean.
+ */
+static void origin_grown_by_reload(void)
+{
+  fresh(29);
+  char t[1024];
+  table_for(t, sizeof t, "1 writeback", "smq 0");
+  struct udm_device *d = make("cache", t);
+  CHECK(churn(d, 1500, 40) == 0);
+  quiesce(d);
+  struct st a, b;
+  CHECK(stat_of(d, &a));
+  CHECK(truncate(origin, 2 * ORIGIN_SIZE) == 0);
+  snprintf(t, sizeof t, "0 %u cache %s %s %s %u 1 writeback smq 0", 2 * ORIGIN_SIZE / 512, meta,
+           cdev, origin, BLOCK);
+  CHECK(udm_table_load(d, t) == 0);
+  CHECK(udm_device_resume(d) == 0);
+  CHECK(udm_device_size(d) == 2ull * ORIGIN_SIZE);
+  CHECK(stat_of(d, &b));
+  CHECK(b.cused == a.cused && b.dirty == a.dirty);
+  CHECK(verify_all(d) == 0);
+  static unsigned char buf[64 * KiB], zero[64 * KiB];
+  for (int i = 0; i < 3; i++) /* the new part: zeros, read again and again */
+    for (uint64_t off = ORIGIN_SIZE; off < ORIGIN_SIZE + 8 * (uint64_t)BLOCK * 512; off += sizeof buf)
+      CHECK(rd(d, buf, sizeof buf, off) == 0 && !memcmp(buf, zero, sizeof buf));
+  test_drop(d);
+  check_metadata("metadata of a cache whose origin grew");
+  checked("cache: an origin grown under a live cache is taken by a longer reloaded table "
+          "(%u cached, %u dirty kept, every byte, the new part readable)", b.cused, b.dirty);
+}
+
 int main(void)
 {
   setup();
@@ -853,6 +887,7 @@ int main(void)
   metadata_device_gone_fails_the_cache();
   discard_bitset_marks_whole_blocks();
   cache_device_grown_by_reload();
+  origin_grown_by_reload();
   free(model);
   return finish("test-cache");
 }
