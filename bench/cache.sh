@@ -10,8 +10,11 @@
 #   - "cold": the whole 256 MiB origin read through a cache made on fresh
 #     metadata, against "linear" on the slow origin alone.  Target: cache
 #     costs at most 10 % (cache/origin >= 0.90).
-# "peer" is the cache device alone in the hot job and the origin alone in
-# the cold one.  Rounds alternate, medians printed with the ratios.
+#   - "hot-disk", "cold-disk": the same with the origin an O_DIRECT file on
+#     disk (raw:FILE?direct=on, in $BENCH_DIR, default /var/tmp) instead of
+#     the delay target.
+# "peer" is the cache device alone in the hot jobs and the origin alone in
+# the cold ones.  Rounds alternate, medians printed with the ratios.
 #
 #   bench/cache.sh [--serve PATH] [--rounds N] [--runtime SECONDS] [--size-mb N]
 set -euo pipefail
@@ -26,7 +29,10 @@ bench_find serve tests/nbd/udm-nbd-serve
 bench_need fio python3
 
 work=$(mktemp -d /dev/shm/udm-bench-cache.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+disk=$(mktemp -d "${BENCH_DIR:-/var/tmp}/udm-bench-cache.XXXXXX")
+trap 'rm -rf "$work" "$disk"' EXIT
+dd if=/dev/zero of="$disk/origin.img" bs=1M count="$size_mb" status=none conv=fsync
+direct="raw:$disk/origin.img?direct=on"
 origin=$work/origin.img
 cdev=$work/cache.img
 meta=$work/meta.img
@@ -68,6 +74,18 @@ for round in $(seq 1 "$rounds"); do
     | bench_record randread-4k-cold cache
   serve_fio randread-4k-cold "" "${size_mb}M" "slow=$slow" "dev=0 $sectors linear udm:slow 0" \
     | bench_record randread-4k-cold peer
+  fresh_meta
+  serve_fio randread-4k-hot-disk "$warm" 16M \
+    "dev=0 $sectors cache $meta $cdev $direct 64 1 writeback smq 0" \
+    | bench_record randread-4k-hot-disk cache
+  serve_fio randread-4k-hot-disk "" 16M "dev=0 131072 linear $cdev 0" \
+    | bench_record randread-4k-hot-disk peer
+  fresh_meta
+  serve_fio randread-4k-cold-disk "" "${size_mb}M" \
+    "dev=0 $sectors cache $meta $cdev $direct 64 1 writeback smq 0" \
+    | bench_record randread-4k-cold-disk cache
+  serve_fio randread-4k-cold-disk "" "${size_mb}M" "dev=0 $sectors linear $direct 0" \
+    | bench_record randread-4k-cold-disk peer
 done
 cache_check "$meta" >/dev/null 2>&1 && echo "cache_check: clean" || echo "cache_check: FAILED"
 bench_report cache peer -- cache/peer

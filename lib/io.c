@@ -389,7 +389,7 @@ static void map_range(struct udm_req *rq, udm_table *t, enum udm_op op, unsigned
     uint64_t n = ti->begin + ti->len - sector;
     if (n > left)
       n = left;
-    if (ti->max_io_len) {
+    if (ti->max_io_len && !(op == UDM_OP_DISCARD && ti->whole_discards)) {
       uint64_t to_boundary = ti->max_io_len - (sector - ti->begin) % ti->max_io_len;
       if (n > to_boundary)
         n = to_boundary;

@@ -142,6 +142,13 @@ struct udm_target {
   /* Set by udm_target_set_remap(): the default map, iterate_devices, extents. */
   struct udm_dev *remap_dev;
   udm_sector_t remap_start;
+  /* ---- API version 3 ---- */
+  /*
+   * Set by ctr: discards are not split at max_io_len (only at segment ends
+   * and the table's max_discard_sectors), as the kernel's dm core sends a
+   * discard whole to a target without max_discard_granularity (dm-cache).
+   */
+  int whole_discards;      /* 0 or 1 */
 };
 
 /*

@@ -52,6 +52,9 @@
 #define IDLE_NS 1000000000ull
 
 enum io_mode { MODE_WRITETHROUGH, MODE_WRITEBACK, MODE_PASSTHROUGH };
+/* The metadata's mode, as the kernel's: writable, read-only after a failed
+ * operation was rolled back, failed when even the rollback failed. */
+enum md_mode { MD_WRITE, MD_READ_ONLY, MD_FAIL };
 
 struct cblock_state {
   uint64_t oblock;
@@ -116,13 +119,14 @@ struct cache {
   struct cache_rpc *rpcs;
   bool suspending;
   bool changed;
-  bool failed; /* metadata failed: no more moves, status says so */
+  enum md_mode md_mode; /* MD_WRITE until a metadata operation fails */
   uint32_t nr_dirty;
 
   _Atomic uint32_t inflight[NR_BUCKETS];
   _Atomic uint64_t last_io_ns;
   _Atomic uint32_t read_hits, read_misses, write_hits, write_misses, demotions, promotions;
   _Atomic uint64_t md_used, md_total;
+  _Atomic bool needs_check;
 
   struct udm_worker *worker;
   struct udm_work work;
@@ -191,9 +195,22 @@ static void copy_done(void *opaque, int err, const int *errs)
   wake(c);
 }
 
+static bool discarded(const struct cache *c, uint64_t dblock);
+static void set_discarded(struct cache *c, uint64_t dblock, bool on);
+
 static void launch(struct cache *c, struct migration *m)
 {
   uint64_t spb = c->sectors_per_block;
+  /* A discarded origin block holds nothing worth moving (the kernel's
+   * mg_full_copy): the move updates the metadata without a copy. */
+  pthread_mutex_lock(&c->lock);
+  bool nothing = m->kind != WORK_DEMOTE &&
+                 discarded(c, m->oblock * spb / c->discard_block_size);
+  pthread_mutex_unlock(&c->lock);
+  if (nothing) {
+    copy_done(m, 0, NULL);
+    return;
+  }
   struct udm_region origin = {c->origin_dev, m->oblock * spb};
   struct udm_region cache = {c->cache_dev, (uint64_t)m->cblock * spb};
   struct udm_copy job = {.n = 1, .nr_sectors = spb, .done = copy_done, .opaque = m};
@@ -230,9 +247,12 @@ static void add_waiting(struct cache *c, struct migration *m)
 static void start_migrations(struct cache *c)
 {
   pthread_mutex_lock(&c->lock);
-  while (!c->suspending && !c->failed && spare_bandwidth(c)) {
+  while (!c->suspending && spare_bandwidth(c)) {
+    /* Read-only metadata: writebacks still run (they change no metadata), as
+     * in the kernel; promotions and demotions, which would fail, are not tried. */
     struct policy_query q = {q_dirty, q_busy, q_cached, c, c->nr_free > 0,
-                             udm_now_ns() - atomic_load(&c->last_io_ns) > IDLE_NS};
+                             udm_now_ns() - atomic_load(&c->last_io_ns) > IDLE_NS,
+                             c->md_mode != MD_WRITE};
     uint64_t ob = 0;
     uint32_t cb = NONE;
     enum cache_work w = policy_next_work(c->policy, &q, &ob, &cb);
@@ -284,20 +304,53 @@ static void update_usage(struct cache *c)
   atomic_store(&c->md_total, total);
 }
 
+/*
+ * A metadata operation failed (the kernel's metadata_operation_failed): the
+ * transaction is rolled back to the last commit, needs_check is set in the
+ * superblock, and the metadata turns read-only; when the rollback or the flag
+ * cannot even be read, the cache fails.  An event tells "udm wait".  Worker only.
+ */
+static void metadata_failed(struct cache *c)
+{
+  pthread_mutex_lock(&c->lock);
+  enum md_mode old = c->md_mode;
+  pthread_mutex_unlock(&c->lock);
+  if (old != MD_WRITE)
+    return;
+  enum md_mode now = MD_READ_ONLY;
+  if (cache_md_abort(&c->md, c->metadata_dev) < 0 || cache_md_set_needs_check(&c->md) < 0)
+    now = MD_FAIL;
+  atomic_store(&c->needs_check, true);
+  pthread_mutex_lock(&c->lock);
+  c->md_mode = now;
+  pthread_mutex_unlock(&c->lock);
+  udm_target_event(c->ti);
+}
+
+/* A commit; -EINVAL once the metadata is read-only or failed, as the kernel's. */
 static int commit(struct cache *c, bool clean)
 {
+  pthread_mutex_lock(&c->lock);
+  bool writable = c->md_mode == MD_WRITE;
+  pthread_mutex_unlock(&c->lock);
+  if (!writable)
+    return -EINVAL;
   c->md.read_hits = atomic_load(&c->read_hits);
   c->md.read_misses = atomic_load(&c->read_misses);
   c->md.write_hits = atomic_load(&c->write_hits);
   c->md.write_misses = atomic_load(&c->write_misses);
   int r = cache_md_commit(&c->md, clean);
-  update_usage(c);
-  if (r < 0) {
-    pthread_mutex_lock(&c->lock);
-    c->failed = true;
-    pthread_mutex_unlock(&c->lock);
-  }
+  if (r < 0)
+    metadata_failed(c);
+  else
+    update_usage(c);
   return r;
+}
+
+static int flush_dev(struct udm_dev *dev)
+{
+  struct udm_io io = {.op = UDM_OP_FLUSH};
+  return udm_dev_submit(dev, &io);
 }
 
 static void finish_migrations(struct cache *c)
@@ -308,12 +361,30 @@ static void finish_migrations(struct cache *c)
   pthread_mutex_unlock(&c->lock);
   if (!list)
     return;
-  int r = 0;
+  pthread_mutex_lock(&c->lock);
+  int r = c->md_mode == MD_WRITE ? 0 : -EINVAL; /* moves under way when it failed */
+  pthread_mutex_unlock(&c->lock);
+  /* What a new mapping points to (the promoted copy), and the origin's copy
+   * a removed mapping leaves the block to, must be durable before the commit
+   * that publishes them: a cache that loses its write cache with the power
+   * would otherwise map garbage, or lose a written-back block. */
+  bool to_cache = false, to_origin = false;
+  for (struct migration *m = list; m; m = m->next)
+    if (m->err == 0) {
+      to_cache |= m->kind == WORK_PROMOTE;
+      to_origin |= m->kind == WORK_DEMOTE;
+    }
+  if (r == 0 && to_cache)
+    r = flush_dev(c->cache_dev);
+  if (r == 0 && to_origin)
+    r = flush_dev(c->origin_dev);
   for (struct migration *m = list; m && r == 0; m = m->next) {
     if (m->kind == WORK_PROMOTE && m->err == 0)
       r = cache_md_insert(&c->md, m->cblock, m->oblock, false);
     else if (m->kind == WORK_DEMOTE && m->err == 0)
       r = cache_md_remove(&c->md, m->cblock);
+    if (r < 0)
+      metadata_failed(c);
   }
   if (r == 0)
     r = commit(c, false);
@@ -325,6 +396,8 @@ static void finish_migrations(struct cache *c)
     bool ok = m->err == 0 && r == 0;
     if (m->kind == WORK_PROMOTE) {
       if (ok) {
+        /* As the kernel: the block is in the cache now, no longer discarded. */
+        set_discarded(c, m->oblock * c->sectors_per_block / c->discard_block_size, false);
         policy_inserted(c->policy, m->cblock);
         atomic_fetch_add(&c->promotions, 1);
       } else {
@@ -365,7 +438,12 @@ static void process_flushes(struct cache *c)
   pthread_mutex_unlock(&c->lock);
   if (!list)
     return;
-  int r = commit(c, false);
+  /* Read-only metadata has nothing to commit (the rollback left no change):
+   * flushes pass; once failed, they fail (the kernel's commit_op). */
+  pthread_mutex_lock(&c->lock);
+  enum md_mode mode = c->md_mode;
+  pthread_mutex_unlock(&c->lock);
+  int r = mode == MD_WRITE ? commit(c, false) : mode == MD_READ_ONLY ? 0 : -EIO;
   while (list) {
     struct cache_io *e = list;
     list = e->next;
@@ -504,9 +582,12 @@ static int cache_map(struct udm_target *ti, struct udm_io *io)
   bool write = io->op != UDM_OP_READ;
   pthread_mutex_lock(&c->lock);
   if (io->op == UDM_OP_DISCARD) {
-    uint64_t db = off / c->discard_block_size;
-    if (off % c->discard_block_size == 0 && io->nr_sectors >= c->discard_block_size)
-      set_discarded(c, db, true);
+    /* Every discard block the discard covers whole (it comes unsplit:
+     * whole_discards), as the kernel's calc_discard_block_range. */
+    uint64_t dbs = c->discard_block_size;
+    uint64_t b = (off + dbs - 1) / dbs, e = io->nr_sectors < dbs ? b : (off + io->nr_sectors) / dbs;
+    for (; b < e && b < c->nr_dblocks; b++)
+      set_discarded(c, b, true);
     if (!c->discard_passdown) {
       pthread_mutex_unlock(&c->lock);
       return UDM_MAPIO_DONE;
@@ -541,7 +622,7 @@ static int cache_map(struct udm_target *ti, struct udm_io *io)
   uint64_t csector = (uint64_t)b * spb + off % spb;
   if (c->mode == MODE_PASSTHROUGH) {
     if (write) { /* invalidate first: the origin alone will hold the block */
-      if (c->failed) {
+      if (c->md_mode != MD_WRITE) {
         pthread_mutex_unlock(&c->lock);
         return -EIO; /* the metadata cannot drop the block any more */
       }
@@ -623,9 +704,18 @@ static int rpc_clean_shutdown(struct cache *c, void *arg)
 {
   (void)arg;
   finish_migrations(c);
-  if (c->failed)
-    return pd_fail(EIO, "the metadata failed earlier: no clean shutdown");
+  if (!c->md_open) /* never resumed, or its first resume failed: nothing to write */
+    return 0;
   int r = 0;
+  pthread_mutex_lock(&c->lock);
+  if (c->md_mode != MD_WRITE) { /* read-only: nothing written, as the kernel */
+    pthread_mutex_unlock(&c->lock);
+    return 0;
+  }
+  pthread_mutex_unlock(&c->lock);
+  /* The clean bits written below rely on the written-back copies. */
+  if ((r = flush_dev(c->origin_dev)) < 0)
+    return r;
   pthread_mutex_lock(&c->lock);
   for (uint32_t b = 0; r == 0 && b < c->nr_cblocks; b++)
     if (c->cb[b].valid)
@@ -638,7 +728,9 @@ static int rpc_clean_shutdown(struct cache *c, void *arg)
   for (uint64_t d = 0; r == 0 && d < c->nr_dblocks; d++)
     r = cache_md_set_discard(&c->md, d, discarded(c, d));
   pthread_mutex_unlock(&c->lock);
-  if (r == 0)
+  if (r < 0)
+    metadata_failed(c);
+  else
     r = commit(c, true);
   return r;
 }
@@ -646,7 +738,10 @@ static int rpc_clean_shutdown(struct cache *c, void *arg)
 static int rpc_unclean(struct cache *c, void *arg)
 {
   (void)arg;
-  return commit(c, false);
+  pthread_mutex_lock(&c->lock);
+  bool writable = c->md_mode == MD_WRITE;
+  pthread_mutex_unlock(&c->lock);
+  return writable ? commit(c, false) : 0;
 }
 
 static void cache_presuspend(struct udm_target *ti)
@@ -827,11 +922,36 @@ static int load_mapping(void *ctx, uint32_t b, const struct cache_mapping *m)
   return 0;
 }
 
+/*
+ * The discard bitset on disk may use another discard block size (an origin
+ * resized since): runs of discarded blocks are merged, and only the current
+ * blocks they cover whole are marked (the kernel's set_discard_range).
+ */
+struct discard_load {
+  struct cache *c;
+  uint64_t old_size, begin, end; /* a run [begin, end) of on-disk blocks */
+};
+
+static void mark_discard_run(struct discard_load *l)
+{
+  struct cache *c = l->c;
+  if (l->begin == l->end)
+    return;
+  uint64_t dbs = c->discard_block_size;
+  uint64_t b = (l->begin * l->old_size + dbs - 1) / dbs, e = l->end * l->old_size / dbs;
+  for (; b < e && b < c->nr_dblocks; b++)
+    set_discarded(c, b, true);
+  l->begin = l->end = 0;
+}
+
 static int load_discard(void *ctx, uint64_t db)
 {
-  struct cache *c = ctx;
-  if (db < c->nr_dblocks)
-    set_discarded(c, db, true);
+  struct discard_load *l = ctx;
+  if (db != l->end || l->begin == l->end) {
+    mark_discard_run(l);
+    l->begin = db;
+  }
+  l->end = db + 1;
   return 0;
 }
 
@@ -851,11 +971,12 @@ static int open_metadata(struct cache *c)
     udm_target_error(ti, "Error loading the cache mappings: %s", l.why[0] ? l.why : udm_errmsg());
     return r;
   }
-  if (c->md.discard_block_size == c->discard_block_size &&
-      (r = cache_md_load_discards(&c->md, load_discard, c)) < 0) {
+  struct discard_load dl = {.c = c, .old_size = c->md.discard_block_size};
+  if (dl.old_size && (r = cache_md_load_discards(&c->md, load_discard, &dl)) < 0) {
     udm_target_error(ti, "Error loading the discard bitset: %s", udm_errmsg());
     return r;
   }
+  mark_discard_run(&dl);
   if (c->md.cache_blocks != c->nr_cblocks) {
     r = cache_md_resize(&c->md, c->nr_cblocks);
     if (r == 0)
@@ -870,6 +991,7 @@ static int open_metadata(struct cache *c)
   atomic_store(&c->read_misses, c->md.read_misses);
   atomic_store(&c->write_hits, c->md.write_hits);
   atomic_store(&c->write_misses, c->md.write_misses);
+  atomic_store(&c->needs_check, cache_md_needs_check(&c->md));
   update_usage(c);
   for (uint32_t b = c->nr_cblocks; b-- > 0;)
     if (!c->cb[b].valid)
@@ -1027,6 +1149,7 @@ static int cache_ctr(struct udm_target *ti, unsigned argc, char **argv)
   ti->max_io_len = c->sectors_per_block;
   ti->num_flush_ios = 1;
   ti->num_discard_ios = 1;
+  ti->whole_discards = 1;
   ti->per_io_size = sizeof(struct cache_io);
   return 0;
 }
@@ -1055,12 +1178,13 @@ static void cache_status(struct udm_target *ti, enum udm_status_type type, unsig
   if (type == UDM_STATUS_IMA) {
     /* dm-cache's measurement; udm's metadata is read-write until it fails. */
     pthread_mutex_lock(&c->lock);
-    bool failed = c->failed;
+    enum md_mode mode = c->md_mode;
     pthread_mutex_unlock(&c->lock);
     udm_target_ima_header(ti, out);
     udm_buf_printf(out, ",metadata_mode=%s,cache_metadata_device=%s,cache_device=%s"
                         ",cache_origin_device=%s",
-                   failed ? "fail" : "rw", udm_dev_name(c->metadata_dev),
+                   mode == MD_FAIL ? "fail" : mode == MD_READ_ONLY ? "ro" : "rw",
+                   udm_dev_name(c->metadata_dev),
                    udm_dev_name(c->cache_dev), udm_dev_name(c->origin_dev));
     udm_buf_printf(out, ",writethrough=%c,writeback=%c,passthrough=%c,metadata2=%c"
                         ",no_discard_passdown=%c;",
@@ -1078,9 +1202,9 @@ static void cache_status(struct udm_target *ti, enum udm_status_type type, unsig
   }
   pthread_mutex_lock(&c->lock);
   uint32_t used = c->nr_cblocks - c->nr_free, dirty = c->nr_dirty;
-  bool failed = c->failed;
+  enum md_mode mode = c->md_mode;
   pthread_mutex_unlock(&c->lock);
-  if (failed) {
+  if (mode == MD_FAIL) {
     udm_buf_puts(out, "Fail");
     return;
   }
@@ -1097,9 +1221,10 @@ static void cache_status(struct udm_target *ti, enum udm_status_type type, unsig
   udm_buf_printf(out, "%s ", mode_name(c));
   if (!c->discard_passdown)
     udm_buf_puts(out, "no_discard_passdown ");
-  udm_buf_printf(out, "2 migration_threshold %llu %s 0 rw %s",
+  udm_buf_printf(out, "2 migration_threshold %llu %s 0 %s %s",
                  (unsigned long long)atomic_load(&c->migration_threshold),
-                 policy_name(c->policy), cache_md_needs_check(&c->md) ? "needs_check" : "-");
+                 policy_name(c->policy), mode == MD_READ_ONLY ? "ro" : "rw",
+                 atomic_load(&c->needs_check) ? "needs_check" : "-");
 }
 
 struct range {
@@ -1117,6 +1242,8 @@ static int rpc_invalidate(struct cache *c, void *arg)
     if (!mapped)
       continue;
     r = cache_md_remove(&c->md, b);
+    if (r < 0)
+      metadata_failed(c);
     if (r == 0)
       r = commit(c, false);
     if (r < 0)
@@ -1160,6 +1287,14 @@ static int cache_message(struct udm_target *ti, unsigned argc, char **argv, stru
   if (argc == 0) {
     udm_target_error(ti, "empty message");
     return -EINVAL;
+  }
+  pthread_mutex_lock(&c->lock);
+  enum md_mode mode = c->md_mode;
+  pthread_mutex_unlock(&c->lock);
+  if (mode != MD_WRITE) {
+    udm_target_error(ti, "unable to service cache target messages in READ_ONLY or FAIL mode "
+                         "(the metadata failed)");
+    return -EOPNOTSUPP;
   }
   if (!strcasecmp(argv[0], "invalidate_cblocks")) {
     if (c->mode != MODE_PASSTHROUGH) {

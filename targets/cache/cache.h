@@ -52,6 +52,10 @@ int cache_md_open(struct cache_md *md, struct udm_dev *dev, uint32_t data_block_
 /* Check the superblock (when not all zeros) without writing anything. */
 int cache_md_probe(struct udm_dev *dev, uint32_t data_block_size);
 void cache_md_close(struct cache_md *md);
+/* Drop the transaction under way: back to the last commit on DEV, nothing written. */
+int cache_md_abort(struct cache_md *md, struct udm_dev *dev);
+/* Set needs_check in the committed superblock (an error only if it cannot be read). */
+int cache_md_set_needs_check(struct cache_md *md);
 /* Resize the mapping array (and dirty bitset) to NR cache blocks. */
 int cache_md_resize(struct cache_md *md, uint32_t nr);
 int cache_md_discard_resize(struct cache_md *md, uint64_t dblock_size, uint64_t nr);
@@ -105,6 +109,7 @@ struct policy_query {
   bool (*is_cached)(void *ctx, uint64_t oblock);
   void *ctx;
   bool has_free, idle;
+  bool writeback_only; /* the metadata is read-only: no promotion, no demotion */
 };
 enum cache_work policy_next_work(struct cache_policy *p, const struct policy_query *q,
                                  uint64_t *oblock, uint32_t *cblock);

@@ -254,9 +254,46 @@ int cache_md_open(struct cache_md *md, struct udm_dev *dev, uint32_t data_block_
   if (r < 0)
     return r;
   r = zero ? format_metadata(md) : open_metadata(md);
+  if (r == 0 && (md->flags & FLAG_NEEDS_CHECK))
+    r = pd_fail(EINVAL, "needs_check is set: unable to get write access to metadata, "
+                        "please check/repair metadata (cache_check, cache_repair)");
   if (r == 0)
     r = cache_md_commit(md, false); /* as the kernel: clear the clean-shutdown flag */
   return r;
+}
+
+/*
+ * Roll back to the last commit (the kernel's dm_cache_metadata_abort): the
+ * objects of the failed transaction are dropped and the superblock read
+ * again from DEV; nothing is written.
+ */
+int cache_md_abort(struct cache_md *md, struct udm_dev *dev)
+{
+  cache_md_close(md);
+  int r = pd_bm_create(dev, CACHE_BLOCKS, &md->bm);
+  if (r == 0)
+    r = open_metadata(md);
+  return r;
+}
+
+/*
+ * Set needs_check in the superblock of the last commit, in place (as the
+ * kernel's dm_cache_metadata_set_needs_check).  Fails only when the
+ * superblock cannot be read; its write is tried now, and again when the
+ * block manager is destroyed, as the kernel's buffer is written back later.
+ */
+int cache_md_set_needs_check(struct cache_md *md)
+{
+  md->flags |= FLAG_NEEDS_CHECK;
+  struct pd_block *b;
+  int r = pd_bm_write_lock(md->bm, SUPERBLOCK_LOCATION, &sb_validator, &b);
+  if (r < 0)
+    return r;
+  struct superblock_disk *sb = pd_block_data(b);
+  sb->flags = le32_put(le32_get(sb->flags) | FLAG_NEEDS_CHECK);
+  pd_bm_unlock(b);
+  (void)pd_bm_flush(md->bm);
+  return 0;
 }
 
 int cache_md_probe(struct udm_dev *dev, uint32_t data_block_size)
@@ -275,6 +312,9 @@ int cache_md_probe(struct udm_dev *dev, uint32_t data_block_size)
       if (le32_get(sb->data_block_size) != data_block_size)
         r = pd_fail(EINVAL, "changing the data block size (from %u to %u) is not supported",
                     le32_get(sb->data_block_size), data_block_size);
+      else if (le32_get(sb->flags) & FLAG_NEEDS_CHECK)
+        r = pd_fail(EINVAL, "needs_check is set: unable to get write access to metadata, "
+                            "please check/repair metadata (cache_check, cache_repair)");
       pd_bm_unlock(b);
     }
   }

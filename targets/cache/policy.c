@@ -5,7 +5,8 @@
  *
  * smq: origin blocks that miss are counted in a table of hotspot counters
  * (origin blocks hashed into a fixed number of counters); a block whose
- * counter reaches the promotion level becomes a candidate.  Cached blocks
+ * counter reaches the promotion level (2, 4 or 8 misses, by how well the
+ * counters have been predicting re-references lately) becomes a candidate.  Cached blocks
  * carry a hit level (0..63) and sit in a recency queue (least recently hit
  * first).  A candidate is promoted into a free cache block; when none is
  * free it must be hotter than the coldest cached block, which is demoted
@@ -27,7 +28,19 @@
 #define NONE UINT32_MAX
 #define MAX_LEVEL 63u
 #define NR_CANDIDATES 64u
-#define PROMOTE_LEVEL 2u
+/*
+ * The promotion level adapts to how well the hotspot counters predict
+ * re-references, as the kernel's smq lowers its promote level when its
+ * hotspot queue performs well and raises it when poorly (stats_assess):
+ * every ASSESS_WINDOW misses, the share of misses that found their
+ * hotspot counted twice already (since the last halving) decides between eager (2 misses promote), fair
+ * (4) and poor (8: a cold, scattered load promotes next to nothing and
+ * leaves the origin's bandwidth to the reads).
+ */
+#define ASSESS_WINDOW 1024u
+#define LEVEL_WELL 2u
+#define LEVEL_FAIR 4u
+#define LEVEL_POOR 8u
 #define VICTIM_SCAN 16u
 
 struct cache_policy {
@@ -39,6 +52,8 @@ struct cache_policy {
   uint8_t *hotspot;
   uint32_t nr_hotspots;
   uint64_t misses, hits;
+  uint32_t window_misses, window_rereferenced;
+  uint8_t promote_level;
   uint64_t cand[NR_CANDIDATES];
   unsigned nr_cand;
   uint32_t cursor;
@@ -56,6 +71,7 @@ struct cache_policy *policy_create(const char *name, uint32_t nr_cblocks, uint64
   if (!p)
     return NULL;
   p->cleaner = cleaner;
+  p->promote_level = LEVEL_WELL; /* no evidence yet: eager, as an empty cache wants */
   p->nr_cblocks = nr_cblocks;
   p->nr_hotspots = 1024;
   while (p->nr_hotspots < nr_cblocks * 4u && p->nr_hotspots < (1u << 22) &&
@@ -157,6 +173,15 @@ bool policy_miss(struct cache_policy *p, uint64_t oblock)
   if (p->cleaner)
     return false;
   uint32_t h = hotspot_of(p, oblock);
+  p->window_rereferenced += p->hotspot[h] >= 2;
+  if (++p->window_misses == ASSESS_WINDOW) {
+    /* well: at least 3/4 of misses re-reference; fair: at least half */
+    uint32_t r = p->window_rereferenced;
+    p->promote_level = r * 4 >= ASSESS_WINDOW * 3 ? LEVEL_WELL
+                       : r * 2 >= ASSESS_WINDOW   ? LEVEL_FAIR
+                                                  : LEVEL_POOR;
+    p->window_misses = p->window_rereferenced = 0;
+  }
   if (p->hotspot[h] < 255)
     p->hotspot[h]++;
   if (++p->misses >= p->nr_hotspots) {
@@ -164,7 +189,7 @@ bool policy_miss(struct cache_policy *p, uint64_t oblock)
     for (uint32_t i = 0; i < p->nr_hotspots; i++)
       p->hotspot[i] /= 2;
   }
-  if (p->hotspot[h] < PROMOTE_LEVEL)
+  if (p->hotspot[h] < p->promote_level)
     return false;
   for (unsigned i = 0; i < p->nr_cand; i++)
     if (p->cand[i] == oblock)
@@ -193,6 +218,8 @@ enum cache_work policy_next_work(struct cache_policy *p, const struct policy_que
 {
   if (p->cleaner)
     return writeback_any(p, q, cblock, UINT32_MAX);
+  if (q->writeback_only)
+    return q->idle ? writeback_any(p, q, cblock, UINT32_MAX) : WORK_NONE;
   while (p->nr_cand) {
     uint64_t ob = p->cand[0];
     if (q->is_cached(q->ctx, ob)) {

@@ -60,6 +60,9 @@ TARGETS = {
     "linear": (1, lambda f: "0 %d linear %s 0" % (SECTORS, f[0])),
     "striped": (2, lambda f: "0 %d striped 2 8 %s 0 %s 0" % (SECTORS, f[0], f[1])),
     "crypt": (1, lambda f: "0 %d crypt aes-xts-plain64 %s 0 %s 0" % (SECTORS, KEY, f[0])),
+    # metadata, cache device, origin; writeback: dirty blocks live on the cache only
+    "cache": (3, lambda f: "0 %d cache %s %s %s 64 1 writeback smq 0"
+              % (SECTORS, f[0], f[1], f[2])),
 }
 
 # Targets that break the rules on purpose, to prove the checks can fail:

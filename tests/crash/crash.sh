@@ -2,9 +2,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Crash consistency (crash.py): $CRASH_CYCLES cycles (default 25) of writes
 # through NBD and through the attached block device, SIGKILL of udmd at a
-# random moment, restart and a full read-back, for linear, striped and
-# crypt, over storage that loses what udm did not flush (nbdkit's writeback
-# cache under nbdfuse, killed with udmd).  Fails when a durable write is
+# random moment, restart and a full read-back, for linear, striped, crypt
+# and cache (writeback, smq), over storage that loses what udm did not
+# flush (nbdkit's writeback cache under nbdfuse, killed with udmd).  Fails when a durable write is
 # lost or a sector holds bytes never written to it.  CRASH_SEED repeats a
 # run (the seed is printed); CRASH_STORAGE=file uses the files directly.
 # First, the checks must catch a target that breaks each rule on purpose

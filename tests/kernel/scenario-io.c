@@ -379,6 +379,7 @@ int main(int argc, char **argv)
     .exec_env = exec_env,
     .dmsetup_program = "dmsetup",
     .scripts_dir = "/in/scripts",
+    .images_dir = "/in/images",
   };
   return scn_run_file(argv[1], workdir, &be, &run);
 }

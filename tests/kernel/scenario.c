@@ -423,8 +423,44 @@ static void op_write(const struct scn_backend *be, const struct target *t, uint6
 }
 
 /* ---- disks ------------------------------------------------------------------ */
+/* Copy image NAME from the backend's images folder into FD (no larger than SIZE). */
+static int copy_image(const struct scn_backend *be, const char *name, int fd, uint64_t size)
+{
+  char src[1024];
+  if (!be->images_dir || strstr(name, ".."))
+    return ENOENT;
+  snprintf(src, sizeof src, "%s/%s", be->images_dir, name);
+  int in = open(src, O_RDONLY);
+  if (in < 0)
+    return errno;
+  uint8_t *buf = alloc_io(DIGEST_CHUNK);
+  int err = 0;
+  uint64_t off = 0;
+  for (;;) {
+    ssize_t got = read(in, buf, DIGEST_CHUNK);
+    if (got < 0) {
+      err = errno;
+      break;
+    }
+    if (got == 0)
+      break;
+    if (off + (uint64_t)got > size) {
+      err = EFBIG;
+      break;
+    }
+    if (pwrite(fd, buf, (size_t)got, (off_t)off) != got) {
+      err = EIO;
+      break;
+    }
+    off += (uint64_t)got;
+  }
+  free(buf);
+  close(in);
+  return err;
+}
+
 static int make_disk(struct scn_run *run, const struct scn_backend *be, const char *role,
-                     uint64_t size, bool zero, uint64_t seed)
+                     uint64_t size, bool zero, uint64_t seed, const char *image)
 {
   if (run->ndisks == SCN_MAX_DISKS || strlen(role) >= sizeof run->disks[0].role ||
       scn_find_disk(run, role))
@@ -443,7 +479,13 @@ static int make_disk(struct scn_run *run, const struct scn_backend *be, const ch
     close(fd);
     return err;
   }
-  if (!zero) {
+  if (image) {
+    int err = copy_image(be, image, fd, size);
+    if (err) {
+      close(fd);
+      return err;
+    }
+  } else if (!zero) {
     uint8_t *buf = alloc_io(DIGEST_CHUNK);
     for (uint64_t off = 0; off < size; off += DIGEST_CHUNK) {
       size_t len = size - off < DIGEST_CHUNK ? (size_t)(size - off) : DIGEST_CHUNK;
@@ -933,23 +975,32 @@ int scn_run_file(const char *path, const char *workdir, const struct scn_backend
       }
       result("ok");
     } else if (!strcmp(cmd, "disk")) {
-      /* disk ROLE SIZE [fill=SEED|fill=zero] [nodigest] */
+      /* disk ROLE SIZE [fill=SEED|fill=zero|image=NAME] [nodigest] */
       uint64_t seed = 0;
       bool zero = true, nodigest = false;
+      const char *image = NULL;
       if (n >= 4 && !strcmp(tok[n - 1], "nodigest")) {
         nodigest = true;
         n--;
       }
-      if (n < 3 || n > 4 || parse_size(tok[2], &a) ||
-          (n == 4 && (strncmp(tok[3], "fill=", 5) ||
-                      (strcmp(tok[3] + 5, "zero") && parse_size(tok[3] + 5, &seed))))) {
-        harness_error(path, ln, "usage: disk ROLE SIZE [fill=SEED|fill=zero] [nodigest]");
+      if (n == 4 && !strncmp(tok[3], "image=", 6) && tok[3][6])
+        image = tok[3] + 6;
+      else if (n < 3 || n > 4 || parse_size(tok[2], &a) ||
+               (n == 4 && (strncmp(tok[3], "fill=", 5) ||
+                           (strcmp(tok[3] + 5, "zero") && parse_size(tok[3] + 5, &seed))))) {
+        harness_error(path, ln,
+                      "usage: disk ROLE SIZE [fill=SEED|fill=zero|image=NAME] [nodigest]");
         rc = 2;
         break;
       }
-      if (n == 4 && strcmp(tok[3] + 5, "zero"))
+      if (image && parse_size(tok[2], &a)) {
+        harness_error(path, ln, "usage: disk ROLE SIZE image=NAME [nodigest]");
+        rc = 2;
+        break;
+      }
+      if (n == 4 && !image && strcmp(tok[3] + 5, "zero"))
         zero = false;
-      int err = make_disk(run, be, tok[1], a, zero, seed);
+      int err = make_disk(run, be, tok[1], a, zero, seed, image);
       if (err) {
         harness_error(path, ln, strerror(err));
         rc = 2;
@@ -1206,7 +1257,11 @@ int scn_run_file(const char *path, const char *workdir, const struct scn_backend
     if (run->disks[d].fd >= 0)
       close(run->disks[d].fd);
     be->disk_detach(be->opaque, &run->disks[d]);
-    unlink(run->disks[d].file);
+    char keep[1024];
+    if (be->save_dir && !rc)
+      snprintf(keep, sizeof keep, "%s/%s", be->save_dir, run->disks[d].role);
+    if (!be->save_dir || rc || rename(run->disks[d].file, keep) < 0)
+      unlink(run->disks[d].file);
   }
   for (unsigned k = 0; k < nlines; k++)
     free(lines[k].text);

@@ -79,6 +79,13 @@ struct scn_backend {
   /* Where "exec" finds a word "@/NAME": tests/kernel/scripts (/in/scripts in the VM). */
   const char *scripts_dir;
   /*
+   * Where "disk ... image=NAME" finds NAME: images run-diff made before the
+   * run with udm-scenario --save-disks (tests/kernel/images; /in/images in the VM).
+   */
+  const char *images_dir;
+  /* When set (udm-scenario --save-disks DIR), each disk's final file is kept there as ROLE. */
+  const char *save_dir;
+  /*
    * The udm side's "udm: open [--stdin TEXT] ARGS..." (the arguments of "udm
    * open", $role already the disk; the passphrase is TEXT without the final
    * newline) and "udm: close NAME".  NULL on the kernel side, where a host

@@ -339,8 +339,15 @@ static const char *udm_canon_token(void *opaque, const char *token, char *buf, s
 
 int main(int argc, char **argv)
 {
+  /* --save-disks DIR: keep the disks' final files (run-diff's images, docs/testing.md). */
+  const char *save_dir = NULL;
+  if (argc >= 3 && !strcmp(argv[1], "--save-disks")) {
+    save_dir = argv[2];
+    argv += 2;
+    argc -= 2;
+  }
   if (argc < 2 || argc > 3) {
-    fprintf(stderr, "usage: %s SCENARIO.scn [WORKDIR]\n", argv[0]);
+    fprintf(stderr, "usage: %s [--save-disks DIR] SCENARIO.scn [WORKDIR]\n", argv[0]);
     return 2;
   }
   const char *workdir = argc == 3 ? argv[2] : "/tmp/udm-scenario";
@@ -377,6 +384,8 @@ int main(int argc, char **argv)
   static const char *exec_env[3];
   static char path_env[8192], bin[700], link[800];
   be.scripts_dir = getenv("UDM_SCN_SCRIPTS");
+  be.images_dir = getenv("UDM_SCN_IMAGES");
+  be.save_dir = save_dir;
   if (cli && *cli) {
     snprintf(runtime, sizeof runtime, "%s/udm-cli", workdir);
     snprintf(sock, sizeof sock, "%s/control.sock", runtime);
