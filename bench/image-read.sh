@@ -17,7 +17,7 @@ runtime=6
 size_mb=512
 bench_options "$@"
 bench_find serve tests/nbd/udm-nbd-serve
-bench_find udm_image drivers/udm-image/udm-image
+bench_find udm_image tools/udm-image/udm-image
 bench_need fio qemu-img qemu-nbd python3
 
 work=$(mktemp -d /dev/shm/udm-image-bench.XXXXXX)

@@ -502,7 +502,7 @@ int main(int argc, char **argv)
   if (strcmp(name, "image") == 0) {
     /* Image tools live in their own program: udm image ARGS = udm-image ARGS. */
     char prog[PATH_MAX];
-    if (cli_find_program("udm-image", "UDM_IMAGE", "drivers/udm-image", prog,
+    if (cli_find_program("udm-image", "UDM_IMAGE", "tools/udm-image", prog,
                          sizeof prog) < 0) {
       cli_error("image: cannot find the udm-image program (set $UDM_IMAGE)");
       return EXIT_FAIL;

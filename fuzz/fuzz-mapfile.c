@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * GNU ddrescue mapfiles as "udm image convert --mapfile" reads them
- * (drivers/udm-image/mapfile.c): the input is the mapfile, read for a
+ * (tools/udm-image/mapfile.c): the input is the mapfile, read for a
  * device of 1 GiB.  What must hold: a refusal names the line; an accepted
  * mapfile gives bad ranges that are sorted, merged, non-empty and inside
  * the device.
  */
-#include "../drivers/udm-image/mapfile.h"
+#include "../tools/udm-image/mapfile.h"
 #include "fuzz.h"
 
 #define DEVICE_BYTES (1ull << 30)

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../udmz/udmz_write.h"
+#include "../../drivers/udmz/udmz_write.h"
 
 /*
  * Read the mapfile at PATH for a device of SIZE bytes.  Every block whose

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/util.h"
+#include "../../drivers/common/util.h"
 #include "mapfile.h"
 
 static bool parse_num(const char *s, uint64_t *out)

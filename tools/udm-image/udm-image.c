@@ -29,10 +29,10 @@
 #include <udm/driver.h>
 #include <udm/udm.h>
 
-#include "../common/crc32c.h"
-#include "../common/util.h"
+#include "../../drivers/common/crc32c.h"
+#include "../../drivers/common/util.h"
 #include "progress.h"
-#include "../udmz/udmz_write.h"
+#include "../../drivers/udmz/udmz_write.h"
 #include "mapfile.h"
 
 #define PROBE_BYTES 4096
