@@ -67,7 +67,8 @@ void udm_nbd_server_set_log(struct udm_nbd_server *srv,
  *    (ca-crl.pem if present), the layout of nbdkit's --tls-certificates;
  *    with verify_peer, clients must present a certificate the CA signed;
  *  - PSK: FILE as psktool writes it ("identity:hexkey" lines), re-read by
- *    GnuTLS at each handshake, so keys can be changed without a restart.
+ *    udm at each handshake (into locked memory, wiped), so keys can be
+ *    changed without a restart; the X.509 private key is read the same way.
  * Set the mode and credentials before udm_nbd_server_start(), which
  * refuses a mode other than OFF without credentials; afterwards they are
  * refused (EBUSY), since connections read them without a lock.
