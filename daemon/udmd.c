@@ -482,6 +482,8 @@ struct watchdog {
   bool done;
   unsigned seconds;
   const char *dir;
+  /* Until udmd_attach_free begins (under lock): the export to abort. */
+  struct udmd_attach *attach;
 };
 
 static void *watchdog_thread(void *opaque)
@@ -505,7 +507,16 @@ static void *watchdog_thread(void *opaque)
   for (size_t i = 0; i < sizeof leaves / sizeof leaves[0]; i++)
     if (udm_runtime_path(path, sizeof path, w->dir, leaves[i]) == 0)
       unlink(path);
-  if (udm_runtime_path(path, sizeof path, w->dir, UDM_DEV_DIR) == 0)
+  /*
+   * Abort the export (its session thread then ends: joined, so that no
+   * thread is left finished but unjoined), or only its mount once
+   * udmd_attach_free has it.  The lock stays held: the main thread must
+   * not free the export meanwhile.
+   */
+  pthread_mutex_lock(&w->lock);
+  if (w->attach)
+    udmd_attach_abort(w->attach, 2000);
+  else if (udm_runtime_path(path, sizeof path, w->dir, UDM_DEV_DIR) == 0)
     udm_platform_abort_mount(path);
   _exit(1);
 }
@@ -602,7 +613,7 @@ int main(int argc, char **argv)
       break;
   }
   udmd_log(LOG_INFO, "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
-  struct watchdog wd = {.seconds = o.stop_timeout, .dir = dir};
+  struct watchdog wd = {.seconds = o.stop_timeout, .dir = dir, .attach = attach};
   pthread_t wd_thread;
   pthread_mutex_init(&wd.lock, NULL);
   pthread_cond_init(&wd.cond, NULL);
@@ -612,6 +623,9 @@ int main(int argc, char **argv)
   udmd_control_free(control);
   udm_ctx_foreach_device(ctx, release_held_io, ctx);
   /* Block devices go before the export, so that none is left over a dead file. */
+  pthread_mutex_lock(&wd.lock);
+  wd.attach = NULL;
+  pthread_mutex_unlock(&wd.lock);
   udmd_attach_free(attach);
 #ifdef UDM_HAVE_NBD
   udm_nbd_server_free(nbd);
