@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Crash consistency at length: tests/crash/crash.py for N cycles (default
-# 1000) over linear, striped and crypt, through NBD and the attached block
-# device; prints the per-target table that docs/testing.md records, and the
-# time taken.  Needs root, /dev/fuse, loop devices, python3-libnbd, nbdkit
+# 1000) over linear, striped, crypt, mirror and era (or --targets), through
+# NBD and the attached block device; prints the per-target table that
+# docs/testing.md records, and the time taken.  Needs root, /dev/fuse, loop devices, python3-libnbd, nbdkit
 # and nbdfuse.  The harness grows by some MB per NBD cycle (libnbd 1.14's
 # Python binding keeps aio_pwrite's buffers): about 6 GB at 1,000 cycles.
 #

@@ -407,6 +407,18 @@ int udmd_attach_follow(struct udmd_attach *a, const char *name, bool resized,
   return r;
 }
 
+void udmd_attach_abort(struct udmd_attach *a, unsigned timeout_ms)
+{
+#ifdef UDM_HAVE_FUSE
+  if (a->fuse) {
+    udm_fuse_abort(a->fuse, timeout_ms);
+    return;
+  }
+#endif
+  (void)timeout_ms;
+  (void)udm_platform_abort_mount(a->dev_dir);
+}
+
 void udmd_attach_free(struct udmd_attach *a)
 {
   if (!a)

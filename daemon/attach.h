@@ -34,6 +34,13 @@ struct udmd_attach;
 struct udmd_attach *udmd_attach_new(struct udm_ctx *ctx, const char *runtime_dir);
 /* Detach every block device (bounded waits), unmount the export, free. */
 void udmd_attach_free(struct udmd_attach *a);
+/*
+ * From the shutdown watchdog, with requests stuck: abort the FUSE export
+ * and join its session thread (waiting at most timeout_ms for its loop to
+ * end), so that the _exit that follows leaves no thread finished but
+ * unjoined.  Never while udmd_attach_free runs or after it.
+ */
+void udmd_attach_abort(struct udmd_attach *a, unsigned timeout_ms);
 
 /* Attach device NAME; its block device path goes into devpath. */
 int udmd_attach_device(struct udmd_attach *a, const char *name, char *devpath, size_t n,

@@ -45,6 +45,7 @@ struct options {
   const char *nbd_tcp; /* HOST:PORT, or NULL */
   unsigned stop_timeout; /* seconds */
   unsigned nbd_handshake_timeout; /* seconds, 0: the server's default */
+  unsigned nbd_max_connections;   /* 0: the server's default */
   const char *tls;              /* off, on, require; NULL: off */
   const char *tls_certificates; /* DIR */
   const char *tls_psk;          /* FILE */
@@ -80,6 +81,8 @@ static void usage(FILE *f)
           "      --nbd-handshake-timeout S\n"
           "                       close NBD clients that have not chosen an export\n"
           "                       S seconds after connecting (default 10)\n"
+          "      --nbd-max-connections N\n"
+          "                       NBD clients at once (default 1024, at most 65536)\n"
           "      --stop-timeout S after SIGTERM, exit after S seconds (default 30)\n"
           "                       even if a request is stuck\n"
           "  -h, --help           show this help\n"
@@ -165,6 +168,17 @@ static int parse_options(int argc, char **argv, struct options *o)
     } else if ((v = option_value(argc, argv, &i, "--nbd-handshake-timeout", &missing))) {
       if (parse_seconds("--nbd-handshake-timeout", v, &o->nbd_handshake_timeout))
         return 2;
+    } else if (missing) {
+      return 2;
+    } else if ((v = option_value(argc, argv, &i, "--nbd-max-connections", &missing))) {
+      char *end;
+      unsigned long n = (*v >= '0' && *v <= '9') ? strtoul(v, &end, 10) : 0;
+      if (n < 1 || n > 65536 || *end) {
+        fprintf(stderr, "udmd: --nbd-max-connections: '%s' is not a number from 1 to 65536\n",
+                v);
+        return 2;
+      }
+      o->nbd_max_connections = (unsigned)n;
     } else if (missing) {
       return 2;
     } else if ((v = option_value(argc, argv, &i, "--tls-certificates", &missing))) {
@@ -349,6 +363,13 @@ static int setup_tls(struct udm_nbd_server *srv, const struct options *o)
   return 0;
 }
 
+/* What the NBD server cannot tell its clients (connections over the limit). */
+static void log_nbd(void *opaque, const char *line)
+{
+  (void)opaque;
+  udmd_log(LOG_WARNING, "%s", line);
+}
+
 static struct udm_nbd_server *start_nbd(struct udm_ctx *ctx, const char *dir,
                                         const struct options *o)
 {
@@ -367,6 +388,12 @@ static struct udm_nbd_server *start_nbd(struct udm_ctx *ctx, const char *dir,
     fprintf(stderr, "udmd: --nbd-handshake-timeout: %s\n", udm_errmsg());
     goto fail;
   }
+  if (o->nbd_max_connections &&
+      udm_nbd_server_set_max_connections(srv, o->nbd_max_connections) < 0) {
+    fprintf(stderr, "udmd: --nbd-max-connections: %s\n", udm_errmsg());
+    goto fail;
+  }
+  udm_nbd_server_set_log(srv, log_nbd, NULL);
   if (udm_runtime_path(path, sizeof path, dir, UDM_NBD_SOCKET) < 0) {
     fprintf(stderr, "udmd: %s/%s is too long for a socket address\n", dir,
             UDM_NBD_SOCKET);
@@ -455,6 +482,8 @@ struct watchdog {
   bool done;
   unsigned seconds;
   const char *dir;
+  /* Until udmd_attach_free begins (under lock): the export to abort. */
+  struct udmd_attach *attach;
 };
 
 static void *watchdog_thread(void *opaque)
@@ -478,7 +507,16 @@ static void *watchdog_thread(void *opaque)
   for (size_t i = 0; i < sizeof leaves / sizeof leaves[0]; i++)
     if (udm_runtime_path(path, sizeof path, w->dir, leaves[i]) == 0)
       unlink(path);
-  if (udm_runtime_path(path, sizeof path, w->dir, UDM_DEV_DIR) == 0)
+  /*
+   * Abort the export (its session thread then ends: joined, so that no
+   * thread is left finished but unjoined), or only its mount once
+   * udmd_attach_free has it.  The lock stays held: the main thread must
+   * not free the export meanwhile.
+   */
+  pthread_mutex_lock(&w->lock);
+  if (w->attach)
+    udmd_attach_abort(w->attach, 2000);
+  else if (udm_runtime_path(path, sizeof path, w->dir, UDM_DEV_DIR) == 0)
     udm_platform_abort_mount(path);
   _exit(1);
 }
@@ -575,7 +613,7 @@ int main(int argc, char **argv)
       break;
   }
   udmd_log(LOG_INFO, "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
-  struct watchdog wd = {.seconds = o.stop_timeout, .dir = dir};
+  struct watchdog wd = {.seconds = o.stop_timeout, .dir = dir, .attach = attach};
   pthread_t wd_thread;
   pthread_mutex_init(&wd.lock, NULL);
   pthread_cond_init(&wd.cond, NULL);
@@ -585,6 +623,9 @@ int main(int argc, char **argv)
   udmd_control_free(control);
   udm_ctx_foreach_device(ctx, release_held_io, ctx);
   /* Block devices go before the export, so that none is left over a dead file. */
+  pthread_mutex_lock(&wd.lock);
+  wd.attach = NULL;
+  pthread_mutex_unlock(&wd.lock);
   udmd_attach_free(attach);
 #ifdef UDM_HAVE_NBD
   udm_nbd_server_free(nbd);

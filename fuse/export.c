@@ -683,9 +683,10 @@ static void wait_in_flight(struct udm_fuse *f)
 }
 
 /*
- * The device answers EIO past its end; only then is the size asked for (it
- * takes the context's lock, which the I/O path otherwise never does), to
+ * The device answers EIO past its end; only then is the size asked for, to
  * turn the request into a short read or write.  0 is "nothing left".
+ * udm_device_size takes no lock: this runs in completions, which may come
+ * under a target's locks (a message's udm_target_kick).
  */
 static int clamp_to_device(struct udm_device *dev, size_t *size, uint64_t off)
 {
@@ -1006,6 +1007,23 @@ static void wait_all_closed(struct udm_fuse *f, unsigned timeout_ms)
   while (f->files && pthread_cond_timedwait(&f->cond, &f->lock, &deadline) == 0)
     ;
   pthread_mutex_unlock(&f->lock);
+}
+
+void udm_fuse_abort(struct udm_fuse *f, unsigned timeout_ms)
+{
+  (void)udm_platform_abort_mount(f->dir);
+  if (!f->have_thread)
+    return;
+  struct timespec deadline = deadline_in(timeout_ms);
+  pthread_mutex_lock(&f->lock);
+  while (!f->loop_done && pthread_cond_timedwait(&f->cond, &f->lock, &deadline) == 0)
+    ;
+  bool done = f->loop_done;
+  pthread_mutex_unlock(&f->lock);
+  if (done) {
+    pthread_join(f->thread, NULL);
+    f->have_thread = false;
+  }
 }
 
 void udm_fuse_free(struct udm_fuse *f)

@@ -101,5 +101,13 @@ int udm_fuse_rename(struct udm_fuse *f, const char *name, const char *new_name, 
  * thread, so ctx may be freed after it returns.  NULL is accepted.
  */
 void udm_fuse_free(struct udm_fuse *f);
+/*
+ * An emergency stop, from a thread other than the one that will call
+ * udm_fuse_free, and never while udm_fuse_free runs: abort the connection
+ * (the files fail every request from now on) and join the session thread
+ * once its loop has ended, waiting at most timeout_ms for that.  For a
+ * process about to _exit with requests stuck; udm_fuse_free still frees.
+ */
+void udm_fuse_abort(struct udm_fuse *f, unsigned timeout_ms);
 
 #endif

@@ -195,6 +195,7 @@ static int ctl_device_remove(struct udm_device *dev, unsigned flags)
   pthread_mutex_lock(&ctx->lock);
   atomic_store(&dev->live, NULL);
   atomic_store(&dev->block_size, 0);
+  atomic_store(&dev->size, 0);
   udm_table *inactive = dev->inactive;
   dev->inactive = NULL;
   pthread_mutex_unlock(&ctx->lock);
@@ -349,6 +350,7 @@ static int ctl_device_resume(struct udm_device *dev)
     old = atomic_load(&dev->live);
     atomic_store(&dev->live, next);
     atomic_store(&dev->block_size, next->limits.logical_block_size);
+    atomic_store(&dev->size, next->size * UDM_SECTOR_SIZE);
     dev->inactive = NULL;
     pthread_mutex_unlock(&ctx->lock);
     /* No event: as in the kernel, events count what targets signal, not swaps. */
@@ -572,11 +574,7 @@ const char *udm_device_name(const struct udm_device *dev)
 
 uint64_t udm_device_size(struct udm_device *dev)
 {
-  pthread_mutex_lock(&dev->ctx->lock);
-  udm_table *live = atomic_load(&dev->live);
-  uint64_t s = live ? live->size * UDM_SECTOR_SIZE : 0;
-  pthread_mutex_unlock(&dev->ctx->lock);
-  return s;
+  return atomic_load(&dev->size); /* no lock: see struct udm_device */
 }
 
 unsigned udm_device_block_size(struct udm_device *dev)

@@ -260,6 +260,13 @@ struct udm_device {
   atomic_uint kick_gen;
   /* The live table's logical block size in bytes (0: no table), for I/O calls. */
   atomic_uint block_size;
+  /*
+   * The live table's size in bytes (0: no table), for udm_device_size,
+   * which completions call under locks of their own (a FUSE read's, run
+   * inside a message's udm_target_kick under the status lock): taking the
+   * context's lock there would invert udm_device_status's order.
+   */
+  _Atomic uint64_t size;
 };
 
 /* Enter/leave the I/O gate; enter returns the live table (NULL: none). */

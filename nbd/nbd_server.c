@@ -34,9 +34,10 @@
 #endif
 
 #define LISTEN_MAX 16
-#define CONNECTIONS_MAX 1024
-/* Connections in the handshake at once: the rest are kept for established ones. */
-#define HANDSHAKES_MAX (CONNECTIONS_MAX / 4)
+#define CONNECTIONS_DEFAULT 1024
+#define CONNECTIONS_LIMIT 65536 /* the most udm_nbd_server_set_max_connections takes */
+/* One line at most this often about connections turned away (the rest counted). */
+#define REFUSAL_LOG_INTERVAL_S 10
 #define HANDSHAKE_TIMEOUT_MS 10000
 #define HANDSHAKE_TIMEOUT_MAX_MS (3600u * 1000)
 
@@ -64,7 +65,18 @@ struct udm_nbd_server {
   unsigned nconns;            /* in the list, finished and evicted included */
   unsigned nhandshaking;      /* in the handshake, not evicted */
   unsigned nlive;             /* neither finished nor evicted */
+  unsigned max_conns;         /* nlive at most; a quarter of it in the handshake */
+  void (*log)(void *opaque, const char *line);
+  void *log_opaque;
+  struct timespec next_log;   /* no line about refusals before this (monotonic) */
+  unsigned refused, displaced; /* since the last line */
 };
+
+/* Connections in the handshake at once: the rest are kept for established ones. */
+static unsigned handshakes_max(const struct udm_nbd_server *srv)
+{
+  return srv->max_conns / 4 ? srv->max_conns / 4 : 1;
+}
 
 bool nbd_server_stopping(const struct udm_nbd_server *srv)
 {
@@ -105,6 +117,7 @@ struct udm_nbd_server *udm_nbd_server_new(struct udm_ctx *ctx)
     return udm_error_set(ENOMEM, "nbd server: out of memory"), NULL;
   srv->ctx = ctx;
   srv->handshake_ms = HANDSHAKE_TIMEOUT_MS;
+  srv->max_conns = CONNECTIONS_DEFAULT;
   if (pipe(srv->wake) < 0) {
     int e = errno;
     free(srv);
@@ -123,6 +136,75 @@ int udm_nbd_server_set_handshake_timeout(struct udm_nbd_server *srv, unsigned ms
                      HANDSHAKE_TIMEOUT_MAX_MS / 1000);
   srv->handshake_ms = ms;
   return 0;
+}
+
+static bool before(const struct timespec *a, const struct timespec *b)
+{
+  return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/* TLS settings and the limits are read without a lock: fixed once started. */
+static bool started(const struct udm_nbd_server *srv)
+{
+  for (unsigned i = 0; i < srv->nlisteners; i++)
+    if (srv->listeners[i].running)
+      return true;
+  return false;
+}
+
+int udm_nbd_server_set_max_connections(struct udm_nbd_server *srv, unsigned n)
+{
+  if (n < 1 || n > CONNECTIONS_LIMIT)
+    return udm_error_set(EINVAL, "nbd server: %u connections at most (1 to %u)", n,
+                         CONNECTIONS_LIMIT);
+  if (started(srv))
+    return udm_error_set(EBUSY, "nbd server: the connection limit is set before "
+                                "udm_nbd_server_start");
+  srv->max_conns = n;
+  return 0;
+}
+
+void udm_nbd_server_set_log(struct udm_nbd_server *srv,
+                            void (*log)(void *opaque, const char *line), void *opaque)
+{
+  srv->log = log;
+  srv->log_opaque = opaque;
+}
+
+/*
+ * A connection turned away (refused) or a handshake hung up on to make room
+ * for it (displaced), server lock held: one line at most every
+ * REFUSAL_LOG_INTERVAL_S seconds, with what happened since the last one.
+ */
+static void note_turned_away(struct udm_nbd_server *srv, bool refused)
+{
+  if (refused)
+    srv->refused++;
+  else
+    srv->displaced++;
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  if (!srv->log || before(&now, &srv->next_log))
+    return;
+  char line[400];
+  if (srv->refused && srv->displaced)
+    snprintf(line, sizeof line,
+             "NBD: %u new connection(s) closed unanswered: %u connections at once is the "
+             "limit (and %u handshake(s) closed to make room)",
+             srv->refused, srv->max_conns, srv->displaced);
+  else if (srv->refused)
+    snprintf(line, sizeof line,
+             "NBD: %u new connection(s) closed unanswered: %u connections at once is the limit",
+             srv->refused, srv->max_conns);
+  else
+    snprintf(line, sizeof line,
+             "NBD: %u handshake(s) closed to make room for new connections: %u clients "
+             "may be in the handshake at once (a quarter of the limit of %u connections)",
+             srv->displaced, handshakes_max(srv), srv->max_conns);
+  srv->log(srv->log_opaque, line);
+  srv->refused = srv->displaced = 0;
+  srv->next_log = now;
+  srv->next_log.tv_sec += REFUSAL_LOG_INTERVAL_S;
 }
 
 static int add_listener(struct udm_nbd_server *srv, int fd, char *unix_path, bool tcp)
@@ -303,11 +385,6 @@ static void *conn_main(void *arg)
   return NULL;
 }
 
-static bool before(const struct timespec *a, const struct timespec *b)
-{
-  return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
-}
-
 /*
  * Hang up on handshakes past their deadline (server lock held).  Returns
  * the milliseconds until the next deadline, or -1 when none is pending.
@@ -392,15 +469,19 @@ static int start_conn(struct udm_nbd_server *srv, int fd, bool tcp)
    * Handshakes only ever displace handshakes: the one in it longest makes
    * room for the newcomer.  Established connections are never displaced.
    */
-  if (srv->nhandshaking >= HANDSHAKES_MAX || srv->nlive >= CONNECTIONS_MAX) {
+  if (srv->nhandshaking >= handshakes_max(srv) || srv->nlive >= srv->max_conns) {
     struct nbd_conn *old = oldest_handshake(srv);
-    if (old)
+    if (old) {
       evict(srv, old);
+      note_turned_away(srv, false);
+    }
   }
   /* Evicted ones leave the list when their thread is joined: bound it too. */
-  int r = srv->nlive >= CONNECTIONS_MAX || srv->nconns >= 2 * CONNECTIONS_MAX ? -EMFILE
-          : atomic_load(&srv->stopping)                                        ? -ESHUTDOWN
-                                                                               : 0;
+  int r = srv->nlive >= srv->max_conns || srv->nconns >= 2 * srv->max_conns ? -EMFILE
+          : atomic_load(&srv->stopping)                                      ? -ESHUTDOWN
+                                                                             : 0;
+  if (r == -EMFILE)
+    note_turned_away(srv, true);
   if (r == 0)
     r = -pthread_create(&c->thread, NULL, conn_main, c);
   if (r < 0) {
@@ -449,15 +530,6 @@ static void *accept_main(void *arg)
     start_conn(srv, fd, l->tcp);
   }
   return NULL;
-}
-
-/* TLS settings are read by connections without a lock: fixed once started. */
-static bool started(const struct udm_nbd_server *srv)
-{
-  for (unsigned i = 0; i < srv->nlisteners; i++)
-    if (srv->listeners[i].running)
-      return true;
-  return false;
 }
 
 bool udm_nbd_server_tls_available(void)

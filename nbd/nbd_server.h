@@ -41,6 +41,25 @@ int udm_nbd_server_listen_tcp(struct udm_nbd_server *srv, const char *host,
  */
 int udm_nbd_server_set_handshake_timeout(struct udm_nbd_server *srv, unsigned ms);
 /*
+ * At most n connections at once (default 1024; 1 to 65536), a quarter of
+ * them (at least one) in the handshake.  A connection beyond the limit when
+ * no handshake can make room is accepted and closed at once, before the
+ * server's first bytes: the fixed newstyle handshake starts with the
+ * server's greeting and has no message to refuse a client before its
+ * options, so the client sees the connection end (libnbd: "recv: server
+ * disconnected unexpectedly").  Set before udm_nbd_server_start (EBUSY
+ * after).
+ */
+int udm_nbd_server_set_max_connections(struct udm_nbd_server *srv, unsigned n);
+/*
+ * Where the server says what a client cannot see: connections closed at the
+ * limit and handshakes closed to make room, one line at most every 10 s
+ * (counting what happened since the last).  Called with the server's lock
+ * held: log must not call the server.  NULL (the default): nothing said.
+ */
+void udm_nbd_server_set_log(struct udm_nbd_server *srv,
+                            void (*log)(void *opaque, const char *line), void *opaque);
+/*
  * TLS, when built with GnuTLS (else these fail with ENOTSUP).  The mode
  * applies to the TCP listeners; Unix sockets, owner-only by their mode,
  * offer TLS whenever it is on but never require it.  Credentials are one of:
@@ -48,7 +67,8 @@ int udm_nbd_server_set_handshake_timeout(struct udm_nbd_server *srv, unsigned ms
  *    (ca-crl.pem if present), the layout of nbdkit's --tls-certificates;
  *    with verify_peer, clients must present a certificate the CA signed;
  *  - PSK: FILE as psktool writes it ("identity:hexkey" lines), re-read by
- *    GnuTLS at each handshake, so keys can be changed without a restart.
+ *    udm at each handshake (into locked memory, wiped), so keys can be
+ *    changed without a restart; the X.509 private key is read the same way.
  * Set the mode and credentials before udm_nbd_server_start(), which
  * refuses a mode other than OFF without credentials; afterwards they are
  * refused (EBUSY), since connections read them without a lock.

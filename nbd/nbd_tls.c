@@ -15,9 +15,21 @@
  * is an error here), and TLS 1.3 key updates asked by the client are
  * answered by GnuTLS on the next send, from the sender.  The handshake and
  * the final close_notify run while the connection has a single thread.
+ *
+ * Secrets: the server's private key and the PSK file are read by udm into
+ * locked memory excluded from core dumps (volumes/secure.c), handed to
+ * GnuTLS from there and wiped.  What GnuTLS keeps is its own (ordinary
+ * heap, neither locked nor excluded from dumps): the private key, parsed
+ * into the credentials by gnutls_certificate_set_x509_key_mem2, until
+ * nbd_tls_creds_free; a client's PSK, which the lookup callback hands over
+ * in memory from gnutls_malloc, as its manual asks, for the handshake; and
+ * each session's keys until gnutls_deinit.  (GnuTLS offers no allocator
+ * hook since 3.3.0: gnutls_global_set_mem_functions is deprecated and
+ * replaces nothing.)
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +40,7 @@
 
 #include "nbd_conn.h"
 #include "nbd_tls.h"
+#include "secure.h"
 
 /* TLS 1.2 and 1.3 only, as the NBD protocol asks of a default. */
 #define PRIORITY_X509 "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
@@ -37,10 +50,13 @@
 #define RECORD_MAX 16384u
 /* A PSK file larger than this is not a key file. */
 #define PSK_FILE_MAX (1u << 20)
+/* Nor is a certificate or key file larger than this. */
+#define PEM_FILE_MAX (1u << 20)
 
 struct nbd_tls_creds {
   gnutls_certificate_credentials_t x509;
   gnutls_psk_server_credentials_t psk;
+  char *psk_file;
   gnutls_priority_t priority;
   bool verify_peer;
 };
@@ -55,7 +71,60 @@ void nbd_tls_creds_free(struct nbd_tls_creds *cr)
     gnutls_psk_free_server_credentials(cr->psk);
   if (cr->priority)
     gnutls_priority_deinit(cr->priority);
+  free(cr->psk_file);
   free(cr);
+}
+
+/*
+ * FILE (a regular file of at most max bytes) into *out, NUL-terminated, in
+ * locked memory when secret (udm_secure_free it), else malloc's; its
+ * length in *len.  0, or a negative errno with msg naming the file (what
+ * says what it is).
+ */
+static int read_file(const char *file, size_t max, bool secret, const char *what,
+                     char **out, size_t *len, char *msg, size_t msglen)
+{
+  int fd = open(file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    snprintf(msg, msglen, "%s %s: %s", what, file, strerror(e));
+    return -e;
+  }
+  struct stat st;
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uintmax_t)st.st_size > max) {
+    close(fd);
+    snprintf(msg, msglen, "%s %s: not a regular file of at most %zu bytes", what, file, max);
+    return -EINVAL;
+  }
+  size_t size = (size_t)st.st_size;
+  char *text = secret ? udm_secure_alloc(size + 1) : malloc(size + 1);
+  if (!text) {
+    close(fd);
+    snprintf(msg, msglen, "out of memory");
+    return -ENOMEM;
+  }
+  size_t got = 0;
+  int e = 0;
+  while (got < size) {
+    ssize_t n = read(fd, text + got, size - got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      e = errno;
+    if (n <= 0)
+      break;
+    got += (size_t)n;
+  }
+  close(fd);
+  if (e) {
+    secret ? udm_secure_free(text) : free(text);
+    snprintf(msg, msglen, "%s %s: %s", what, file, strerror(e));
+    return -e;
+  }
+  text[got] = '\0';
+  *out = text;
+  *len = got;
+  return 0;
 }
 
 static int creds_new(struct nbd_tls_creds **out, const char *priority, char *msg,
@@ -81,6 +150,34 @@ static bool join(char *path, size_t len, const char *dir, const char *name)
 {
   int n = snprintf(path, len, "%s/%s", dir, name);
   return n > 0 && (size_t)n < len;
+}
+
+/* A certificate (chain) and its private key: the key read into locked memory, wiped after. */
+static int set_key(gnutls_certificate_credentials_t x509, const char *cert, const char *key,
+                   char *msg, size_t msglen)
+{
+  char *cert_text, *key_text;
+  size_t cert_len, key_len;
+  int r = read_file(cert, PEM_FILE_MAX, false, "TLS certificate", &cert_text, &cert_len, msg,
+                    msglen);
+  if (r < 0)
+    return r;
+  r = read_file(key, PEM_FILE_MAX, true, "TLS private key", &key_text, &key_len, msg, msglen);
+  if (r < 0) {
+    free(cert_text);
+    return r;
+  }
+  gnutls_datum_t c = {(unsigned char *)cert_text, (unsigned)cert_len};
+  gnutls_datum_t k = {(unsigned char *)key_text, (unsigned)key_len};
+  r = gnutls_certificate_set_x509_key_mem2(x509, &c, &k, GNUTLS_X509_FMT_PEM, NULL, 0);
+  udm_secure_free(key_text);
+  free(cert_text);
+  if (r < 0) {
+    snprintf(msg, msglen, "TLS certificates: %s with server-key.pem: %s", cert,
+             gnutls_strerror(r));
+    return -EINVAL;
+  }
+  return 0;
 }
 
 int nbd_tls_creds_x509(struct nbd_tls_creds **out, const char *dir, bool verify_peer,
@@ -135,13 +232,14 @@ int nbd_tls_creds_x509(struct nbd_tls_creds **out, const char *dir, bool verify_
         nbd_tls_creds_free(cr);
         return -ENOENT;
       }
-    r = gnutls_certificate_set_x509_key_file(cr->x509, cert, key, GNUTLS_X509_FMT_PEM);
-    if (r < 0)
-      bad = cert;
+    r = set_key(cr->x509, cert, key, msg, msglen);
+    if (r < 0) {
+      nbd_tls_creds_free(cr);
+      return r;
+    }
   }
   if (bad) {
-    snprintf(msg, msglen, "TLS certificates: %s%s: %s", bad,
-             bad == cert ? " with server-key.pem" : "", gnutls_strerror(r));
+    snprintf(msg, msglen, "TLS certificates: %s: %s", bad, gnutls_strerror(r));
     nbd_tls_creds_free(cr);
     return -EINVAL;
   }
@@ -155,48 +253,17 @@ static bool is_hex(int ch)
 }
 
 /*
- * Check a psktool file: "identity:hexkey" lines (empty lines allowed), at
- * least one.  0, or a negative errno with msg naming the line.  GnuTLS
- * reads the file itself at each handshake; this only makes a broken file
- * an error at start rather than a refused client later.
+ * Walk a psktool file's text: "identity:hexkey" lines (empty lines allowed).
+ * With identity NULL, check every line (at least one key); else find that
+ * identity and decode its key into *key (gnutls_malloc'ed, as GnuTLS wants
+ * it).  0 (found, or all good), 1 (no such identity), or a negative errno
+ * with msg naming the line.
  */
-static int check_psk_file(const char *file, char *msg, size_t msglen)
+static int walk_psk(const char *file, char *text, const char *identity, gnutls_datum_t *key,
+                    char *msg, size_t msglen)
 {
-  int fd = open(file, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int e = errno;
-    snprintf(msg, msglen, "TLS PSK file %s: %s", file, strerror(e));
-    return -e;
-  }
-  struct stat st;
-  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > PSK_FILE_MAX) {
-    close(fd);
-    snprintf(msg, msglen, "TLS PSK file %s: not a regular file of at most %u bytes", file,
-             PSK_FILE_MAX);
-    return -EINVAL;
-  }
-  size_t size = (size_t)st.st_size;
-  char *text = malloc(size + 1);
-  if (!text) {
-    close(fd);
-    snprintf(msg, msglen, "out of memory");
-    return -ENOMEM;
-  }
-  size_t got = 0;
-  while (got < size) {
-    ssize_t n = read(fd, text + got, size - got);
-    if (n <= 0) {
-      if (n < 0 && errno == EINTR)
-        continue;
-      break;
-    }
-    got += (size_t)n;
-  }
-  close(fd);
-  text[got] = '\0';
-  int r = 0;
   unsigned line = 0, keys = 0;
-  for (char *p = text; *p && r == 0;) {
+  for (char *p = text; *p;) {
     char *end = strchr(p, '\n');
     size_t len = end ? (size_t)(end - p) : strlen(p);
     size_t next = end ? len + 1 : len; /* taken before a '\r' is cut off */
@@ -213,42 +280,84 @@ static int check_psk_file(const char *file, char *msg, size_t msglen)
         snprintf(msg, msglen,
                  "TLS PSK file %s, line %u: expected IDENTITY:HEXKEY (as psktool writes)",
                  file, line);
-        r = -EINVAL;
+        return -EINVAL;
       }
       keys++;
+      if (identity && strlen(identity) == (size_t)(colon - p) &&
+          memcmp(identity, p, (size_t)(colon - p)) == 0) {
+        key->size = (unsigned)(hex / 2);
+        key->data = gnutls_malloc(key->size);
+        if (!key->data)
+          return -ENOMEM;
+        for (size_t i = 0; i < key->size; i++) {
+          char two[3] = {colon[1 + 2 * i], colon[2 + 2 * i], 0};
+          key->data[i] = (unsigned char)strtoul(two, NULL, 16);
+          udm_wipe(two, sizeof two);
+        }
+        return 0;
+      }
     }
     p += next;
   }
-  if (r == 0 && keys == 0) {
+  if (identity)
+    return 1;
+  if (keys == 0) {
     snprintf(msg, msglen, "TLS PSK file %s holds no key", file);
-    r = -EINVAL;
+    return -EINVAL;
   }
-  /* The keys leave our memory at once (GnuTLS reads the file per handshake). */
-  volatile char *v = text;
-  for (size_t i = 0; i < got; i++)
-    v[i] = 0;
-  free(text);
-  return r;
+  return 0;
+}
+
+/*
+ * The PSK of a client's identity, for GnuTLS, at each handshake: the file is
+ * read again (keys can change without a restart) into locked memory and
+ * wiped.  0 with *key set; 1 for an unknown identity (GnuTLS then goes on
+ * with a random key, so the client learns only that the handshake failed);
+ * -1 on an error.
+ */
+static int psk_lookup(gnutls_session_t s, const char *identity, gnutls_datum_t *key)
+{
+  const struct nbd_tls_creds *cr = gnutls_session_get_ptr(s);
+  char msg[512], *text;
+  size_t len;
+  if (!cr || read_file(cr->psk_file, PSK_FILE_MAX, true, "TLS PSK file", &text, &len, msg,
+                       sizeof msg) < 0)
+    return -1;
+  int r = walk_psk(cr->psk_file, text, identity, key, msg, sizeof msg);
+  udm_secure_free(text);
+  return r < 0 ? -1 : r;
 }
 
 int nbd_tls_creds_psk(struct nbd_tls_creds **out, const char *file, char *msg,
                       size_t msglen)
 {
-  int r = check_psk_file(file, msg, msglen);
+  /* A broken file is an error at start rather than a refused client later. */
+  char *text;
+  size_t len;
+  int r = read_file(file, PSK_FILE_MAX, true, "TLS PSK file", &text, &len, msg, msglen);
+  if (r < 0)
+    return r;
+  r = walk_psk(file, text, NULL, NULL, msg, msglen);
+  udm_secure_free(text);
   if (r < 0)
     return r;
   struct nbd_tls_creds *cr;
   r = creds_new(&cr, PRIORITY_PSK, msg, msglen);
   if (r < 0)
     return r;
+  cr->psk_file = strdup(file);
+  if (!cr->psk_file) {
+    snprintf(msg, msglen, "out of memory");
+    nbd_tls_creds_free(cr);
+    return -ENOMEM;
+  }
   r = gnutls_psk_allocate_server_credentials(&cr->psk);
-  if (r == 0)
-    r = gnutls_psk_set_server_credentials_file(cr->psk, file);
   if (r < 0) {
     snprintf(msg, msglen, "TLS PSK file %s: %s", file, gnutls_strerror(r));
     nbd_tls_creds_free(cr);
-    return -EINVAL;
+    return -ENOMEM;
   }
+  gnutls_psk_set_server_credentials_function(cr->psk, psk_lookup);
   *out = cr;
   return 0;
 }
@@ -269,6 +378,7 @@ int nbd_tls_start(struct nbd_conn *c, const struct nbd_tls_creds *cr)
     r = gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cr->x509);
   if (r == 0 && cr->psk)
     r = gnutls_credentials_set(s, GNUTLS_CRD_PSK, cr->psk);
+  gnutls_session_set_ptr(s, (void *)cr); /* for psk_lookup, which only reads it */
   if (r < 0) {
     gnutls_deinit(s);
     return -EINVAL;

@@ -185,10 +185,12 @@ static const char *shown(const char *s, char *buf, size_t cap)
   return buf;
 }
 
-/* [a-z0-9_]+, as kernel crypto and libgcrypt names are spelled. */
+/* [a-z0-9_]+, as kernel crypto and libgcrypt names are spelled; NULL (absent) is not. */
 static bool name_ok(const char *s, size_t max)
 {
   size_t n = 0;
+  if (!s)
+    return false;
   for (; s[n]; n++)
     if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= '0' && s[n] <= '9') || s[n] == '_' ||
           s[n] == '-'))
@@ -1100,10 +1102,12 @@ static int luks2_check_digest(const char *path, const struct udm_json *d, char *
   const char *type = udm_json_str(d, "type"), *h = udm_json_str(d, "hash");
   uint8_t buf[128];
   uint64_t iter = 0;
-  if (strcmp(type, "pbkdf2"))
-    return vol_fail(errmsg, -EOPNOTSUPP, "%s: digest %s: unsupported type", path, d->key);
+  if (!type || strcmp(type, "pbkdf2"))
+    return vol_fail(errmsg, -EOPNOTSUPP, "%s: digest %s: %s type", path, d->key,
+                    type ? "unsupported" : "no");
   if (!name_ok(h, 31) || !hash_by_name(h))
-    return vol_fail(errmsg, -EINVAL, "%s: digest %s: unsupported hash", path, d->key);
+    return vol_fail(errmsg, -EINVAL, "%s: digest %s: %s hash", path, d->key,
+                    h ? "unsupported" : "no");
   if (!udm_json_str(d, "salt") || !udm_json_str(d, "digest") ||
       b64_decode(udm_json_str(d, "salt"), buf, sizeof buf) <= 0 ||
       b64_decode(udm_json_str(d, "digest"), buf, sizeof buf) <= 0)

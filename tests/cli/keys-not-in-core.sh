@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Keys never reach a core dump: udmd holds two crypt devices (XTS, which
 # may take the VAES path, and CBC-ESSIV through libgcrypt) that have served
-# I/O, is made to dump core (SIGABRT), and the core is searched for each
-# key, as raw bytes (either XTS half too) and as the hex text of the table.
+# I/O, and (built with GnuTLS) serves NBD over TLS with a PSK a client has
+# used, is made to dump core (SIGABRT), and the core is searched for each
+# key, as raw bytes (either XTS half too) and as hex text.
 # The device's backing file path must be in the core: it proves the dump
 # holds the heap the table went through.
 # core_pattern is global: when it pipes to a helper (systemd-coredump,
@@ -29,7 +30,25 @@ export TSAN_OPTIONS="${TSAN_OPTIONS:+$TSAN_OPTIONS:}disable_coredump=0:use_madv_
 key_xts=$(od -An -tx1 -N64 /dev/urandom | tr -d ' \n')
 key_cbc=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
 truncate -s 4M "$WORK/backing-for-core-test.img"
-start_udmd
+# With GnuTLS: a TLS PSK too, which a client has used over TCP (udm reads
+# the PSK file into locked memory at each handshake and wipes it).
+key_psk=
+if "$UDMD" -f --nbd-tcp 127.0.0.1:1 --tls=on --tls-psk /nonexistent 2>&1 |
+     grep -q "without GnuTLS"; then
+  echo "udmd is built without GnuTLS: no TLS PSK to look for"
+  start_udmd
+else
+  need psktool
+  need nbdinfo
+  psktool -u alice -p "$WORK/keys.psk" >/dev/null || fail "psktool"
+  key_psk=$(sed -n 's/^alice://p' "$WORK/keys.psk")
+  [ -n "$key_psk" ] || fail "no key in $(cat "$WORK/keys.psk")"
+  port=$(/usr/bin/python3 -I -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])')
+  start_udmd --nbd-tcp "127.0.0.1:$port" --tls=on --tls-psk "$WORK/keys.psk"
+fi
 udm create x --table "0 4096 crypt aes-xts-plain64 $key_xts 0 $WORK/backing-for-core-test.img 0" ||
   fail "create x"
 udm create c --table "0 4096 crypt aes-cbc-essiv:sha256 $key_cbc 0 $WORK/backing-for-core-test.img 4096" ||
@@ -41,6 +60,11 @@ for d in x c; do
   timeout "$T" nbdcopy "$uri" "$WORK/back" || fail "read through $d"
   cmp -n 1048576 "$WORK/data" "$WORK/back" || fail "$d reads back other bytes"
 done
+if [ -n "$key_psk" ]; then
+  size=$(timeout "$T" nbdinfo --size \
+    "nbds://alice@127.0.0.1:$port/x?tls-psk-file=$WORK/keys.psk") || fail "nbdinfo over TLS PSK"
+  expect_eq "size over TLS PSK" 2097152 "$size"
+fi
 # The thread that answers a control request wipes and frees the answer
 # after sending it: a dump taken before that thread is gone would catch the
 # key in flight, not left behind.  So wait until udmd has no more threads
@@ -58,14 +82,14 @@ wait "$DAEMON_PID"
 DAEMON_PID=
 core=$(ls -t "$WORK"/core* 2>/dev/null | head -n 1)
 [ -n "$core" ] && [ -s "$core" ] || fail "udmd left no core in $WORK (core_pattern '$(cat $pattern_file)')"
-python3 -I - "$core" "$key_xts" "$key_cbc" "$WORK/backing-for-core-test.img" <<'PY' || fail "a key is in the core"
+python3 -I - "$core" "$key_xts" "$key_cbc" "$WORK/backing-for-core-test.img" "$key_psk" <<'PY' || fail "a key is in the core"
 import mmap, sys
-core, kx, kc, path = sys.argv[1:]
+core, kx, kc, path, kp = sys.argv[1:]
 with open(core, "rb") as f:
     m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 assert m.find(path.encode()) >= 0, "the core holds no heap (the backing path is missing)"
 found = []
-for name, key in (("xts", kx), ("cbc", kc)):
+for name, key in (("xts", kx), ("cbc", kc)) + ((("TLS PSK", kp),) if kp else ()):
     raw = bytes.fromhex(key)
     pieces = {"raw": raw, "hex": key.encode(), "HEX": key.upper().encode()}
     if len(raw) == 64:

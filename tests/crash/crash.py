@@ -16,12 +16,15 @@ device again and reads every sector back through NBD.  Two rules:
             body derived from both).
 
 Writes in flight never overlap, so the writes to one sector are ordered and
-"later" is well defined.  The device's backing files persist from cycle to
+"later" is well defined.  A stateful target adds its own check (class
+Check): mirror's legs are identical once the disk log's dirty regions are
+resynced; era's metadata passes era_check and records every block written.  The device's backing files persist from cycle to
 cycle, and what a cycle reads back becomes the next cycle's baseline.
 
 The backing store either survives the crash whole ("--storage file": plain
 files, whose page cache outlives udmd as it outlives any process), or loses
-what udm did not flush ("--storage volatile", the default): each backing
+what udm did not flush ("--storage volatile", the default; udmd is stopped
+with SIGSTOP first, so it sees nothing below fail): each backing
 file is reached through nbdkit's cache filter in writeback mode and
 nbdfuse, both killed with udmd, so a write that udm acknowledged but did
 not pass down as FUA or flush is gone, as in a disk's volatile cache at a
@@ -29,7 +32,7 @@ power cut.  The machine itself keeps running: the image files under nbdkit
 are not power-cut.
 
 Usage: crash.py --udm PATH --udmd PATH --work DIR [--cycles N] [--seed S]
-                [--targets linear,striped,crypt] [--doors nbd,blockdev]
+                [--targets linear,striped,crypt,mirror,era,cache] [--doors nbd,blockdev]
                 [--storage volatile|file]
 Prints one line per cycle and a summary per target; exits 1 on a violation.
 """
@@ -38,6 +41,7 @@ import hashlib
 import mmap
 import os
 import random
+import re
 import signal
 import struct
 import subprocess
@@ -53,16 +57,103 @@ MAGIC = b"UDMCRASH"
 HEADER = struct.Struct("<8sQQ")  # magic, write id, sector
 KEY = "a5" * 64            # a test key for crypt (aes-xts-plain64, 512 bits)
 
-# One line per target: its table for a device of SECTORS sectors over the
-# backing files (paths), and how many backing files it needs.  A stateful
-# target (mirror, era, cache) is added here as one more line.
+ERA_BLOCK = 64             # sectors per era block: 128 blocks
+
+
+class Check:
+    """A target's own consistency check, beside the two rules; by default none.
+    cycle_started: the device was just made, before the writes;
+    crashed:       udmd and the storage are dead: the images as the crash left them;
+    read_back:     the device was made again and read back;
+    removed:       the device was made again, read back (`after`: the write id
+                   each sector holds, `first`: this cycle's first write id) and
+                   removed; the storage is still up.
+    Each returns a list of violations."""
+
+    def cycle_started(self, daemon, name):
+        pass
+
+    def crashed(self, storage):
+        return []
+
+    def read_back(self, daemon, name):
+        pass
+
+    def removed(self, daemon, name, storage, after, first):
+        return []
+
+
+class MirrorCheck(Check):
+    """After the restart the disk log's dirty regions are resynced from the
+    default leg; once every region is in sync the legs must be identical (a
+    dirty region the log missed keeps a leg stale)."""
+
+    def read_back(self, daemon, name):
+        daemon.udm("wait", "--progress", name, timeout=120)
+
+    def removed(self, daemon, name, storage, after, first):
+        with open(storage.paths[1], "rb") as a, open(storage.paths[2], "rb") as b:
+            x, y = a.read(SECTORS * SECTOR), b.read(SECTORS * SECTOR)
+        if x == y:
+            return []
+        s = next(i for i in range(SECTORS)
+                 if x[i * SECTOR:(i + 1) * SECTOR] != y[i * SECTOR:(i + 1) * SECTOR])
+        return ["mirror: the legs differ after the resync (first at sector %d)" % s]
+
+
+class EraCheck(Check):
+    """era_check (thin-provisioning-tools) passes on the metadata as the crash
+    left it and after the restart; every block holding a write of this cycle
+    is recorded (era_dump --logical) in this cycle's era or later: era commits
+    a block's mark before the write reaches the origin."""
+
+    def cycle_started(self, daemon, name):
+        # INFO: <metadata block size> <used>/<total> <current era> <snapshot>
+        self.era = int(daemon.udm("status", name).split()[5])
+
+    @staticmethod
+    def era_check(meta, when):
+        r = subprocess.run(["era_check", meta], capture_output=True, text=True)
+        if r.returncode != 0:
+            return ["era: era_check fails on the metadata %s: %s"
+                    % (when, (r.stdout + r.stderr).strip()[:300])]
+        return []
+
+    def crashed(self, storage):
+        return self.era_check(storage.images[0], "as the crash left it")
+
+    def removed(self, daemon, name, storage, after, first):
+        bad = self.era_check(storage.paths[0], "after the restart")
+        if bad:
+            return bad
+        dump = subprocess.run(["era_dump", "--logical", storage.paths[0]],
+                              capture_output=True, text=True, check=True).stdout
+        eras = {}
+        for m in re.finditer(r'<era block="(\d+)" era="(\d+)"', dump):
+            eras[int(m.group(1))] = int(m.group(2))
+        for b in range(SECTORS // ERA_BLOCK):
+            wid = max(after[b * ERA_BLOCK:(b + 1) * ERA_BLOCK])
+            if wid >= first and eras.get(b, -1) < self.era:
+                bad.append("era: block %d holds write %d of era %d but is recorded in era %s"
+                           % (b, wid, self.era, eras.get(b, "none")))
+        return bad
+
+
+# One line per target: how many backing files it needs, its table for a
+# device of SECTORS sectors over them (paths), and its own check.
 TARGETS = {
-    "linear": (1, lambda f: "0 %d linear %s 0" % (SECTORS, f[0])),
-    "striped": (2, lambda f: "0 %d striped 2 8 %s 0 %s 0" % (SECTORS, f[0], f[1])),
-    "crypt": (1, lambda f: "0 %d crypt aes-xts-plain64 %s 0 %s 0" % (SECTORS, KEY, f[0])),
+    "linear": (1, lambda f: "0 %d linear %s 0" % (SECTORS, f[0]), Check),
+    "striped": (2, lambda f: "0 %d striped 2 8 %s 0 %s 0" % (SECTORS, f[0], f[1]), Check),
+    "crypt": (1, lambda f: "0 %d crypt aes-xts-plain64 %s 0 %s 0" % (SECTORS, KEY, f[0]),
+              Check),
+    # A disk log (file 0) with 64-sector regions over two legs.
+    "mirror": (3, lambda f: "0 %d mirror disk 2 %s 64 2 %s 0 %s 0" % (SECTORS, f[0], f[1], f[2]),
+               MirrorCheck),
+    # Metadata (file 0) and origin (file 1).
+    "era": (2, lambda f: "0 %d era %s %s %d" % (SECTORS, f[0], f[1], ERA_BLOCK), EraCheck),
     # metadata, cache device, origin; writeback: dirty blocks live on the cache only
     "cache": (3, lambda f: "0 %d cache %s %s %s 64 1 writeback smq 0"
-              % (SECTORS, f[0], f[1], f[2])),
+              % (SECTORS, f[0], f[1], f[2]), Check),
 }
 
 # Targets that break the rules on purpose, to prove the checks can fail:
@@ -70,9 +161,10 @@ TARGETS = {
 # writes (acknowledged, never written: durable writes are lost) or corrupts
 # byte 32 of every write (sectors hold bytes nobody wrote).
 FAULTY = {
-    "drop-writes": (1, lambda f: "0 %d flakey %s 0 0 3600 1 drop_writes" % (SECTORS, f[0])),
+    "drop-writes": (1, lambda f: "0 %d flakey %s 0 0 3600 1 drop_writes" % (SECTORS, f[0]),
+                    Check),
     "corrupt-writes": (1, lambda f: "0 %d flakey %s 0 0 3600 5 corrupt_bio_byte 32 w 255 0"
-                       % (SECTORS, f[0])),
+                       % (SECTORS, f[0]), Check),
 }
 
 WRITE_MIN, WRITE_MAX = 8, 128   # sectors per write (4 KiB .. 64 KiB), 4 KiB aligned
@@ -291,6 +383,10 @@ class Daemon:
             time.sleep(0.01)
         raise SystemExit("udmd did not create its sockets in 20 s")
 
+    def freeze(self):
+        """SIGSTOP: udmd sends nothing more and sees no I/O fail."""
+        self.proc.send_signal(signal.SIGSTOP)
+
     def kill(self):
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
@@ -307,9 +403,9 @@ class Daemon:
             self.proc.wait()
             return -1
 
-    def udm(self, *argv):
+    def udm(self, *argv, timeout=30):
         r = subprocess.run([self.args.udm] + list(argv), env=self.env,
-                           capture_output=True, text=True, timeout=30)
+                           capture_output=True, text=True, timeout=timeout)
         if r.returncode != 0:
             raise SystemExit("udm %s: %s" % (" ".join(argv[:2]), r.stderr.strip()))
         return r.stdout.strip()
@@ -514,9 +610,10 @@ def run(args, rng, targets, doors, daemon):
 
 def run_cycles(args, rng, targets, doors, daemon, storages):
     daemon.start()
-    baselines, tables = {}, {}
+    baselines, tables, checks = {}, {}, {}
     for t in targets:
-        nfiles, make = TARGETS[t] if t in TARGETS else FAULTY[t]
+        nfiles, make, check = TARGETS[t] if t in TARGETS else FAULTY[t]
+        checks[t] = check()
         files = []
         for i in range(nfiles):
             f = os.path.join(args.work, "%s.%d.img" % (t, i))
@@ -541,6 +638,7 @@ def run_cycles(args, rng, targets, doors, daemon, storages):
             storage = storages[t]
             storage.start()
             model = Model(baselines[t])
+            first = model.next_wid
             stop, started = threading.Event(), threading.Event()
             wrng = random.Random(rng.random())
             if door == "blockdev":
@@ -551,19 +649,32 @@ def run_cycles(args, rng, targets, doors, daemon, storages):
                 daemon.udm("create", name, "--table", tables[t])
                 worker = threading.Thread(target=write_nbd,
                                           args=(daemon, name, model, wrng, stop, started))
+            checks[t].cycle_started(daemon, name)
             worker.start()
             started.wait(30)   # the kill comes while writes are in flight, not before
             time.sleep(rng.uniform(0.03, 0.4))
-            storage.kill()   # the power cut: whatever udm left unflushed below is lost,
-            daemon.kill()    # and udmd with it
+            # The power cut stops udmd first, then the storage below loses
+            # whatever udm left unflushed, then udmd dies.  Killing the
+            # storage under a running udmd would let udmd see a leg fail
+            # while another lives (mirror: nbdkits killed one after the
+            # other), which is a leg failure, not a crash: mirror then
+            # acknowledges a flush the default leg did not take, as the
+            # kernel does without handle_errors.
+            daemon.freeze()
+            storage.kill()
+            daemon.kill()
             worker.join(60)
             if worker.is_alive():
                 raise SystemExit("cycle %d: the writer hung after udmd was killed" % cycle)
+            own = checks[t].crashed(storage)
             storage.start()
             daemon.start()   # it detaches what the dead one left attached
             daemon.udm("create", name, "--table", tables[t])
             bad, baselines[t] = model.check(read_all(daemon, name))
+            checks[t].read_back(daemon, name)
             daemon.udm("remove", name)
+            own += checks[t].removed(daemon, name, storage, baselines[t], first)
+            bad += own
             storage.kill()   # read only since the start: nothing to lose
             st = model.stats
             s = summary[t]

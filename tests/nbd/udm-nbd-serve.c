@@ -4,6 +4,7 @@
  * and the benchmark need no daemon.
  *
  *   udm-nbd-serve --socket PATH [--readonly] [--handshake-timeout MS]
+ *                 [--max-connections N]
  *                 [--tcp HOST:PORT] [--tls off|on|require]
  *                 [--tls-certificates DIR [--tls-verify-peer] | --tls-psk FILE]
  *                 --table NAME='TABLE' ... [--run 'shell command']
@@ -34,10 +35,16 @@ static void usage(const char *prog)
 {
   fprintf(stderr,
           "usage: %s --socket PATH [--readonly] [--handshake-timeout MS] "
+          "[--max-connections N] "
           "[--tcp HOST:PORT] [--tls off|on|require] [--tls-certificates DIR "
           "[--tls-verify-peer] | --tls-psk FILE] "
           "--table NAME='TABLE' ... [--run 'COMMAND']\n",
           prog);
+}
+
+static void log_line(void *prog, const char *line)
+{
+  fprintf(stderr, "%s: %s\n", (const char *)prog, line);
 }
 
 static int run_command(const char *cmd, const char *uri, const char *sock,
@@ -88,7 +95,7 @@ int main(int argc, char **argv)
   const char *sock = NULL, *cmd = NULL;
   const char *names[TABLES_MAX];
   char *tables[TABLES_MAX];
-  unsigned ntables = 0, handshake_ms = 0;
+  unsigned ntables = 0, handshake_ms = 0, max_conns = 0;
   unsigned flags = 0;
   const char *tcp = NULL, *tls_certs = NULL, *tls_psk = NULL;
   enum udm_nbd_tls tls = UDM_NBD_TLS_OFF;
@@ -123,6 +130,8 @@ int main(int argc, char **argv)
       cmd = argv[++i];
     } else if (i + 1 < argc && strcmp(a, "--handshake-timeout") == 0) {
       handshake_ms = (unsigned)strtoul(argv[++i], NULL, 10);
+    } else if (i + 1 < argc && strcmp(a, "--max-connections") == 0) {
+      max_conns = (unsigned)strtoul(argv[++i], NULL, 10);
     } else if (i + 1 < argc && strcmp(a, "--table") == 0) {
       char *eq = strchr(argv[++i], '=');
       if (!eq || eq == argv[i] || ntables == TABLES_MAX) {
@@ -165,8 +174,11 @@ int main(int argc, char **argv)
       goto fail;
   }
   srv = udm_nbd_server_new(ctx);
+  if (srv)
+    udm_nbd_server_set_log(srv, log_line, argv[0]);
   if (!srv ||
       (handshake_ms && udm_nbd_server_set_handshake_timeout(srv, handshake_ms) < 0) ||
+      (max_conns && udm_nbd_server_set_max_connections(srv, max_conns) < 0) ||
       udm_nbd_server_set_tls(srv, tls) < 0 ||
       (tls_certs && udm_nbd_server_set_tls_certificates(srv, tls_certs, verify_peer) < 0) ||
       (tls_psk && udm_nbd_server_set_tls_psk(srv, tls_psk) < 0) ||

@@ -710,7 +710,7 @@ struct held {
   struct udm_engine_op op;
   pthread_mutex_t lock;
   pthread_cond_t cond;
-  bool running, released;
+  bool running, released, finished;
 };
 
 static void held_done(struct udm_engine_op *op, int res)
@@ -722,6 +722,8 @@ static void held_done(struct udm_engine_op *op, int res)
   pthread_cond_broadcast(&h->cond);
   while (!h->released)
     pthread_cond_wait(&h->cond, &h->lock);
+  h->finished = true; /* the last use of h: then it may be destroyed */
+  pthread_cond_broadcast(&h->cond);
   pthread_mutex_unlock(&h->lock);
 }
 
@@ -776,6 +778,8 @@ static void check_inline(struct udm_engine *e, const char *path)
   pthread_mutex_lock(&h.lock);
   h.released = true;
   pthread_cond_broadcast(&h.cond);
+  while (!h.finished) /* held_done still holds h's lock and cond until then */
+    pthread_cond_wait(&h.cond, &h.lock);
   pthread_mutex_unlock(&h.lock);
   waiter_wait(&w);
   CHECK(t.res == 0 && !pthread_equal(t.thread, pthread_self()));
