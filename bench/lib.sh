@@ -91,13 +91,19 @@ bench_fio_cmd() {
 
 # bench_serve_fio NAME SERVE-OPTION... -- FIO-OPTION...: fio on the export of
 # udm-nbd-serve ($serve) with those options (--table ...); its JSON on stdout.
+# fio uses the device of the last --table: tables come lowest first, so that
+# devices stacked with udm:NAME exist before the table that names them.
 bench_serve_fio() {
-  local name=$1 opts=()
+  local name=$1 opts=() export=
   shift
-  while [ "$1" != -- ]; do opts+=("$1"); shift; done
+  while [ "$1" != -- ]; do
+    [ "$1" = --table ] && export=${2%%=*}
+    opts+=("$1")
+    shift
+  done
   shift
   "$serve" --socket "$work/udm.sock" "${opts[@]}" \
-    --run "$(bench_fio_cmd "$name" '"$uri"' "$@")"
+    --run "$(bench_fio_cmd "$name" "\"nbd+unix:///$export?socket=\$sock\"" "$@")"
 }
 
 # bench_nbdkit_fio NAME NBDKIT-ARGUMENT... -- FIO-OPTION...: the same on an

@@ -72,13 +72,7 @@ declare -A tables=(
 )
 
 run() { # table-name name fio-args... -> json on stdout
-  if [ -z "$leg_delay" ]; then
-    bench_serve_fio "$2" --table disk="${tables[$1]}" -- "${@:3}"
-    return
-  fi
-  # The legs are made first, so the export fio uses is named, not the first.
-  "$serve" --socket "$work/udm.sock" "${legs[@]}" --table disk="${tables[$1]}" \
-    --run "$(bench_fio_cmd "$2" '"nbd+unix:///disk?socket=$sock"' "${@:3}")"
+  bench_serve_fio "$2" "${legs[@]}" --table disk="${tables[$1]}" -- "${@:3}"
 }
 
 results=$work/results
