@@ -53,7 +53,32 @@ struct image_dev {
   bool use_aio; /* the driver's aio(), unless UDM_IMAGE_AIO=off */
   bool engine_only; /* UDM_IMAGE_AIO=engine: page-cache copies through the engine too */
   atomic_uint_fast64_t bad_hits;
+  /*
+   * Whether the descriptors the driver hands to udm_image_req_file_io bypass
+   * the cache, asked once per descriptor: entries are (fd + 1) << 1 | direct,
+   * 0 while free, set once and kept while the image is open (its driver
+   * keeps them open meanwhile).  More descriptors than this are asked each
+   * time.
+   */
+  atomic_int_fast64_t fd_direct[4];
 };
+
+/* Does fd bypass the page cache?  One system call per descriptor, not per request. */
+static bool fd_direct(struct image_dev *im, int fd)
+{
+  int_fast64_t key = ((int_fast64_t)fd + 1) << 1;
+  for (unsigned i = 0; i < sizeof im->fd_direct / sizeof im->fd_direct[0]; i++) {
+    int_fast64_t e = atomic_load_explicit(&im->fd_direct[i], memory_order_relaxed);
+    if (e == 0) {
+      int_fast64_t mine = key | (udm_platform_fd_is_direct(fd) ? 1 : 0);
+      if (atomic_compare_exchange_strong(&im->fd_direct[i], &e, mine))
+        return mine & 1;
+    }
+    if ((e & ~(int_fast64_t)1) == key)
+      return e & 1;
+  }
+  return udm_platform_fd_is_direct(fd);
+}
 
 /* ---- reads with the bad-block policy ---- */
 
@@ -275,7 +300,7 @@ void udm_image_req_file_io(struct udm_image_req *req, enum udm_op op, int fd, vo
   struct image_dev *im = a->dev->priv;
   if (!im->engine_only &&
       (op == UDM_OP_READ || (op == UDM_OP_WRITE && len < IMAGE_INLINE_WRITE_MAX)) &&
-      !udm_platform_fd_is_direct(fd)) {
+      !fd_direct(im, fd)) {
     image_fio_done(&f->eop, op == UDM_OP_READ ? udm__full_pread(fd, buf, len, off)
                                               : udm__full_pwrite(fd, buf, len, off));
     return;
@@ -508,6 +533,8 @@ int udm__dev_open_image(struct udm_ctx *ctx, const struct udm_image_driver *drv,
   }
   im->drv = drv;
   atomic_init(&im->bad_hits, 0);
+  for (unsigned i = 0; i < sizeof im->fd_direct / sizeof im->fd_direct[0]; i++)
+    atomic_init(&im->fd_direct[i], 0);
   const char *aio_env = getenv("UDM_IMAGE_AIO");
   if (!aio_env || !*aio_env || strcmp(aio_env, "on") == 0) {
     im->use_aio = true;

@@ -113,7 +113,10 @@ typedef void (*udm_image_io_done_fn)(struct udm_image_req *req, void *opaque, in
  * BUF, LEN and OFF ignored).  done(req, opaque, res) runs once, res 0 when
  * every byte moved or -errno, on an engine thread or before this returns;
  * it must not block (defer blocking work).  A driver may have several in
- * flight for one request; BUF must stay valid until done.
+ * flight for one request; BUF must stay valid until done.  FD stays open
+ * while the image is open (the core remembers whether it bypasses the page
+ * cache: reads and small writes through the cache are done before this
+ * returns, on the calling thread).
  */
 void udm_image_req_file_io(struct udm_image_req *req, enum udm_op op, int fd, void *buf,
                            size_t len, uint64_t off, udm_image_io_done_fn done,
