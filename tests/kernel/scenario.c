@@ -459,6 +459,19 @@ static int copy_image(const struct scn_backend *be, const char *name, int fd, ui
   return err;
 }
 
+/* Attach disk d (its file made) through the backend and open it: it counts from here. */
+static int attach_disk(struct scn_run *run, const struct scn_backend *be, struct scn_disk *d)
+{
+  int err = be->disk_attach(be->opaque, d);
+  if (err)
+    return err;
+  d->fd = open(d->devpath, O_RDWR | be->disk_open_flags);
+  if (d->fd < 0)
+    return errno;
+  run->ndisks++;
+  return 0;
+}
+
 static int make_disk(struct scn_run *run, const struct scn_backend *be, const char *role,
                      uint64_t size, bool zero, uint64_t seed, const char *image)
 {
@@ -500,14 +513,7 @@ static int make_disk(struct scn_run *run, const struct scn_backend *be, const ch
   }
   fsync(fd);
   close(fd);
-  int err = be->disk_attach(be->opaque, d);
-  if (err)
-    return err;
-  d->fd = open(d->devpath, O_RDWR | be->disk_open_flags);
-  if (d->fd < 0)
-    return errno;
-  run->ndisks++;
-  return 0;
+  return attach_disk(run, be, d);
 }
 
 /*
@@ -531,14 +537,7 @@ static int link_disk(struct scn_run *run, const struct scn_backend *be, const ch
   snprintf(d->file, sizeof d->file, "%s/%s.img", run->workdir, role);
   if (link(o->file, d->file) < 0)
     return errno;
-  int err = be->disk_attach(be->opaque, d);
-  if (err)
-    return err;
-  d->fd = open(d->devpath, O_RDWR | be->disk_open_flags);
-  if (d->fd < 0)
-    return errno;
-  run->ndisks++;
-  return 0;
+  return attach_disk(run, be, d);
 }
 
 /* ---- exec: a program on this side (in the VM, or on the host for udm) ----------- */
