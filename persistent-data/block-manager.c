@@ -219,7 +219,7 @@ int pd_bm_read_lock(struct pd_bm *bm, pd_block_t b, const struct udm_bufio_valid
 
 int pd_bm_block_is_zero(struct pd_bm *bm, pd_block_t b, bool *zero)
 {
-  struct pd_block *h;
+  struct pd_block *h = NULL; /* set when r == 0; -O3 cannot see it */
   int r = pd_bm_read_lock(bm, b, NULL, &h);
   if (r < 0)
     return r;

@@ -142,7 +142,7 @@ static int smd_get_count(struct pd_sm *sm, pd_block_t b, uint32_t *c)
 static int smd_inc(struct pd_sm *sm, pd_block_t b)
 {
   struct smd *d = to_smd(sm);
-  uint32_t c;
+  uint32_t c = 0;
   int r = lookup(d, &d->ll, b, &c);
   return r < 0 ? r : set_count(d, b, c + 1);
 }
@@ -150,7 +150,7 @@ static int smd_inc(struct pd_sm *sm, pd_block_t b)
 static int smd_dec(struct pd_sm *sm, pd_block_t b)
 {
   struct smd *d = to_smd(sm);
-  uint32_t c;
+  uint32_t c = 0;
   int r = lookup(d, &d->ll, b, &c);
   if (r == 0 && c == 0)
     return pd_fail(EINVAL, "disk space map: block %llu is free: its reference count cannot "

@@ -149,7 +149,7 @@ static int set_count(struct smm *m, pd_block_t b, uint32_t c);
 static int move_bitmap(struct smm *m, unsigned i)
 {
   m->bitmap_moved[i] = true;
-  pd_block_t nb, old = m->bitmap[i];
+  pd_block_t nb = 0, old = m->bitmap[i];
   int r = find_free(m, &nb);
   if (r < 0)
     return r;
@@ -516,7 +516,7 @@ static int smm_alloc(struct pd_bm *bm, pd_block_t nr_blocks, struct smm **out)
 int pd_sm_metadata_create(struct pd_bm *bm, pd_block_t nr_blocks, pd_block_t superblock,
                           struct pd_sm **out)
 {
-  struct smm *m;
+  struct smm *m = NULL;
   if (nr_blocks <= superblock + 8)
     return pd_fail(ENOSPC, "%s: a metadata device of %llu blocks is too small",
                    pd_bm_name(bm), (unsigned long long)nr_blocks);
@@ -624,7 +624,7 @@ int pd_sm_metadata_open(struct pd_bm *bm, const void *root_le, size_t len, struc
     return pd_fail(EILSEQ, "%s: the metadata space map counts %llu blocks, the device has %llu",
                    pd_bm_name(bm), (unsigned long long)nr_blocks,
                    (unsigned long long)pd_bm_nr_blocks(bm));
-  struct smm *m;
+  struct smm *m = NULL;
   int r = smm_alloc(bm, nr_blocks, &m);
   if (r < 0)
     return r;
